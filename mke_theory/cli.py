@@ -1,0 +1,169 @@
+"""``mke-theory``: the TwoMoon experiment and teacher-noise simulations from the command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from mke_theory.generators import GENERATORS
+from mke_theory.records import RecordError, make_record, write_record
+
+REGULARIZER_NAMES = ("none", "input_noise", "feature_noise", "dropout", "all")
+
+
+class RateList(click.ParamType):
+    """A comma-separated list of rates in [0, 1], e.g. ``0.1,0.2,0.3``."""
+
+    name = "RATES"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            rates = tuple(float(v) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a comma-separated list of numbers, e.g. 0.1,0.2,0.3", param, ctx)
+        if not rates:
+            self.fail("give at least one rate, e.g. 0.3", param, ctx)
+        bad = [r for r in rates if not 0.0 <= r <= 1.0]
+        if bad:
+            self.fail(f"every rate must lie in [0, 1]; got {bad[0]:g}", param, ctx)
+        return rates
+
+
+def user_errors(command):
+    """Errors a user can cause end in one sentence and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, RecordError, OSError) as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(length: int, label: str):
+    """A progress bar on stderr; ``update(n)`` is what library functions receive as ``progress``."""
+    with click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update
+
+
+def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
+    if out is None:
+        return 0
+    for row in rows:
+        write_record(make_record(**row), out, force=force)
+    click.echo(f"wrote {len(rows)} run records to {out}/", err=True)
+    return len(rows)
+
+
+def format_table(summary, reference: dict | None = None, title: str = "") -> str:
+    """Plain-text table: method, runs, mean ± std (%), 95 % CI (%), and an optional reference column."""
+    head = f"{'method':<22}{'runs':>5}  {'test accuracy %':>16}  {'95% CI':>15}"
+    head += f"  {'official notebook':>17}" if reference else ""
+    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
+    for _, r in summary.iterrows():
+        name = r["method"] + (f" [{r['variant']}]" if r["variant"] else "")
+        std = "" if r["n"] < 2 else f" ± {100 * r['std']:.2f}"
+        ci = "" if r["n"] < 2 else f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+        line = f"{name:<22}{r['n']:>5}  {100 * r['mean']:>9.2f}{std:<7}  {ci:>15}"
+        if reference:
+            ref = reference.get(r["variant"] or r["method"], reference.get(r["method"]))
+            line += f"  {ref if ref is not None else '':>17}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@click.group(context_settings=dict(help_option_names=["-h", "--help"], show_default=True))
+@click.version_option(package_name="mke")
+def cli():
+    """Multimodal Knowledge Expansion: theory, toy experiments and simulations."""
+
+
+@cli.command()
+@click.option("--seeds", "n_runs", type=click.IntRange(1), default=10, help="Student runs; seeds drawn as the notebook draws them.")
+@click.option("--ablation/--no-ablation", default=False, help="Also run the regulariser ablation (none / input / feature / dropout / all).")
+@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES), default="input_noise", help="Perturbation of the main students (official: input noise a=1).")
+@click.option("--loss-form", type=click.Choice(["perturbed_ce", "consistency"]), default="perturbed_ce", help="perturbed_ce: CE on f(T(x)) as the official code; consistency: CE + γ·L_reg (Eq. 3).")
+@click.option("--gamma", type=click.FloatRange(0), default=1.0, help="γ of the consistency form.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the run records (one JSON per method and seed).")
+@click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=Path("twomoon.png"), help="Where to write the six-panel figure (PNG or PDF).")
+@click.option("--no-figure", is_flag=True, help="Skip the figure.")
+@user_errors
+def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure, no_figure):
+    """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
+    from mke_theory.stats import records_frame, summarize
+    from mke_theory.twomoon import (ABLATION_TASK, NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE, TASK, TwoMoonConfig,
+                                    run_twomoon, total_steps)
+
+    cfg = TwoMoonConfig(n_runs=n_runs, ablation=ablation, regularizer=regularizer, loss_form=loss_form, gamma=gamma)
+    with progress_bar(total_steps(cfg), "training teacher and students") as update:
+        result = run_twomoon(cfg, progress=update)
+    summary = summarize(records_frame(result.runs), "test_accuracy")
+    reference = NOTEBOOK_REFERENCE if regularizer == "input_noise" and loss_form == "perturbed_ce" else None
+    click.echo(format_table(summary[summary.task == TASK], reference,
+                            f"TwoMoon, {len(cfg.student_seeds)} runs (30 labeled / 270 unlabeled / 200 test); "
+                            f"pseudo-label accuracy on D_u {100 * result.pseudo_label_accuracy:.1f} %"))
+    if ablation:
+        ab = summary[summary.task == ABLATION_TASK]
+        ref = {f"{r}": f"{um} / {mm}" for r, (um, mm) in NOTEBOOK_ABLATION.items()}
+        click.echo("\n" + format_table(ab, ref if loss_form == "perturbed_ce" else None,
+                                       "Regulariser ablation (UM / MM students); reference column: UM / MM"))
+    write_records(result.runs, out, force)
+    if not no_figure:
+        from mke_theory.plots import plot_twomoon
+
+        plot_twomoon(result, figure)
+        click.echo(f"figure written to {figure}", err=True)
+
+
+@cli.command()
+@click.option("--noise", type=RateList(), default="0.3", help="Pseudo-label error rate(s) η, comma-separated.")
+@click.option("--noise-model", type=click.Choice(["symmetric", "class-conditional", "structured"]), default="symmetric", help="How the pseudo-labeller errs; structured = where α is least informative.")
+@click.option("--generator", type=click.Choice(list(GENERATORS)), default="gaussian", help="Synthetic multimodal data set.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1), default=5, help="Student seeds per η and method.")
+@click.option("--data-seed", type=int, default=0, help="random_state of the generator and the pseudo-labeller.")
+@click.option("--steps", type=click.IntRange(1), default=2000, help="Full-batch SGD steps per student.")
+@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES[1:]), default="input_noise", help="Perturbation of the regularised students.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the run records.")
+@click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
+@user_errors
+def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force):
+    """Students trained on pseudo labels of error η: test error, labels corrected and corrupted."""
+    import numpy as np
+    import pandas as pd
+
+    from mke_theory.simulate import SimulateConfig, simulate as run, total_steps
+
+    cfg = SimulateConfig(generator=generator, noise=noise, noise_model=noise_model, n_seeds=n_seeds,
+                         data_seed=data_seed, steps=steps, regularizer=regularizer)
+    with progress_bar(total_steps(cfg), f"training students for η = {','.join(f'{e:g}' for e in noise)}") as update:
+        rows = run(cfg, progress=update)
+    frame = pd.DataFrame([dict(eta=r["config"]["eta"], method=r["method"], **r["metrics"]) for r in rows])
+    students = frame[frame.method != "teacher"]
+    table = students.groupby(["eta", "method"], sort=False).agg(
+        test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
+        pseudo_label_error=("pseudo_label_error", "mean"), corrected=("corrected", "mean"),
+        corrupted=("corrupted", "mean")).reset_index()
+    click.echo(f"{generator} data, {noise_model} pseudo-label noise, {n_seeds} seeds per cell "
+               f"(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, mean count)")
+    head = f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}  {'corrected':>9}  {'corrupted':>9}"
+    click.echo(head + "\n" + "-" * len(head))
+    for _, r in table.iterrows():
+        click.echo(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
+                   f"{100 * r.test_error:>8.1f} ± {100 * np.nan_to_num(r.test_error_std):<5.1f}"
+                   f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
+    write_records(rows, out, force)
+
+
+if __name__ == "__main__":
+    cli()

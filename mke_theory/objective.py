@@ -1,0 +1,152 @@
+"""Algorithm 1 of Xue et al. (ICCV 2021) as small pure functions over torch tensors.
+
+The class axis is the last one (``(..., n_classes)``) for MLPs and can be moved with
+``class_dim`` for dense prediction (``(B, C, H, W)``).  Two forms of the student objective are
+offered, and a result says which it used:
+
+* ``"consistency"`` — Eq. (3): L_pl(f_s(x)) + γ · L_reg(f_s(x), f_s(T(x))), explicit weight γ.
+* ``"perturbed_ce"`` — the official TwoMoon code: L_pl(f_s(T(x))), cross entropy on perturbed
+  inputs; T enters through the inputs only and there is no separate L_reg.
+
+Perturbations draw from an explicit ``torch.Generator`` so that a run is reproducible and a
+batched ensemble member sees the same noise as the same seed trained alone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSS_FORMS = ("perturbed_ce", "consistency")
+
+
+def _check_prob(name: str, p: float, high_inclusive: bool = True) -> None:
+    if not (0.0 <= p <= 1.0) or (p == 1.0 and not high_inclusive):
+        raise ValueError(f"{name} must lie in [0, 1{']' if high_inclusive else ')'}, got {p!r}")
+
+
+# ---- pseudo labels, Eq. (2) ------------------------------------------------------------------
+def hard_pseudo_labels(teacher_logits: torch.Tensor, class_dim: int = -1) -> torch.Tensor:
+    """ỹ = argmax_k f_t(x^α)_k, Eq. (2); int64 of the logits' shape without the class axis."""
+    return teacher_logits.argmax(dim=class_dim)
+
+
+def soft_pseudo_labels(teacher_logits: torch.Tensor, temperature: float = 1.0, class_dim: int = -1) -> torch.Tensor:
+    """ỹ = softmax(f_t(x^α) / τ); tends to the one-hot hard label as τ → 0."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must lie in (0, inf), got {temperature!r}")
+    return torch.softmax(teacher_logits.detach() / temperature, dim=class_dim)
+
+
+def pseudo_labels(teacher_logits: torch.Tensor, kind: str = "hard", temperature: float = 1.0,
+                  class_dim: int = -1) -> torch.Tensor:
+    """Hard (``kind="hard"``) or soft (``kind="soft"``) pseudo labels from teacher logits."""
+    if kind == "hard":
+        return hard_pseudo_labels(teacher_logits, class_dim)
+    if kind == "soft":
+        return soft_pseudo_labels(teacher_logits, temperature, class_dim)
+    raise ValueError(f"kind must be one of 'hard', 'soft'; got {kind!r}")
+
+
+# ---- perturbations T ---------------------------------------------------------------------------
+def relative_gaussian(x: torch.Tensor, scale, eps: torch.Tensor) -> torch.Tensor:
+    """x + scale · mean(|x|) · eps for given standard-normal ``eps`` of x's shape.
+
+    The mean is over the last two axes (samples, features), so a stacked ensemble
+    ``(S, n, d)`` with ``scale`` of shape ``(S, 1, 1)`` gets the per-member mean a single run
+    would compute.  The mean is a constant for the gradient, as in the official code's ``.mean()``
+    of a tensor that needs no grad at the input.
+    """
+    return x + scale * x.detach().abs().mean(dim=(-2, -1), keepdim=True) * eps
+
+
+def _relative_gaussian(x: torch.Tensor, scale, generator: torch.Generator | None) -> torch.Tensor:
+    eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return relative_gaussian(x, scale, eps)
+
+
+def input_noise(x: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """T(x) = x + a · mean(|x|) · ε, ε ~ N(0, I), resampled at every call (official TwoMoon ``a``).
+
+    ``x`` is ``(n_samples, n_features)`` or ``(n_members, n_samples, n_features)``.
+    """
+    if scale < 0:
+        raise ValueError(f"input noise scale must lie in [0, inf), got {scale!r}")
+    return x if scale == 0 else _relative_gaussian(x, scale, generator)
+
+
+def feature_noise(h: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """T(h) = h + b · mean(|h|) · ε on hidden features (official TwoMoon ``b``)."""
+    if scale < 0:
+        raise ValueError(f"feature noise scale must lie in [0, inf), got {scale!r}")
+    return h if scale == 0 else _relative_gaussian(h, scale, generator)
+
+
+def dropout(h: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout with an explicit generator: zero with probability p, scale by 1/(1−p)."""
+    _check_prob("dropout p", p, high_inclusive=False)
+    if p == 0:
+        return h
+    keep = torch.rand(h.shape, generator=generator, device=h.device) >= p
+    return h * keep / (1.0 - p)
+
+
+# ---- losses, Eqs. (4) and (5) ----------------------------------------------------------------
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be one of 'mean', 'none'; got {reduction!r}")
+
+
+def pseudo_label_loss(student_logits: torch.Tensor, targets: torch.Tensor, class_dim: int = -1,
+                      reduction: str = "mean", ignore_index: int = -100) -> torch.Tensor:
+    """L_pl, Eq. (4): cross entropy for hard targets (int), KL(ỹ ‖ f_s) for soft targets (float).
+
+    ``reduction="none"`` returns one value per sample (the logits' shape without the class axis);
+    hard targets equal to ``ignore_index`` (e.g. void pixels) contribute nothing.
+    """
+    log_p = torch.log_softmax(student_logits, dim=class_dim)
+    if targets.dtype in (torch.int64, torch.int32, torch.uint8):
+        t = targets.long()
+        valid = t != ignore_index
+        nll = -log_p.gather(class_dim, t.clamp(min=0).unsqueeze(class_dim)).squeeze(class_dim)
+        nll = nll * valid
+        if reduction == "mean":
+            return nll.sum() / valid.sum().clamp(min=1)
+        return _reduce(nll, reduction)
+    if targets.shape != student_logits.shape:
+        raise ValueError(f"soft targets must have the logits' shape {tuple(student_logits.shape)}, "
+                         f"got {tuple(targets.shape)}")
+    kl = (torch.xlogy(targets, targets) - targets * log_p).sum(dim=class_dim)
+    return _reduce(kl, reduction)
+
+
+def consistency_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tensor, class_dim: int = -1,
+                     reduction: str = "mean") -> torch.Tensor:
+    """L_reg, Eq. (5) with l_reg = squared L2 between f_s(x) and f_s(T(x)) as probabilities.
+
+    Eq. (5) sums over D_u while Eq. (4) averages; this function averages too, so γ here equals
+    the paper's γ times M.  Zero when the perturbation changes nothing.
+    """
+    p = torch.softmax(student_logits, dim=class_dim)
+    q = torch.softmax(perturbed_logits, dim=class_dim)
+    return _reduce(((p - q) ** 2).sum(dim=class_dim), reduction)
+
+
+def mke_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tensor, targets: torch.Tensor,
+             gamma: float, class_dim: int = -1, reduction: str = "mean") -> torch.Tensor:
+    """The student objective of Eq. (3): L_pl + γ · L_reg."""
+    if gamma < 0:
+        raise ValueError(f"gamma must lie in [0, inf), got {gamma!r}")
+    loss = pseudo_label_loss(student_logits, targets, class_dim, reduction)
+    if gamma == 0:
+        return loss
+    return loss + gamma * consistency_loss(student_logits, perturbed_logits, class_dim, reduction)
+
+
+def perturbed_pseudo_label_loss(perturbed_logits: torch.Tensor, targets: torch.Tensor, class_dim: int = -1,
+                                reduction: str = "mean") -> torch.Tensor:
+    """The official TwoMoon form: (1/M) Σ CE(ỹ_i, f_s(T(x_i))), the perturbation inside the CE."""
+    return pseudo_label_loss(perturbed_logits, targets, class_dim, reduction)

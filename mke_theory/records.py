@@ -1,0 +1,149 @@
+"""Run records: one JSON file per (task, method, variant, seed, config), written atomically.
+
+Every command that trains something writes these; every table and figure reads them. A record
+holds at least ``task``, ``method``, ``seed``, ``metrics`` (fractions, e.g. ``test_accuracy``),
+``config`` (resolved), ``wall_time_s`` and ``version``, plus the schema version, the config hash,
+the split id, the git revision, the hardware and the world size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+METHODS = ("teacher", "um_student", "um_student_noreg", "noisy_student", "mm_student_noreg", "mm_student",
+           "mm_supervised")
+REQUIRED = ("schema_version", "task", "method", "seed", "metrics", "config", "wall_time_s", "version")
+
+
+class RecordError(ValueError):
+    """A record file that is missing, malformed or in the way."""
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def config_hash(config: dict) -> str:
+    """First 10 hex digits of the SHA-256 of the config as canonical JSON."""
+    text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The checkout's commit if the package runs from a git work tree, else None."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def make_record(task: str, method: str, seed: int, metrics: dict, config: dict, wall_time_s: float,
+                variant: str = "", history: list | None = None, hardware: str | None = None,
+                world_size: int = 1, split_id: str | None = None) -> dict:
+    """Assemble a complete record (validated) from what a run measured."""
+    from mke_theory import __version__
+
+    record = dict(
+        schema_version=SCHEMA_VERSION, task=task, method=method, variant=variant, seed=int(seed),
+        metrics=_jsonable(metrics), config=_jsonable(config), config_hash=config_hash(config),
+        split_id=split_id if split_id is not None else config.get("split_id"),
+        wall_time_s=float(wall_time_s), history=_jsonable(history or []),
+        hardware=hardware or f"{platform.machine()} {platform.processor() or ''} cpu x{os.cpu_count()}".strip(),
+        world_size=int(world_size), version=__version__, git_revision=git_revision(),
+    )
+    validate_record(record)
+    return record
+
+
+def validate_record(record: dict, source: str = "record") -> dict:
+    """Raise ``RecordError`` naming ``source`` if the record misses a field or has a wrong type."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{source}: a run record must be a JSON object")
+    missing = [k for k in REQUIRED if k not in record]
+    if missing:
+        raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"{source}: schema_version {record['schema_version']!r}, this library reads {SCHEMA_VERSION}")
+    if record["method"] not in METHODS:
+        raise RecordError(f"{source}: unknown method {record['method']!r}; known: {', '.join(METHODS)}")
+    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
+        raise RecordError(f"{source}: seed must be an integer")
+    metrics = record["metrics"]
+    if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
+        raise RecordError(f"{source}: metrics must map names to numbers")
+    if not isinstance(record["config"], dict):
+        raise RecordError(f"{source}: config must be an object")
+    return record
+
+
+def record_path(record: dict, out_dir: str | os.PathLike) -> Path:
+    """``DIR/<task>__<method>[__<variant>]__seed<seed>__<config hash>.json``."""
+    parts = [record["task"], record["method"]] + ([record["variant"]] if record.get("variant") else [])
+    parts += [f"seed{record['seed']}", record.get("config_hash") or config_hash(record["config"])]
+    name = "__".join(p.replace(os.sep, "-").replace(" ", "") for p in parts)
+    return Path(out_dir) / f"{name}.json"
+
+
+def write_record(record: dict, out_dir: str | os.PathLike, force: bool = False) -> Path:
+    """Write atomically (temporary file, fsync, rename): a reader never sees half a record.
+
+    A finished record with the same identity is never replaced unless ``force`` is true.
+    """
+    validate_record(record)
+    path = record_path(record, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not force:
+        raise RecordError(f"{path} exists already; pass force=True (CLI: --force) to overwrite it")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_record(path: str | os.PathLike) -> dict:
+    """Read and validate one record; errors name the file."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path}: not a readable JSON run record ({e})") from None
+    return validate_record(record, source=str(path))
+
+
+def read_records(folder: str | os.PathLike) -> list[dict]:
+    """All records of a folder (recursively), sorted by file name; errors name the bad file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RecordError(f"{folder}: no such folder of run records")
+    return [read_record(p) for p in sorted(folder.rglob("*.json"))]

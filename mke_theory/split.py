@@ -1,0 +1,128 @@
+"""``MultimodalSplit``: the one data noun every task produces and every method consumes.
+
+D_l holds modality α with labels; D_u holds α and β without labels (the true labels are kept
+aside for diagnostics and the supervised upper bound only); the test set holds α, β and labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mke_theory._validation import check_features, check_labels
+
+
+@dataclass(frozen=True, eq=False)
+class MultimodalSplit:
+    """Labeled unimodal data, unlabeled multimodal data and a multimodal test set.
+
+    Attributes
+    ----------
+    labeled_alpha : (n_labeled, d_alpha) array, modality α of D_l.
+    labels : (n_labeled,) int array, class indices of D_l.
+    unlabeled_alpha : (n_unlabeled, d_alpha) array, modality α of D_u.
+    unlabeled_beta : (n_unlabeled, d_beta) array, modality β of D_u.
+    test_alpha, test_beta, test_labels : the test set, both modalities and labels.
+    unlabeled_labels : (n_unlabeled,) int array or None; diagnostics and upper bound only.
+    val_alpha, val_beta, val_labels : optional validation set for model selection.
+    n_classes : number of classes K; labels lie in ``[0, K)``.
+    name : what produced the split (a generator or task name).
+    meta : free-form facts about how it was made (seeds, parameters).
+    """
+
+    labeled_alpha: np.ndarray
+    labels: np.ndarray
+    unlabeled_alpha: np.ndarray
+    unlabeled_beta: np.ndarray
+    test_alpha: np.ndarray
+    test_beta: np.ndarray
+    test_labels: np.ndarray
+    n_classes: int
+    unlabeled_labels: np.ndarray | None = None
+    val_alpha: np.ndarray | None = None
+    val_beta: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    name: str = "split"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        if int(self.n_classes) < 2:
+            raise ValueError(f"n_classes must be >= 2, got {self.n_classes}")
+        put("n_classes", int(self.n_classes))
+        k = self.n_classes
+        put("labeled_alpha", check_features("labeled_alpha", self.labeled_alpha))
+        put("labels", check_labels("labels", self.labels, k))
+        put("unlabeled_alpha", check_features("unlabeled_alpha", self.unlabeled_alpha))
+        m = len(self.unlabeled_alpha)
+        put("unlabeled_beta", check_features("unlabeled_beta", self.unlabeled_beta, m))
+        put("test_alpha", check_features("test_alpha", self.test_alpha))
+        n_test = len(self.test_alpha)
+        put("test_beta", check_features("test_beta", self.test_beta, n_test))
+        put("test_labels", check_labels("test_labels", self.test_labels, k))
+        if len(self.labels) != len(self.labeled_alpha):
+            raise ValueError(f"labels has {len(self.labels)} entries but labeled_alpha has {len(self.labeled_alpha)} rows")
+        if len(self.test_labels) != n_test:
+            raise ValueError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
+        d_alpha = self.labeled_alpha.shape[1]
+        for name in ("unlabeled_alpha", "test_alpha"):
+            if getattr(self, name).shape[1] != d_alpha:
+                raise ValueError(f"{name} has {getattr(self, name).shape[1]} features but labeled_alpha has {d_alpha}")
+        if self.test_beta.shape[1] != self.unlabeled_beta.shape[1]:
+            raise ValueError("test_beta and unlabeled_beta differ in their number of features")
+        if self.unlabeled_labels is not None:
+            ul = check_labels("unlabeled_labels", self.unlabeled_labels, k)
+            if len(ul) != m:
+                raise ValueError(f"unlabeled_labels has {len(ul)} entries but unlabeled_alpha has {m} rows")
+            put("unlabeled_labels", ul)
+        val = (self.val_alpha, self.val_beta, self.val_labels)
+        if any(v is not None for v in val):
+            if any(v is None for v in val):
+                raise ValueError("val_alpha, val_beta and val_labels must be given together")
+            put("val_alpha", check_features("val_alpha", self.val_alpha))
+            put("val_beta", check_features("val_beta", self.val_beta, len(self.val_alpha)))
+            put("val_labels", check_labels("val_labels", self.val_labels, k))
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def n_labeled(self) -> int:
+        return len(self.labeled_alpha)
+
+    @property
+    def n_unlabeled(self) -> int:
+        return len(self.unlabeled_alpha)
+
+    @property
+    def alpha_dim(self) -> int:
+        return self.labeled_alpha.shape[1]
+
+    @property
+    def beta_dim(self) -> int:
+        return self.unlabeled_beta.shape[1]
+
+    # ---- the multimodal views a student consumes ---------------------------------------------
+    @property
+    def unlabeled_multimodal(self) -> np.ndarray:
+        """(n_unlabeled, d_alpha + d_beta): α and β of D_u side by side."""
+        return np.hstack([self.unlabeled_alpha, self.unlabeled_beta])
+
+    @property
+    def test_multimodal(self) -> np.ndarray:
+        """(n_test, d_alpha + d_beta): α and β of the test set side by side."""
+        return np.hstack([self.test_alpha, self.test_beta])
+
+    @property
+    def split_id(self) -> str:
+        """A short content hash: two splits with the same id hold the same numbers."""
+        h = hashlib.sha256()
+        for a in (self.labeled_alpha, self.labels, self.unlabeled_alpha, self.unlabeled_beta,
+                  self.test_alpha, self.test_beta, self.test_labels):
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()[:12]
+
+    def __repr__(self) -> str:
+        return (f"MultimodalSplit(name={self.name!r}, n_classes={self.n_classes}, "
+                f"n_labeled={self.n_labeled}, n_unlabeled={self.n_unlabeled}, n_test={len(self.test_labels)}, "
+                f"d_alpha={self.alpha_dim}, d_beta={self.beta_dim})")
