@@ -174,7 +174,9 @@ class MLPEnsemble:
             n_classes = y.shape[-1]
         else:
             y = y.long()
-            y = y.expand(S, n) if y.dim() == 1 else y
+            if tuple(y.shape) not in ((n,), (S, n)):
+                raise ValueError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
+            y = y.expand(S, n)
             if tuple(y.shape) != (S, n):
                 raise ValueError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
             n_classes = max(int(y.max()) + 1, 2)

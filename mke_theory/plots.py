@@ -16,13 +16,11 @@ def _member(students: dict, keys, seed, seeds):
     """(model, index, seed) of the first key present; the member trained with ``seed`` if it exists."""
     model, i = next(students[k] for k in keys if k in students)
     first = model.seeds_[i]
-    if seed is None or seed == first or seed not in seeds:
-        return model, i, first
     # run_twomoon stores the members of one (method, variant) contiguously, in the config's seed order
-    j = i + list(seeds).index(seed)
+    j = i + list(seeds).index(seed) if seed is not None else i
     if j < len(model.seeds_) and model.seeds_[j] == seed:
         return model, j, seed
-    return model, i, first  # e.g. the naive UM student, trained for the first seed only
+    return model, i, first  # the first seed's member (the naive UM student of a default run has no other)
 
 
 def plot_twomoon(result, path=None, member_seed=None):
@@ -57,23 +55,23 @@ def plot_twomoon(result, path=None, member_seed=None):
                                       ("um_student", "none")], member_seed, seeds)
     um = _member(result.students, [("um_student", reg)], member_seed, seeds)
     mm = _member(result.students, [("mm_student", reg)], member_seed, seeds)
-    seed = member_seed if member_seed is not None else cfg.student_seeds[0]
+    seed = member_seed if member_seed is not None else seeds[0]
 
     pts = np.vstack([sp.labeled_alpha[:, :1], sp.unlabeled_alpha, sp.test_alpha])
     ys = np.vstack([sp.unlabeled_beta, sp.test_beta])
-    gx, gy = np.meshgrid(np.linspace(pts.min() - 0.4, pts.max() + 0.4, 300),
-                         np.linspace(ys.min() - 0.4, ys.max() + 0.4, 300))
+    gx, gy = np.meshgrid(np.linspace(pts.min() - 0.4, pts.max() + 0.4, 250),
+                         np.linspace(ys.min() - 0.4, ys.max() + 0.4, 250))
     grid = np.column_stack([gx.ravel(), gy.ravel()])
     test_xy = np.column_stack([sp.test_alpha[:, 0], sp.test_beta[:, 0]])
 
     fig = Figure(figsize=(15, 9.5))
     axes = fig.subplots(2, 3, sharex=True, sharey=True).ravel()
 
-    def scatter(ax, xy, colour_by, wrong=None, size=18, **kw):
+    def scatter(ax, xy, colour_by, wrong=None, size=18):
         wrong = np.zeros(len(xy), bool) if wrong is None else wrong
         for k in (0, 1):
             ok, bad = (colour_by == k) & ~wrong, (colour_by == k) & wrong
-            ax.scatter(*xy[ok].T, s=size, color=STRONG[k], edgecolor="white", linewidth=0.4, **kw)
+            ax.scatter(*xy[ok].T, s=size, color=STRONG[k], edgecolor="white", linewidth=0.4)
             ax.scatter(*xy[bad].T, s=size * 2.2, color=STRONG[k], marker="X", edgecolor="black", linewidth=0.6)
 
     def box(ax, text, top=False):
@@ -112,24 +110,25 @@ def plot_twomoon(result, path=None, member_seed=None):
     for ax, (model, i, s), title, x_grid, x_test in (
         (axes[3], naive, "(d) Naive UM student (no perturbation)", grid[:, :1], sp.test_alpha),
         (axes[4], um, f"(e) UM student + {reg.replace('_', ' ')}", grid[:, :1], sp.test_alpha),
-        (axes[5], mm, f"(f) MM student on (α, β): MKE", grid, sp.test_multimodal),
+        (axes[5], mm, "(f) MM student on (α, β): MKE", grid, sp.test_multimodal),
     ):
         regions(ax, model, i, x_grid, x_test)
         ax.set_title(title + ("" if s == seed else f" [seed {s}]"))
 
-    for k, ax in enumerate(axes):
+    for ax in axes:
         ax.set_title(ax.get_title(), fontsize=12.5)
         ax.tick_params(labelsize=10, labelbottom=True, labelleft=True)
         ax.set_xlabel("α (x)", fontsize=12)
         ax.set_ylabel("β (y)", fontsize=12)
     handles = [Line2D([], [], ls="", marker="o", ms=8, color=STRONG[k], label=f"class {k}") for k in (0, 1)]
     handles += [Line2D([], [], ls="", marker="o", ms=6, color=GREY, label="$D_u$ (unlabeled)"),
-                Line2D([], [], ls="", marker="X", ms=9, color="0.6", mec="black", label="wrong prediction / pseudo label"),
+                Line2D([], [], ls="", marker="X", ms=9, color="0.6", mec="black",
+                       label="wrong prediction / pseudo label"),
                 Patch(facecolor=LIGHT[0], edgecolor="0.6", label="region: predicts class 0"),
                 Patch(facecolor=LIGHT[1], edgecolor="0.6", label="region: predicts class 1")]
     fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=11, frameon=False)
-    n = len(cfg.student_seeds)
-    fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == cfg.student_seeds[0] else 'one'} "
+    n = len(seeds)
+    fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
                  f"of {n} run{'s' * (n > 1)}); points in (b), (d)–(f) are the test set", fontsize=15)
     fig.tight_layout(rect=(0, 0.045, 1, 0.97))
     if path is not None:

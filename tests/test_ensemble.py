@@ -1,0 +1,86 @@
+"""The batched ensemble equals separate runs, and a single member equals a plain torch loop."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mke_theory.ensemble import REGULARIZERS, MLPEnsemble, Regularizer
+from mke_theory.generators import twomoon
+
+
+@pytest.fixture(scope="module")
+def split():
+    return twomoon()
+
+
+@pytest.mark.parametrize("optimizer, loss_form", [("sgd", "perturbed_ce"), ("adam", "perturbed_ce"),
+                                                  ("sgd", "consistency")])
+def test_batched_members_equal_separate_runs(split, optimizer, loss_form):
+    seeds = [3, 7, 11, 19]
+    regs = [REGULARIZERS["none"], REGULARIZERS["input_noise"], REGULARIZERS["all"], REGULARIZERS["dropout"]]
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 2, size=(len(seeds), split.n_unlabeled))  # one set of targets per member
+    kw = dict(hidden=16, steps=150, lr=0.05, optimizer=optimizer, loss_form=loss_form, gamma=0.5)
+    batched = MLPEnsemble(**kw).fit(split.unlabeled_multimodal, targets, seeds=seeds, regularizers=regs)
+    logits = batched.decision_function(split.test_multimodal)
+    for i, (seed, reg) in enumerate(zip(seeds, regs)):
+        alone = MLPEnsemble(**kw).fit(split.unlabeled_multimodal, targets[i], seeds=[seed], regularizers=reg)
+        np.testing.assert_allclose(logits[i], alone.decision_function(split.test_multimodal)[0], atol=1e-5)
+        np.testing.assert_allclose(batched.loss_history_[:, i], alone.loss_history_[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_single_member_equals_a_plain_torch_training_loop(split):
+    """Reference equivalence: nn.Linear layers, torch.optim.SGD and the global RNG, as the notebook."""
+    seed, a, steps = 81, 1.0, 200
+    x = torch.as_tensor(split.unlabeled_multimodal, dtype=torch.float32)
+    y = torch.as_tensor(split.unlabeled_labels)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    for _ in range(steps):
+        x_t = x + a * x.abs().mean() * torch.randn(x.shape)
+        loss = nn.functional.cross_entropy(net(x_t), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ours = MLPEnsemble(hidden=16, steps=steps, lr=0.01).fit(x.numpy(), y.numpy(), seeds=[seed],
+                                                            regularizers=Regularizer(input_noise=a))
+    with torch.no_grad():
+        expected = net(torch.as_tensor(split.test_multimodal, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(ours.decision_function(split.test_multimodal)[0], expected, atol=1e-5)
+
+
+def test_soft_targets_and_per_member_inputs(split):
+    soft = np.full((split.n_unlabeled, 2), 0.5, dtype=np.float32)
+    soft[split.unlabeled_labels == 1] = [0.1, 0.9]
+    soft[split.unlabeled_labels == 0] = [0.9, 0.1]
+    model = MLPEnsemble(hidden=16, steps=300, lr=0.1).fit(split.unlabeled_multimodal, soft, seeds=[0, 1])
+    assert model.score(split.test_multimodal, split.test_labels).min() > 0.8
+    stacked = np.stack([split.unlabeled_multimodal, -split.unlabeled_multimodal])
+    model2 = MLPEnsemble(hidden=8, steps=5).fit(stacked, split.unlabeled_labels, seeds=[0, 0])
+    logits = model2.decision_function(split.test_multimodal)
+    assert not np.allclose(logits[0], logits[1])  # same seed, different data: different members
+
+
+def test_training_reduces_the_loss_and_fits_the_labels(split):
+    model = MLPEnsemble(hidden=16, steps=2000, lr=0.01).fit(split.unlabeled_multimodal, split.unlabeled_labels,
+                                                            seeds=[0, 1, 2])
+    assert (model.loss_history_[-1] < model.loss_history_[0]).all()
+    assert model.score(split.unlabeled_multimodal, split.unlabeled_labels).min() > 0.85
+
+
+def test_bad_inputs_raise_clear_errors(split):
+    with pytest.raises(ValueError, match="not fitted"):
+        MLPEnsemble().predict(split.test_multimodal)
+    with pytest.raises(ValueError, match="targets"):
+        MLPEnsemble(steps=1).fit(split.unlabeled_multimodal, split.labels, seeds=[0])
+    with pytest.raises(ValueError, match="seeds"):
+        MLPEnsemble(steps=1).fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[])
+    with pytest.raises(ValueError, match="regularizers"):
+        MLPEnsemble(steps=1).fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[0, 1],
+                                 regularizers=[Regularizer()])
+    with pytest.raises(ValueError, match="optimizer"):
+        MLPEnsemble(steps=1, optimizer="lbfgs").fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[0])
+    with pytest.raises(ValueError, match="dropout"):
+        Regularizer(dropout=1.0)
