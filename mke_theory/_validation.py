@@ -40,7 +40,9 @@ def check_range(
     if too_low or too_high:
         left = "-inf" if low is None else f"{low}"
         right = "inf" if high is None else f"{high}"
-        interval = f"{'[' if low_inclusive and low is not None else '('}{left}, {right}{']' if high_inclusive and high is not None else ')'}"
+        opening = "[" if low_inclusive and low is not None else "("
+        closing = "]" if high_inclusive and high is not None else ")"
+        interval = f"{opening}{left}, {right}{closing}"
         raise ValueError(f"{name} must lie in {interval}, got {value!r}")
     return value
 

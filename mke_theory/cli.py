@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import click
 
 from mke_theory.generators import GENERATORS
-from mke_theory.records import RecordError, make_record, write_record
+from mke_theory.noise import NOISE_MODELS
+from mke_theory.records import RecordError, make_record, record_path, write_record
 
 REGULARIZER_NAMES = ("none", "input_noise", "feature_noise", "dropout", "all")
 
@@ -36,13 +38,18 @@ class RateList(click.ParamType):
 
 
 def user_errors(command):
-    """Errors a user can cause end in one sentence and exit status 1, never a traceback."""
+    """Errors a user can cause end in one sentence and exit status 1, never a traceback.
+
+    Set ``MKE_DEBUG=1`` to see the traceback instead.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except (ValueError, RecordError, OSError) as e:
+            if os.environ.get("MKE_DEBUG"):
+                raise
             click.echo(f"Error: {e}", err=True)
             sys.exit(1)
 
@@ -59,8 +66,13 @@ def progress_bar(length: int, label: str):
 def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
     if out is None:
         return 0
-    for row in rows:
-        write_record(make_record(**row), out, force=force)
+    records = [make_record(**row) for row in rows]
+    if not force:  # refuse before writing anything, so a refused run leaves the folder as it was
+        for path in map(lambda r: record_path(r, out), records):
+            if path.exists():
+                raise RecordError(f"{path} exists already; pass --force to overwrite it")
+    for record in records:
+        write_record(record, out, force=force)
     click.echo(f"wrote {len(rows)} run records to {out}/", err=True)
     return len(rows)
 
@@ -89,21 +101,34 @@ def cli():
 
 
 @cli.command()
-@click.option("--seeds", "n_runs", type=click.IntRange(1), default=10, help="Student runs; seeds drawn as the notebook draws them.")
-@click.option("--ablation/--no-ablation", default=False, help="Also run the regulariser ablation (none / input / feature / dropout / all).")
-@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES), default="input_noise", help="Perturbation of the main students (official: input noise a=1).")
-@click.option("--loss-form", type=click.Choice(["perturbed_ce", "consistency"]), default="perturbed_ce", help="perturbed_ce: CE on f(T(x)) as the official code; consistency: CE + γ·L_reg (Eq. 3).")
+@click.option("--seeds", "n_runs", type=click.IntRange(1), default=10,
+              help="Student runs; seeds drawn as the notebook draws them.")
+@click.option("--ablation/--no-ablation", default=False,
+              help="Also run the regulariser ablation (none / input / feature / dropout / all).")
+@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES), default="input_noise",
+              help="Perturbation of the main students (official: input noise a=1).")
+@click.option("--loss-form", type=click.Choice(["perturbed_ce", "consistency"]), default="perturbed_ce",
+              help="perturbed_ce: CE on f(T(x)) as the official code; consistency: CE + γ·L_reg (Eq. 3).")
 @click.option("--gamma", type=click.FloatRange(0), default=1.0, help="γ of the consistency form.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the run records (one JSON per method and seed).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the run records (one JSON per method and seed).")
 @click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
-@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=Path("twomoon.png"), help="Where to write the six-panel figure (PNG or PDF).")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=Path("twomoon.png"),
+              help="Where to write the six-panel figure (PNG or PDF).")
 @click.option("--no-figure", is_flag=True, help="Skip the figure.")
 @user_errors
 def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
     from mke_theory.stats import records_frame, summarize
-    from mke_theory.twomoon import (ABLATION_TASK, NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE, TASK, TwoMoonConfig,
-                                    run_twomoon, total_steps)
+    from mke_theory.twomoon import (
+        ABLATION_TASK,
+        NOTEBOOK_ABLATION,
+        NOTEBOOK_REFERENCE,
+        TASK,
+        TwoMoonConfig,
+        run_twomoon,
+        total_steps,
+    )
 
     cfg = TwoMoonConfig(n_runs=n_runs, ablation=ablation, regularizer=regularizer, loss_form=loss_form, gamma=gamma)
     with progress_bar(total_steps(cfg), "training teacher and students") as update:
@@ -128,13 +153,18 @@ def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure,
 
 @cli.command()
 @click.option("--noise", type=RateList(), default="0.3", help="Pseudo-label error rate(s) η, comma-separated.")
-@click.option("--noise-model", type=click.Choice(["symmetric", "class-conditional", "structured"]), default="symmetric", help="How the pseudo-labeller errs; structured = where α is least informative.")
-@click.option("--generator", type=click.Choice(list(GENERATORS)), default="gaussian", help="Synthetic multimodal data set.")
+@click.option("--noise-model", type=click.Choice(list(NOISE_MODELS)), default="symmetric",
+              help="How the pseudo-labeller errs; structured = where α is least informative.")
+@click.option("--generator", type=click.Choice(list(GENERATORS)), default="gaussian",
+              help="Synthetic multimodal data set.")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1), default=5, help="Student seeds per η and method.")
-@click.option("--data-seed", type=int, default=0, help="random_state of the generator and the pseudo-labeller.")
+@click.option("--data-seed", type=click.IntRange(0), default=0,
+              help="random_state of the generator and the pseudo-labeller.")
 @click.option("--steps", type=click.IntRange(1), default=2000, help="Full-batch SGD steps per student.")
-@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES[1:]), default="input_noise", help="Perturbation of the regularised students.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the run records.")
+@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES[1:]), default="input_noise",
+              help="Perturbation of the regularised students.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the run records.")
 @click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
 @user_errors
 def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force):
@@ -142,7 +172,8 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
     import numpy as np
     import pandas as pd
 
-    from mke_theory.simulate import SimulateConfig, simulate as run, total_steps
+    from mke_theory.simulate import SimulateConfig, total_steps
+    from mke_theory.simulate import simulate as run
 
     cfg = SimulateConfig(generator=generator, noise=noise, noise_model=noise_model, n_seeds=n_seeds,
                          data_seed=data_seed, steps=steps, regularizer=regularizer)
@@ -156,7 +187,8 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
         corrupted=("corrupted", "mean")).reset_index()
     click.echo(f"{generator} data, {noise_model} pseudo-label noise, {n_seeds} seeds per cell "
                f"(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, mean count)")
-    head = f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}  {'corrected':>9}  {'corrupted':>9}"
+    head = (f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}"
+            f"  {'corrected':>9}  {'corrupted':>9}")
     click.echo(head + "\n" + "-" * len(head))
     for _, r in table.iterrows():
         click.echo(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"

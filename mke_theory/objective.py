@@ -15,7 +15,6 @@ batched ensemble member sees the same noise as the same seed trained alone.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 LOSS_FORMS = ("perturbed_ce", "consistency")
 

@@ -52,12 +52,20 @@ class SimulateConfig:
             raise ValueError("noise must hold at least one rate η")
         for eta in self.noise:
             check_range("noise", eta, 0.0, 1.0)
+        if len(set(self.noise)) != len(self.noise):  # rows, records and pseudo labels are keyed by η
+            raise ValueError(f"noise must not repeat a rate, got {', '.join(f'{e:g}' for e in self.noise)}")
         check_range("n_seeds", self.n_seeds, 1, None, integer=True)
+        check_range("data_seed", self.data_seed, 0, None, integer=True)
         check_choice("regularizer", self.regularizer, tuple(r for r in REGULARIZERS if r != "none"))
         for name in ("um_hidden", "mm_hidden", "steps"):
             check_range(name, getattr(self, name), 1, None, integer=True)
         check_range("lr", self.lr, 0.0, None, low_inclusive=False)
         check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+
+
+def _labeller_rng(data_seed: int, eta: float) -> np.random.Generator:
+    # keyed by the rate itself, so η = 0.3 gets the same pseudo labels in every sweep that holds it
+    return np.random.default_rng([data_seed, int(round(eta * 1_000_000))])
 
 
 def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
@@ -72,8 +80,8 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
     y_u = split.unlabeled_labels
     seeds = list(range(cfg.n_seeds))
     pseudo = {eta: make_pseudo_labels(cfg.noise_model, y_u, eta, alpha=split.unlabeled_alpha,
-                                      n_classes=split.n_classes, random_state=np.random.default_rng([cfg.data_seed, i]))
-              for i, eta in enumerate(cfg.noise)}
+                                      n_classes=split.n_classes, random_state=_labeller_rng(cfg.data_seed, eta))
+              for eta in cfg.noise}
     base = dict(asdict(cfg), split_id=split.split_id)
     rows: list[dict] = []
     for eta, pl in pseudo.items():

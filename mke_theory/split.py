@@ -63,7 +63,8 @@ class MultimodalSplit:
         put("test_beta", check_features("test_beta", self.test_beta, n_test))
         put("test_labels", check_labels("test_labels", self.test_labels, k))
         if len(self.labels) != len(self.labeled_alpha):
-            raise ValueError(f"labels has {len(self.labels)} entries but labeled_alpha has {len(self.labeled_alpha)} rows")
+            raise ValueError(f"labels has {len(self.labels)} entries "
+                             f"but labeled_alpha has {len(self.labeled_alpha)} rows")
         if len(self.test_labels) != n_test:
             raise ValueError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
         d_alpha = self.labeled_alpha.shape[1]

@@ -106,7 +106,6 @@ def run_twomoon(config: TwoMoonConfig | None = None, progress=None) -> TwoMoonRe
     cfg = config or TwoMoonConfig()
     split = twomoon(random_state=cfg.data_seed, scale_on=cfg.scale_on)
     seeds = cfg.student_seeds
-    S = len(seeds)
     base = dict(cfg.as_dict(), split_id=split.split_id)
     runs: list[dict] = []
 

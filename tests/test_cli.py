@@ -1,0 +1,183 @@
+"""`mke-theory`: clear one-sentence errors, tables on stdout, run records on disk, no torch for --help."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mke_theory.cli import cli
+from mke_theory.records import read_records
+
+STUDENT_METHODS = ["um_student_noreg", "um_student", "mm_student_noreg", "mm_student"]
+TWOMOON_METHODS = ["teacher", "um_student", "mm_student", "mm_supervised"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny batched MLPs: on a shared two-core machine torch's intra-op threads only add contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def assert_clean_failure(result, *mentions, exit_code=None):
+    """Non-zero exit through SystemExit, one `Error:` line naming the problem, no traceback."""
+    assert result.exit_code != 0, result.output
+    if exit_code is not None:
+        assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for text in mentions:
+        assert text in errors[0], (text, errors[0])
+    return errors[0]
+
+
+def table_lines(output):
+    """The rows below the table's dashed rule."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
+    return [line for line in lines[start + 1:] if line.strip()]
+
+
+# ---- bad options ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, mentions", [
+    (["simulate", "--noise", "1.2"], ["--noise", "[0, 1]", "1.2"]),
+    (["simulate", "--noise", "0.1,-0.2"], ["--noise", "[0, 1]"]),
+    (["simulate", "--noise", "nan"], ["--noise", "[0, 1]"]),
+    (["simulate", "--noise", "a,b"], ["--noise", "'a,b'", "comma-separated"]),
+    (["simulate", "--noise", ","], ["--noise", "at least one rate"]),
+    (["simulate", "--seeds", "0"], ["--seeds", "0", ">=1"]),
+    (["simulate", "--steps", "0"], ["--steps"]),
+    (["simulate", "--data-seed", "-1"], ["--data-seed", ">=0"]),
+    (["simulate", "--generator", "nope"], ["--generator", "'nope'", "'twomoon'", "'gaussian'", "'shared-specific'"]),
+    (["simulate", "--noise-model", "uniform"], ["--noise-model", "'symmetric'", "'structured'"]),
+    (["twomoon", "--seeds", "0"], ["--seeds", ">=1"]),
+    (["twomoon", "--regularizer", "noise"], ["--regularizer", "'input_noise'"]),
+], ids=lambda v: " ".join(v) if isinstance(v, list) and v[0] in ("simulate", "twomoon") else None)
+def test_bad_option_fails_with_one_clear_sentence(args, mentions):
+    assert_clean_failure(invoke(*args), *mentions, exit_code=2)
+
+
+def test_repeated_noise_rate_fails_before_training():
+    error = assert_clean_failure(invoke("simulate", "--noise", "0.3,0.3", "--seeds", "1", "--steps", "1"),
+                                 "noise", "repeat", exit_code=1)
+    assert "0.3" in error
+
+
+def test_bad_option_in_a_real_process_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mke_theory.cli", "simulate", "--noise", "1.2"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "[0, 1]" in result.stderr
+
+
+def test_light_modules_do_not_load_torch():
+    modules = ["mke_theory.generators", "mke_theory.noise", "mke_theory.records", "mke_theory.stats",
+               "mke_theory.cli"]
+    code = ("import importlib, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "    assert 'torch' not in sys.modules, name + ' loaded torch'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+# ---- twomoon -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def twomoon_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("twomoon") / "runs"
+    result = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    return result, out
+
+
+def test_twomoon_prints_the_method_table(twomoon_run):
+    result, _ = twomoon_run
+    assert result.exit_code == 0, result.output
+    rows = table_lines(result.stdout)
+    assert [line.split()[0] for line in rows] == TWOMOON_METHODS
+    assert [int(line.split()[1]) for line in rows] == [1, 2, 2, 2]  # one teacher, two student seeds
+
+
+def test_twomoon_writes_readable_records(twomoon_run):
+    result, out = twomoon_run
+    records = read_records(out)
+    assert sorted({r["method"] for r in records}) == sorted(TWOMOON_METHODS)
+    assert len(records) == 1 + 3 * 2
+    assert {r["task"] for r in records} == {"twomoon"}
+    assert "wrote 7 run records" in result.output
+    # the table's mean is the mean of the records
+    accuracy = {m: np.mean([r["metrics"]["test_accuracy"] for r in records if r["method"] == m])
+                for m in TWOMOON_METHODS}
+    for line in table_lines(result.stdout):
+        method, _, mean = line.split()[:3]
+        assert float(mean) == pytest.approx(100 * accuracy[method], abs=0.006)
+
+
+def test_twomoon_never_overwrites_without_force(twomoon_run, tmp_path):
+    _, first = twomoon_run
+    out = tmp_path / "runs"
+    shutil.copytree(first, out)
+    before = {p.name: p.read_text() for p in out.iterdir()}
+
+    again = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    error = assert_clean_failure(again, "--force", exit_code=1)
+    assert any(str(out / name) in error for name in before), error
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
+
+    forced = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out), "--force")
+    assert forced.exit_code == 0, forced.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    metrics = lambda folder: sorted((r["method"], r["seed"], r["metrics"]["test_accuracy"])  # noqa: E731
+                                    for r in read_records(folder))
+    assert metrics(out) == metrics(first)  # same seeds, same numbers
+
+
+# ---- simulate ------------------------------------------------------------------------------------
+
+
+def test_simulate_prints_one_row_per_eta_and_method_and_writes_records(tmp_path):
+    out = tmp_path / "sim"
+    result = invoke("simulate", "--noise", "0.1,0.3", "--seeds", "2", "--steps", "200", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in table_lines(result.stdout)]
+    assert sorted((float(r[0]), r[2]) for r in rows) == sorted((eta, m) for eta in (0.1, 0.3) for m in STUDENT_METHODS)
+
+    records = read_records(out)
+    assert len(records) == 2 * (1 + len(STUDENT_METHODS) * 2)
+    assert sorted({r["method"] for r in records}) == sorted(["teacher", *STUDENT_METHODS])
+    assert {r["task"] for r in records} == {"simulate"}
+    assert {r["variant"] for r in records} == {"eta=0.1", "eta=0.3"}
+    # the printed test error is the mean over the records of that cell
+    for r in rows:
+        eta, method, printed = float(r[0]), r[2], float(r[3])
+        cell = [x["metrics"]["test_error"] for x in records if x["method"] == method and x["config"]["eta"] == eta]
+        assert len(cell) == 2
+        assert printed == pytest.approx(100 * np.mean(cell), abs=0.051)
+
+
+def test_simulate_without_out_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("simulate", "--noise", "0.2", "--seeds", "1", "--steps", "5")
+    assert result.exit_code == 0, result.output
+    assert len(table_lines(result.stdout)) == len(STUDENT_METHODS)
+    assert os.listdir(tmp_path) == []
