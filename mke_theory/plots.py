@@ -10,6 +10,8 @@ import numpy as np
 STRONG = ("#0173B2", "#DE8F05")
 LIGHT = ("#B3D5E8", "#F5DDB4")  # the same colours blended ~70 % with white, for decision regions
 GREY = "#9A9A9A"
+REG_LABELS = {"none": "no perturbation", "input_noise": "input noise", "feature_noise": "feature noise",
+              "dropout": "dropout", "all": "input + feature noise + dropout"}
 
 
 def _member(students: dict, keys, seed, seeds):
@@ -109,7 +111,7 @@ def plot_twomoon(result, path=None, member_seed=None):
 
     for ax, (model, i, s), title, x_grid, x_test in (
         (axes[3], naive, "(d) Naive UM student (no perturbation)", grid[:, :1], sp.test_alpha),
-        (axes[4], um, f"(e) UM student + {reg.replace('_', ' ')}", grid[:, :1], sp.test_alpha),
+        (axes[4], um, f"(e) UM student + {REG_LABELS.get(reg, reg)}", grid[:, :1], sp.test_alpha),
         (axes[5], mm, "(f) MM student on (α, β): MKE", grid, sp.test_multimodal),
     ):
         regions(ax, model, i, x_grid, x_test)
