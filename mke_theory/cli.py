@@ -79,14 +79,14 @@ def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
 
 def format_table(summary, reference: dict | None = None, title: str = "") -> str:
     """Plain-text table: method, runs, mean ± std (%), 95 % CI (%), and an optional reference column."""
-    head = f"{'method':<22}{'runs':>5}  {'test accuracy %':>16}  {'95% CI':>15}"
+    head = f"{'method':<28}{'runs':>5}  {'test accuracy %':>16}  {'95% CI':>15}"
     head += f"  {'official notebook':>17}" if reference else ""
     lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
     for _, r in summary.iterrows():
         name = r["method"] + (f" [{r['variant']}]" if r["variant"] else "")
         std = "" if r["n"] < 2 else f" ± {100 * r['std']:.2f}"
         ci = "" if r["n"] < 2 else f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
-        line = f"{name:<22}{r['n']:>5}  {100 * r['mean']:>9.2f}{std:<7}  {ci:>15}"
+        line = f"{name:<28}{r['n']:>5}  {100 * r['mean']:>9.2f}{std:<7}  {ci:>15}"
         if reference:
             ref = reference.get(r["variant"] or r["method"], reference.get(r["method"]))
             line += f"  {ref if ref is not None else '':>17}"
@@ -184,7 +184,7 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
     table = students.groupby(["eta", "method"], sort=False).agg(
         test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
         pseudo_label_error=("pseudo_label_error", "mean"), corrected=("corrected", "mean"),
-        corrupted=("corrupted", "mean")).reset_index()
+        corrupted=("corrupted", "mean")).reset_index().sort_values("eta", kind="stable")
     click.echo(f"{generator} data, {noise_model} pseudo-label noise, {n_seeds} seeds per cell "
                f"(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, mean count)")
     head = (f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}"
