@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,44 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by side)
 	$(BIN)/python benchmarks/bench_twomoon.py
+
+# ---- paper figures and tables -------------------------------------------------------------
+# `make figures` (make -j safe) runs the CPU experiments whose records are missing, then draws
+# every figure (PNG + PDF) and table (Markdown + LaTeX) into $(FIG). Records live in $(RUNS).
+RUNS := runs
+FIG := paper_figures/out
+PY := $(BIN)/python
+FIGURES := twomoon_figure.png twomoon_table.md ablation_table.md noise_sweep.png expansion_figure.png \
+           table_mfeat.md table_ravdess.md table_nyudv2.md table_vggsound.md table_audioset-vggsound.md
+
+figures: $(addprefix $(FIG)/,$(FIGURES))
+
+$(RUNS)/twomoon/.done: $(VENV)/.installed
+	$(BIN)/mke-theory twomoon --ablation --no-figure --force --out $(RUNS)/twomoon
+	touch $@
+
+$(RUNS)/simulate/.done: $(VENV)/.installed
+	$(BIN)/mke-theory simulate --noise 0,0.1,0.2,0.3,0.4 --seeds 5 --force --out $(RUNS)/simulate
+	touch $@
+
+TWOMOON_OUTPUTS := $(FIG)/twomoon_figure.png $(FIG)/twomoon_table.md $(FIG)/ablation_table.md
+SIMULATE_OUTPUTS := $(FIG)/noise_sweep.png $(FIG)/expansion_figure.png
+$(TWOMOON_OUTPUTS): $(RUNS)/twomoon/.done
+$(TWOMOON_OUTPUTS): RECORDS = $(RUNS)/twomoon
+$(SIMULATE_OUTPUTS): $(RUNS)/simulate/.done
+$(SIMULATE_OUTPUTS): RECORDS = $(RUNS)/simulate
+
+$(FIG)/%.png: paper_figures/%.py paper_figures/_common.py
+	$(PY) $< --runs $(RECORDS) --out $(FIG)
+
+$(FIG)/%.md: paper_figures/%.py paper_figures/_common.py
+	$(PY) $< --runs $(RECORDS) --out $(FIG)
+
+# Real-data tables need real data: without records the script says which command makes them.
+$(FIG)/table_%.md: paper_figures/realdata_table.py paper_figures/_common.py $(VENV)/.installed FORCE
+	$(PY) $< $* --runs $(RUNS) --out $(FIG)
+
+FORCE:
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

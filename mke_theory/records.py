@@ -62,7 +62,7 @@ def git_revision() -> str | None:
 
 def make_record(task: str, method: str, seed: int, metrics: dict, config: dict, wall_time_s: float,
                 variant: str = "", history: list | None = None, hardware: str | None = None,
-                world_size: int = 1, split_id: str | None = None) -> dict:
+                world_size: int = 1, split_id: str | None = None, ensemble_size: int = 1) -> dict:
     """Assemble a complete record (validated) from what a run measured."""
     from mke_theory import __version__
 
@@ -72,7 +72,8 @@ def make_record(task: str, method: str, seed: int, metrics: dict, config: dict, 
         split_id=split_id if split_id is not None else config.get("split_id"),
         wall_time_s=float(wall_time_s), history=_jsonable(history or []),
         hardware=hardware or f"{platform.machine()} {platform.processor() or ''} cpu x{os.cpu_count()}".strip(),
-        world_size=int(world_size), version=__version__, git_revision=git_revision(),
+        world_size=int(world_size), ensemble_size=int(ensemble_size), version=__version__,
+        git_revision=git_revision(),
     )
     validate_record(record)
     return record
@@ -141,9 +142,33 @@ def read_record(path: str | os.PathLike) -> dict:
     return validate_record(record, source=str(path))
 
 
-def read_records(folder: str | os.PathLike) -> list[dict]:
-    """All records of a folder (recursively), sorted by file name; errors name the bad file."""
+def record_identity(record: dict) -> tuple:
+    """(task, method, variant, seed, config hash): two records with equal identity are duplicates."""
+    return (record["task"], record["method"], record.get("variant", ""), record["seed"],
+            record.get("config_hash") or config_hash(record["config"]))
+
+
+def read_records(folder: str | os.PathLike, on_duplicate: str = "error") -> list[dict]:
+    """All records of a folder (recursively), sorted by file name; errors name the bad file.
+
+    Two files holding the same run (same task, method, variant, seed and config hash, e.g. after
+    copying folders together) raise ``RecordError`` naming both, unless ``on_duplicate="first"``
+    keeps the first by file name.
+    """
+    if on_duplicate not in ("error", "first"):
+        raise ValueError(f"on_duplicate must be one of 'error', 'first'; got {on_duplicate!r}")
     folder = Path(folder)
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such folder of run records")
-    return [read_record(p) for p in sorted(folder.rglob("*.json"))]
+    records, seen = [], {}
+    for path in sorted(folder.rglob("*.json")):
+        record = read_record(path)
+        key = record_identity(record)
+        if key in seen:
+            if on_duplicate == "error":
+                raise RecordError(f"{path} duplicates {seen[key]} (same task, method, variant, seed and config); "
+                                  "remove one of them")
+            continue
+        seen[key] = path
+        records.append(record)
+    return records

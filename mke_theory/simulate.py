@@ -82,7 +82,9 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
     pseudo = {eta: make_pseudo_labels(cfg.noise_model, y_u, eta, alpha=split.unlabeled_alpha,
                                       n_classes=split.n_classes, random_state=_labeller_rng(cfg.data_seed, eta))
               for eta in cfg.noise}
-    base = dict(asdict(cfg), split_id=split.split_id)
+    # per-run config: the sweep's other rates and its seed count do not change this run
+    base = {k: v for k, v in asdict(cfg).items() if k not in ("noise", "n_seeds")}
+    base["split_id"] = split.split_id
     rows: list[dict] = []
     for eta, pl in pseudo.items():
         err = float((pl != y_u).mean())
@@ -106,7 +108,7 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
             right_now = pred_u[i] == y_u
             rows.append(dict(
                 task=TASK, method=method, variant=f"eta={eta:g}", seed=seed, wall_time_s=wall,
-                config=dict(base, eta=eta, regularizer=cfg.regularizer if reg else "none", ensemble_size=len(members)),
+                config=dict(base, eta=eta, regularizer=cfg.regularizer if reg else "none"), ensemble_size=len(members),
                 metrics=dict(test_accuracy=float(test_acc[i]), test_error=float(1 - test_acc[i]),
                              pseudo_label_error=float(wrong.mean()), unlabeled_accuracy=float(right_now.mean()),
                              corrected=int((wrong & right_now).sum()), corrupted=int((~wrong & ~right_now).sum()))))

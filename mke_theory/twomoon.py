@@ -80,8 +80,14 @@ class TwoMoonConfig:
         return list(self.seeds) if self.seeds is not None else official_seeds(self.n_runs)
 
     def as_dict(self) -> dict:
+        """The protocol settings one trained model depends on (its seed is stored beside them).
+
+        ``n_runs``, ``seeds`` and ``ablation`` only say which models a command trains, so they are
+        left out: the same student trained by a 3-seed and a 10-seed command is the same run.
+        """
         d = asdict(self)
-        d["seeds"] = self.student_seeds
+        for key in ("n_runs", "seeds", "ablation"):
+            d.pop(key)
         return d
 
 
@@ -109,10 +115,10 @@ def run_twomoon(config: TwoMoonConfig | None = None, progress=None) -> TwoMoonRe
     base = dict(cfg.as_dict(), split_id=split.split_id)
     runs: list[dict] = []
 
-    def add(task, method, seed, acc, wall, variant="", **extra):
+    def add(task, method, seed, acc, wall, variant="", ensemble_size=1, **extra):
         config = dict(base, **extra)
         runs.append(dict(task=task, method=method, variant=variant, seed=int(seed), wall_time_s=wall,
-                         metrics=dict(test_accuracy=float(acc)), config=config))
+                         ensemble_size=ensemble_size, metrics=dict(test_accuracy=float(acc)), config=config))
 
     # ---- teacher: α of D_l, no perturbation (Eq. 1) ----------------------------------------
     t0 = time.perf_counter()

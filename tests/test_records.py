@@ -222,3 +222,17 @@ def test_numpy_values_are_serialised(tmp_path):
     assert back["config"] == {"noise": [0.1, 0.3], "steps": 200, "flag": True, "grid": [[0, 1], [2, 3]],
                               "out": str(Path("runs") / "x"), "seeds": [0, 1]}
     assert back["config_hash"] == config_hash(back["config"])
+
+
+def test_duplicate_runs_in_copied_folders_are_detected(tmp_path):
+    from mke_theory.records import RecordError, make_record, read_records, write_record
+
+    record = make_record("twomoon", "mm_student", 3, {"test_accuracy": 0.775}, {"lr": 0.01}, 0.1)
+    write_record(record, tmp_path / "a")
+    write_record(record, tmp_path / "b")
+    with pytest.raises(RecordError, match="duplicates"):
+        read_records(tmp_path)
+    assert len(read_records(tmp_path, on_duplicate="first")) == 1
+    other = make_record("twomoon", "mm_student", 3, {"test_accuracy": 0.775}, {"lr": 0.02}, 0.1)
+    write_record(other, tmp_path / "b")
+    assert len(read_records(tmp_path, on_duplicate="first")) == 2  # another config is another run

@@ -1,0 +1,56 @@
+"""What every paper_figures script shares: arguments, reading records, writing outputs.
+
+Scripts read run records through ``mke_theory.records`` and compute every number through
+``mke_theory.stats``; plotting code only draws.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mke_theory.records import RecordError, read_records
+
+# Okabe–Ito colours: distinguishable with every common colour-vision deficiency.
+PALETTE = {"teacher": "#000000", "um_student": "#E69F00", "um_student_noreg": "#F0E442",
+           "noisy_student": "#CC79A7", "mm_student_noreg": "#56B4E9", "mm_student": "#0072B2",
+           "mm_supervised": "#009E73"}
+LABELS = {"teacher": "UM teacher", "um_student": "UM student", "um_student_noreg": "UM student (no reg)",
+          "noisy_student": "NOISY student", "mm_student_noreg": "MM student (no reg)",
+          "mm_student": "MM student (MKE)", "mm_supervised": "MM supervised (upper bound)"}
+
+
+def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=Path, default=Path(runs), help="folder of run records")
+    parser.add_argument("--out", type=Path, default=Path("paper_figures/out"), help="output folder")
+    if extra:
+        extra(parser)
+    return parser.parse_args()
+
+
+def records_for(runs: Path, task: str, hint: str) -> list[dict] | None:
+    """The records of ``task`` under ``runs``; None (and a message) when there are none."""
+    try:
+        records = [r for r in read_records(runs) if r["task"] == task] if runs.is_dir() else []
+    except RecordError as e:
+        sys.exit(f"Error: {e}")
+    if not records:
+        print(f"no runs for {task}: run {hint}")
+        return None
+    return records
+
+
+def write_table(out: Path, name: str, markdown: str, latex: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(markdown + "\n")
+    (out / f"{name}.tex").write_text(latex + "\n")
+    print(f"wrote {out / name}.md and .tex")
+
+
+def write_figure(fig, out: Path, name: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight")
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    print(f"wrote {out / name}.png and .pdf")

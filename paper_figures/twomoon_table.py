@@ -1,0 +1,22 @@
+"""The TwoMoon table: teacher, UM student, MM student, MM supervised over seeds, vs the notebook."""
+
+import sys
+
+from _common import arguments, records_for, write_table
+
+from mke_theory.stats import compare_methods, format_table, records_frame, summarize
+from mke_theory.twomoon import NOTEBOOK_REFERENCE, TASK
+
+args = arguments(__doc__.splitlines()[0], "runs/twomoon")
+records = records_for(args.runs, TASK, "mke-theory twomoon --out runs/twomoon")
+if records is None:
+    sys.exit(0)
+frame = records_frame(records)
+summary = summarize(frame, "test_accuracy")
+comparisons = compare_methods(frame, "test_accuracy", baseline="um_student", task=TASK)
+reference = {k: f"{v:.1f}" for k, v in NOTEBOOK_REFERENCE.items()}
+caption = (f"TwoMoon test accuracy (%), mean ± std over {summary['n'].max()} seeds; "
+           "reference column: official notebook, 10 runs")
+write_table(args.out, "twomoon_table",
+            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference),
+            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference))
