@@ -1,25 +1,87 @@
-"""Shared statistical evaluation over run records (pandas, scipy; no torch).
+"""Shared statistical evaluation over run records (pandas, scipy, statsmodels; no torch).
 
 ``records_frame`` turns records into a tidy frame, one row per (task, method, variant, seed,
-metric); ``summarize`` gives per-cell mean, standard deviation and a t-based confidence interval.
+metric); ``summarize`` gives per-cell mean, standard deviation, interquartile mean, a t-based
+and optionally a bootstrap confidence interval. ``paired_comparison`` and ``compare_methods``
+test methods against each other over seeds they share (paired t-test, Wilcoxon signed-rank,
+effect size d_z, probability of improvement, Holm correction), and ``format_table`` writes the
+result as a Markdown or LaTeX table.
+
+The few-run statistics follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge
+of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals, stratified by task
+when runs of several tasks are pooled, the interquartile mean (IQM) and the probability of
+improvement.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
+import zlib
+
 import numpy as np
 import pandas as pd
 from scipy import stats as _st
+from statsmodels.stats.multitest import multipletests
 
-from mke_theory._validation import check_range
+from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
 
 KEYS = ["task", "method", "variant"]
+FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
+PROVENANCE_COLUMNS = KEYS + ["seed", "split", "metric", "value", "config_hash"]
+STATISTICS = ("mean", "iqm")
+TESTS = {"t": "paired t-test over seeds", "wilcoxon": "Wilcoxon signed-rank test over seeds"}
+FORMATS = ("markdown", "latex")
+SUMMARY_COLUMNS = KEYS + ["n", "mean", "std", "ci_low", "ci_high"]
+PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "t", "p_t", "p_wilcoxon", "d_z", "prob_improvement_paired",
+                "prob_improvement_all_pairs", "note"]
+COMPARISON_COLUMNS = (KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS[:-1]
+                      + ["test", "p", "p_holm", "alpha", "significant", "note"])
+_BOOTSTRAP_ELEMENTS = 1 << 20  # resampled values held in memory at once
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """Tidy frame with columns task, method, variant, seed, metric, value (one row per metric)."""
+# ---- records ----------------------------------------------------------------------------------
+
+
+def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFrame:
+    """Tidy frame of run records, one row per (record, metric).
+
+    Parameters
+    ----------
+    records : list of dict
+        Run records (``mke_theory.records``): each holds ``task``, ``method``, ``seed``,
+        ``metrics`` and optionally ``variant``, ``split_id`` and ``config_hash``.
+    provenance : bool, default False
+        Also carry ``split`` (the record's ``split_id``, None where absent) and ``config_hash``.
+        Off by default so the frame keeps its original six columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns task, method, variant, seed, metric, value; with ``provenance`` task, method,
+        variant, seed, split, metric, value, config_hash.
+    """
+    if provenance:
+        rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
+                     split=r.get("split_id"), metric=m, value=float(v), config_hash=r.get("config_hash"))
+                for r in records for m, v in r["metrics"].items()]
+        return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
     rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
                  metric=m, value=float(v)) for r in records for m, v in r["metrics"].items()]
-    return pd.DataFrame(rows, columns=KEYS + ["seed", "metric", "value"])
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+# ---- one sample -------------------------------------------------------------------------------
+
+
+def _check_values(values, name: str = "values") -> np.ndarray:
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0:
+        raise ValueError(f"{name} must hold at least one number")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} must be finite (no NaN or infinity)")
+    return x
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
@@ -35,14 +97,516 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (task, method, variant): n, mean, std (ddof=1), ci_low, ci_high of ``metric``."""
+def interquartile_mean(values) -> float:
+    """Interquartile mean (IQM): the mean of the middle 50 % of the values.
+
+    Computed as ``scipy.stats.trim_mean(values, 0.25)`` over all values (rliable's ``aggregate_iqm``):
+    ``int(0.25 * n)`` values are cut from each end of the sorted sample, so for n not divisible by
+    4 slightly more than half of the values are kept. Examples: 1..8 → mean(3, 4, 5, 6) = 4.5;
+    1..5 → mean(2, 3, 4) = 3; fewer than 4 values → the plain mean.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite numbers, any shape (flattened).
+
+    Returns
+    -------
+    float
+    """
+    return float(_st.trim_mean(_check_values(values), 0.25))
+
+
+def _iqm_rows(samples: np.ndarray, axis: int) -> np.ndarray:
+    return _st.trim_mean(samples, 0.25, axis=axis)
+
+
+_STATISTIC_FUNCTIONS = {"mean": np.mean, "iqm": _iqm_rows}
+
+
+def bootstrap_interval(values, confidence: float = 0.95, n_resamples: int = 2000, statistic: str = "mean",
+                       random_state: RandomState = None, strata=None) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean or the interquartile mean.
+
+    Each resample draws ``n`` values with replacement; with ``strata`` it draws, within every
+    stratum (e.g. every task), as many values as that stratum holds, so each resample keeps the
+    strata sizes (rliable's stratified bootstrap). The statistic is then taken over the whole
+    resample, and the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles of the ``n_resamples`` statistics (Efron & Tibshirani 1993, Ch. 13).
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        Finite numbers, e.g. one score per run.
+    confidence : float, default 0.95
+        Coverage in (0, 1).
+    n_resamples : int, default 2000
+        Bootstrap resamples, at least 1.
+    statistic : {"mean", "iqm"}, default "mean"
+        Mean or interquartile mean (``interquartile_mean``) of each resample.
+    random_state : None, int or numpy.random.Generator
+        The only source of randomness; an int gives the same interval every call.
+    strata : array_like, shape (n,), optional
+        One group id per value; resampling happens within each group.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        ``(x, x)`` when all values are equal (in particular for a single value).
+    """
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("n_resamples", n_resamples, 1, integer=True)
+    check_choice("statistic", statistic, STATISTICS)
+    x = _check_values(values)
+    rng = check_random_state(random_state)
+    if strata is None:
+        groups = [np.arange(x.size)]
+    else:
+        ids = np.asarray(strata)
+        if ids.ndim != 1 or ids.size != x.size:
+            raise ValueError(f"strata must hold one group id per value ({x.size}), got shape {ids.shape}")
+        _, inverse = np.unique(ids, return_inverse=True)  # groups in sorted id order: deterministic
+        groups = [np.flatnonzero(inverse == k) for k in range(int(inverse.max()) + 1)]
+    stat = _STATISTIC_FUNCTIONS[statistic]
+    estimates = np.empty(int(n_resamples))
+    chunk = max(1, _BOOTSTRAP_ELEMENTS // x.size)
+    for start in range(0, int(n_resamples), chunk):
+        m = min(chunk, int(n_resamples) - start)
+        index = np.concatenate([g[rng.integers(0, g.size, size=(m, g.size))] for g in groups], axis=1)  # (m, n)
+        estimates[start:start + m] = stat(x[index], axis=1)
+    low, high = np.quantile(estimates, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+# ---- per-cell summaries ------------------------------------------------------------------------
+
+
+def _metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     sub = frame[frame["metric"] == metric]
     if sub.empty:
-        raise ValueError(f"no values of metric {metric!r}; found: {', '.join(sorted(frame['metric'].unique()))}")
+        known = ", ".join(sorted(map(str, frame["metric"].unique())))
+        raise ValueError(f"no values of metric {metric!r}; found: {known}")
+    return sub
+
+
+def _pair_keys(frame: pd.DataFrame) -> list[str]:
+    """Columns identifying one run across methods: task and seed, and split where the frame has it."""
+    return ["task", "seed"] + (["split"] if "split" in frame.columns else [])
+
+
+def _canonical(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a fixed order (seed, split, value), whatever order the records came in."""
+    rows = rows.copy()
+    if "split" in rows.columns:
+        rows["split"] = rows["split"].astype(object).where(rows["split"].notna(), "").astype(str)
+    order = [c for c in ("task", "seed", "split", "value") if c in rows.columns]
+    return rows.sort_values(order, kind="mergesort")
+
+
+def _group_seed(base: int, key) -> np.random.Generator:
+    """A generator for one cell that depends on the cell, not on where the cell sits in the frame."""
+    return np.random.default_rng([base, zlib.crc32(repr(tuple(map(str, key))).encode())])
+
+
+def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootstrap: bool = False,
+              random_state: RandomState = None, n_resamples: int = 2000) -> pd.DataFrame:
+    """Per (task, method, variant): n, mean, std, t-interval, IQM and optionally a bootstrap interval.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric to summarise; an unknown name raises ``ValueError`` listing the known ones.
+    confidence : float, default 0.95
+        Coverage of both intervals, in (0, 1).
+    bootstrap : bool, default False
+        Also give a percentile bootstrap interval of the mean (``boot_low``, ``boot_high``).
+    random_state : None, int or numpy.random.Generator
+        Seeds the bootstrap; each cell gets its own stream derived from this and the cell's keys,
+        so a cell's interval does not depend on the other cells or on the row order.
+    n_resamples : int, default 2000
+        Bootstrap resamples per cell.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns task, method, variant, n, mean, std (ddof=1, NaN for one run), ci_low, ci_high,
+        iqm, and with ``bootstrap`` boot_low, boot_high; one row per cell in order of first
+        appearance. ``attrs["confidence"]`` holds ``confidence``. Values within a cell are sorted
+        by seed first, so the numbers do not depend on the order of the records.
+    """
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    sub = _metric_rows(frame, metric)
+    base = int(check_random_state(random_state).integers(2**63)) if bootstrap else 0
     rows = []
     for key, g in sub.groupby(KEYS, sort=False):
-        lo, hi = t_interval(g["value"].to_numpy(), confidence)
-        rows.append(dict(zip(KEYS, key), n=len(g), mean=g["value"].mean(),
-                         std=g["value"].std(ddof=1) if len(g) > 1 else np.nan, ci_low=lo, ci_high=hi))
-    return pd.DataFrame(rows)
+        x = _canonical(g)["value"].to_numpy(dtype=float)
+        lo, hi = t_interval(x, confidence)
+        row = dict(zip(KEYS, key), n=len(x), mean=float(x.mean()),
+                   std=float(x.std(ddof=1)) if len(x) > 1 else np.nan, ci_low=lo, ci_high=hi,
+                   iqm=interquartile_mean(x))
+        if bootstrap:
+            row["boot_low"], row["boot_high"] = bootstrap_interval(
+                x, confidence, n_resamples, random_state=_group_seed(base, key))
+        rows.append(row)
+    columns = SUMMARY_COLUMNS + ["iqm"] + (["boot_low", "boot_high"] if bootstrap else [])
+    out = pd.DataFrame(rows, columns=columns)
+    out.attrs["confidence"] = confidence
+    return out
+
+
+# ---- paired comparisons ------------------------------------------------------------------------
+
+
+def _method_variant(name: str, value) -> tuple[str, str]:
+    if isinstance(value, str):
+        return value, ""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return value[0], value[1]
+    raise ValueError(f"{name} must be a method name or a (method, variant) pair, got {value!r}")
+
+
+def _label(method: str, variant: str) -> str:
+    return f"{method} ({variant})" if variant else method
+
+
+def _side(sub: pd.DataFrame, method: str, variant: str, keys: list[str]) -> pd.DataFrame:
+    rows = _canonical(sub[(sub["method"] == method) & (sub["variant"] == variant)])
+    duplicated = rows.duplicated(keys)
+    if duplicated.any():
+        where = rows.loc[duplicated, keys].iloc[0].to_dict()
+        raise ValueError(f"method {_label(method, variant)!r} has several values for {where}; keep one run per seed "
+                         "(e.g. filter the frame by config_hash)")
+    return rows
+
+
+def _prob_greater(a: np.ndarray, b: np.ndarray) -> float:
+    """P(a > b) + P(a = b) / 2 over all pairs of one value of a and one of b (Mann-Whitney U / (n_a n_b))."""
+    return float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
+
+
+def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str]) -> dict:
+    merged = rows_a[keys + ["value"]].merge(rows_b[keys + ["value"]], on=keys, suffixes=("_a", "_b"))
+    merged = merged.sort_values(keys, kind="mergesort")
+    a, b = merged["value_a"].to_numpy(dtype=float), merged["value_b"].to_numpy(dtype=float)
+    d = a - b
+    n = int(d.size)
+    notes = []
+    out = dict(n=n, mean=float(a.mean()) if n else np.nan, baseline_mean=float(b.mean()) if n else np.nan,
+               mean_diff=float(d.mean()) if n else np.nan, t=np.nan, p_t=np.nan, p_wilcoxon=np.nan, d_z=np.nan,
+               prob_improvement_paired=float(np.mean((d > 0) + 0.5 * (d == 0))) if n else np.nan)
+    constant = n >= 2 and np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n < 2:
+        notes.append(f"{n} shared seed(s): no test")
+    elif constant:
+        notes.append("all differences are equal: t-test and d_z undefined")
+    else:
+        res = _st.ttest_rel(a, b)
+        out["t"], out["p_t"] = float(res.statistic), float(res.pvalue)
+        out["d_z"] = float(d.mean() / d.std(ddof=1))
+    if n >= 2:
+        if np.all(d == 0):
+            notes.append("all differences are zero: Wilcoxon test undefined")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out["p_wilcoxon"] = float(_st.wilcoxon(a, b).pvalue)
+    # all-pairs version over every run of each side, per task, averaged over tasks (rliable)
+    per_task = []
+    for task, runs_a in rows_a.groupby("task", sort=True):
+        runs_b = rows_b[rows_b["task"] == task]
+        if not runs_b.empty:
+            per_task.append(_prob_greater(runs_a["value"].to_numpy(dtype=float), runs_b["value"].to_numpy(dtype=float)))
+    out["prob_improvement_all_pairs"] = float(np.mean(per_task)) if per_task else np.nan
+    out["note"] = "; ".join(notes)
+    return out
+
+
+def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b: str, task: str | None = None,
+                      variant_a: str = "", variant_b: str = "") -> dict:
+    """Compare two methods over the seeds they share: paired tests, effect size, probability of improvement.
+
+    Runs are matched on task and seed (and on split when the frame has a ``split`` column, see
+    ``records_frame(..., provenance=True)``); with ``task=None`` the pairs of every task are
+    pooled. Differences are ``a − b``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric compared.
+    method_a, method_b : str
+        The two methods; ``variant_a`` / ``variant_b`` select their variants ("" = main method).
+    task : str, optional
+        Restrict to one task.
+
+    Returns
+    -------
+    dict
+        ``n`` (shared seeds), ``mean_a``, ``mean_b`` and ``mean_diff`` over the shared seeds;
+        ``t`` and ``p_t`` of the paired t-test (``scipy.stats.ttest_rel``); ``p_wilcoxon`` of the
+        Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, zero differences dropped; with 5 seeds
+        its two-sided p is at least 0.0625); ``d_z`` = mean / sd (ddof=1) of the differences
+        (Cohen's d for paired samples); ``prob_improvement_paired`` = fraction of shared-seed pairs
+        with a > b, ties counting 1/2; ``prob_improvement_all_pairs`` = P(X_a > X_b) + P(X_a = X_b)/2
+        over all combinations of a run of a and a run of b in the same task (Mann-Whitney U /
+        (n_a n_b), all runs of each, averaged over tasks as rliable does); ``note`` says why a value
+        is NaN (fewer than 2 pairs, all differences equal or all zero). Also ``method_a``,
+        ``variant_a``, ``method_b``, ``variant_b``, ``task``.
+
+    Raises
+    ------
+    ValueError
+        Unknown metric, task or method, several runs of one method for one seed, or no shared seed.
+    """
+    sub = _select_task(_metric_rows(frame, metric), task)
+    keys = _pair_keys(sub)
+    rows = []
+    for name, method, variant in (("method_a", method_a, variant_a), ("method_b", method_b, variant_b)):
+        if not isinstance(method, str) or not isinstance(variant, str):
+            raise ValueError(f"{name} and its variant must be strings, got {method!r}, {variant!r}")
+        side = _side(sub, method, variant, keys)
+        if side.empty:
+            known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
+            raise ValueError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
+        rows.append(side)
+    result = _paired_stats(rows[0], rows[1], keys)
+    if result["n"] == 0:
+        raise ValueError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
+                         f"({'/'.join(keys)}); a paired comparison needs runs with the same seeds")
+    return dict(method_a=method_a, variant_a=variant_a, method_b=method_b, variant_b=variant_b, task=task,
+                n=result["n"], mean_a=result["mean"], mean_b=result["baseline_mean"],
+                **{k: result[k] for k in PAIR_COLUMNS[3:]})
+
+
+def _select_task(sub: pd.DataFrame, task: str | None) -> pd.DataFrame:
+    if task is None:
+        return sub
+    out = sub[sub["task"] == task]
+    if out.empty:
+        raise ValueError(f"task {task!r} has no values; found: {', '.join(sorted(map(str, sub['task'].unique())))}")
+    return out
+
+
+def holm_adjust(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down adjustment of p values (Holm 1979), via statsmodels ``multipletests``.
+
+    The i-th smallest of m p values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``; a
+    hypothesis is rejected when its adjusted p value is at most ``alpha`` (this controls the
+    family-wise error rate at ``alpha``). NaN p values are left NaN, not rejected, and do not
+    count towards m.
+
+    Parameters
+    ----------
+    p_values : array_like, shape (m,)
+    alpha : float, default 0.05
+        Family-wise error rate, in (0, 1).
+
+    Returns
+    -------
+    adjusted : numpy.ndarray, shape (m,)
+    reject : numpy.ndarray of bool, shape (m,)
+    """
+    check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    p = np.asarray(p_values, dtype=float).ravel()
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("p_values must lie in [0, 1] (or be NaN)")
+    adjusted, reject = np.full(p.shape, np.nan), np.zeros(p.shape, dtype=bool)
+    finite = np.isfinite(p)
+    if finite.any():
+        reject[finite], adjusted[finite], _, _ = multipletests(p[finite], alpha=alpha, method="holm")
+    return adjusted, reject
+
+
+def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None = None, test: str = "t",
+                    alpha: float = 0.05) -> pd.DataFrame:
+    """Every other (method, variant) against a baseline, per task, with Holm-corrected p values.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric compared.
+    baseline : str or (str, str)
+        The baseline method, or a (method, variant) pair.
+    task : str, optional
+        Restrict to one task; otherwise every task where the baseline ran.
+    test : {"t", "wilcoxon"}, default "t"
+        Which p value (``p_t`` or ``p_wilcoxon`` of ``paired_comparison``) is corrected and decides
+        ``significant``.
+    alpha : float, default 0.05
+        Family-wise error rate of the Holm correction.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (task, method, variant) other than the baseline, sorted by them: the columns of
+        ``paired_comparison`` (``mean`` and ``baseline_mean`` for the two sides), ``test``, ``p``
+        (the chosen test's p value), ``p_holm`` (Holm-adjusted over all rows of the frame, which are
+        one family) and ``significant`` (``p_holm <= alpha``). A method without a seed shared with
+        the baseline gets n = 0, NaN statistics and a note rather than an error.
+    """
+    check_choice("test", test, tuple(TESTS))
+    check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    base_method, base_variant = _method_variant("baseline", baseline)
+    sub = _select_task(_metric_rows(frame, metric), task)
+    keys = _pair_keys(sub)
+    base_all = sub[(sub["method"] == base_method) & (sub["variant"] == base_variant)]
+    if base_all.empty:
+        known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
+        raise ValueError(f"baseline {_label(base_method, base_variant)!r} has no values of {metric!r}; found: {known}")
+    rows = []
+    for t in sorted(base_all["task"].unique()):
+        in_task = sub[sub["task"] == t]
+        base_rows = _side(in_task, base_method, base_variant, keys)
+        others = sorted({(m, v) for m, v in zip(in_task["method"], in_task["variant"])} - {(base_method, base_variant)})
+        for method, variant in others:
+            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys)
+            if result["n"] == 0:
+                result["note"] = f"no seed shared with {_label(base_method, base_variant)}"
+            rows.append(dict(task=t, method=method, variant=variant, baseline=base_method,
+                             baseline_variant=base_variant, **result))
+    out = pd.DataFrame(rows, columns=KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS)
+    out["test"] = test
+    out["p"] = out["p_t" if test == "t" else "p_wilcoxon"].astype(float)
+    out["p_holm"], out["significant"] = holm_adjust(out["p"].to_numpy(), alpha)
+    out["alpha"] = alpha
+    out["significant"] = out["significant"].astype(bool)
+    return out[COMPARISON_COLUMNS].reset_index(drop=True)
+
+
+# ---- tables ------------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "†": r"$^\dagger$"}
+
+
+def _latex_escape(text) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def _markdown_escape(text) -> str:
+    return str(text).replace("|", r"\|")
+
+
+def _reference_for(reference: dict, method: str, variant: str):
+    if (method, variant) in reference:
+        return reference[(method, variant)]
+    if variant == "":
+        return reference.get(method)
+    return reference.get(f"{method} ({variant})")
+
+
+def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, fmt: str = "markdown",
+                 scale: float = 100, digits: int = 1, caption: str | None = None,
+                 reference: dict | None = None) -> str:
+    """A results table: one row per (method, variant) per task, mean ± std, n, CI and significance.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``summarize``; rows are kept in its order, grouped by task (first appearance).
+    comparisons : pandas.DataFrame, optional
+        Output of ``compare_methods``; rows whose ``significant`` is true get a † after their
+        mean, and the caption names the test, the correction, α and the baseline.
+    fmt : {"markdown", "latex"}, default "markdown"
+        GitHub pipe table with the caption on a line below, or a booktabs ``tabular`` inside a
+        ``table`` environment with ``\\caption{...}``.
+    scale : float, default 100
+        Factor applied to mean, std and CI (100: fractions shown as percentages).
+    digits : int, default 1
+        Decimals shown.
+    caption : str, optional
+        Text put before the significance note.
+    reference : dict, optional
+        Numbers to show in a "paper" column, keyed by method (rows without a variant), by
+        (method, variant) or by "method (variant)"; values are shown as given.
+
+    Returns
+    -------
+    str
+        Cells read ``77.7 ± 0.7`` (mean ± std, std omitted for a single run); the CI column is
+        headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–" for a
+        single run.
+    """
+    check_choice("fmt", fmt, FORMATS)
+    check_range("scale", scale, 0.0, low_inclusive=False)
+    check_range("digits", digits, 0, 15, integer=True)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
+    significant, note, note_latex = {}, "", ""
+    if comparisons is not None:
+        missing = [c for c in KEYS + ["baseline", "baseline_variant", "test", "alpha", "significant"]
+                   if c not in comparisons.columns]
+        if missing:
+            raise ValueError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
+        significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
+        if len(comparisons):
+            tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
+            alphas = "/".join(f"{a:g}" for a in dict.fromkeys(comparisons["alpha"]))
+            bases = ", ".join(_label(m, v) for m, v in dict.fromkeys(zip(comparisons["baseline"],
+                                                                          comparisons["baseline_variant"])))
+            rest = f", {tests}, Holm-corrected, vs {bases}"
+            note = f"† p < {alphas}{rest}"
+            note_latex = rf"$^\dagger$\,$p < {alphas}${_latex_escape(rest)}"
+    text = (caption or "").strip()
+    if text and note and not text.endswith((".", "!", "?", ":")):
+        text += "."
+    text_latex = " ".join(t for t in (_latex_escape(text), note_latex) if t)
+    text = " ".join(t for t in (text, note) if t)
+
+    confidence = summary.attrs.get("confidence")
+    ci_head = f"{100 * confidence:g} % CI" if isinstance(confidence, numbers.Real) else "CI"
+    with_variant = bool((summary["variant"].astype(str) != "").any())
+    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head]
+    head += ["paper"] if reference else []
+
+    def number(v: float) -> str:
+        return f"{v * scale:.{digits}f}"
+
+    task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
+    ordered = summary.assign(_rank=summary["task"].map(task_rank)).sort_values("_rank", kind="mergesort")
+    body, tasks = [], []
+    for r in ordered.itertuples():
+        n = int(r.n)
+        cell = number(r.mean) + (f" ± {number(r.std)}" if n > 1 and not math.isnan(r.std) else "")
+        if significant.get((r.task, r.method, r.variant), False):
+            cell += " †"
+        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
+        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
+        if reference:
+            ref = _reference_for(reference, r.method, r.variant)
+            row.append("" if ref is None else str(ref))
+        body.append(row)
+        tasks.append(r.task)
+
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(map(_markdown_escape, head)) + " |",
+                 "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(map(_markdown_escape, row)) + " |" for row in body]
+        if text:
+            lines += ["", text]
+        return "\n".join(lines)
+
+    latex_head = [_latex_escape(h) for h in head]
+    latex_head[head.index("n")] = "$n$"
+    latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
+    lines = [r"\begin{table}", r"\centering"]
+    if text:
+        lines.append(r"\caption{" + text_latex + "}")
+    lines += [r"\begin{tabular}{" + "l" * (2 + with_variant) + "r" * (len(head) - 2 - with_variant) + "}",
+              r"\toprule", " & ".join(latex_head) + r" \\", r"\midrule"]
+    for i, row in enumerate(body):
+        if i and tasks[i] != tasks[i - 1]:
+            lines.append(r"\midrule")
+        cells = [_latex_escape(c) for c in row]
+        cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
+        cells[head.index(ci_head)] = cells[head.index(ci_head)].replace("–", "--")
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,6 +119,20 @@ def test_records_frame_has_one_row_per_record_and_metric():
 def test_records_frame_of_no_records_is_empty_with_the_columns():
     frame = records_frame([])
     assert frame.empty and list(frame.columns) == ["task", "method", "variant", "seed", "metric", "value"]
+
+
+def test_records_frame_with_provenance_carries_split_and_config_hash():
+    records = RECORDS[:2] + [make_record(task="twomoon", method="teacher", seed=1, metrics={"test_accuracy": 0.7},
+                                         config={"steps": 20}, wall_time_s=0.0, split_id="split-a")]
+    frame = records_frame(records, provenance=True)
+    assert list(frame.columns) == ["task", "method", "variant", "seed", "split", "metric", "value", "config_hash"]
+    assert len(frame) == 4  # the second record also carries `corrected`
+    assert frame["split"].isna().tolist() == [True, True, True, False] and frame["split"].iloc[3] == "split-a"
+    assert frame["config_hash"].tolist() == [r["config_hash"] for r in records for _ in r["metrics"]]
+    assert frame["config_hash"].iloc[0] != frame["config_hash"].iloc[3]
+    assert list(records_frame([], provenance=True).columns) == list(frame.columns)
+    plain = records_frame(records)
+    pd.testing.assert_frame_equal(frame[plain.columns], plain)
 
 
 def test_summarize_groups_by_task_method_and_variant():

@@ -1,0 +1,36 @@
+"""A real-data table (mfeat, RAVDESS, NYU Depth V2, VGGSound, AudioSet→VGGSound) from run records.
+
+Usage: python paper_figures/realdata_table.py TASK [--runs runs] [--out paper_figures/out]
+Records are read from RUNS/TASK; without them the script says which command makes them.
+"""
+
+import sys
+
+from _common import arguments, records_for, write_table
+
+from mke_theory.stats import compare_methods, format_table, records_frame, summarize
+
+# task -> (metric, what the metric is, reference column or None)
+TASKS = {
+    "mfeat": ("test_accuracy", "test accuracy (%)", None),
+    "ravdess": ("test_accuracy", "test accuracy (%)", None),
+    # The paper's NYU Depth V2 table (test mIoU %); its setup was not recovered (reference/mke-paper.md §4).
+    "nyudv2": ("test_miou", "test mIoU (%)", {"teacher": "44.15", "um_student": "46.13", "noisy_student": "47.68",
+                                              "mm_student_noreg": "46.14", "mm_student": "48.88"}),
+    "vggsound": ("test_top1", "top-1 accuracy (%)", None),
+    "audioset-vggsound": ("test_top1", "top-1 accuracy (%)", None),
+}
+
+args = arguments(__doc__.splitlines()[0], "runs",
+                 extra=lambda p: p.add_argument("task", choices=sorted(TASKS), help="which task's table"))
+metric, what, reference = TASKS[args.task]
+records = records_for(args.runs / args.task, args.task, f"mke-exp run {args.task} --out runs/{args.task}")
+if records is None:
+    sys.exit(0)
+frame = records_frame(records)
+summary = summarize(frame, metric)
+comparisons = compare_methods(frame, metric, baseline="teacher", task=args.task)
+caption = f"{args.task}: {what}, mean ± std over seeds" + ("; reference column: the paper" if reference else "")
+write_table(args.out, f"table_{args.task}",
+            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference),
+            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference))
