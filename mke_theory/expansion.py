@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, eigsh
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 from scipy.spatial import cKDTree
 
 from mke_theory._validation import (
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 BRUTE_FORCE_MAX_VERTICES = 16  # 2**16 subsets per class: exact enumeration stays well under a second
-_DENSE_EIGEN_MAX = 400  # components up to this size get a dense eigendecomposition
+_DENSE_EIGEN_MAX = 200  # components up to this size get a dense eigendecomposition (LAPACK evr)
 _MAX_SPECTRAL_COMPONENTS = 10  # the largest components of a class that get a spectral sweep
 
 
@@ -463,7 +464,7 @@ def _fiedler_embedding(adjacency: sp.csr_matrix, rng: np.random.Generator) -> np
     inv_sqrt = 1.0 / np.sqrt(degree)
     normalised = sp.diags(inv_sqrt) @ symmetric @ sp.diags(inv_sqrt)  # (m, m) D^{-1/2} S D^{-1/2}
     if m <= _DENSE_EIGEN_MAX:
-        _, vectors = np.linalg.eigh(np.eye(m) - normalised.toarray())
+        _, vectors = scipy.linalg.eigh(np.eye(m) - normalised.toarray(), subset_by_index=[0, 1], driver="evr")
         return inv_sqrt * vectors[:, 1]
     top = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))  # (m,) eigenvector of eigenvalue 1
 
@@ -471,7 +472,7 @@ def _fiedler_embedding(adjacency: sp.csr_matrix, rng: np.random.Generator) -> np
         x = np.ravel(x)
         return x + normalised @ x - 2.0 * top * (top @ x)
 
-    operator = sp.linalg.LinearOperator((m, m), matvec=matvec, dtype=np.float64)
+    operator = LinearOperator((m, m), matvec=matvec, dtype=np.float64)
     try:
         _, vectors = eigsh(operator, k=1, which="LA", v0=rng.standard_normal(m), tol=1e-6, maxiter=20 * m)
     except ArpackNoConvergence as error:

@@ -26,6 +26,7 @@ from scipy import stats as _st
 from statsmodels.stats.multitest import multipletests
 
 from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
+from mke_theory.records import METHODS
 
 KEYS = ["task", "method", "variant"]
 FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
@@ -570,7 +571,10 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         return f"{v * scale:.{digits}f}"
 
     task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
-    ordered = summary.assign(_rank=summary["task"].map(task_rank)).sort_values("_rank", kind="mergesort")
+    method_rank = {m: i for i, m in enumerate(METHODS)}  # the paper's order: teacher first, upper bound last
+    ordered = summary.assign(_rank=summary["task"].map(task_rank),
+                             _method=summary["method"].map(lambda m: method_rank.get(m, len(METHODS))))
+    ordered = ordered.sort_values(["_rank", "_method"], kind="mergesort")
     body, tasks = [], []
     for r in ordered.itertuples():
         n = int(r.n)

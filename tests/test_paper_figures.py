@@ -1,0 +1,81 @@
+"""Every paper_figures script runs on fixture records and writes non-empty outputs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mke_experiments.cli import cli as mke_exp
+from mke_theory.records import make_record, write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name, *args):
+    return subprocess.run([sys.executable, str(ROOT / "paper_figures" / f"{name}.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def twomoon_runs(tmp_path_factory):
+    from mke_theory.cli import cli
+
+    out = tmp_path_factory.mktemp("runs") / "twomoon"
+    result = CliRunner().invoke(cli, ["twomoon", "--seeds", "3", "--ablation", "--no-figure", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("name, outputs", [
+    ("twomoon_table", ["twomoon_table.md", "twomoon_table.tex"]),
+    ("ablation_table", ["ablation_table.md", "ablation_table.tex"]),
+    ("twomoon_figure", ["twomoon_figure.png", "twomoon_figure.pdf"]),
+])
+def test_twomoon_outputs(twomoon_runs, tmp_path, name, outputs):
+    done = _script(name, "--runs", twomoon_runs, "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    for output in outputs:
+        assert (tmp_path / output).stat().st_size > 0
+    if name == "twomoon_table":
+        text = (tmp_path / "twomoon_table.md").read_text()
+        assert "| twomoon | mm_student |" in text and "paired t-test" in text and "77.7" in text
+
+
+def test_missing_records_name_the_command_and_do_not_fail(tmp_path):
+    done = _script("twomoon_table", "--runs", tmp_path / "nothing", "--out", tmp_path)
+    assert done.returncode == 0 and "no runs for twomoon: run mke-theory twomoon" in done.stdout
+    done = _script("realdata_table", "ravdess", "--runs", tmp_path, "--out", tmp_path)
+    assert done.returncode == 0 and "no runs for ravdess: run mke-exp run ravdess" in done.stdout
+    assert not list(tmp_path.glob("*.md"))
+
+
+def test_realdata_table_carries_the_papers_reference_column(tmp_path):
+    values = {"teacher": [0.44, 0.45, 0.43], "um_student": [0.46, 0.47, 0.46], "mm_student": [0.49, 0.50, 0.48]}
+    for method, vals in values.items():
+        for seed, v in enumerate(vals):
+            write_record(make_record("nyudv2", method, seed, {"test_miou": v}, {"epochs": 1}, 1.0),
+                         tmp_path / "runs" / "nyudv2")
+    done = _script("realdata_table", "nyudv2", "--runs", tmp_path / "runs", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "table_nyudv2.md").read_text()
+    assert "48.88" in text and "44.15" in text and "49.0 ± 1.0" in text
+
+
+def test_corrupt_record_is_named(tmp_path, twomoon_runs):
+    bad = tmp_path / "runs"
+    bad.mkdir()
+    (bad / "broken.json").write_text("{ not json")
+    done = _script("twomoon_table", "--runs", bad, "--out", tmp_path)
+    assert done.returncode != 0 and "broken.json" in done.stderr
+
+
+def test_report_prints_a_table_with_tests(twomoon_runs):
+    result = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "twomoon", "--baseline", "um_student"])
+    assert result.exit_code == 0, result.output
+    assert "| twomoon | mm_student |" in result.output and "Holm-corrected" in result.output
+    latex = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--format", "latex"])
+    assert latex.exit_code == 0 and r"\toprule" in latex.output
+    missing = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "nyudv2"])
+    assert missing.exit_code == 1 and "no records of task 'nyudv2'" in missing.output
