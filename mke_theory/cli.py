@@ -197,5 +197,95 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
     write_records(rows, out, force)
 
 
+def _load_npz(path: Path) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable .npz file ({e})") from None
+    missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
+    if missing:
+        raise ValueError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
+                         f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
+    for key in ("alpha", "beta"):
+        if arrays[key].ndim == 1:
+            arrays[key] = arrays[key][:, None]
+    return arrays
+
+
+def _format_check(report: dict) -> str:
+    def cell(v, digits=3):
+        if v is None:
+            return "–"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return "inf" if v == float("inf") else f"{v:.{digits}f}"
+
+    um, mm = report["um"], report["mm"]
+    rows = [("radius r", "radius", 4), ("neighbours per N(x), mean", "mean_neighbours", 1),
+            ("expansion c of the mistake sets", "c", 2), ("c upper bound (spectral search)", "c_search", 2),
+            ("separation μ", "mu", 3), ("pseudo-label error", "pseudo_label_error", 3),
+            ("bound on the student's error", "bound", 3), ("label correction guaranteed", "condition_holds", 0),
+            ("R_B of the pseudo labels", "robustness_of_pseudo_labels", 3)]
+    lines = [f"MKE check: {report['n_samples']} samples, {report['n_classes']} classes",
+             report["radius_rule"], "",
+             f"{'':<34}{'UM space (α)':>16}{'MM space (α, β)':>18}"]
+    for label, key, digits in rows:
+        lines.append(f"{label:<34}{cell(um.get(key), digits):>16}{cell(mm.get(key), digits):>18}")
+    for name, r in (("UM", um), ("MM", mm)):
+        if r.get("summary"):
+            lines.append(f"{name}: {r['summary']}")
+    lines += ["", report["verdict"],
+              "Bound: Err(G) ≤ 2/(c−1)·Err(G_pl) + 2c/(c−1)·μ for c > 3 (Wei et al. 2021, Thm 4.3); "
+              "c, μ are finite-sample estimates (docs/theory.md)."]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="npz with alpha (n, d_α), beta (n, d_β), pseudo_labels (n,) and, when known, labels (n,).")
+@click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
+              help="Check a built-in generator's D_u instead of --data.")
+@click.option("--noise", type=click.FloatRange(0, 1), default=0.2, help="With --generator: pseudo-label error η.")
+@click.option("--noise-model", type=click.Choice(list(NOISE_MODELS)), default="symmetric",
+              help="With --generator: how the pseudo-labeller errs.")
+@click.option("--data-seed", type=click.IntRange(0), default=0, help="With --generator: its random_state.")
+@click.option("--k", type=click.IntRange(1), default=10, help="Radius rule: a ball B(x) holds ≥ k samples ...")
+@click.option("--quantile", type=click.FloatRange(0, 1), default=0.5, help="... for this share of the samples.")
+@click.option("--radius", type=click.FloatRange(0, min_open=True), default=None,
+              help="Fixed radius for both spaces instead of the rule.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with keys um and mm instead.")
+@user_errors
+def check(data, generator, noise, noise_model, data_seed, k, quantile, radius, as_json):
+    """Before training: will the extra modality β help? Expansion c, separation μ and the bound, UM vs MM."""
+    import json
+
+    import numpy as np
+
+    from mke_theory.diagnose import check as run_check
+    from mke_theory.generators import make_split
+    from mke_theory.noise import make_pseudo_labels
+
+    if (data is None) == (generator is None):
+        raise ValueError("give exactly one of --data FILE.npz or --generator NAME")
+    if data is not None:
+        arrays = _load_npz(data)
+        alpha, beta, pseudo, labels = arrays["alpha"], arrays["beta"], arrays["pseudo_labels"], arrays.get("labels")
+    else:
+        split = make_split(generator, random_state=data_seed)
+        alpha, beta, labels = split.unlabeled_alpha, split.unlabeled_beta, split.unlabeled_labels
+        pseudo = make_pseudo_labels(noise_model, labels, noise, alpha=alpha, n_classes=split.n_classes,
+                                    random_state=np.random.default_rng([data_seed, 1]))
+    report = run_check(alpha, beta, pseudo, labels, k=k, quantile=quantile, radius=radius)
+    if as_json:
+        clean = lambda v: None if isinstance(v, float) and not np.isfinite(v) and not np.isinf(v) else v  # noqa: E731
+        click.echo(json.dumps({key: ({kk: clean(vv) for kk, vv in val.items()} if isinstance(val, dict) else val)
+                               for key, val in report.items()}, indent=1))
+    else:
+        click.echo(_format_check(report))
+
+
 if __name__ == "__main__":
     cli()

@@ -178,13 +178,14 @@ def choose_radius(
     random_state: RandomState = None,
     max_points: int = 5000,
 ) -> float:
-    """A data-driven perturbation radius r: half the ``quantile`` of the k-th-neighbour distance.
+    """A data-driven perturbation radius r: the ``quantile`` of the k-th-neighbour distance.
 
     For each query point the distance to its k-th nearest other sample point is found (on all
-    ``n_samples`` points, so the density is not thinned); ``r`` is half the ``quantile`` of these
-    distances. A neighbourhood ``N(x)`` (radius ``2r``) then holds at least ``k`` other sample
-    points for a fraction ``quantile`` of the points: about ``k`` for a typical point at the
-    median. The ball ``B(x)`` (radius ``r``) holds about ``k / 2^d`` of them in ``d`` dimensions.
+    ``n_samples`` points, so the density is not thinned); ``r`` is the ``quantile`` of these
+    distances. The ball ``B(x)`` (radius ``r``) then holds at least ``k`` other sample points for
+    a fraction ``quantile`` of the points, in every space whatever its dimension, which is what
+    makes μ comparable between the UM and the MM space; a neighbourhood ``N(x)`` (radius ``2r``)
+    holds about ``k · 2^d`` of them.
     Only a random subset of at most ``max_points`` points is queried, for speed.
 
     Parameters
@@ -209,7 +210,7 @@ def choose_radius(
     rng = check_random_state(random_state)
     query = points if n <= max_points else points[rng.choice(n, size=max_points, replace=False)]
     distances, _ = cKDTree(points).query(query, k=k + 1)  # (m, k+1); column 0 is the point itself
-    radius = 0.5 * float(np.quantile(distances[:, k], quantile))
+    radius = float(np.quantile(distances[:, k], quantile))
     if not radius > 0:
         raise ValueError(
             f"the {quantile} quantile of the distance to the k={k}-th neighbour is 0 (repeated points); "

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mke_theory._validation import check_choice, check_range
+from mke_theory.diagnose import check
 from mke_theory.ensemble import REGULARIZERS, MLPEnsemble
 from mke_theory.generators import GENERATORS, make_split
 from mke_theory.noise import NOISE_MODELS, make_pseudo_labels
@@ -88,9 +89,10 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
     rows: list[dict] = []
     for eta, pl in pseudo.items():
         err = float((pl != y_u).mean())
-        rows.append(dict(task=TASK, method="teacher", variant=f"eta={eta:g}", seed=0, wall_time_s=0.0,
-                         config=dict(base, eta=eta), metrics=dict(pseudo_label_error=err,
-                                                                  unlabeled_accuracy=1 - err)))
+        t0 = time.perf_counter()
+        metrics = dict(pseudo_label_error=err, unlabeled_accuracy=1 - err, **theory_metrics(split, pl))
+        rows.append(dict(task=TASK, method="teacher", variant=f"eta={eta:g}", seed=0, config=dict(base, eta=eta),
+                         wall_time_s=time.perf_counter() - t0, metrics=metrics))
     for modality, hidden, x_u, x_test in (("um", cfg.um_hidden, split.unlabeled_alpha, split.test_alpha),
                                           ("mm", cfg.mm_hidden, split.unlabeled_multimodal, split.test_multimodal)):
         members = [(eta, method, reg, s) for eta in cfg.noise for method, mod, reg in STUDENTS if mod == modality
@@ -113,6 +115,22 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
                              pseudo_label_error=float(wrong.mean()), unlabeled_accuracy=float(right_now.mean()),
                              corrected=int((wrong & right_now).sum()), corrupted=int((~wrong & ~right_now).sum()))))
     return rows
+
+
+def theory_metrics(split, pseudo_labels) -> dict:
+    """c, μ, the bound and the label-correction condition on D_u, for the UM and the MM space.
+
+    Keys ``um_c``, ``um_mu``, ``um_bound``, ``um_condition`` (1.0 if the bound guarantees label
+    correction) and the same with ``mm_``; a bound outside the theorem's domain is left out.
+    """
+    report = check(split.unlabeled_alpha, split.unlabeled_beta, pseudo_labels, split.unlabeled_labels)
+    out = {}
+    for space in ("um", "mm"):
+        r = report[space]
+        out.update({f"{space}_c": r["c"], f"{space}_c_search": r["c_search"], f"{space}_mu": r["mu"],
+                    f"{space}_bound": r["bound"], f"{space}_condition": float(r["condition_holds"]),
+                    f"{space}_radius": r["radius"]})
+    return {k: float(v) for k, v in out.items() if v is not None}
 
 
 def total_steps(config: SimulateConfig) -> int:

@@ -91,7 +91,7 @@ def test_bad_option_in_a_real_process_prints_no_traceback(tmp_path):
 
 def test_light_modules_do_not_load_torch():
     modules = ["mke_theory.generators", "mke_theory.noise", "mke_theory.records", "mke_theory.stats",
-               "mke_theory.cli"]
+               "mke_theory.expansion", "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.cli"]
     code = ("import importlib, sys\n"
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"
