@@ -166,8 +166,10 @@ def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure,
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the run records.")
 @click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draw error vs η for pseudo labels, UM and MM students with the bounds (PNG or PDF).")
 @user_errors
-def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force):
+def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force, plot):
     """Students trained on pseudo labels of error η: test error, labels corrected and corrupted."""
     import numpy as np
     import pandas as pd
@@ -194,6 +196,22 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
         click.echo(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
                    f"{100 * r.test_error:>8.1f} ± {100 * np.nan_to_num(r.test_error_std):<5.1f}"
                    f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
+    click.echo("\nTheory on D_u (Wei et al. 2021, Thm 4.3; c of the mistake sets, μ of the true labels; "
+               "'–': outside the theorem's domain, c ≤ 3)")
+    head = f"{'η':>5}  {'UM c':>6} {'UM μ':>6} {'UM bound':>9}  {'MM c':>6} {'MM μ':>6} {'MM bound':>9}  guarantee"
+    click.echo(head + "\n" + "-" * len(head))
+    fmt = lambda v, d: "–" if v is None or v != v else f"{v:.{d}f}"  # noqa: E731
+    for r in sorted((r for r in rows if r["method"] == "teacher"), key=lambda r: r["config"]["eta"]):
+        m = r["metrics"]
+        holds = [name for name in ("um", "mm") if m.get(f"{name}_condition") == 1.0]
+        click.echo(f"{r['config']['eta']:>5.2f}  {fmt(m.get('um_c'), 2):>6} {fmt(m.get('um_mu'), 3):>6} "
+                   f"{fmt(m.get('um_bound'), 3):>9}  {fmt(m.get('mm_c'), 2):>6} {fmt(m.get('mm_mu'), 3):>6} "
+                   f"{fmt(m.get('mm_bound'), 3):>9}  {'+'.join(holds).upper() or 'none'}")
+    if plot is not None:
+        from mke_theory.plots import plot_noise_sweep
+
+        plot_noise_sweep(rows, plot)
+        click.echo(f"figure written to {plot}", err=True)
     write_records(rows, out, force)
 
 
