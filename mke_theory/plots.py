@@ -138,3 +138,327 @@ def plot_twomoon(result, path=None, member_seed=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150, format="pdf" if path.suffix.lower() == ".pdf" else "png")
     return fig
+
+
+# ---- noise sweep (``mke-theory simulate`` records) ----------------------------------------------
+
+SIMULATE_TASK = "simulate"  # mke_theory.simulate.TASK, repeated here so plotting does not import torch
+# Okabe–Ito colours (as in paper_figures/_common.py): UM orange, MM blue; _noreg variants dashed and lighter.
+SWEEP_STUDENTS = (  # method, label, colour, dashed
+    ("um_student_noreg", "UM student (no reg.)", "#E69F00", True),
+    ("um_student", "UM student", "#E69F00", False),
+    ("mm_student_noreg", "MM student (no reg.)", "#0072B2", True),
+    ("mm_student", "MM student (MKE)", "#0072B2", False),
+)
+SPACES = (("um", "UM space (α)", "#E69F00"), ("mm", "MM space (α, β)", "#0072B2"))
+BOUND_LABEL = "bound (Wei et al. 2021, Thm 4.3)"
+_CONFIG_FREE = ("eta", "regularizer")  # config keys that may differ within one sweep
+
+
+def _eta_of_variant(variant: str) -> float:
+    key, _, value = str(variant).partition("=")
+    if key != "eta" or not value:
+        raise ValueError(f"variant {variant!r} does not name a pseudo-label error (expected 'eta=0.3')")
+    return float(value)
+
+
+def _sweep(data):
+    """(tidy frame of the simulate task with an ``eta`` column, shared config or {}) from records or a frame."""
+    import pandas as pd
+
+    from mke_theory.stats import FRAME_COLUMNS, records_frame
+
+    config = {}
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in FRAME_COLUMNS if c not in data.columns]
+        if missing:
+            raise ValueError(f"frame misses column(s) {', '.join(missing)}; pass records or records_frame(records)")
+        frame = data[data["task"] == SIMULATE_TASK].copy()
+        frame["eta"] = frame["variant"].map(_eta_of_variant)
+    else:
+        records = [r for r in data if r["task"] == SIMULATE_TASK]
+        shared = {tuple(sorted((k, repr(v)) for k, v in r["config"].items() if k not in _CONFIG_FREE))
+                  for r in records}
+        if len(shared) > 1:
+            differ = sorted({k for k, _ in set.union(*map(set, shared)) - set.intersection(*map(set, shared))})
+            raise ValueError(f"the records hold several sweeps (their configs differ in {', '.join(differ)}); "
+                             "pass the records of one sweep")
+        if records:
+            config = {k: v for k, v in records[0]["config"].items() if k not in _CONFIG_FREE}
+            regularised = {r["config"].get("regularizer") for r in records
+                           if r["method"] in ("um_student", "mm_student")}
+            if len(regularised) == 1:
+                config["regularizer"] = regularised.pop()
+        frame = records_frame(records)
+        frame["eta"] = [float(r["config"]["eta"]) for r in records for _ in r["metrics"]]
+    if frame.empty:
+        raise ValueError(f"no records of task {SIMULATE_TASK!r} (mke-theory simulate)")
+    duplicated = frame.duplicated(["method", "eta", "seed", "metric"])
+    if duplicated.any():
+        r = frame[duplicated].iloc[0]
+        raise ValueError(f"several runs of {r['method']} at η = {r['eta']:g}, seed {r['seed']}; "
+                         "pass the records of one sweep")
+    return frame, config
+
+
+def _cells(frame, metric: str, method: str, finite_only: bool = False):
+    """Per-η summary (stats.summarize) of ``metric`` for ``method``, sorted by η; None if absent."""
+    import pandas as pd
+
+    from mke_theory.stats import summarize
+
+    sub = frame[(frame["method"] == method) & (frame["metric"] == metric)]
+    if finite_only:
+        sub = sub[np.isfinite(sub["value"].to_numpy(dtype=float))]
+    if sub.empty:
+        return None
+    summary = summarize(sub, metric)
+    etas = sub.drop_duplicates("variant").set_index("variant")["eta"]
+    summary["eta"] = summary["variant"].map(etas).astype(float)
+    return summary.sort_values("eta", kind="mergesort").reset_index(drop=True).pipe(pd.DataFrame)
+
+
+def _save(fig, path) -> None:
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150, format="pdf" if path.suffix.lower() == ".pdf" else "png")
+
+
+def _title(config: dict, what: str) -> str:
+    if not config:
+        return what
+    return f"{what}: {config.get('generator', '?')} data, {config.get('noise_model', '?')} pseudo-label noise"
+
+
+def _eta_ticks(ax, etas) -> None:
+    ax.set_xticks(etas)
+    ax.set_xticklabels([f"{e:g}" for e in etas])
+    ax.set_xlabel("pseudo-label error η", fontsize=12)
+    ax.tick_params(labelsize=10.5)
+    ax.grid(alpha=0.3, lw=0.6)
+
+
+def plot_noise_sweep(records, path=None):
+    """Students' test error and label corrections against the pseudo-label error η.
+
+    Parameters
+    ----------
+    records : list of dict or pandas.DataFrame
+        Run records of ``mke-theory simulate`` (task ``"simulate"``; other tasks are ignored), or
+        ``stats.records_frame`` of them (then η is read from the variant ``"eta=0.3"`` and the
+        title cannot name the generator).  The records must come from one sweep.
+    path : str or Path, optional
+        Where to save the figure: PDF if it ends in ``.pdf``, else PNG at 150 dpi; folders are made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes.  Left: test error (%) of each student, mean over seeds with its 95 % t-interval
+        (``stats.summarize``) as a band, against the nominal η; the pseudo labels' own error on
+        D_u (black); and the UM and MM bounds of Theorem 4.3 from the teacher rows (dotted, only
+        at η where c > 3, drawn at most at 100 %; hollow markers where clipped), or a note where
+        no bound exists or all are vacuous.  Right: pseudo labels on D_u each student corrected
+        (bars up) and corrupted (bars down), mean count with 95 % interval.  One figure legend.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    frame, config = _sweep(data=records)
+    etas = sorted(frame["eta"].unique())
+    fig = Figure(figsize=(13.5, 5.6))
+    ax, bx = fig.subplots(1, 2)
+    handles = []
+
+    top, n_seeds = 0.0, 0
+    for method, label, colour, dashed in SWEEP_STUDENTS:
+        s = _cells(frame, "test_error", method)
+        if s is None:
+            continue
+        low, high = np.clip(100 * s["ci_low"], 0, 100), np.clip(100 * s["ci_high"], 0, 100)  # error rates
+        ax.fill_between(s["eta"], low, high, color=colour, alpha=0.10 if dashed else 0.22, lw=0)
+        line, = ax.plot(s["eta"], 100 * s["mean"], color=colour, ls="--" if dashed else "-", lw=1.6 if dashed else 2.4,
+                        marker="o", ms=4.5 if dashed else 6, mfc="white" if dashed else colour, label=label)
+        handles.append(line)
+        top, n_seeds = max(top, float(high.max())), max(n_seeds, int(s["n"].max()))
+    t = _cells(frame, "pseudo_label_error", "teacher")
+    if t is not None:
+        line, = ax.plot(t["eta"], 100 * t["mean"], color="black", lw=1.8, marker="s", ms=5,
+                        label="pseudo labels (teacher)")
+        handles.append(line)
+        top = max(top, float(100 * t["mean"].max()))
+
+    notes, any_clipped = [], False
+    teacher_etas = sorted(frame.loc[frame["method"] == "teacher", "eta"].unique())
+    for space, _, colour in SPACES:
+        name = space.upper()
+        b = _cells(frame, f"{space}_bound", "teacher")
+        outside = [e for e in teacher_etas if b is None or e not in set(b["eta"])]
+        c = _cells(frame, f"{space}_c", "teacher", finite_only=True)  # c = ∞ (no mistakes) always gives a bound
+        small_c = c is not None and all(e in set(c["eta"]) and float(c.loc[c["eta"] == e, "mean"].iloc[0]) <= 3
+                                        for e in outside)
+        why = "outside the theorem's domain" + (" (c ≤ 3)" if small_c else "")
+        if b is None:
+            notes.append(f"{name} bound {why} for all η")
+            continue
+        value = 100 * b["mean"].to_numpy()
+        drawn = np.minimum(value, 100.0)
+        clipped = value >= 100.0
+        # on the full η grid, so that a missing bound breaks the line instead of joining its neighbours
+        grid = np.array(etas)
+        y = np.full(grid.shape, np.nan)
+        y[np.searchsorted(grid, b["eta"].to_numpy())] = drawn
+        line, = ax.plot(grid, y, color=colour, ls=":", lw=2.0, marker="D", ms=5.5, label=f"{name} {BOUND_LABEL}")
+        handles.append(line)
+        if clipped.any():
+            any_clipped = True
+            ax.plot(b["eta"][clipped], drawn[clipped], ls="", marker="D", ms=8, mfc="white", mec=colour, mew=1.6)
+        top = max(top, float(drawn.max()))
+        parts = []
+        if clipped.all():
+            parts.append("vacuous (≥ 100 %)" + (" wherever defined" if outside else " for all η"))
+        elif clipped.any():
+            parts.append("vacuous (≥ 100 %) for η = " + ", ".join(f"{e:g}" for e in b["eta"][clipped]))
+        if outside:
+            parts.append(f"{why} for η = " + ", ".join(f"{e:g}" for e in outside))
+        if parts:
+            notes.append(f"{name} bound " + ";\n    ".join(parts))  # one line each, to fit the axes
+    # the notes sit above the data: every curve is at most 100 % (bands and bounds are clipped)
+    lines = sum(n.count("\n") + 1 for n in notes)
+    room = 0.03 + 0.052 * lines if notes else 0.0
+    ax.set_ylim(0, (min(100.0, top) * 1.04 + 1) / (1 - room))
+    ax.set_yticks([v for v in ax.get_yticks() if 0 <= v <= 100])
+    if notes:
+        ax.text(0.015, 0.985, "\n".join(notes), transform=ax.transAxes, ha="left", va="top", fontsize=9.5,
+                bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.6", alpha=0.9))
+    ax.set_ylabel("test error (%)  /  pseudo-label error on $D_u$ (%)", fontsize=12)
+    ax.set_title("(a) Error against pseudo-label error η", fontsize=12.5)
+    _eta_ticks(ax, etas)
+    if any_clipped:
+        handles.append(Line2D([], [], ls="", marker="D", ms=8, mfc="white", mec="0.3", mew=1.6,
+                              label="bound ≥ 100 %, drawn at 100 %"))
+
+    # (b) corrected (up) and corrupted (down) pseudo labels on D_u
+    gap = float(np.min(np.diff(etas))) if len(etas) > 1 else 0.1
+    present = [m for m in SWEEP_STUDENTS if not frame[(frame["method"] == m[0])
+                                                       & (frame["metric"] == "corrected")].empty]
+    width = 0.8 * gap / max(1, len(present))
+    for k, (method, _, colour, dashed) in enumerate(present):
+        offset = (k - (len(present) - 1) / 2) * width
+        for metric, sign in (("corrected", 1), ("corrupted", -1)):
+            s = _cells(frame, metric, method)
+            if s is None:
+                continue
+            mean = sign * s["mean"].to_numpy()
+            err = np.vstack([s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]])
+            bx.bar(s["eta"] + offset, mean, width=width * 0.92, color=colour, alpha=0.45 if dashed else 1.0,
+                   edgecolor=colour, hatch="//" if dashed else None, lw=0.8,
+                   yerr=err, error_kw=dict(ecolor="0.25", lw=0.8, capsize=1.5))
+    bx.axhline(0, color="black", lw=0.9)
+    lim = max(abs(v) for v in bx.get_ylim())
+    bx.set_ylim(-lim * 1.22, lim * 1.22)  # room for the two captions
+    bx.yaxis.set_major_formatter(_abs_formatter())
+    for y, va, text in ((0.98, "top", "↑ corrected: wrong pseudo label, student right"),
+                        (0.02, "bottom", "↓ corrupted: right pseudo label, student wrong")):
+        bx.text(0.02, y, text, transform=bx.transAxes, ha="left", va=va, fontsize=10,
+                bbox=dict(boxstyle="round,pad=0.25", facecolor="white", edgecolor="none", alpha=0.85))
+    bx.set_ylabel("pseudo labels on $D_u$ (mean count)", fontsize=12)
+    bx.set_title("(b) Labels corrected and corrupted on $D_u$ (hatched: no reg.)", fontsize=12.5)
+    _eta_ticks(bx, etas)
+    bx.grid(axis="x", visible=False)
+
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=10.5, frameon=False)
+    n_rows = (len(handles) + 3) // 4
+    what = "Noise sweep"
+    if config.get("regularizer"):
+        what += f" (students regularised with {REG_LABELS.get(config['regularizer'], config['regularizer'])})"
+    fig.suptitle(_title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", fontsize=13.5)
+    fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, 0.95))
+    _save(fig, path)
+    return fig
+
+
+def _abs_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _: f"{abs(v):g}")
+
+
+def plot_expansion(records, path=None):
+    """Expansion c and separation μ of the UM and the MM space against the pseudo-label error η.
+
+    Parameters
+    ----------
+    records : list of dict or pandas.DataFrame
+        Run records of ``mke-theory simulate`` (the ``teacher`` rows carry ``um_c``, ``um_mu``, ...),
+        or ``stats.records_frame`` of them; the records must come from one sweep.
+    path : str or Path, optional
+        Where to save the figure: PDF if it ends in ``.pdf``, else PNG at 150 dpi; folders are made.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes.  Left: c of the pseudo-labeller's mistake sets (solid) and, where recorded, the
+        smallest expansion a search for bad sets found (``*_c_search``, dashed: the theorem needs the
+        worst set), with the line c = 3 that Theorem 4.3 needs to exceed; an infinite c (no mistakes,
+        η = 0) is a triangle at the top edge.  Right: μ, the separation of the true classes.  UM
+        orange, MM blue.  One figure legend.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.transforms import blended_transform_factory
+
+    frame, config = _sweep(data=records)
+    frame = frame[frame["method"] == "teacher"]
+    if not frame["metric"].isin(["um_c", "mm_c", "um_mu", "mm_mu"]).any():
+        raise ValueError("no teacher rows with um_c / mm_c / um_mu / mm_mu; these records hold no theory metrics")
+    etas = sorted(frame["eta"].unique())
+    gap = float(np.min(np.diff(etas))) if len(etas) > 1 else 0.1
+    fig = Figure(figsize=(12.5, 5.2))
+    cx, mx = fig.subplots(1, 2)
+    top_edge = blended_transform_factory(cx.transData, cx.transAxes)
+    handles, infinite, top = [], False, 3.0
+    for k, (space, label, colour) in enumerate(SPACES):
+        c = _cells(frame, f"{space}_c", "teacher", finite_only=True)
+        if c is not None:
+            line, = cx.plot(c["eta"], c["mean"], color=colour, lw=2.4, marker="o", ms=6,
+                            label=f"{label}: c of the mistake sets")
+            handles.append(line)
+            top = max(top, float(c["mean"].max()))
+        values = frame[frame["metric"] == f"{space}_c"]
+        inf_etas = sorted(values.loc[np.isposinf(values["value"].to_numpy(dtype=float)), "eta"].unique())
+        if inf_etas:
+            infinite = True
+            x = np.array(inf_etas) + (k - 0.5) * 0.12 * gap
+            cx.plot(x, np.full(len(x), 0.965), ls="", marker="^", ms=10, color=colour, transform=top_edge,
+                    clip_on=False)
+        search = _cells(frame, f"{space}_c_search", "teacher", finite_only=True)
+        if search is not None:
+            line, = cx.plot(search["eta"], search["mean"], color=colour, lw=1.5, ls="--", marker="o", ms=4,
+                            mfc="white", label=f"{label}: smallest c a search found")
+            handles.append(line)
+            top = max(top, float(search["mean"].max()))
+        mu = _cells(frame, f"{space}_mu", "teacher", finite_only=True)
+        if mu is not None:
+            mx.plot(mu["eta"], mu["mean"], color=colour, lw=2.4, marker="o", ms=6)
+    ref = cx.axhline(3.0, color="black", lw=1.2, ls=":", label="Thm 4.3 needs c > 3")
+    cx.text(0.99, 3.0, "c = 3 ", transform=blended_transform_factory(cx.transAxes, cx.transData), ha="right",
+            va="bottom", fontsize=10)
+    handles.append(ref)
+    if infinite:
+        handles.append(Line2D([], [], ls="", marker="^", ms=10, color="0.45",
+                              label="c = ∞: no pseudo-label mistakes (drawn at the top)"))
+    cx.set_ylim(0, top * 1.2)
+    cx.set_ylabel("expansion c", fontsize=12)
+    cx.set_title("(a) Expansion c of the pseudo-labeller's mistake sets", fontsize=12.5)
+    mx.set_ylim(0, max(1.0, mx.get_ylim()[1]))
+    mx.set_ylabel("separation μ (≥ $R_B(G^*)$)", fontsize=12)
+    mx.set_title("(b) Separation μ of the true classes", fontsize=12.5)
+    for ax in (cx, mx):
+        _eta_ticks(ax, etas)
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=10.5, frameon=False)
+    n_rows = (len(handles) + 2) // 3
+    fig.suptitle(_title(config, "Expansion and separation") + " (estimated on $D_u$)", fontsize=13.5)
+    fig.tight_layout(rect=(0, 0.05 * n_rows + 0.01, 1, 0.95))
+    _save(fig, path)
+    return fig
