@@ -48,10 +48,15 @@ def assert_clean_failure(result, *mentions, exit_code=None):
 
 
 def table_lines(output):
-    """The rows below the table's dashed rule."""
+    """The rows of the first table: below its dashed rule, up to the first blank line."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line and set(line) == {"-"})
-    return [line for line in lines[start + 1:] if line.strip()]
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        rows.append(line)
+    return rows
 
 
 # ---- bad options ---------------------------------------------------------------------------------
@@ -173,6 +178,28 @@ def test_simulate_prints_one_row_per_eta_and_method_and_writes_records(tmp_path)
         cell = [x["metrics"]["test_error"] for x in records if x["method"] == method and x["config"]["eta"] == eta]
         assert len(cell) == 2
         assert printed == pytest.approx(100 * np.mean(cell), abs=0.051)
+
+
+def test_simulate_reports_the_theory_per_eta_and_plots_it(tmp_path):
+    figure = tmp_path / "sweep.png"
+    result = invoke("simulate", "--noise", "0.1,0.3", "--seeds", "1", "--steps", "50", "--plot", str(figure))
+    assert result.exit_code == 0, result.output
+    theory = result.stdout.split("Theory on D_u")[1]
+    rows = table_lines(theory)
+    assert [float(r.split()[0]) for r in rows] == [0.1, 0.3]
+    records = {r["config"]["eta"]: r["metrics"] for r in _simulate_teacher_rows()}
+    for r in rows:
+        eta, um_mu, mm_mu = float(r.split()[0]), float(r.split()[2]), float(r.split()[5])
+        assert um_mu == pytest.approx(records[eta]["um_mu"], abs=5e-4)
+        assert mm_mu == pytest.approx(records[eta]["mm_mu"], abs=5e-4)
+    assert figure.stat().st_size > 0
+
+
+def _simulate_teacher_rows():
+    from mke_theory.simulate import SimulateConfig, simulate
+
+    rows = simulate(SimulateConfig(noise=(0.1, 0.3), n_seeds=1, steps=1))
+    return [r for r in rows if r["method"] == "teacher"]
 
 
 def test_simulate_without_out_writes_nothing(tmp_path, monkeypatch):
