@@ -19,14 +19,8 @@ TWOMOON_METHODS = ["teacher", "um_student", "mm_student", "mm_supervised"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny batched MLPs: on a shared two-core machine torch's intra-op threads only add contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)
 
 
 def invoke(*args):
