@@ -80,3 +80,20 @@ def check_features(name: str, x, n_samples: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
+
+
+def check_samples(name: str, x, n_samples: int | None = None) -> np.ndarray:
+    """A finite float array ``(n_samples, ...)``: features, images or spectrograms, one row per sample.
+
+    Floating arrays keep their dtype (float32 image stacks stay float32); others become float64.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have a sample axis and at least one feature axis, got shape {x.shape}")
+    if n_samples is not None and x.shape[0] != n_samples:
+        raise ValueError(f"{name} has {x.shape[0]} rows but {n_samples} were expected")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mke_theory._validation import check_features, check_labels
+from mke_theory._validation import check_labels, check_samples as check_features
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,6 +20,9 @@ class MultimodalSplit:
 
     Attributes
     ----------
+    Feature arrays are ``(n, d)`` for vectors or ``(n, ...)`` for images and spectrograms; the
+    modality's trailing shape must agree across D_l, D_u and the test set.
+
     labeled_alpha : (n_labeled, d_alpha) array, modality α of D_l.
     labels : (n_labeled,) int array, class indices of D_l.
     unlabeled_alpha : (n_unlabeled, d_alpha) array, modality α of D_u.
@@ -67,12 +70,6 @@ class MultimodalSplit:
                              f"but labeled_alpha has {len(self.labeled_alpha)} rows")
         if len(self.test_labels) != n_test:
             raise ValueError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
-        d_alpha = self.labeled_alpha.shape[1]
-        for name in ("unlabeled_alpha", "test_alpha"):
-            if getattr(self, name).shape[1] != d_alpha:
-                raise ValueError(f"{name} has {getattr(self, name).shape[1]} features but labeled_alpha has {d_alpha}")
-        if self.test_beta.shape[1] != self.unlabeled_beta.shape[1]:
-            raise ValueError("test_beta and unlabeled_beta differ in their number of features")
         if self.unlabeled_labels is not None:
             ul = check_labels("unlabeled_labels", self.unlabeled_labels, k)
             if len(ul) != m:
@@ -85,6 +82,17 @@ class MultimodalSplit:
             put("val_alpha", check_features("val_alpha", self.val_alpha))
             put("val_beta", check_features("val_beta", self.val_beta, len(self.val_alpha)))
             put("val_labels", check_labels("val_labels", self.val_labels, k))
+            if len(self.val_labels) != len(self.val_alpha):
+                raise ValueError(f"val_labels has {len(self.val_labels)} entries but val_alpha has "
+                                 f"{len(self.val_alpha)} rows")
+        d_alpha = self.labeled_alpha.shape[1:]
+        for name in ("unlabeled_alpha", "test_alpha") + (("val_alpha",) if self.val_alpha is not None else ()):
+            if getattr(self, name).shape[1:] != d_alpha:
+                raise ValueError(f"{name} has feature shape {getattr(self, name).shape[1:]} "
+                                 f"but labeled_alpha has {d_alpha}")
+        for name in ("test_beta",) + (("val_beta",) if self.val_beta is not None else ()):
+            if getattr(self, name).shape[1:] != self.unlabeled_beta.shape[1:]:
+                raise ValueError(f"{name} and unlabeled_beta differ in their feature shape")
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -94,6 +102,15 @@ class MultimodalSplit:
     @property
     def n_unlabeled(self) -> int:
         return len(self.unlabeled_alpha)
+
+    @property
+    def alpha_shape(self) -> tuple:
+        """Shape of one sample of α, e.g. ``(d,)`` or ``(frames, 3, H, W)``."""
+        return self.labeled_alpha.shape[1:]
+
+    @property
+    def beta_shape(self) -> tuple:
+        return self.unlabeled_beta.shape[1:]
 
     @property
     def alpha_dim(self) -> int:
