@@ -1,0 +1,1 @@
+"""Readers of the real on-disk data formats and the ``prepare`` caches built from them."""

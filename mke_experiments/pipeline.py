@@ -1,0 +1,231 @@
+"""The MKE protocol for any task: teacher → pseudo labels → students → run records.
+
+Methods (Algorithm 1 and its baselines):
+teacher           α of D_l with labels (Eq. 1)
+um_student        α of D_u with the teacher's pseudo labels, regularised (perturbations T)
+noisy_student     α of D_l ∪ D_u, labels on D_l and pseudo labels on D_u, regularised
+mm_student_noreg  α + β of D_u with pseudo labels, no perturbation, plain cross entropy
+mm_student        α + β of D_u with pseudo labels, L_pl + γ·L_reg (MKE, Eq. 3)
+mm_supervised     α + β of D_u with the true labels: the upper bound (needs them)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+
+from mke_experiments.config import ExperimentConfig, apply_overrides
+from mke_experiments.models import build_student, build_teacher
+from mke_experiments.train import distributed, fit, predict_logits, resolve_device
+from mke_theory.objective import pseudo_labels as make_pseudo_labels
+from mke_theory.records import config_hash, make_record, record_path, write_record
+from mke_theory.split import MultimodalSplit
+
+METHODS = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
+MULTIMODAL = {"mm_student_noreg", "mm_student", "mm_supervised"}
+
+
+def _t(a) -> torch.Tensor:
+    a = np.asarray(a)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
+
+
+def evaluate(model, inputs: tuple, labels: np.ndarray, device) -> dict:
+    """Accuracy and macro-F1 of ``model(*inputs)`` against ``labels``."""
+    pred = predict_logits(model, inputs, device).argmax(1).numpy()
+    return dict(accuracy=float((pred == labels).mean()),
+                macro_f1=float(f1_score(labels, pred, average="macro", zero_division=0)))
+
+
+@dataclass
+class SeedResult:
+    records: list
+    models: dict  # method -> trained model (evaluation mode)
+    pseudo_labels: np.ndarray
+
+
+def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
+             device=torch.device("cpu"), force: bool = False, progress=None, stop_after: int | None = None) -> SeedResult:
+    """Train every requested method for one initialisation seed; write records to ``out``.
+
+    A method whose record exists in ``out`` is skipped (resume) unless ``force``; an interrupted
+    method continues from its checkpoint.
+    """
+    rank, world = distributed()
+    config = dict(cfg.as_dict(), split_id=split.split_id)
+    chash = config_hash(config)
+    ckpt_dir = None if out is None else Path(out) / "checkpoints"
+    if ckpt_dir is not None and rank == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    records, models = [], {}
+    k = split.n_classes
+    m, tr = cfg.model, cfg.train
+    t = {name: _t(getattr(split, name)) for name in
+         ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
+    has_val = split.val_alpha is not None
+    val = (_t(split.val_alpha), _t(split.val_beta), torch.as_tensor(split.val_labels)) if has_val else None
+
+    def path_of(method):
+        stem = f"{cfg.task}__{method}__seed{seed}__{chash}"
+        return None if ckpt_dir is None else ckpt_dir / f"{stem}.pt"
+
+    def done(method):
+        return out is not None and not force and record_path(
+            dict(task=cfg.task, method=method, seed=seed, config_hash=chash), out).exists()
+
+    def select(multimodal):
+        if tr.selection == "val" and has_val:
+            return ((val[0], val[1]) if multimodal else (val[0],)), val[2]
+        if tr.selection == "agreement" and held_out is not None:
+            inputs = (t["unlabeled_alpha"][held_out], t["unlabeled_beta"][held_out])
+            return (inputs if multimodal else inputs[:1]), torch.as_tensor(teacher_pred[held_out])
+        return None
+
+    def finish(method, model, fitted, multimodal, extra=None):
+        inputs = (t["test_alpha"], t["test_beta"]) if multimodal else (t["test_alpha"],)
+        scores = evaluate(model, inputs, split.test_labels, device)
+        metrics = dict(test_accuracy=scores["accuracy"], test_macro_f1=scores["macro_f1"], **(extra or {}))
+        if has_val:
+            metrics["val_accuracy"] = evaluate(model, (val[0], val[1]) if multimodal else (val[0],),
+                                               split.val_labels, device)["accuracy"]
+        record = make_record(cfg.task, method, seed, metrics, config, fitted.wall_time_s, history=fitted.history,
+                             hardware=_hardware(device), world_size=world, split_id=split.split_id)
+        record["best_epoch"] = fitted.best_epoch
+        if out is not None and rank == 0:
+            write_record(record, out, force=True)
+            ckpt = path_of(method)
+            if ckpt is not None and ckpt.exists() and method != "teacher":
+                ckpt.unlink()  # the record is final; the teacher's is kept for its pseudo labels
+        records.append(record)
+        models[method] = model
+
+    def train(method, model, inputs, targets, regularised, multimodal):
+        return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,
+                   select_on=select(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
+                   progress=progress, stop_after=stop_after)
+
+    # ---- teacher (Eq. 1): α of D_l ------------------------------------------------------------
+    torch.manual_seed(seed)
+    teacher = build_teacher(split.alpha_shape, k, m)
+    held_out = None
+    teacher_sel = ((val[0],), val[2]) if has_val and tr.selection != "last" else None
+    fitted = fit(teacher, (t["labeled_alpha"],), torch.as_tensor(split.labels), tr, None, regularised=False,
+                 seed=seed, device=device, select_on=teacher_sel,
+                 checkpoint=path_of("teacher") if tr.checkpoint else None, progress=progress, stop_after=stop_after)
+    if stop_after is not None and len(fitted.history) < tr.epochs:
+        return SeedResult(records, models, np.empty(0))  # interrupted (tests)
+    if not done("teacher"):
+        finish("teacher", teacher, fitted, multimodal=False)
+    models["teacher"] = teacher
+
+    # ---- pseudo labels (Eq. 2) on D_u, teacher in evaluation mode ----------------------------------
+    teacher_logits = predict_logits(teacher, (t["unlabeled_alpha"],), device)
+    teacher_pred = teacher_logits.argmax(1).numpy()
+    targets = make_pseudo_labels(teacher_logits, cfg.mke.pseudo_labels, cfg.mke.temperature)
+    if tr.selection == "agreement":  # hold out a tenth of D_u, by the split, for label-free selection
+        held_out = np.zeros(split.n_unlabeled, bool)
+        held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
+    train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
+    a_u, b_u, y_u = t["unlabeled_alpha"][train_idx], t["unlabeled_beta"][train_idx], targets[train_idx]
+    extra_pl = {"pseudo_label_accuracy": float((teacher_pred == split.unlabeled_labels).mean())} \
+        if split.unlabeled_labels is not None else {}
+
+    # ---- students ---------------------------------------------------------------------------------
+    for method in methods:
+        if method == "teacher" or done(method):
+            continue
+        if method == "mm_supervised" and split.unlabeled_labels is None:
+            continue  # no true labels of D_u: no upper bound
+        torch.manual_seed(seed)
+        if method in ("um_student", "noisy_student"):
+            model, inputs, y = build_teacher(split.alpha_shape, k, m), (a_u,), y_u
+            if method == "noisy_student":
+                y_l = torch.as_tensor(split.labels)
+                if y_u.is_floating_point():
+                    y_l = F.one_hot(y_l, k).float()
+                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u])
+            fitted = train(method, model, inputs, y, regularised=True, multimodal=False)
+        else:
+            regularised = method != "mm_student_noreg"
+            model = build_student(split.alpha_shape, split.beta_shape, k, m, regularised=regularised)
+            y = torch.as_tensor(split.unlabeled_labels)[train_idx] if method == "mm_supervised" else y_u
+            fitted = train(method, model, (a_u, b_u), y, regularised=regularised, multimodal=True)
+        if stop_after is not None and len(fitted.history) < tr.epochs:
+            return SeedResult(records, models, teacher_pred)  # interrupted (tests)
+        finish(method, model, fitted, multimodal=method in MULTIMODAL,
+               extra=extra_pl if method != "mm_supervised" else None)
+    return SeedResult(records, models, teacher_pred)
+
+
+def _hardware(device) -> str:
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    import os
+    import platform
+
+    return f"cpu {platform.machine()} x{os.cpu_count()}"
+
+
+def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentConfig:
+    cfg = apply_overrides(task.default_config, overrides)
+    if epochs is not None:
+        cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
+    return cfg
+
+
+def fit_mke(split: MultimodalSplit, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
+            methods=("teacher", "mm_student")) -> SeedResult:
+    """MKE on your own arrays: train the teacher on α of D_l, pseudo-label D_u, train the students.
+
+    Parameters
+    ----------
+    split : a ``MultimodalSplit`` (e.g. from ``mke_experiments.tasks.arrays.split_from_arrays``);
+        features should be standardised on training data.
+    config : defaults to the ``arrays`` task's preset.
+    methods : which methods to train (the teacher always is).
+
+    Returns
+    -------
+    SeedResult with ``models["mm_student"]`` (call it as ``student(alpha, beta)`` on tensors),
+    ``models["teacher"]``, the pseudo labels and one record per method with its test metrics.
+
+    Example
+    -------
+    >>> from mke_theory.generators import gaussian_mixture
+    >>> result = fit_mke(gaussian_mixture(random_state=0), device="cpu")      # doctest: +SKIP
+    >>> result.records[-1]["metrics"]["test_accuracy"]                        # doctest: +SKIP
+    """
+    from mke_experiments.tasks import get_task
+
+    cfg = config or get_task("arrays").default_config
+    return run_seed(cfg, split, seed, methods=methods, device=resolve_device(device))
+
+
+def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds: int) -> int:
+    per = {"teacher": split.n_labeled, "noisy_student": split.n_labeled + split.n_unlabeled}
+    batches = lambda n: cfg.train.epochs * -(-n // cfg.train.batch_size)  # noqa: E731
+    return n_seeds * sum(batches(per.get(m, split.n_unlabeled)) for m in set(methods) | {"teacher"})
+
+
+def run(task_name: str, data_dir=None, out=None, seeds=(0, 1, 2, 3, 4), methods=METHODS, epochs=None,
+        device: str = "auto", overrides=(), force: bool = False, progress=None) -> list[dict]:
+    """``mke-exp run``: every method × seed of a task; returns the records (written to ``out``)."""
+    from mke_experiments.tasks import get_task
+
+    task = get_task(task_name)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+    cfg = resolve_config(task, overrides, epochs)
+    split = task.load(cfg.data, data_dir)
+    dev = resolve_device(device)
+    records = []
+    for seed in seeds:
+        records += run_seed(cfg, split, seed, methods, out=None if out is None else Path(out), device=dev,
+                            force=force, progress=progress).records
+    return records

@@ -1,0 +1,63 @@
+"""The task registry. A task module registers itself with ``@register_task``; importing this
+package imports every task module, so the CLI, ``mke-exp list`` and the smoke test see them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mke_experiments.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the pipeline needs from a task.
+
+    name : CLI name.
+    description : one line for ``mke-exp list``.
+    default_config : the preset (an ``ExperimentConfig`` whose ``data`` is the task's own config).
+    load : ``load(config.data, data_dir) -> MultimodalSplit`` with a validation set.
+    prepare : ``prepare(raw_dir, out_dir, config.data, progress) -> dict`` turning a download into
+        a cache, or None when the task needs no preparation.
+    needs_data : whether ``run`` needs ``--data`` (mfeat ships its data; arrays and real sets do not).
+    metrics : names of the metrics written to records (beyond test_accuracy).
+    """
+
+    name: str
+    description: str
+    default_config: ExperimentConfig
+    load: Callable
+    prepare: Callable | None = None
+    needs_data: bool = True
+    metrics: tuple = field(default=("test_accuracy", "test_macro_f1"))
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Add ``task`` to the registry; a second task of the same name is an error."""
+    if task.name in TASKS:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def data_dir_or_error(data_dir: Path | None, task: str) -> Path:
+    if data_dir is None:
+        raise ValueError(f"task {task} needs --data DIR (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise ValueError(f"{data_dir}: no such file or folder; make it with mke-exp prepare {task} --raw DIR --out DIR")
+    return data_dir
+
+
+from mke_experiments.tasks import arrays, mfeat, ravdess  # noqa: E402,F401  (registration)

@@ -1,0 +1,90 @@
+"""Task ``ravdess``: emotion recognition, teacher on face frames (α), students on frames + audio (β).
+
+``mke-exp prepare ravdess --raw DIR --out CACHE`` reads the real tree (``Actor_XX/01-01-*.mp4``
+with ``03-01-*.wav``), crops faces, samples frames and computes log-mel spectrograms
+(``mke_experiments.data.ravdess``). Default split by actor: test 1–4, validation 5–8, and the
+train actors 9–24 divided into D_l and D_u by actor (``labeled_actors``). ``split=random`` gives
+MST-Distill's per-clip 60/20/20 split, which lets actors leak between train and test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
+from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_theory.split import MultimodalSplit
+
+
+@dataclass(frozen=True)
+class RavdessData:
+    split: str = "actor"  # actor (speaker-independent) | random (MST-Distill 60/20/20, leaky)
+    labeled_actors: int = 4  # how many of the train actors (the lowest numbers) form D_l; the rest D_u
+    split_seed: int = 0  # only for split=random
+    frames: int = 4  # prepare: frames per clip
+    size: int = 48  # prepare: face crop side
+    n_mels: int = 40  # prepare: mel bands
+
+    def validate(self):
+        if self.split not in ("actor", "random"):
+            raise ValueError(f"data.split must be 'actor' or 'random'; got {self.split!r}")
+        if self.labeled_actors < 1:
+            raise ValueError("data.labeled_actors must be >= 1")
+
+
+def load(data: RavdessData, data_dir) -> MultimodalSplit:
+    from mke_experiments.data import ravdess as rv
+
+    data.validate()
+    cache = rv.load_cache(data_dir_or_error(data_dir, "ravdess"))
+    frames = cache["frames"].astype(np.float32) / 255.0  # (n, K, 3, S, S)
+    logmel = cache["logmel"]  # (n, 1, M, T), dB
+    logmel = (logmel - logmel.mean()) / (logmel.std() + 1e-6)
+    labels, actors = cache["labels"], cache["actors"]
+    if data.split == "actor":
+        masks = rv.actor_split(actors)
+        train_actors = np.unique(actors[masks["train"]])
+        if len(train_actors) <= data.labeled_actors:
+            raise ValueError(f"the cache holds {len(train_actors)} train actors (9–24); data.labeled_actors="
+                             f"{data.labeled_actors} leaves none for D_u")
+        labeled = masks["train"] & np.isin(actors, train_actors[: data.labeled_actors])
+        unlabeled = masks["train"] & ~labeled
+        val, test = masks["val"], masks["test"]
+    else:
+        masks = rv.random_split(len(labels), data.split_seed)
+        order = np.flatnonzero(masks["train"])
+        labeled = np.zeros(len(labels), bool)
+        labeled[order[: max(1, len(order) // 4)]] = True
+        unlabeled = masks["train"] & ~labeled
+        val, test = masks["val"], masks["test"]
+    if not (labeled.any() and unlabeled.any() and test.any()):
+        raise ValueError("the cache has too few clips for a split with D_l, D_u and a test set; "
+                         "prepare more actors (test 1–4, validation 5–8, train 9–24)")
+    val_part = dict(val_alpha=frames[val], val_beta=logmel[val], val_labels=labels[val]) if val.any() else {}
+    return MultimodalSplit(
+        labeled_alpha=frames[labeled], labels=labels[labeled],
+        unlabeled_alpha=frames[unlabeled], unlabeled_beta=logmel[unlabeled], unlabeled_labels=labels[unlabeled],
+        test_alpha=frames[test], test_beta=logmel[test], test_labels=labels[test], n_classes=8,
+        name=f"ravdess-{data.split}" + ("-LEAKY" if data.split == "random" else ""), **val_part,
+        meta=dict(split=data.split, leaky=data.split == "random"))
+
+
+def prepare(raw_dir, out_dir, data: RavdessData, progress=None) -> dict:
+    from mke_experiments.data import ravdess as rv
+
+    return rv.prepare(raw_dir, out_dir, frames=data.frames, size=data.size, n_mels=data.n_mels, progress=progress)
+
+
+register_task(Task(
+    name="ravdess",
+    description="RAVDESS emotions: teacher on face frames, students on frames + log-mel audio (split by actor)",
+    default_config=ExperimentConfig(
+        task="ravdess", data=RavdessData(),
+        model=ModelConfig(hidden=128, dropout=0.3, width=16, fusion="late", modality_dropout=0.1),
+        train=TrainConfig(epochs=30, batch_size=32, lr=1e-3),
+        mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.1)),
+    load=load,
+    prepare=prepare,
+))

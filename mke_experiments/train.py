@@ -1,0 +1,162 @@
+"""The training loop every method uses: one model, its inputs, its targets, and whether the
+perturbations T of the MKE objective are on.
+
+Mini-batch training with Adam/SGD; bfloat16 autocast on CUDA; DistributedDataParallel when a
+process group is up (``torchrun``); a checkpoint per epoch with every random state, so that an
+interrupted run continues exactly where it stopped; model selection on validation data, on the
+label-free agreement with the teacher on held-out unlabeled data, or the last epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from mke_experiments.config import MKEConfig, TrainConfig
+from mke_theory.objective import input_noise, mke_loss, pseudo_label_loss
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` → CUDA when there is one, else CPU; ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside ``torchrun``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@dataclass
+class FitResult:
+    model: nn.Module  # the selected weights, in evaluation mode, unwrapped from DDP
+    history: list = field(default_factory=list)  # one dict per epoch: loss, selection score
+    best_epoch: int = -1
+    wall_time_s: float = 0.0
+    resumed_from: int = 0  # epochs that came from a checkpoint
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 512) -> torch.Tensor:
+    """(n, K) logits on CPU, evaluation mode, in batches."""
+    model.eval()
+    n = len(inputs[0])
+    out = [model(*(x[i:i + batch_size].to(device) for x in inputs)).float().cpu() for i in range(0, n, batch_size)]
+    return torch.cat(out)
+
+
+def _perturb(inputs: tuple, scale: float, generator: torch.Generator) -> tuple:
+    # T on the inputs: relative Gaussian noise per modality (objective.input_noise), drawn on CPU
+    # from the run's own generator so that a resumed run sees the same noise.
+    if scale == 0:
+        return inputs
+    return tuple(input_noise(x.cpu().float(), scale, generator).to(x.device, x.dtype) for x in inputs)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
+        regularised: bool = False, seed: int = 0, device=torch.device("cpu"), select_on: tuple | None = None,
+        checkpoint: Path | None = None, progress=None, stop_after: int | None = None) -> FitResult:
+    """Train ``model(*inputs)`` on ``targets`` (int class indices or soft labels (n, K)).
+
+    Parameters
+    ----------
+    inputs : tuple of CPU tensors (n, ...), one per modality the model takes.
+    regularised : apply the perturbations T (input noise, the model's dropout) and the MKE loss
+        form of ``mke``; otherwise plain cross entropy on clean inputs.
+    select_on : ``(inputs, labels)`` scored by accuracy after every epoch (validation data, or
+        held-out unlabeled data with the teacher's predictions for label-free selection); the
+        best epoch's weights are returned. None: the last epoch.
+    checkpoint : file written after every epoch and resumed from if it exists.
+    stop_after : stop (as if killed) after this many epochs; for resume tests.
+    """
+    rank, world = distributed()
+    torch.manual_seed(seed)  # dropout and modality dropout draw from the global generator
+    generator = torch.Generator().manual_seed(seed)  # shuffling and input noise
+    model.to(device)
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    history, best_score, best_state, best_epoch, start = [], -np.inf, None, -1, 0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, best_score, best_state, best_epoch = (state["history"], state["best_score"],
+                                                       state["best_state"], state["best_epoch"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["epoch"] + 1
+    train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    use_amp = cfg.amp and device.type == "cuda"
+    n = len(targets)
+    t0 = time.perf_counter()
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and epoch >= stop_after:
+            break
+        train_model.train()
+        order = torch.randperm(n, generator=generator)  # the same on every rank
+        order = order[: len(order) - len(order) % world][rank::world]  # equal shares, as DistributedSampler
+        total, batches = 0.0, 0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            x = tuple(t[idx].to(device, non_blocking=True) for t in inputs)
+            y = targets[idx].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                if not regularised:
+                    loss = pseudo_label_loss(train_model(*x).float(), y)
+                elif mke.loss_form == "perturbed_ce":
+                    loss = pseudo_label_loss(train_model(*_perturb(x, mke.input_noise, generator)).float(), y)
+                else:  # Eq. (3): L_pl on f(x) + γ · ‖f(x) − f(T(x))‖²
+                    clean = train_model(*x).float()
+                    perturbed = train_model(*_perturb(x, mke.input_noise, generator)).float()
+                    loss = mke_loss(clean, perturbed, y, mke.gamma)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, batches = total + loss.item(), batches + 1
+            if progress is not None:
+                progress(1)
+        entry = dict(epoch=epoch, loss=total / max(batches, 1))
+        if select_on is not None:
+            logits = predict_logits(model, select_on[0], device)
+            score = float((logits.argmax(1) == select_on[1]).float().mean())
+            entry["selection_score"] = score
+            if score > best_score:
+                best_score, best_epoch = score, epoch
+                best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+        history.append(entry)
+        if checkpoint is not None and rank == 0:
+            _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
+                              best_score=best_score, best_state=best_state, best_epoch=best_epoch,
+                              generator=generator.get_state(), torch_rng=torch.get_rng_state()), checkpoint)
+    if select_on is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history) - 1
+    model.eval()
+    return FitResult(model, history, best_epoch, time.perf_counter() - t0, resumed_from=start)
+
+
+def steps_per_run(n: int, cfg: TrainConfig) -> int:
+    """Optimisation steps one ``fit`` makes on ``n`` samples (progress-bar length)."""
+    return cfg.epochs * -(-n // cfg.batch_size)
