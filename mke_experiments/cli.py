@@ -1,21 +1,137 @@
-"""``mke-exp``: real-data experiments and reports over run records.
-
-The task registry with ``run``/``prepare``/``list`` arrives with the experiment framework;
-``report`` already prints any table from a folder of run records.
-"""
+"""``mke-exp``: real-data experiments (list, prepare, run, bench) and reports over run records."""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from pathlib import Path
 
 import click
+
+METHOD_NAMES = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
+
+
+def user_errors(command):
+    """A user's mistake ends in one sentence and exit status 1 (``MKE_DEBUG=1`` shows the traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, OSError) as e:
+            if os.environ.get("MKE_DEBUG"):
+                raise
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _int_list(ctx, param, value):
+    try:
+        seeds = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter("give distinct seeds >= 0, e.g. 0,1,2")
+    return seeds
+
+
+def _methods(ctx, param, value):
+    methods = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [m for m in methods if m not in METHOD_NAMES]
+    if unknown or not methods:
+        raise click.BadParameter(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHOD_NAMES)}")
+    return methods
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"], show_default=True))
 @click.version_option(package_name="mke")
 def cli():
     """Multimodal Knowledge Expansion on real data, and reports over run records."""
+
+
+@cli.command(name="list")
+def list_tasks():
+    """The registered tasks with their defaults."""
+    from mke_experiments.tasks import TASKS
+
+    for name, task in sorted(TASKS.items()):
+        cfg = task.default_config
+        click.echo(f"{name:<10} {task.description}")
+        click.echo(f"{'':<10} data: {cfg.data}")
+        click.echo(f"{'':<10} train: epochs={cfg.train.epochs} batch_size={cfg.train.batch_size} lr={cfg.train.lr} "
+                   f"selection={cfg.train.selection}; mke: {cfg.mke.loss_form} γ={cfg.mke.gamma} "
+                   f"input_noise={cfg.mke.input_noise}; needs --data: {'yes' if task.needs_data else 'no'}")
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--raw", type=click.Path(path_type=Path), required=True, help="The downloaded data set as it unpacks.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache folder to write.")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. data.frames=8.")
+@user_errors
+def prepare(task, raw, out, overrides):
+    """Turn a real download into a compact cache (re-running skips finished work)."""
+    from mke_experiments.pipeline import resolve_config
+    from mke_experiments.tasks import get_task
+
+    spec = get_task(task)
+    if spec.prepare is None:
+        raise ValueError(f"task {task} needs no preparation; run it directly: mke-exp run {task}")
+    if not raw.exists():
+        raise ValueError(f"{raw}: no such folder; point --raw at the unpacked download")
+    cfg = resolve_config(spec, overrides)
+    with click.progressbar(length=0, label=f"preparing {task}", file=sys.stderr) as bar:
+        def progress(n):
+            bar.update(n)
+        manifest = spec.prepare(raw, out, cfg.data, progress=progress)
+    click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for run records and checkpoints (re-running resumes).")
+@click.option("--seeds", default="0,1,2,3,4", callback=_int_list, help="Initialisation seeds (the split has its own).")
+@click.option("--methods", default=",".join(METHOD_NAMES), callback=_methods, help="Comma-separated methods.")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Override train.epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. model.fusion=mid.")
+@click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
+@user_errors
+def run(task, data, out, seeds, methods, epochs, device, overrides, force):
+    """Train every method × seed of TASK and print the table (records with --out)."""
+    from mke_experiments import pipeline
+    from mke_experiments.tasks import get_task
+    from mke_experiments.train import distributed
+    from mke_theory.stats import format_table, records_frame, summarize
+
+    spec = get_task(task)
+    if spec.needs_data and data is None:
+        raise ValueError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+    if pipeline.distributed_init():
+        click.echo(f"distributed: world size {distributed()[1]}", err=True)
+    cfg = pipeline.resolve_config(spec, overrides, epochs)
+    split = spec.load(cfg.data, data)
+    total = pipeline.total_steps(split, cfg, methods, len(seeds))
+    rank = distributed()[0]
+    with click.progressbar(length=total, label=f"{task}: {len(seeds)} seeds × {len(methods)} methods",
+                           file=sys.stderr if rank == 0 else open(os.devnull, "w")) as bar:
+        records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
+                                     progress=bar.update)
+    if rank != 0:
+        return
+    if split.meta.get("leaky"):
+        click.echo("WARNING: split=random puts clips of the same actor in train and test (leaky protocol).")
+    frame = records_frame(records)
+    if not frame.empty:
+        click.echo(format_table(summarize(frame, "test_accuracy"), caption=f"{task}: test accuracy (%), "
+                                f"{len(seeds)} seeds, model selection: {cfg.train.selection}"))
+    if out is not None:
+        click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
 
 def _baseline(value: str):

@@ -23,7 +23,7 @@ from mke_experiments.config import ExperimentConfig, apply_overrides
 from mke_experiments.models import build_student, build_teacher
 from mke_experiments.train import distributed, fit, predict_logits, resolve_device
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
-from mke_theory.records import config_hash, make_record, record_path, write_record
+from mke_theory.records import config_hash, make_record, read_record, record_path, write_record
 from mke_theory.split import MultimodalSplit
 
 METHODS = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
@@ -75,8 +75,14 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
         return None if ckpt_dir is None else ckpt_dir / f"{stem}.pt"
 
     def done(method):
-        return out is not None and not force and record_path(
-            dict(task=cfg.task, method=method, seed=seed, config_hash=chash), out).exists()
+        """True (and the finished record kept for the caller) when ``out`` already holds it."""
+        if out is None or force:
+            return False
+        path = record_path(dict(task=cfg.task, method=method, seed=seed, config_hash=chash), out)
+        if path.exists():
+            records.append(read_record(path))
+            return True
+        return False
 
     def select(multimodal):
         if tr.selection == "val" and has_val:
@@ -212,20 +218,37 @@ def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds:
     return n_seeds * sum(batches(per.get(m, split.n_unlabeled)) for m in set(methods) | {"teacher"})
 
 
-def run(task_name: str, data_dir=None, out=None, seeds=(0, 1, 2, 3, 4), methods=METHODS, epochs=None,
-        device: str = "auto", overrides=(), force: bool = False, progress=None) -> list[dict]:
-    """``mke-exp run``: every method × seed of a task; returns the records (written to ``out``)."""
-    from mke_experiments.tasks import get_task
-
-    task = get_task(task_name)
+def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out=None, device="auto",
+              force: bool = False, progress=None) -> list[dict]:
+    """Every method × seed on one split; returns the records of this call (written to ``out``)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
-    cfg = resolve_config(task, overrides, epochs)
-    split = task.load(cfg.data, data_dir)
     dev = resolve_device(device)
     records = []
     for seed in seeds:
         records += run_seed(cfg, split, seed, methods, out=None if out is None else Path(out), device=dev,
                             force=force, progress=progress).records
     return records
+
+
+def run(task_name: str, data_dir=None, out=None, seeds=(0, 1, 2, 3, 4), methods=METHODS, epochs=None,
+        device: str = "auto", overrides=(), force: bool = False, progress=None) -> list[dict]:
+    """``mke-exp run`` from Python: every method × seed of a task; returns the records."""
+    from mke_experiments.tasks import get_task
+
+    task = get_task(task_name)
+    cfg = resolve_config(task, overrides, epochs)
+    return run_split(cfg, task.load(cfg.data, data_dir), seeds, methods, out, device, force, progress)
+
+
+def distributed_init() -> bool:
+    """Join the process group ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU)."""
+    import os
+
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return True

@@ -1,0 +1,640 @@
+"""RAVDESS (Livingstone & Russo 2018, Zenodo 10.5281/zenodo.1188976): names, pairing, splits and the prepare cache.
+
+On disk (``docs``: /work/shared/reference/data-formats.md, A1) the speech part is a tree
+``RAW/Actor_01 … Actor_24`` holding ``MM-VV-EE-II-SS-RR-AA.ext`` files: ``01-01-*.mp4`` (audio-visual
+speech), ``02-01-*.mp4`` (video only) and ``03-01-*.wav`` (audio only). An audio-visual sample is
+``01-<key>.mp4`` with ``03-<key>.wav``; the class label is ``emotion - 1`` (8 classes).
+
+``prepare`` turns every pair into ``frames`` face crops (modality α, the teacher's) and a log-mel
+spectrogram (modality β) and stores them in one compact cache::
+
+    OUT/ravdess_cache.npz   frames  uint8   (n_clips, frames, 3, size, size)   RGB face crops
+                            logmel  float32 (n_clips, 1, n_mels, n_times)      dB, librosa.power_to_db
+                            labels  int64   (n_clips,)                         emotion - 1, 0..7
+                            actors  int64   (n_clips,)                         1..24, from the names
+                            keys    str     (n_clips,)                         "VV-EE-II-SS-RR-AA"
+    OUT/manifest.json       parameters, counts, skipped files and why, faces not found, versions
+
+Clips are ordered by (actor, key), so the cache does not depend on the order the file system lists
+folders in. Only ``prepare`` needs OpenCV, librosa and soundfile (``pip install -e .[experiments]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Field 3 of the name, 01..08 (README_RAVDESS.txt); the class label is the index.
+EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
+VOCAL_CHANNELS = {1: "speech", 2: "song"}
+N_ACTORS = 24
+
+CACHE_NAME = "ravdess_cache.npz"
+MANIFEST_NAME = "manifest.json"
+CACHE_FORMAT = "mke-ravdess-cache"
+CACHE_VERSION = 1
+CACHE_ARRAYS = ("frames", "logmel", "labels", "actors", "keys")
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+
+EXPECTED_TREE = "expected Actor_01 … Actor_24 folders holding 01-01-*.mp4 and 03-01-*.wav files"
+PREPARE_HINT = "run mke-exp prepare ravdess --raw DIR --out DIR"
+
+_NAME_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$")
+_ACTOR_DIR_RE = re.compile(r"^Actor_(\d\d)$")
+_EXTENSION = {1: ".mp4", 2: ".mp4", 3: ".wav"}
+
+# Detection runs on a grey copy whose shorter side is this long: a 720p RAVDESS face becomes ~90 px,
+# and a tiny fixture frame is upscaled past the cascade's 24 px window.
+_DETECT_SHORT_SIDE = 240
+_FACE_MARGIN = 0.15  # widen the Haar box by 15 % per side: it stops at the eyebrows and the chin
+_WIN_SECONDS, _HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz: ~100 frames per second
+_TOP_DB = 80.0  # librosa.power_to_db default
+
+
+class RavdessError(ValueError):
+    """A RAVDESS file, folder or cache the user supplied is not what the loader expects."""
+
+
+class RavdessName(NamedTuple):
+    """The seven fields of ``MM-VV-EE-II-SS-RR-AA.ext`` as integers, plus what follows from them."""
+
+    modality: int  # 1 audio-video, 2 video-only, 3 audio-only
+    vocal_channel: int  # 1 speech, 2 song
+    emotion: int  # 1..8, see EMOTIONS
+    intensity: int  # 1 normal, 2 strong
+    statement: int  # 1 "Kids are talking by the door", 2 "Dogs are sitting by the door"
+    repetition: int  # 1, 2
+    actor: int  # 1..24, odd male, even female
+    label: int  # emotion - 1, 0..7
+    key: str  # "VV-EE-II-SS-RR-AA": the six fields shared by the mp4 and the wav of one sample
+
+
+class Pair(NamedTuple):
+    """One audio-visual speech sample: ``01-<key>.mp4`` and ``03-<key>.wav``."""
+
+    video: Path
+    audio: Path
+    name: RavdessName  # parsed from the mp4
+
+
+@dataclass
+class Scan:
+    """What ``scan`` found under a RAVDESS folder.
+
+    ``pairs`` are sorted by (actor, key); ``unpaired`` holds audio-visual speech files without their
+    partner; ``invalid`` holds (file, reason) for names that break the naming rules; ``ignored``
+    counts valid files this task does not use (``video_only`` 02-01-*.mp4, ``song`` *-02-*, and
+    ``other`` files that are neither .mp4 nor .wav).
+    """
+
+    raw_dir: Path
+    pairs: list[Pair] = field(default_factory=list)
+    unpaired: list[Path] = field(default_factory=list)
+    invalid: list[tuple[Path, str]] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=lambda: {"video_only": 0, "song": 0, "other": 0})
+
+    def relative(self, path: Path) -> str:
+        """``Actor_XX/name`` for reports: stable when the raw folder moves."""
+        try:
+            return path.relative_to(self.raw_dir).as_posix()
+        except ValueError:
+            return str(path)
+
+
+# ---- names ----------------------------------------------------------------------------------------
+def parse_name(filename: str | os.PathLike) -> RavdessName:
+    """Parse ``MM-VV-EE-II-SS-RR-AA.ext`` and check it against the RAVDESS rules.
+
+    Parameters
+    ----------
+    filename : a bare name or a path; when the parent folder is ``Actor_XX`` its number must equal
+        the actor field, and when the name has an extension it must fit the modality (.mp4 for 01
+        and 02, .wav for 03).
+
+    Raises
+    ------
+    RavdessError
+        naming the file and the broken rule.
+    """
+    path = Path(filename)
+    stem, ext = (path.stem, path.suffix.lower()) if path.suffix else (path.name, "")
+    match = _NAME_RE.match(stem)
+
+    def fail(reason: str) -> RavdessError:
+        return RavdessError(f"{path}: {reason}; RAVDESS names are MM-VV-EE-II-SS-RR-AA.ext "
+                            "(seven two-digit fields, e.g. 01-01-03-01-02-01-12.mp4)")
+
+    if match is None:
+        raise fail("not seven two-digit fields separated by '-'")
+    modality, channel, emotion, intensity, statement, repetition, actor = (int(g) for g in match.groups())
+    if modality not in MODALITIES:
+        raise fail(f"modality {modality:02d} is not 01 (audio-video), 02 (video-only) or 03 (audio-only)")
+    if channel not in VOCAL_CHANNELS:
+        raise fail(f"vocal channel {channel:02d} is not 01 (speech) or 02 (song)")
+    if not 1 <= emotion <= len(EMOTIONS):
+        raise fail(f"emotion {emotion:02d} is outside 01–08")
+    if channel == 2 and emotion > 6:
+        raise fail(f"song has emotions 01–06 only, not {emotion:02d}")
+    if intensity not in (1, 2):
+        raise fail(f"intensity {intensity:02d} is not 01 (normal) or 02 (strong)")
+    if emotion == 1 and intensity != 1:
+        raise fail("neutral (emotion 01) has intensity 01 only")
+    if statement not in (1, 2):
+        raise fail(f"statement {statement:02d} is not 01 or 02")
+    if repetition not in (1, 2):
+        raise fail(f"repetition {repetition:02d} is not 01 or 02")
+    if not 1 <= actor <= N_ACTORS:
+        raise fail(f"actor {actor:02d} is outside 01–24")
+    if channel == 2 and actor == 18:
+        raise fail("actor 18 recorded no song")
+    if ext and ext != _EXTENSION[modality]:
+        raise fail(f"modality {modality:02d} files are {_EXTENSION[modality]}, not {ext}")
+    folder = _ACTOR_DIR_RE.match(path.parent.name)
+    if folder is not None and int(folder.group(1)) != actor:
+        raise fail(f"actor field {actor:02d} differs from the folder {path.parent.name} it sits in")
+    key = "-".join(match.groups()[1:])
+    return RavdessName(modality, channel, emotion, intensity, statement, repetition, actor, emotion - 1, key)
+
+
+# ---- scan -----------------------------------------------------------------------------------------
+def scan(raw_dir: str | os.PathLike) -> Scan:
+    """Pair the audio-visual speech files under ``raw_dir/Actor_XX/``.
+
+    Every ``01-01-<key>.mp4`` is paired with ``03-01-<key>.wav``. Video-only (02-*) and song (*-02-*)
+    files are valid but unused: they are counted in ``ignored``. Names breaking the rules go to
+    ``invalid`` with the reason; a file without its partner goes to ``unpaired``.
+
+    Raises
+    ------
+    RavdessError
+        when ``raw_dir`` does not exist, is not a folder or holds no ``Actor_XX`` folder.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.exists():
+        raise RavdessError(f"RAVDESS folder {raw_dir} does not exist; {EXPECTED_TREE}.")
+    if not raw_dir.is_dir():
+        raise RavdessError(f"RAVDESS folder {raw_dir} is a file, not a folder; {EXPECTED_TREE}.")
+    actor_dirs = sorted(p for p in raw_dir.iterdir() if p.is_dir() and _ACTOR_DIR_RE.match(p.name))
+    if not actor_dirs:
+        what = "is empty" if not any(raw_dir.iterdir()) else "has no Actor_XX folders"
+        raise RavdessError(f"RAVDESS folder {raw_dir} {what}; {EXPECTED_TREE} (unzip Video_Speech_Actor_XX.zip "
+                           "and Audio_Speech_Actors_01-24.zip into it).")
+
+    result = Scan(raw_dir=raw_dir)
+    videos: dict[str, tuple[Path, RavdessName]] = {}
+    audios: dict[str, Path] = {}
+    for folder in actor_dirs:
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            if path.suffix.lower() not in (".mp4", ".wav"):
+                result.ignored["other"] += 1
+                continue
+            try:
+                name = parse_name(path)
+            except RavdessError as e:
+                result.invalid.append((path, str(e)))
+                continue
+            if name.vocal_channel == 2:
+                result.ignored["song"] += 1
+            elif name.modality == 2:
+                result.ignored["video_only"] += 1
+            elif name.modality == 1:
+                videos[name.key] = (path, name)
+            else:
+                audios[name.key] = path
+    for key, (video, name) in videos.items():
+        if key in audios:
+            result.pairs.append(Pair(video, audios.pop(key), name))
+        else:
+            result.unpaired.append(video)
+    result.unpaired.extend(audios.values())
+    result.pairs.sort(key=lambda p: (p.name.actor, p.name.key))
+    result.unpaired.sort()
+    return result
+
+
+# ---- prepare --------------------------------------------------------------------------------------
+class _ClipError(Exception):
+    """One file of a pair cannot be used; the pair is skipped and reported."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(reason)
+        self.path, self.reason = path, reason
+
+
+def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
+    checks = [("frames", frames, frames >= 1), ("size", size, size >= 8),
+              ("sample_rate", sample_rate, sample_rate >= 1000), ("n_mels", n_mels, n_mels >= 1),
+              ("seconds", seconds, seconds > 0)]
+    for label, value, ok in checks:
+        if not ok:
+            raise RavdessError(f"prepare: {label}={value!r} is out of range; use frames >= 1, size >= 8, "
+                               "sample_rate >= 1000, n_mels >= 1 and seconds > 0.")
+    n_fft = int(round(_WIN_SECONDS * sample_rate))
+    hop = int(round(_HOP_SECONDS * sample_rate))
+    n_samples = int(round(seconds * sample_rate))
+    return {
+        "frames": int(frames), "size": int(size), "sample_rate": int(sample_rate), "n_mels": int(n_mels),
+        "seconds": float(seconds), "n_fft": n_fft, "hop_length": hop, "n_samples": n_samples,
+        "n_times": 1 + n_samples // hop,  # librosa centres frames: 1 + floor(n / hop)
+        "frame_sampling": "centres of `frames` equal segments of the clip",
+        "face_detector": f"cv2 {HAAR_CASCADE}, largest box, {int(_FACE_MARGIN * 100)} % margin; else centre square",
+        "colour": "RGB", "audio": "mono mean, librosa.resample, zero-pad at the end or centre-crop",
+        "power_to_db": {"ref": 1.0, "amin": 1e-10, "top_db": _TOP_DB},
+    }
+
+
+def _fingerprint(found: Scan) -> str:
+    """Hash of the relative paths and sizes of every file the scan looked at: new or changed files rebuild."""
+    paths = [p for pair in found.pairs for p in (pair.video, pair.audio)]
+    paths += found.unpaired + [p for p, _ in found.invalid]
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{found.relative(path)}\t{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import cv2
+    import librosa
+    import soundfile
+
+    try:
+        mke = version("mke")
+    except PackageNotFoundError:
+        mke = "unknown"
+    return {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
+            "librosa": librosa.__version__, "soundfile": soundfile.__version__,
+            "libsndfile": soundfile.__libsndfile_version__, "mke": mke}
+
+
+def _import_prepare_deps():
+    try:
+        import cv2
+        import librosa
+        import soundfile
+    except ImportError as e:
+        raise RavdessError(f"prepare needs opencv-python-headless<5, librosa and soundfile ({e}); "
+                           "install them with pip install -e .[experiments].") from None
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise RavdessError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in 5.0); "
+                           'install pip install "opencv-python-headless>=4.8,<5".')
+    return cv2, librosa, soundfile
+
+
+def _face_detector(cv2):
+    path = os.path.join(cv2.data.haarcascades, HAAR_CASCADE)
+    detector = cv2.CascadeClassifier(path)
+    if detector.empty():
+        raise RavdessError(f"the Haar cascade {path} shipped with OpenCV cannot be read; reinstall "
+                           'it with pip install --force-reinstall "opencv-python-headless>=4.8,<5".')
+    return detector
+
+
+def _frame_indices(n_frames: int, k: int) -> np.ndarray:
+    """Centres of ``k`` equal segments of ``n_frames`` frames (repeats when the clip is shorter than k)."""
+    return np.minimum(((np.arange(k) + 0.5) * n_frames / k).astype(np.int64), n_frames - 1)
+
+
+def _read_frames(cv2, path: Path, k: int) -> list[np.ndarray]:
+    """``k`` BGR frames evenly spaced over the clip; decodes sequentially (seeking is inexact in mp4)."""
+
+    def one_pass(n_frames: int | None) -> tuple[list[np.ndarray], int]:
+        """The wanted frames (``[]`` when the frame count was unknown or wrong) and how many were decoded."""
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise _ClipError(path, "OpenCV cannot open the video (corrupt or not an mp4)")
+        try:
+            if n_frames is None:
+                n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            wanted = set(_frame_indices(n_frames, k).tolist()) if n_frames > 0 else set()
+            last = max(wanted) if wanted else None
+            picked: dict[int, np.ndarray] = {}
+            index = 0
+            while (last is None or index <= last) and cap.grab():
+                if index in wanted:
+                    ok, image = cap.retrieve()
+                    if ok and image is not None:
+                        picked[index] = image
+                index += 1
+        finally:
+            cap.release()
+        if not wanted or len(picked) < len(wanted):
+            return [], index
+        return [picked[i] for i in _frame_indices(n_frames, k).tolist()], index
+
+    frames, decoded = one_pass(None)  # trusts the container's frame count
+    if not frames:
+        if decoded == 0:
+            raise _ClipError(path, "the video has no decodable frame")
+        frames, _ = one_pass(decoded)  # the count was missing or wrong: use the frames actually decoded
+        if not frames:
+            raise _ClipError(path, f"the video's frames cannot be decoded consistently ({decoded}, then fewer)")
+    return frames
+
+
+def _crop_face(cv2, detector, image: np.ndarray, size: int) -> tuple[np.ndarray, bool]:
+    """Largest Haar face (with margin) or the centre square, resized to (3, size, size) RGB uint8."""
+    height, width = image.shape[:2]
+    scale = _DETECT_SHORT_SIDE / min(height, width)
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    grey = cv2.resize(grey, (max(1, round(width * scale)), max(1, round(height * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    boxes = detector.detectMultiScale(cv2.equalizeHist(grey), scaleFactor=1.1, minNeighbors=5,
+                                      minSize=(_DETECT_SHORT_SIDE // 5,) * 2)  # faces fill RAVDESS frames
+    found = len(boxes) > 0
+    if found:
+        x, y, w, h = (float(v) / scale for v in max(boxes, key=lambda b: b[2] * b[3]))
+        side = min(max(w, h) * (1 + 2 * _FACE_MARGIN), height, width)
+        cx, cy = x + w / 2, y + h / 2
+    else:
+        side, cx, cy = min(height, width), width / 2, height / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))  # shift the square inside the frame
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    side_px = max(1, int(round(side)))
+    crop = image[y0:y0 + side_px, x0:x0 + side_px]
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side_px > size else cv2.INTER_LINEAR)
+    rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)), found  # (3, size, size)
+
+
+def _read_logmel(librosa, soundfile, path: Path, params: dict) -> np.ndarray:
+    """(1, n_mels, n_times) float32 log-mel spectrogram in dB of the mono, resampled, padded clip."""
+    try:
+        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
+    except (RuntimeError, OSError, ValueError, EOFError) as e:  # soundfile.LibsndfileError is a RuntimeError
+        raise _ClipError(path, f"soundfile cannot read the audio ({e})") from None
+    if samples.shape[0] == 0:
+        raise _ClipError(path, "the audio has no samples")
+    mono = samples.mean(axis=1)  # (n,)
+    if rate != params["sample_rate"]:
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=params["sample_rate"])
+    n = params["n_samples"]
+    if mono.shape[0] < n:
+        mono = np.pad(mono, (0, n - mono.shape[0]))  # zeros at the end, as Chumachenko et al.
+    elif mono.shape[0] > n:
+        start = (mono.shape[0] - n) // 2
+        mono = mono[start:start + n]
+    power = librosa.feature.melspectrogram(y=mono, sr=params["sample_rate"], n_fft=params["n_fft"],
+                                           hop_length=params["hop_length"], n_mels=params["n_mels"])  # (M, T)
+    db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=_TOP_DB)
+    return db.astype(np.float32)[None]  # (1, M, T)
+
+
+def _read_manifest(out_dir: Path) -> dict | None:
+    try:
+        return json.loads((out_dir / MANIFEST_NAME).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _cache_is_current(out_dir: Path, params: dict, fingerprint: str) -> dict | None:
+    """The manifest when the cache on disk was built from these files with these parameters."""
+    manifest = _read_manifest(out_dir)
+    cache = out_dir / CACHE_NAME
+    if (manifest is None or manifest.get("format") != CACHE_FORMAT or manifest.get("version") != CACHE_VERSION
+            or manifest.get("params") != params or manifest.get("source_fingerprint") != fingerprint
+            or not manifest.get("complete") or not cache.is_file()
+            or cache.stat().st_size != manifest.get("cache_bytes")):
+        return None
+    try:
+        with zipfile.ZipFile(cache) as archive:
+            if sorted(archive.namelist()) != sorted(f"{name}.npy" for name in CACHE_ARRAYS):
+                return None
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return manifest
+
+
+def _write_atomic(path: Path, write: Callable) -> None:
+    """``write(binary_file)`` into a temporary file beside ``path``, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
+            sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
+            progress: Callable[[int], object] | None = None) -> dict:
+    """Build ``OUT/ravdess_cache.npz`` and ``OUT/manifest.json`` from the audio-visual speech pairs.
+
+    Per pair: ``frames`` frames at the centres of equal segments of the mp4, the largest Haar face of
+    each (centre square when none is found; counted), resized to ``size``×``size`` RGB; the wav mixed
+    to mono, resampled to ``sample_rate``, zero-padded at the end or centre-cropped to ``seconds``,
+    then a log-mel spectrogram (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB.
+    A file that cannot be read skips its pair and is listed in ``manifest["skipped"]``.
+
+    A cache built from the same files with the same parameters is reused, not rebuilt; the returned
+    manifest then has ``reused=True``. Files are replaced atomically, so an interrupted run leaves
+    the previous cache readable.
+
+    Parameters
+    ----------
+    raw_dir : the RAVDESS tree (``Actor_XX/`` folders).
+    out_dir : where the cache and the manifest go (created).
+    progress : optional ``progress(n)``, called with 1 after every clip (with the number of clips once
+        when the cache is reused).
+
+    Returns
+    -------
+    dict, the manifest, plus ``reused`` (bool).
+    """
+    params = _params(frames, size, sample_rate, n_mels, seconds)
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    found = scan(raw_dir)
+    if not found.pairs:
+        raise RavdessError(f"RAVDESS folder {raw_dir} has no audio-visual speech pair (01-01-<key>.mp4 with "
+                           f"03-01-<key>.wav; {len(found.unpaired)} unpaired, {len(found.invalid)} badly named); "
+                           f"{EXPECTED_TREE}.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RavdessError(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    fingerprint = _fingerprint(found)
+    current = _cache_is_current(out_dir, params, fingerprint)
+    if current is not None:
+        log.info("RAVDESS cache %s is up to date (same files, same parameters); nothing to do", out_dir / CACHE_NAME)
+        if progress is not None:
+            progress(len(found.pairs))
+        return {**current, "reused": True}
+
+    cv2, librosa, soundfile = _import_prepare_deps()
+    detector = _face_detector(cv2)
+    started = time.time()
+    frame_rows, logmel_rows, labels, actors, keys = [], [], [], [], []
+    skipped, fallback_clips = [], []
+    for pair in found.pairs:
+        try:
+            logmel = _read_logmel(librosa, soundfile, pair.audio, params)
+            crops, faces = zip(*(_crop_face(cv2, detector, image, size)
+                                 for image in _read_frames(cv2, pair.video, frames)))
+        except _ClipError as e:
+            skipped.append({"file": found.relative(e.path), "key": pair.name.key, "reason": e.reason})
+        except cv2.error as e:  # a frame OpenCV decodes but cannot convert
+            skipped.append({"file": found.relative(pair.video), "key": pair.name.key,
+                            "reason": f"OpenCV error: {str(e).strip().splitlines()[-1]}"})
+        else:
+            frame_rows.append(np.stack(crops))  # (K, 3, S, S)
+            logmel_rows.append(logmel)  # (1, M, T)
+            labels.append(pair.name.label)
+            actors.append(pair.name.actor)
+            keys.append(pair.name.key)
+            if not all(faces):
+                fallback_clips.append({"key": pair.name.key, "frames_without_face": int(len(faces) - sum(faces))})
+        if progress is not None:
+            progress(1)
+    if not keys:
+        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise RavdessError(f"none of the {len(found.pairs)} pairs in {raw_dir} could be read ({first}); "
+                           "check that the files are the original RAVDESS mp4 and wav files.")
+
+    arrays = {
+        "frames": np.stack(frame_rows).astype(np.uint8),  # (n, K, 3, S, S)
+        "logmel": np.stack(logmel_rows).astype(np.float32),  # (n, 1, M, T)
+        "labels": np.asarray(labels, dtype=np.int64),  # (n,)
+        "actors": np.asarray(actors, dtype=np.int64),  # (n,)
+        "keys": np.asarray(keys, dtype=str),  # (n,)
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = out_dir / CACHE_NAME
+    _write_atomic(cache, lambda f: np.savez_compressed(f, **arrays))
+    n_frames_total = len(keys) * frames
+    not_found = sum(c["frames_without_face"] for c in fallback_clips)
+    manifest = {
+        "format": CACHE_FORMAT, "version": CACHE_VERSION, "complete": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
+        "raw_dir": str(raw_dir.resolve()), "cache": CACHE_NAME, "cache_bytes": cache.stat().st_size,
+        "params": params, "source_fingerprint": fingerprint,
+        "shapes": {name: list(array.shape) for name, array in arrays.items()},
+        "counts": {
+            "clips": len(keys), "pairs": len(found.pairs), "skipped": len(skipped),
+            "unpaired": len(found.unpaired), "invalid": len(found.invalid),
+            "ignored_video_only": found.ignored["video_only"], "ignored_song": found.ignored["song"],
+            "ignored_other": found.ignored["other"],
+            "per_label": {EMOTIONS[i]: int((arrays["labels"] == i).sum()) for i in range(len(EMOTIONS))},
+            "per_actor": {f"{a:02d}": int((arrays["actors"] == a).sum()) for a in sorted(set(actors))},
+        },
+        "faces": {"frames": n_frames_total, "found": n_frames_total - not_found, "not_found": not_found,
+                  "clips_with_centre_crop": fallback_clips},
+        "skipped": skipped,
+        "report": {"unpaired": [found.relative(p) for p in found.unpaired],
+                   "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
+        "versions": _versions(),
+    }
+    _write_atomic(out_dir / MANIFEST_NAME,
+                  lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
+    log.info("wrote %s: %d clips, %d skipped, %d/%d frames without a face", cache, len(keys), len(skipped),
+             not_found, n_frames_total)
+    return {**manifest, "reused": False}
+
+
+# ---- load -----------------------------------------------------------------------------------------
+def load_cache(out_dir: str | os.PathLike) -> dict:
+    """The arrays of ``OUT/ravdess_cache.npz`` (see the module docstring) plus ``manifest``.
+
+    Raises
+    ------
+    RavdessError
+        naming the file and how to rebuild it when the cache is missing, corrupt or out of step
+        with its manifest.
+    """
+    out_dir = Path(out_dir)
+    cache, manifest_path = out_dir / CACHE_NAME, out_dir / MANIFEST_NAME
+    rebuild = f"{PREPARE_HINT.replace('--out DIR', f'--out {out_dir}')}"
+    if not out_dir.is_dir():
+        raise RavdessError(f"RAVDESS cache folder {out_dir} does not exist; {rebuild}.")
+    for path in (cache, manifest_path):
+        if not path.is_file():
+            raise RavdessError(f"RAVDESS cache file {path} is missing; {rebuild}.")
+    manifest = _read_manifest(out_dir)
+    if manifest is None or manifest.get("format") != CACHE_FORMAT or not manifest.get("complete"):
+        raise RavdessError(f"RAVDESS manifest {manifest_path} is corrupt or not a RAVDESS cache manifest; "
+                           f"rebuild it: {rebuild}.")
+    if manifest.get("version") != CACHE_VERSION:
+        raise RavdessError(f"RAVDESS cache {cache} has format version {manifest.get('version')}, this library "
+                           f"reads {CACHE_VERSION}; rebuild it: {rebuild}.")
+    if cache.stat().st_size != manifest.get("cache_bytes"):
+        raise RavdessError(f"RAVDESS cache {cache} does not match its manifest (an interrupted prepare?); "
+                           f"rebuild it: {rebuild}.")
+    try:
+        with np.load(cache, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in CACHE_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise RavdessError(f"RAVDESS cache {cache} is corrupt ({type(e).__name__}: {e}); "
+                           f"rebuild it: {rebuild}.") from None
+    shapes = {name: list(array.shape) for name, array in arrays.items()}
+    if shapes != manifest.get("shapes"):
+        raise RavdessError(f"RAVDESS cache {cache} does not match its manifest (shapes {shapes}); "
+                           f"rebuild it: {rebuild}.")
+    return {**arrays, "manifest": manifest}
+
+
+# ---- splits ---------------------------------------------------------------------------------------
+def actor_split(actors: Sequence[int] | np.ndarray, test: Iterable[int] = (1, 2, 3, 4),
+                val: Iterable[int] = (5, 6, 7, 8)) -> dict[str, np.ndarray]:
+    """Speaker-independent split on the actor numbers parsed from the names.
+
+    Default: test actors 1–4, validation 5–8, train 9–24 (the split intended in Chumachenko et al.
+    2022, ``create_annotations.py``, whose code compared folder-listing indices instead).
+
+    Parameters
+    ----------
+    actors : (n_clips,) actor numbers, e.g. ``load_cache(...)["actors"]``.
+
+    Returns
+    -------
+    dict ``{"train", "val", "test"}`` → (n_clips,) boolean masks, disjoint and covering every clip.
+    """
+    actors = np.asarray(actors, dtype=np.int64)  # (n,)
+    test, val = {int(a) for a in test}, {int(a) for a in val}
+    if test & val:
+        raise ValueError(f"actor_split: actors {sorted(test & val)} are in both test and val; the splits must be "
+                         "disjoint.")
+    test_mask = np.isin(actors, sorted(test))
+    val_mask = np.isin(actors, sorted(val))
+    return {"train": ~(test_mask | val_mask), "val": val_mask, "test": test_mask}
+
+
+def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> dict[str, np.ndarray]:
+    """Per-clip random split (MST-Distill's protocol: a seeded permutation, first 60 % train, next 20 % val,
+    rest test). It leaks speakers across splits; prefer ``actor_split`` for new results.
+
+    Returns
+    -------
+    dict ``{"train", "val", "test"}`` → (n,) boolean masks.
+    """
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"random_split: fractions {fractions} must be three non-negative numbers (train, val, "
+                         "test) summing to 1.")
+    order = np.random.default_rng(seed).permutation(n)  # (n,)
+    n_train, n_val = int(fractions[0] * n), int(fractions[1] * n)
+    masks = {name: np.zeros(n, dtype=bool) for name in ("train", "val", "test")}
+    masks["train"][order[:n_train]] = True
+    masks["val"][order[n_train:n_train + n_val]] = True
+    masks["test"][order[n_train + n_val:]] = True
+    return masks

@@ -1,0 +1,168 @@
+"""The experiment framework: every registered task end to end, configs, resume, DDP, bad input."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mke_experiments.cli import cli
+from mke_experiments.config import apply_overrides
+from mke_experiments.pipeline import METHODS, fit_mke, resolve_config, run, run_seed
+from mke_experiments.tasks import TASKS, get_task
+from mke_theory.generators import gaussian_mixture
+from mke_theory.records import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ("train.epochs=2",)
+
+
+def bundle(path, split=None, **changes):
+    split = split or gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
+    arrays = dict(labeled_alpha=split.labeled_alpha, labels=split.labels, unlabeled_alpha=split.unlabeled_alpha,
+                  unlabeled_beta=split.unlabeled_beta, unlabeled_labels=split.unlabeled_labels,
+                  test_alpha=split.test_alpha, test_beta=split.test_beta, test_labels=split.test_labels)
+    arrays.update(changes)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+    return path
+
+
+def ravdess_cache(tmp_path):
+    from mke_experiments.data.ravdess import prepare
+    from tests.fixtures.ravdess import make_ravdess_tree
+
+    raw = make_ravdess_tree(tmp_path / "raw", actors=(1, 5, 9, 10, 11), emotions=range(1, 9))
+    prepare(raw, tmp_path / "cache", frames=2, size=24, n_mels=16)
+    return tmp_path / "cache"
+
+
+DATA = {  # task -> how a test makes its --data (None: the task ships its data)
+    "mfeat": lambda tmp: None,
+    "arrays": lambda tmp: bundle(tmp / "bundle.npz"),
+    "ravdess": ravdess_cache,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_registered_task_runs_end_to_end(name, tmp_path):
+    assert name in DATA, f"task {name} has no smoke-test data: add it to DATA"
+    data = DATA[name](tmp_path)
+    overrides = FAST + (("data.frames=2", "data.size=24", "data.n_mels=16", "data.labeled_actors=1",
+                         "model.width=4", "model.hidden=16") if name == "ravdess" else ())
+    records = run(name, data_dir=data, out=tmp_path / "runs", seeds=(0,), device="cpu", overrides=overrides)
+    methods = {r["method"] for r in records}
+    assert methods == set(METHODS)
+    for r in records:
+        assert 0 <= r["metrics"]["test_accuracy"] <= 1 and r["config"]["task"] == name
+        assert len(r["history"]) == 2
+    assert len(read_records(tmp_path / "runs")) == len(METHODS)
+
+
+def test_mfeat_mke_student_beats_its_teacher():
+    records = run("mfeat", seeds=(0, 1), device="cpu")
+    acc = {(r["method"], r["seed"]): r["metrics"]["test_accuracy"] for r in records}
+    gain = np.mean([acc[("mm_student", s)] - acc[("teacher", s)] for s in (0, 1)])
+    assert gain > 0.02, gain
+
+
+def test_resume_after_an_interruption_gives_the_same_records(tmp_path):
+    cfg = resolve_config(get_task("mfeat"), ("train.epochs=3",))
+    split = get_task("mfeat").load(cfg.data)
+    full = run_seed(cfg, split, 0, ("teacher", "mm_student"), out=tmp_path / "a").records
+    run_seed(cfg, split, 0, ("teacher", "mm_student"), out=tmp_path / "b", stop_after=2)  # killed in epoch 3
+    assert read_records(tmp_path / "b") == [] and list((tmp_path / "b" / "checkpoints").glob("*.pt"))
+    resumed = run_seed(cfg, split, 0, ("teacher", "mm_student"), out=tmp_path / "b").records
+    for a, b in zip(sorted(full, key=lambda r: r["method"]), sorted(resumed, key=lambda r: r["method"])):
+        assert a["metrics"] == b["metrics"] and a["history"] == b["history"]
+    again = run_seed(cfg, split, 0, ("teacher", "mm_student"), out=tmp_path / "b").records  # all finished: skipped
+    assert [r["metrics"] for r in again] == [r["metrics"] for r in resumed]
+
+
+def test_overrides_are_checked_and_reach_the_record(tmp_path):
+    base = get_task("mfeat").default_config
+    cfg = apply_overrides(base, ["model.fusion=mid", "train.epochs=1", "data.beta=kar", "train.amp=false"])
+    assert (cfg.model.fusion, cfg.train.epochs, cfg.data.beta, cfg.train.amp) == ("mid", 1, "kar", False)
+    for bad, message in [("model.nope=1", "unknown config key 'model.nope'"), ("train.epochs=many", "integer"),
+                         ("model.fusion=early", "late, mid"), ("data.alpha=zzz", "data.alpha"), ("model=1", "group"),
+                         ("train.epochs", "KEY=VALUE"), ("train.lr=-1", "train.lr")]:
+        with pytest.raises(ValueError, match=message):
+            apply_overrides(base, [bad])
+    records = run("mfeat", seeds=(0,), methods=("teacher",), device="cpu", overrides=("model.fusion=mid", "train.epochs=1"))
+    assert records[0]["config"]["model"]["fusion"] == "mid" and records[0]["config"]["data"]["alpha"] == "zer"
+
+
+def test_fit_mke_from_python_returns_the_student():
+    import torch
+
+    task = get_task("mfeat")
+    split = task.load(task.default_config.data)  # a standardised MultimodalSplit, as fit_mke expects
+    result = fit_mke(split, task.default_config, device="cpu")
+    student = result.models["mm_student"]
+    logits = student(torch.as_tensor(split.test_alpha), torch.as_tensor(split.test_beta))
+    assert logits.shape == (len(split.test_labels), 10)
+    acc = {r["method"]: r["metrics"]["test_accuracy"] for r in result.records}
+    assert set(acc) == {"teacher", "mm_student"} and acc["mm_student"] > acc["teacher"]
+    assert (logits.argmax(1).numpy() == split.test_labels).mean() == pytest.approx(acc["mm_student"])
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(labels=None), "misses the key(s) labels"),
+    (dict(unlabeled_beta=np.zeros((5, 2))), "unlabeled_beta has 5 rows"),
+    (dict(test_alpha=np.full((60, 2), np.nan)), "test_alpha holds NaN"),
+    (dict(test_labels=-np.ones(60, int)), "negative label"),
+])
+def test_bad_bundles_end_in_one_sentence_and_keep_existing_records(tmp_path, changes, message):
+    out = tmp_path / "runs"
+    good = CliRunner().invoke(cli, ["run", "arrays", "--data", str(bundle(tmp_path / "ok.npz")), "--out", str(out),
+                                    "--seeds", "0", "--methods", "teacher", "--epochs", "1"])
+    assert good.exit_code == 0, good.output
+    before = sorted(p.name for p in out.glob("*.json"))
+    bad = subprocess.run([sys.executable, "-m", "mke_experiments", "run", "arrays", "--data",
+                          str(bundle(tmp_path / "bad.npz", **changes)), "--out", str(out), "--epochs", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert sorted(p.name for p in out.glob("*.json")) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "arrays"], "needs --data"),
+    (["run", "arrays", "--data", "/nonexistent/x.npz"], "no such file"),
+    (["run", "nope"], "unknown task 'nope'"),
+    (["run", "mfeat", "--seeds", "a"], "comma-separated list of integers"),
+    (["run", "mfeat", "--methods", "teacher,oracle"], "unknown method(s) oracle"),
+    (["run", "mfeat", "--set", "train.bogus=1"], "unknown config key"),
+    (["prepare", "mfeat", "--raw", ".", "--out", "x"], "needs no preparation"),
+    (["prepare", "ravdess", "--raw", "/nonexistent", "--out", "x"], "no such folder"),
+])
+def test_cli_errors_are_one_sentence(args, message):
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and message in result.output, result.output
+
+
+def test_list_shows_every_task_with_defaults():
+    result = CliRunner().invoke(cli, ["list"])
+    assert result.exit_code == 0
+    for name in TASKS:
+        assert name in result.output
+    assert "epochs=" in result.output
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_ddp_run_on_gloo(tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "mke_experiments",
+                           "run", "mfeat", "--seeds", "0", "--methods", "teacher,mm_student", "--epochs", "20",
+                           "--device", "cpu", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = read_records(tmp_path)
+    assert {r["method"] for r in records} == {"teacher", "mm_student"}
+    assert all(r["world_size"] == 2 for r in records)
+    # gradients are averaged across the two ranks: both models learn (chance is 0.1)
+    assert all(r["metrics"]["test_accuracy"] > 0.4 for r in records), [r["metrics"] for r in records]
