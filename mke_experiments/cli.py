@@ -42,7 +42,8 @@ def _methods(ctx, param, value):
     methods = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [m for m in methods if m not in METHOD_NAMES]
     if unknown or not methods:
-        raise click.BadParameter(f"unknown method(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METHOD_NAMES)}")
+        raise click.BadParameter(f"unknown method(s) {', '.join(unknown) or '(none)'}; "
+                                 f"choose from {', '.join(METHOD_NAMES)}")
     return methods
 
 
@@ -99,7 +100,7 @@ def prepare(task, raw, out, overrides):
 @click.option("--methods", default=",".join(METHOD_NAMES), callback=_methods, help="Comma-separated methods.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override train.epochs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
-@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE (repeatable), e.g. model.fusion=mid.")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
 @click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
 @user_errors
 def run(task, data, out, seeds, methods, epochs, device, overrides, force):

@@ -82,7 +82,8 @@ def _convert(value: str, current, key: str):
         if isinstance(current, float):
             return float(value)
     except ValueError:
-        raise ValueError(f"{key} takes a{'n integer' if isinstance(current, int) else ' number'}, got {value!r}") from None
+        kind = "an integer" if isinstance(current, int) else "a number"
+        raise ValueError(f"{key} takes {kind}, got {value!r}") from None
     if isinstance(current, tuple):
         return tuple(type(current[0])(v) if current else v for v in value.split(",") if v)
     if current is None or isinstance(current, str):
@@ -112,7 +113,8 @@ def _set(node, path, value, key):
     current = getattr(node, path[0])
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
-            raise ValueError(f"{key} is a group; set one of its fields, e.g. {key}.{dataclasses.fields(current)[0].name}")
+            first = dataclasses.fields(current)[0].name
+            raise ValueError(f"{key} is a group; set one of its fields, e.g. {key}.{first}")
         return dataclasses.replace(node, **{path[0]: _convert(value, current, key)})
     if not dataclasses.is_dataclass(current):
         raise ValueError(f"unknown config key {key!r}: {path[0]} has no fields")
@@ -134,7 +136,8 @@ def check(config: ExperimentConfig) -> None:
     for key, value in {"model.dropout": m.dropout, "model.modality_dropout": m.modality_dropout}.items():
         if not 0 <= value < 1:
             raise ValueError(f"{key} must lie in [0, 1), got {value}")
-    for key, value in {"mke.gamma": k.gamma, "mke.input_noise": k.input_noise, "train.weight_decay": t.weight_decay}.items():
+    non_negative = {"mke.gamma": k.gamma, "mke.input_noise": k.input_noise, "train.weight_decay": t.weight_decay}
+    for key, value in non_negative.items():
         if value < 0:
             raise ValueError(f"{key} must be >= 0, got {value}")
     validate = getattr(config.data, "validate", None)

@@ -50,7 +50,8 @@ class SeedResult:
 
 
 def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
-             device=torch.device("cpu"), force: bool = False, progress=None, stop_after: int | None = None) -> SeedResult:
+             device=torch.device("cpu"), force: bool = False, progress=None,
+             stop_after: int | None = None) -> SeedResult:
     """Train every requested method for one initialisation seed; write records to ``out``.
 
     A method whose record exists in ``out`` is skipped (resume) unless ``force``; an interrupted

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mke_theory._validation import check_labels, check_samples as check_features
+from mke_theory._validation import check_labels
+from mke_theory._validation import check_samples as check_features
 
 
 @dataclass(frozen=True, eq=False)

@@ -91,7 +91,8 @@ def test_overrides_are_checked_and_reach_the_record(tmp_path):
                          ("train.epochs", "KEY=VALUE"), ("train.lr=-1", "train.lr")]:
         with pytest.raises(ValueError, match=message):
             apply_overrides(base, [bad])
-    records = run("mfeat", seeds=(0,), methods=("teacher",), device="cpu", overrides=("model.fusion=mid", "train.epochs=1"))
+    records = run("mfeat", seeds=(0,), methods=("teacher",), device="cpu",
+                  overrides=("model.fusion=mid", "train.epochs=1"))
     assert records[0]["config"]["model"]["fusion"] == "mid" and records[0]["config"]["data"]["alpha"] == "zer"
 
 

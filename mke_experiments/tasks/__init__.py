@@ -4,9 +4,9 @@ package imports every task module, so the CLI, ``mke-exp list`` and the smoke te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from mke_experiments.config import ExperimentConfig
 

@@ -59,7 +59,8 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
                 raise ValueError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
     label_keys = [k for k in ("labels", "test_labels", "unlabeled_labels", "val_labels") if k in data]
     for k in label_keys:
-        if data[k].ndim != 1 or not np.issubdtype(data[k].dtype, np.integer) and not np.all(data[k] == np.round(data[k])):
+        whole = np.issubdtype(data[k].dtype, np.integer) or np.all(data[k] == np.round(data[k]))
+        if data[k].ndim != 1 or not whole:
             raise ValueError(f"{source}: {k} must be a 1-d array of integer class indices")
         if data[k].min() < 0:
             raise ValueError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
