@@ -135,6 +135,34 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force):
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
 
+@cli.command()
+@click.argument("task")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache: also time data loading.")
+@click.option("--batch-size", type=click.IntRange(1), default=32)
+@click.option("--steps", type=click.IntRange(1), default=10, help="Timed training steps per variant.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--compile", "use_compile", is_flag=True, help="Also time torch.compile (slow to start).")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@user_errors
+def bench(task, data, batch_size, steps, device, use_compile, overrides):
+    """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
+    from mke_experiments.bench import bench as measure
+    from mke_experiments.pipeline import resolve_config
+    from mke_experiments.tasks import get_task
+
+    spec = get_task(task)
+    cfg = resolve_config(spec, overrides)
+    load = (lambda: spec.load(cfg.data, data)) if data is not None or not spec.needs_data else None
+    rows = measure(task, cfg, batch_size=batch_size, steps=steps, device=device, compile=use_compile, load=load)
+    import torch
+
+    where = torch.cuda.get_device_name() if device != "cpu" and torch.cuda.is_available() else "CPU"
+    click.echo(f"{task}: MM student training step (consistency loss, 2 forward passes), batch {batch_size}, {where}")
+    for r in rows:
+        ratio = "" if r["ratio"] != r["ratio"] else f"  ×{r['ratio']:.2f} vs fp32"
+        click.echo(f"  {r['variant']:<40} {r['samples_per_s']:>10.1f} samples/s{ratio}")
+
+
 def _baseline(value: str):
     method, _, variant = value.partition(":")
     return (method, variant) if variant else method

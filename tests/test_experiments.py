@@ -167,3 +167,10 @@ def test_two_process_ddp_run_on_gloo(tmp_path):
     assert all(r["world_size"] == 2 for r in records)
     # gradients are averaged across the two ranks: both models learn (chance is 0.1)
     assert all(r["metrics"]["test_accuracy"] > 0.4 for r in records), [r["metrics"] for r in records]
+
+
+def test_bench_prints_ratios_side_by_side():
+    result = CliRunner().invoke(cli, ["bench", "mfeat", "--steps", "1", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "fp32 eager" in result.output and "bf16 autocast" in result.output and "×1.00 vs fp32" in result.output
+    assert "data loading" in result.output  # mfeat ships its data, so loading is timed too

@@ -137,6 +137,52 @@ def test_scan_of_a_raw_folder_without_actor_folders_says_what_is_expected(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+class _FakeCapture:
+    """A video of ``n_real`` decodable frames whose container claims ``n_reported``; frame i is filled with i."""
+
+    def __init__(self, n_real: int, n_reported: int):
+        self.n_real, self.n_reported, self.index = n_real, n_reported, -1
+
+    def isOpened(self):  # OpenCV's name
+        return True
+
+    def get(self, prop):
+        return float(self.n_reported)
+
+    def grab(self):
+        self.index += 1
+        return self.index < self.n_real
+
+    def retrieve(self):
+        return True, np.full((4, 4, 3), self.index, np.uint8)
+
+    def release(self):
+        pass
+
+
+@pytest.mark.parametrize("n_reported", [10, 0, 25, 7])
+def test_frames_are_evenly_spaced_even_when_the_container_miscounts(n_reported):
+    from types import SimpleNamespace
+
+    from mke_experiments.data.ravdess import _read_frames
+
+    fake_cv2 = SimpleNamespace(VideoCapture=lambda path: _FakeCapture(10, n_reported), CAP_PROP_FRAME_COUNT=7)
+    frames = _read_frames(fake_cv2, "clip.mp4", 4)
+    picked = [int(f[0, 0, 0]) for f in frames]
+    # A short count (7) is trusted: frames 0..6 exist; a missing or too long count falls back to the 10 decoded.
+    assert picked == ([0, 2, 4, 6] if n_reported == 7 else [1, 3, 6, 8])
+
+
+def test_a_video_without_frames_is_an_unreadable_clip():
+    from types import SimpleNamespace
+
+    from mke_experiments.data.ravdess import _ClipError, _read_frames
+
+    fake_cv2 = SimpleNamespace(VideoCapture=lambda path: _FakeCapture(0, 30), CAP_PROP_FRAME_COUNT=7)
+    with pytest.raises(_ClipError, match="no decodable frame"):
+        _read_frames(fake_cv2, "clip.mp4", 4)
+
+
 # ---- prepare and load_cache -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):

@@ -1,0 +1,95 @@
+"""Throughput of the MM student's training step on tensors of a task's real shapes.
+
+Variants measured side by side in one process (the machines are noisy, so only ratios taken in
+one run mean anything): fp32 eager, bfloat16 autocast, channels_last (image inputs), and
+torch.compile (``compile=True``; its compile time is excluded and reported). With a prepared
+cache, data loading (cache → batches of tensors) is measured too.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from mke_experiments.models import build_student
+from mke_experiments.train import resolve_device
+from mke_theory.objective import input_noise, mke_loss
+
+SHAPES = {  # task -> (α sample shape, β sample shape, classes) for the default data config
+    "mfeat": lambda d: ((47,), (76,), 10),
+    "ravdess": lambda d: ((d.frames, 3, d.size, d.size), (1, d.n_mels, 301), 8),  # 3 s at hop 10 ms
+}
+
+
+def _step_time(model, alpha, beta, y, steps: int, amp: bool, device) -> float:
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            clean = model(alpha, beta).float()
+            perturbed = model(input_noise(alpha, 0.1), input_noise(beta, 0.1)).float()  # T: input noise
+            loss = mke_loss(clean, perturbed, y, 1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):  # warm-up (and compilation)
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "auto", compile: bool = False,
+          load=None) -> list[dict]:
+    """Rows: variant, samples/s, ratio to fp32 eager; plus data loading when ``load()`` (→ split) is given."""
+    dev = resolve_device(device)
+    split = None
+    if load is not None:
+        t0 = time.perf_counter()
+        split = load()
+        load_s = time.perf_counter() - t0
+    if task in SHAPES:
+        alpha_shape, beta_shape, k = SHAPES[task](cfg.data)
+    elif split is not None:
+        alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
+    else:
+        raise ValueError(f"no default shapes for task {task}; give --data so the shapes come from the data")
+    torch.manual_seed(0)
+    alpha = torch.randn(batch_size, *alpha_shape, device=dev)
+    beta = torch.randn(batch_size, *beta_shape, device=dev)
+    y = torch.randint(0, k, (batch_size,), device=dev)
+    images = len(alpha_shape) >= 3
+    variants = [("fp32 eager", False, False, False), ("bf16 autocast", True, False, False)]
+    if images:
+        variants.append(("bf16 + channels_last", True, True, False))
+    if compile:
+        variants.append(("bf16 + torch.compile", True, False, True))
+    rows = []
+    for name, amp, channels_last, compiled in variants:
+        torch.manual_seed(0)
+        model = build_student(alpha_shape, beta_shape, k, cfg.model).to(dev).train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        t0 = time.perf_counter()
+        if compiled:
+            model = torch.compile(model)
+        seconds = _step_time(model, alpha, beta, y, steps, amp, dev)
+        rows.append(dict(variant=name, samples_per_s=batch_size / seconds, setup_s=time.perf_counter() - t0))
+    base = rows[0]["samples_per_s"]
+    for r in rows:
+        r["ratio"] = r["samples_per_s"] / base
+    if split is not None:  # reading the cache, then slicing it into device batches
+        t0 = time.perf_counter()
+        a, b = torch.as_tensor(split.unlabeled_alpha), torch.as_tensor(split.unlabeled_beta)
+        for i in range(0, len(a), batch_size):
+            a[i:i + batch_size].to(dev), b[i:i + batch_size].to(dev)
+        seconds = load_s + time.perf_counter() - t0
+        rows.append(dict(variant="data loading (cache → device batches)", samples_per_s=len(a) / seconds,
+                         setup_s=load_s, ratio=float("nan")))
+    return rows
