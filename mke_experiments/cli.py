@@ -102,8 +102,10 @@ def prepare(task, raw, out, overrides):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
 @click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
+@click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also log per-epoch loss and selection score for TensorBoard here.")
 @user_errors
-def run(task, data, out, seeds, methods, epochs, device, overrides, force):
+def run(task, data, out, seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
     from mke_experiments.tasks import get_task
@@ -122,7 +124,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force):
     with click.progressbar(length=total, label=f"{task}: {len(seeds)} seeds × {len(methods)} methods",
                            file=sys.stderr if rank == 0 else open(os.devnull, "w")) as bar:
         records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
-                                     progress=bar.update)
+                                     progress=bar.update, tensorboard=tensorboard)
     if rank != 0:
         return
     if split.meta.get("leaky"):

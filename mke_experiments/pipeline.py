@@ -51,7 +51,7 @@ class SeedResult:
 
 def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
              device=torch.device("cpu"), force: bool = False, progress=None,
-             stop_after: int | None = None) -> SeedResult:
+             stop_after: int | None = None, tensorboard: Path | None = None) -> SeedResult:
     """Train every requested method for one initialisation seed; write records to ``out``.
 
     A method whose record exists in ``out`` is skipped (resume) unless ``force``; an interrupted
@@ -114,7 +114,10 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     def train(method, model, inputs, targets, regularised, multimodal):
         return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,
                    select_on=select(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
-                   progress=progress, stop_after=stop_after)
+                   progress=progress, stop_after=stop_after, log_dir=log_dir(method))
+
+    def log_dir(method):
+        return None if tensorboard is None else Path(tensorboard) / f"{cfg.task}__{method}__seed{seed}"
 
     # ---- teacher (Eq. 1): α of D_l ------------------------------------------------------------
     torch.manual_seed(seed)
@@ -123,7 +126,8 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     teacher_sel = ((val[0],), val[2]) if has_val and tr.selection != "last" else None
     fitted = fit(teacher, (t["labeled_alpha"],), torch.as_tensor(split.labels), tr, None, regularised=False,
                  seed=seed, device=device, select_on=teacher_sel,
-                 checkpoint=path_of("teacher") if tr.checkpoint else None, progress=progress, stop_after=stop_after)
+                 checkpoint=path_of("teacher") if tr.checkpoint else None, progress=progress, stop_after=stop_after,
+                 log_dir=log_dir("teacher"))
     if stop_after is not None and len(fitted.history) < tr.epochs:
         return SeedResult(records, models, np.empty(0))  # interrupted (tests)
     if not done("teacher"):
@@ -185,14 +189,14 @@ def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentC
     return cfg
 
 
-def fit_mke(split: MultimodalSplit, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
+def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
             methods=("teacher", "mm_student")) -> SeedResult:
     """MKE on your own arrays: train the teacher on α of D_l, pseudo-label D_u, train the students.
 
     Parameters
     ----------
-    split : a ``MultimodalSplit`` (e.g. from ``mke_experiments.tasks.arrays.split_from_arrays``);
-        features should be standardised on training data.
+    split : a ``MultimodalSplit`` (features standardised on training data), or a dict of arrays
+        with the keys of the ``arrays`` task's bundle, which is checked and standardised here.
     config : defaults to the ``arrays`` task's preset.
     methods : which methods to train (the teacher always is).
 
@@ -208,7 +212,10 @@ def fit_mke(split: MultimodalSplit, config: ExperimentConfig | None = None, seed
     >>> result.records[-1]["metrics"]["test_accuracy"]                        # doctest: +SKIP
     """
     from mke_experiments.tasks import get_task
+    from mke_experiments.tasks.arrays import split_from_arrays, standardize
 
+    if isinstance(split, dict):  # the arrays of an npz bundle, by the bundle's key names
+        split = standardize(split_from_arrays(split, source="the arrays"))
     cfg = config or get_task("arrays").default_config
     return run_seed(cfg, split, seed, methods=methods, device=resolve_device(device))
 
@@ -220,7 +227,7 @@ def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds:
 
 
 def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out=None, device="auto",
-              force: bool = False, progress=None) -> list[dict]:
+              force: bool = False, progress=None, tensorboard=None) -> list[dict]:
     """Every method × seed on one split; returns the records of this call (written to ``out``)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -229,7 +236,7 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     records = []
     for seed in seeds:
         records += run_seed(cfg, split, seed, methods, out=None if out is None else Path(out), device=dev,
-                            force=force, progress=progress).records
+                            force=force, progress=progress, tensorboard=tensorboard).records
     return records
 
 

@@ -74,7 +74,8 @@ def _atomic_save(obj, path: Path) -> None:
 
 def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
         regularised: bool = False, seed: int = 0, device=torch.device("cpu"), select_on: tuple | None = None,
-        checkpoint: Path | None = None, progress=None, stop_after: int | None = None) -> FitResult:
+        checkpoint: Path | None = None, progress=None, stop_after: int | None = None,
+        log_dir: Path | None = None) -> FitResult:
     """Train ``model(*inputs)`` on ``targets`` (int class indices or soft labels (n, K)).
 
     Parameters
@@ -87,6 +88,7 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
         best epoch's weights are returned. None: the last epoch.
     checkpoint : file written after every epoch and resumed from if it exists.
     stop_after : stop (as if killed) after this many epochs; for resume tests.
+    log_dir : TensorBoard folder for the per-epoch loss and selection score (needs ``tensorboard``).
     """
     rank, world = distributed()
     torch.manual_seed(seed)  # dropout and modality dropout draw from the global generator
@@ -107,6 +109,7 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
         torch.set_rng_state(state["torch_rng"])
         start = state["epoch"] + 1
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    writer = _tensorboard(log_dir) if log_dir is not None and rank == 0 else None
     use_amp = cfg.amp and device.type == "cuda"
     n = len(targets)
     t0 = time.perf_counter()
@@ -145,16 +148,30 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
                 best_score, best_epoch = score, epoch
                 best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
         history.append(entry)
+        if writer is not None:
+            for key, value in entry.items():
+                if key != "epoch":
+                    writer.add_scalar(key, value, epoch)
         if checkpoint is not None and rank == 0:
             _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
                               best_score=best_score, best_state=best_state, best_epoch=best_epoch,
                               generator=generator.get_state(), torch_rng=torch.get_rng_state()), checkpoint)
+    if writer is not None:
+        writer.close()
     if select_on is not None and best_state is not None:
         model.load_state_dict(best_state)
     else:
         best_epoch = len(history) - 1
     model.eval()
     return FitResult(model, history, best_epoch, time.perf_counter() - t0, resumed_from=start)
+
+
+def _tensorboard(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(log_dir=str(log_dir))
 
 
 def steps_per_run(n: int, cfg: TrainConfig) -> int:

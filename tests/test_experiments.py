@@ -195,3 +195,32 @@ def test_ravdess_prepare_and_run_from_the_command_line(tmp_path):
     assert "| ravdess | mm_student |" in result.output
     leaky = CliRunner().invoke(cli, [*args, "--set", "data.split=random"])
     assert leaky.exit_code == 0 and "leaky" in leaky.output
+
+
+def test_label_free_selection_and_soft_pseudo_labels_run(tmp_path):
+    records = run("mfeat", seeds=(0,), methods=("teacher", "mm_student"), device="cpu",
+                  overrides=("train.epochs=3", "train.selection=agreement", "mke.pseudo_labels=soft",
+                             "mke.temperature=2.0"))
+    student = next(r for r in records if r["method"] == "mm_student")
+    assert all("selection_score" in h for h in student["history"])  # agreement with the teacher on held-out D_u
+    assert student["config"]["mke"]["pseudo_labels"] == "soft" and 0 <= student["best_epoch"] < 3
+
+
+def test_fit_mke_takes_a_dict_of_arrays_and_checks_it():
+    split = gaussian_mixture(n_unlabeled=120, random_state=0)
+    arrays = dict(labeled_alpha=split.labeled_alpha, labels=split.labels, unlabeled_alpha=split.unlabeled_alpha,
+                  unlabeled_beta=split.unlabeled_beta, test_alpha=split.test_alpha, test_beta=split.test_beta,
+                  test_labels=split.test_labels)
+    cfg = apply_overrides(get_task("arrays").default_config, ["train.epochs=2"])
+    result = fit_mke(arrays, cfg, device="cpu")
+    assert {r["method"] for r in result.records} == {"teacher", "mm_student"}
+    with pytest.raises(ValueError, match="test_labels holds class 7"):
+        fit_mke(dict(arrays, test_labels=np.full(len(split.test_labels), 7)), cfg, device="cpu")
+
+
+def test_tensorboard_logs_per_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    result = CliRunner().invoke(cli, ["run", "mfeat", "--seeds", "0", "--methods", "teacher", "--epochs", "2",
+                                      "--device", "cpu", "--tensorboard", str(tmp_path / "tb")])
+    assert result.exit_code == 0, result.output
+    assert list((tmp_path / "tb" / "mfeat__teacher__seed0").glob("events.out.tfevents.*"))

@@ -64,7 +64,11 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
             raise ValueError(f"{source}: {k} must be a 1-d array of integer class indices")
         if data[k].min() < 0:
             raise ValueError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
-    n_classes = int(max(data[k].max() for k in label_keys)) + 1
+    n_classes = int(data["labels"].max()) + 1
+    for k in label_keys[1:]:
+        if data[k].max() >= n_classes:
+            raise ValueError(f"{source}: {k} holds class {int(data[k].max())}, but labels (D_l) only go up to "
+                             f"{n_classes - 1}; every class must appear among the labeled samples")
     try:
         return MultimodalSplit(**data, n_classes=n_classes, name=name)
     except ValueError as e:
