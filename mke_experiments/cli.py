@@ -110,7 +110,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     from mke_experiments import pipeline
     from mke_experiments.tasks import get_task
     from mke_experiments.train import distributed
-    from mke_theory.stats import format_table, records_frame, summarize
+    from mke_theory.stats import compare_methods, format_table, records_frame, summarize
 
     spec = get_task(task)
     if spec.needs_data and data is None:
@@ -131,7 +131,10 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
         click.echo("WARNING: split=random puts clips of the same actor in train and test (leaky protocol).")
     frame = records_frame(records)
     if not frame.empty:
-        click.echo(format_table(summarize(frame, "test_accuracy"), caption=f"{task}: test accuracy (%), "
+        tests = None
+        if len(seeds) > 1 and "teacher" in methods and len(methods) > 1:
+            tests = compare_methods(frame, "test_accuracy", baseline="teacher")
+        click.echo(format_table(summarize(frame, "test_accuracy"), tests, caption=f"{task}: test accuracy (%), "
                                 f"{len(seeds)} seeds, model selection: {cfg.train.selection}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
