@@ -10,7 +10,7 @@ label-free agreement with the teacher on held-out unlabeled data, or the last ep
 from __future__ import annotations
 
 import copy
-import os
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,7 @@ from torch import nn
 
 from mke_experiments.config import MKEConfig, TrainConfig
 from mke_theory.objective import input_noise, mke_loss, pseudo_label_loss
+from mke_theory.records import atomic_write
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -64,12 +65,6 @@ def _perturb(inputs: tuple, scale: float, generator: torch.Generator) -> tuple:
     if scale == 0:
         return inputs
     return tuple(input_noise(x.cpu().float(), scale, generator).to(x.device, x.dtype) for x in inputs)
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
@@ -153,9 +148,10 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch)
         if checkpoint is not None and rank == 0:
-            _atomic_save(dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
-                              best_score=best_score, best_state=best_state, best_epoch=best_epoch,
-                              generator=generator.get_state(), torch_rng=torch.get_rng_state()), checkpoint)
+            state = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
+                         best_score=best_score, best_state=best_state, best_epoch=best_epoch,
+                         generator=generator.get_state(), torch_rng=torch.get_rng_state())
+            atomic_write(checkpoint, functools.partial(torch.save, state))
     if writer is not None:
         writer.close()
     if select_on is not None and best_state is not None:

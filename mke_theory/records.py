@@ -118,18 +118,26 @@ def write_record(record: dict, out_dir: str | os.PathLike, force: bool = False) 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not force:
         raise RecordError(f"{path} exists already; pass force=True (CLI: --force) to overwrite it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    atomic_write(path, lambda f: f.write((json.dumps(record, indent=1, sort_keys=True) + "\n").encode()))
+    return path
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """``write(binary_file)`` into a temporary file beside ``path``, fsync, then rename over ``path``.
+
+    A reader sees the old file or the new one, never half of one; a failed write leaves no trace.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def read_record(path: str | os.PathLike) -> dict:

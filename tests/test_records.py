@@ -112,15 +112,13 @@ def test_force_replaces_the_record(tmp_path):
     assert folder_names(tmp_path) == [path.name]
 
 
-def half_then_fail(obj, f, **kwargs):
-    """A ``json.dump`` that dies after writing part of the object (a full disk, a kill)."""
-    f.write(json.dumps(obj, **kwargs)[:20])
-    f.flush()
+def half_then_fail(fd):
+    """An ``os.fsync`` that dies after the bytes went to the temporary file (a full disk, a kill)."""
     raise OSError("No space left on device")
 
 
 def test_failed_dump_leaves_no_partial_or_temporary_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(records.json, "dump", half_then_fail)
+    monkeypatch.setattr(records.os, "fsync", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
         write_record(a_record(), tmp_path)
     assert folder_names(tmp_path) == []
@@ -129,7 +127,7 @@ def test_failed_dump_leaves_no_partial_or_temporary_file(tmp_path, monkeypatch):
 def test_failed_forced_dump_keeps_the_existing_record(tmp_path, monkeypatch):
     path = write_record(a_record(accuracy=0.75), tmp_path)
     before = path.read_text()
-    monkeypatch.setattr(records.json, "dump", half_then_fail)
+    monkeypatch.setattr(records.os, "fsync", half_then_fail)
     with pytest.raises(OSError, match="No space left"):
         write_record(a_record(accuracy=0.50), tmp_path, force=True)
     assert folder_names(tmp_path) == [path.name]

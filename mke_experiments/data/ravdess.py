@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -425,20 +426,6 @@ def _cache_is_current(out_dir: Path, params: dict, fingerprint: str) -> dict | N
     return manifest
 
 
-def _write_atomic(path: Path, write: Callable) -> None:
-    """``write(binary_file)`` into a temporary file beside ``path``, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
             sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
             progress: Callable[[int], object] | None = None) -> dict:
@@ -521,7 +508,7 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / CACHE_NAME
-    _write_atomic(cache, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
     n_frames_total = len(keys) * frames
     not_found = sum(c["frames_without_face"] for c in fallback_clips)
     manifest = {
@@ -545,7 +532,7 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
                    "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
         "versions": _versions(),
     }
-    _write_atomic(out_dir / MANIFEST_NAME,
+    atomic_write(out_dir / MANIFEST_NAME,
                   lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
     log.info("wrote %s: %d clips, %d skipped, %d/%d frames without a face", cache, len(keys), len(skipped),
              not_found, n_frames_total)
