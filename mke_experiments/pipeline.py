@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from mke_experiments.config import ExperimentConfig, apply_overrides
-from mke_experiments.models import build_student, build_teacher
-from mke_experiments.train import distributed, fit, predict_logits, resolve_device
+from mke_experiments.train import IGNORE, distributed, fit, predict, predict_logits, resolve_device
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
 from mke_theory.records import config_hash, make_record, read_record, record_path, write_record
 from mke_theory.split import MultimodalSplit
@@ -35,9 +34,8 @@ def _t(a) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
 
 
-def evaluate(model, inputs: tuple, labels: np.ndarray, device) -> dict:
-    """Accuracy and macro-F1 of ``model(*inputs)`` against ``labels``."""
-    pred = predict_logits(model, inputs, device).argmax(1).numpy()
+def classification_metrics(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
+    """Accuracy and macro-F1 (the default metrics of a task)."""
     return dict(accuracy=float((pred == labels).mean()),
                 macro_f1=float(f1_score(labels, pred, average="macro", zero_division=0)))
 
@@ -54,9 +52,13 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
              stop_after: int | None = None, tensorboard: Path | None = None) -> SeedResult:
     """Train every requested method for one initialisation seed; write records to ``out``.
 
-    A method whose record exists in ``out`` is skipped (resume) unless ``force``; an interrupted
-    method continues from its checkpoint.
+    The task (``cfg.task``) supplies the networks, the metrics, the augmentation and the
+    perturbation T. A method whose record exists in ``out`` is skipped (resume) unless ``force``;
+    an interrupted method continues from its checkpoint.
     """
+    from mke_experiments.tasks import get_task
+
+    task = get_task(cfg.task)
     rank, world = distributed()
     config = dict(cfg.as_dict(), split_id=split.split_id)
     chash = config_hash(config)
@@ -64,16 +66,21 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     if ckpt_dir is not None and rank == 0:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     records, models = [], {}
-    k = split.n_classes
-    m, tr = cfg.model, cfg.train
+    k, m, tr = split.n_classes, cfg.model, cfg.train
     t = {name: _t(getattr(split, name)) for name in
          ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
     has_val = split.val_alpha is not None
-    val = (_t(split.val_alpha), _t(split.val_beta), torch.as_tensor(split.val_labels)) if has_val else None
+    val = (_t(split.val_alpha), _t(split.val_beta)) if has_val else None
+    perturb = task.perturb(cfg.mke) if task.perturb is not None else None
+
+    def metrics_of(model, inputs, labels) -> dict:
+        return task.evaluate(predict(model, inputs, device).numpy(), labels, k)
 
     def path_of(method):
-        stem = f"{cfg.task}__{method}__seed{seed}__{chash}"
-        return None if ckpt_dir is None else ckpt_dir / f"{stem}.pt"
+        return None if ckpt_dir is None else ckpt_dir / f"{cfg.task}__{method}__seed{seed}__{chash}.pt"
+
+    def log_dir(method):
+        return None if tensorboard is None else Path(tensorboard) / f"{cfg.task}__{method}__seed{seed}"
 
     def done(method):
         """True (and the finished record kept for the caller) when ``out`` already holds it."""
@@ -85,21 +92,24 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
             return True
         return False
 
-    def select(multimodal):
+    def score(multimodal):
+        """Model selection: the primary metric on validation data, or label-free agreement."""
         if tr.selection == "val" and has_val:
-            return ((val[0], val[1]) if multimodal else (val[0],)), val[2]
+            inputs = val if multimodal else val[:1]
+            return lambda model: metrics_of(model, inputs, split.val_labels)[task.primary]
         if tr.selection == "agreement" and held_out is not None:
             inputs = (t["unlabeled_alpha"][held_out], t["unlabeled_beta"][held_out])
-            return (inputs if multimodal else inputs[:1]), torch.as_tensor(teacher_pred[held_out])
+            inputs = inputs if multimodal else inputs[:1]
+            return lambda model: float((predict(model, inputs, device).numpy() == teacher_pred[held_out]).mean())
         return None
 
     def finish(method, model, fitted, multimodal, extra=None):
         inputs = (t["test_alpha"], t["test_beta"]) if multimodal else (t["test_alpha"],)
-        scores = evaluate(model, inputs, split.test_labels, device)
-        metrics = dict(test_accuracy=scores["accuracy"], test_macro_f1=scores["macro_f1"], **(extra or {}))
+        metrics = {f"test_{name}": v for name, v in metrics_of(model, inputs, split.test_labels).items()}
+        metrics.update(extra or {})
         if has_val:
-            metrics["val_accuracy"] = evaluate(model, (val[0], val[1]) if multimodal else (val[0],),
-                                               split.val_labels, device)["accuracy"]
+            metrics[f"val_{task.primary}"] = metrics_of(model, val if multimodal else val[:1],
+                                                        split.val_labels)[task.primary]
         record = make_record(cfg.task, method, seed, metrics, config, fitted.wall_time_s, history=fitted.history,
                              hardware=_hardware(device), world_size=world, split_id=split.split_id)
         record["best_epoch"] = fitted.best_epoch
@@ -113,21 +123,16 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
 
     def train(method, model, inputs, targets, regularised, multimodal):
         return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,
-                   select_on=select(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
-                   progress=progress, stop_after=stop_after, log_dir=log_dir(method))
-
-    def log_dir(method):
-        return None if tensorboard is None else Path(tensorboard) / f"{cfg.task}__{method}__seed{seed}"
+                   score=score(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
+                   progress=progress, stop_after=stop_after, log_dir=log_dir(method), augment=task.augment,
+                   perturb=perturb)
 
     # ---- teacher (Eq. 1): α of D_l ------------------------------------------------------------
-    torch.manual_seed(seed)
-    teacher = build_teacher(split.alpha_shape, k, m)
     held_out = None
-    teacher_sel = ((val[0],), val[2]) if has_val and tr.selection != "last" else None
-    fitted = fit(teacher, (t["labeled_alpha"],), torch.as_tensor(split.labels), tr, None, regularised=False,
-                 seed=seed, device=device, select_on=teacher_sel,
-                 checkpoint=path_of("teacher") if tr.checkpoint else None, progress=progress, stop_after=stop_after,
-                 log_dir=log_dir("teacher"))
+    torch.manual_seed(seed)
+    teacher = task.build_teacher(split, m)
+    fitted = train("teacher", teacher, (t["labeled_alpha"],), torch.as_tensor(split.labels), regularised=False,
+                   multimodal=False)
     if stop_after is not None and len(fitted.history) < tr.epochs:
         return SeedResult(records, models, np.empty(0))  # interrupted (tests)
     if not done("teacher"):
@@ -135,16 +140,21 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     models["teacher"] = teacher
 
     # ---- pseudo labels (Eq. 2) on D_u, teacher in evaluation mode ----------------------------------
-    teacher_logits = predict_logits(teacher, (t["unlabeled_alpha"],), device)
-    teacher_pred = teacher_logits.argmax(1).numpy()
-    targets = make_pseudo_labels(teacher_logits, cfg.mke.pseudo_labels, cfg.mke.temperature)
+    teacher_pred = predict(teacher, (t["unlabeled_alpha"],), device).numpy()
+    if cfg.mke.pseudo_labels == "soft":  # holds every logit of D_u in memory: (M, K, ...)
+        targets = make_pseudo_labels(predict_logits(teacher, (t["unlabeled_alpha"],), device), "soft",
+                                     cfg.mke.temperature, class_dim=1)
+    else:
+        targets = torch.as_tensor(teacher_pred.astype(np.int64))
     if tr.selection == "agreement":  # hold out a tenth of D_u, by the split, for label-free selection
         held_out = np.zeros(split.n_unlabeled, bool)
         held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
     train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
     a_u, b_u, y_u = t["unlabeled_alpha"][train_idx], t["unlabeled_beta"][train_idx], targets[train_idx]
-    extra_pl = {"pseudo_label_accuracy": float((teacher_pred == split.unlabeled_labels).mean())} \
-        if split.unlabeled_labels is not None else {}
+    extra_pl = {}
+    if split.unlabeled_labels is not None:
+        known = split.unlabeled_labels != IGNORE
+        extra_pl["pseudo_label_accuracy"] = float((teacher_pred == split.unlabeled_labels)[known].mean())
 
     # ---- students ---------------------------------------------------------------------------------
     for method in methods:
@@ -154,16 +164,16 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
             continue  # no true labels of D_u: no upper bound
         torch.manual_seed(seed)
         if method in ("um_student", "noisy_student"):
-            model, inputs, y = build_teacher(split.alpha_shape, k, m), (a_u,), y_u
+            model, inputs, y = task.build_teacher(split, m), (a_u,), y_u
             if method == "noisy_student":
-                y_l = torch.as_tensor(split.labels)
-                if y_u.is_floating_point():
-                    y_l = F.one_hot(y_l, k).float()
-                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u])
+                y_l = torch.as_tensor(split.labels).long()
+                if y_u.is_floating_point():  # soft pseudo labels: the labeled part as one-hot
+                    y_l = F.one_hot(y_l.clamp(min=0), k).movedim(-1, 1).float()
+                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u.to(y_l.dtype)])
             fitted = train(method, model, inputs, y, regularised=True, multimodal=False)
         else:
             regularised = method != "mm_student_noreg"
-            model = build_student(split.alpha_shape, split.beta_shape, k, m, regularised=regularised)
+            model = task.build_student(split, m, regularised)
             y = torch.as_tensor(split.unlabeled_labels)[train_idx] if method == "mm_supervised" else y_u
             fitted = train(method, model, (a_u, b_u), y, regularised=regularised, multimodal=True)
         if stop_after is not None and len(fitted.history) < tr.epochs:

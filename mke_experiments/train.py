@@ -51,41 +51,69 @@ class FitResult:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 512) -> torch.Tensor:
-    """(n, K) logits on CPU, evaluation mode, in batches."""
+def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 64) -> torch.Tensor:
+    """(n, K, ...) logits on CPU, evaluation mode, in batches."""
     model.eval()
     n = len(inputs[0])
     out = [model(*(x[i:i + batch_size].to(device) for x in inputs)).float().cpu() for i in range(0, n, batch_size)]
     return torch.cat(out)
 
 
-def _perturb(inputs: tuple, scale: float, generator: torch.Generator) -> tuple:
-    # T on the inputs: relative Gaussian noise per modality (objective.input_noise), drawn on CPU
-    # from the run's own generator so that a resumed run sees the same noise.
-    if scale == 0:
-        return inputs
-    return tuple(input_noise(x.cpu().float(), scale, generator).to(x.device, x.dtype) for x in inputs)
+@torch.no_grad()
+def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64) -> torch.Tensor:
+    """(n, ...) predicted classes on CPU (argmax over the class axis 1), batch by batch.
+
+    Unlike ``predict_logits`` it never holds all logits: dense predictions stay small.
+    """
+    model.eval()
+    n = len(inputs[0])
+    out = [model(*(x[i:i + batch_size].to(device) for x in inputs)).argmax(1).to(torch.int16).cpu()
+           for i in range(0, n, batch_size)]
+    return torch.cat(out)
+
+
+IGNORE = -1  # target value of pixels without a label (void); they add nothing to the loss
+
+
+def input_noise_perturbation(scale: float):
+    """T on the inputs: relative Gaussian noise on every modality (``objective.input_noise``).
+
+    Drawn on the CPU from the run's own generator, so that a resumed run sees the same noise.
+    """
+    def perturb(inputs: tuple, generator: torch.Generator) -> tuple:
+        if scale == 0:
+            return inputs
+        return tuple(input_noise(x.cpu().float(), scale, generator).to(x.device, x.dtype) for x in inputs)
+
+    return perturb
 
 
 def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
-        regularised: bool = False, seed: int = 0, device=torch.device("cpu"), select_on: tuple | None = None,
+        regularised: bool = False, seed: int = 0, device=torch.device("cpu"), score=None,
         checkpoint: Path | None = None, progress=None, stop_after: int | None = None,
-        log_dir: Path | None = None) -> FitResult:
-    """Train ``model(*inputs)`` on ``targets`` (int class indices or soft labels (n, K)).
+        log_dir: Path | None = None, augment=None, perturb=None) -> FitResult:
+    """Train ``model(*inputs)`` on ``targets``.
 
     Parameters
     ----------
     inputs : tuple of CPU tensors (n, ...), one per modality the model takes.
-    regularised : apply the perturbations T (input noise, the model's dropout) and the MKE loss
+    targets : class indices (n,) or per pixel (n, H, W) with ``IGNORE`` for void, or soft labels
+        with the class axis second: (n, K) or (n, K, H, W).
+    regularised : apply the perturbations T (``perturb``, the model's dropout) and the MKE loss
         form of ``mke``; otherwise plain cross entropy on clean inputs.
-    select_on : ``(inputs, labels)`` scored by accuracy after every epoch (validation data, or
-        held-out unlabeled data with the teacher's predictions for label-free selection); the
-        best epoch's weights are returned. None: the last epoch.
+    score : ``score(model) -> float`` after every epoch (higher is better: validation metric, or
+        label-free agreement with the teacher); the best epoch's weights are returned. None: the
+        last epoch.
     checkpoint : file written after every epoch and resumed from if it exists.
     stop_after : stop (as if killed) after this many epochs; for resume tests.
     log_dir : TensorBoard folder for the per-epoch loss and selection score (needs ``tensorboard``).
+    augment : ``augment(inputs, targets, generator) -> (inputs, targets)`` applied to every batch
+        (e.g. a joint random crop and flip of images and label maps); None: no augmentation.
+    perturb : ``perturb(inputs, generator) -> inputs``, the perturbation T of regularised runs;
+        default: input noise of strength ``mke.input_noise``.
     """
     rank, world = distributed()
+    perturb = perturb or input_noise_perturbation(mke.input_noise if mke is not None else 0.0)
     torch.manual_seed(seed)  # dropout and modality dropout draw from the global generator
     generator = torch.Generator().manual_seed(seed)  # shuffling and input noise
     model.to(device)
@@ -119,15 +147,20 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
             idx = order[i:i + cfg.batch_size]
             x = tuple(t[idx].to(device, non_blocking=True) for t in inputs)
             y = targets[idx].to(device)
+            if augment is not None:
+                x, y = augment(x, y, generator)
+            if y.dtype != torch.int64 and not y.is_floating_point():
+                y = y.long()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 if not regularised:
-                    loss = pseudo_label_loss(train_model(*x).float(), y)
+                    loss = pseudo_label_loss(train_model(*x).float(), y, class_dim=1, ignore_index=IGNORE)
                 elif mke.loss_form == "perturbed_ce":
-                    loss = pseudo_label_loss(train_model(*_perturb(x, mke.input_noise, generator)).float(), y)
+                    out = train_model(*perturb(x, generator)).float()
+                    loss = pseudo_label_loss(out, y, class_dim=1, ignore_index=IGNORE)
                 else:  # Eq. (3): L_pl on f(x) + γ · ‖f(x) − f(T(x))‖²
                     clean = train_model(*x).float()
-                    perturbed = train_model(*_perturb(x, mke.input_noise, generator)).float()
-                    loss = mke_loss(clean, perturbed, y, mke.gamma)
+                    perturbed = train_model(*perturb(x, generator)).float()
+                    loss = mke_loss(clean, perturbed, y, mke.gamma, class_dim=1, ignore_index=IGNORE)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -135,12 +168,11 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
             if progress is not None:
                 progress(1)
         entry = dict(epoch=epoch, loss=total / max(batches, 1))
-        if select_on is not None:
-            logits = predict_logits(model, select_on[0], device)
-            score = float((logits.argmax(1) == select_on[1]).float().mean())
-            entry["selection_score"] = score
-            if score > best_score:
-                best_score, best_epoch = score, epoch
+        if score is not None:
+            value = float(score(model))
+            entry["selection_score"] = value
+            if value > best_score:
+                best_score, best_epoch = value, epoch
                 best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
         history.append(entry)
         if writer is not None:
@@ -154,7 +186,7 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
             atomic_write(checkpoint, functools.partial(torch.save, state))
     if writer is not None:
         writer.close()
-    if select_on is not None and best_state is not None:
+    if score is not None and best_state is not None:
         model.load_state_dict(best_state)
     else:
         best_epoch = len(history) - 1

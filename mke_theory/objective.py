@@ -135,11 +135,11 @@ def consistency_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tenso
 
 
 def mke_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tensor, targets: torch.Tensor,
-             gamma: float, class_dim: int = -1, reduction: str = "mean") -> torch.Tensor:
-    """The student objective of Eq. (3): L_pl + γ · L_reg."""
+             gamma: float, class_dim: int = -1, reduction: str = "mean", ignore_index: int = -100) -> torch.Tensor:
+    """The student objective of Eq. (3): L_pl + γ · L_reg (L_reg over every sample or pixel)."""
     if gamma < 0:
         raise ValueError(f"gamma must lie in [0, inf), got {gamma!r}")
-    loss = pseudo_label_loss(student_logits, targets, class_dim, reduction)
+    loss = pseudo_label_loss(student_logits, targets, class_dim, reduction, ignore_index)
     if gamma == 0:
         return loss
     return loss + gamma * consistency_loss(student_logits, perturbed_logits, class_dim, reduction)

@@ -5,7 +5,7 @@ package imports every task module, so the CLI, ``mke-exp list`` and the smoke te
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mke_experiments.config import ExperimentConfig
@@ -22,7 +22,7 @@ class Task:
     prepare : ``prepare(raw_dir, out_dir, config.data, progress) -> dict`` turning a download into
         a cache, or None when the task needs no preparation.
     needs_data : whether ``run`` needs ``--data`` (mfeat ships its data; arrays and real sets do not).
-    metrics : names of the metrics written to records (beyond test_accuracy).
+    The remaining fields are hooks with defaults for classification of vectors, images and maps.
     """
 
     name: str
@@ -31,7 +31,26 @@ class Task:
     load: Callable
     prepare: Callable | None = None
     needs_data: bool = True
-    metrics: tuple = field(default=("test_accuracy", "test_macro_f1"))
+    evaluate: Callable = None  # (pred, labels, n_classes) -> {metric: value}; default accuracy, macro_f1
+    primary: str = "accuracy"  # the metric that selects models and heads tables (as test_<primary>)
+    build_teacher: Callable = None  # (split, ModelConfig) -> module α → logits; default from the shapes
+    build_student: Callable = None  # (split, ModelConfig, regularised) -> module (α, β) → logits
+    augment: Callable | None = None  # (inputs, targets, generator) -> (inputs, targets), every batch
+    perturb: Callable | None = None  # MKEConfig -> T: (inputs, generator) -> inputs; default input noise
+
+    def __post_init__(self):
+        from mke_experiments import models
+        from mke_experiments.pipeline import classification_metrics
+
+        defaults = dict(
+            evaluate=classification_metrics,
+            build_teacher=lambda split, cfg: models.build_teacher(split.alpha_shape, split.n_classes, cfg),
+            build_student=lambda split, cfg, regularised: models.build_student(
+                split.alpha_shape, split.beta_shape, split.n_classes, cfg, regularised),
+        )
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
 
 
 TASKS: dict[str, Task] = {}
