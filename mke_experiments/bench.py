@@ -9,16 +9,18 @@ cache, data loading (cache → batches of tensors) is measured too.
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import torch
 
-from mke_experiments.models import build_student
+from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
 from mke_theory.objective import input_noise, mke_loss
 
-SHAPES = {  # task -> (α sample shape, β sample shape, classes) for the default data config
-    "mfeat": lambda d: ((47,), (76,), 10),
-    "ravdess": lambda d: ((d.frames, 3, d.size, d.size), (1, d.n_mels, 301), 8),  # 3 s at hop 10 ms
+SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) for a data config
+    "mfeat": lambda d: ((47,), (76,), 10, ()),
+    "ravdess": lambda d: ((d.frames, 3, d.size, d.size), (1, d.n_mels, 301), 8, ()),  # 3 s at hop 10 ms
+    "nyudv2": lambda d: ((3, *d.hw("crop")), (1 if d.depth == "metres" else 3, *d.hw("crop")), 40, d.hw("crop")),
 }
 
 
@@ -28,7 +30,7 @@ def _step_time(model, alpha, beta, y, steps: int, amp: bool, device) -> float:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             clean = model(alpha, beta).float()
             perturbed = model(input_noise(alpha, 0.1), input_noise(beta, 0.1)).float()  # T: input noise
-            loss = mke_loss(clean, perturbed, y, 1.0)
+            loss = mke_loss(clean, perturbed, y, 1.0, class_dim=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -55,15 +57,18 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         split = load()
         load_s = time.perf_counter() - t0
     if task in SHAPES:
-        alpha_shape, beta_shape, k = SHAPES[task](cfg.data)
+        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg.data)
     elif split is not None:
         alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
+        target_shape = split.test_labels.shape[1:]
     else:
         raise ValueError(f"no default shapes for task {task}; give --data so the shapes come from the data")
     torch.manual_seed(0)
     alpha = torch.randn(batch_size, *alpha_shape, device=dev)
     beta = torch.randn(batch_size, *beta_shape, device=dev)
-    y = torch.randint(0, k, (batch_size,), device=dev)
+    y = torch.randint(0, k, (batch_size, *target_shape), device=dev)
+    shapes = SimpleNamespace(alpha_shape=alpha_shape, beta_shape=beta_shape, n_classes=k)
+    build = get_task(task).build_student
     images = len(alpha_shape) >= 3
     variants = [("fp32 eager", False, False, False), ("bf16 autocast", True, False, False)]
     if images:
@@ -73,7 +78,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
     rows = []
     for name, amp, channels_last, compiled in variants:
         torch.manual_seed(0)
-        model = build_student(alpha_shape, beta_shape, k, cfg.model).to(dev).train()
+        model = build(shapes, cfg.model, True).to(dev).train()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         t0 = time.perf_counter()

@@ -19,7 +19,9 @@ class ModelConfig:
     width: int = 16  # channels of the first convolution of the image / spectrogram encoders
     fusion: str = "late"  # late: sum of per-modality heads; mid: concatenated features → head
     modality_dropout: float = 0.0  # per sample, drop α or β features with this probability (regularised only)
-    pretrained: bool = False  # ImageNet weights for torchvision backbones, where a task uses one
+    pretrained: bool = False  # ImageNet weights for torchvision backbones (downloads them: needs a network)
+    weights: str = ""  # or a local file of backbone weights (a torchvision ResNet state dict)
+    backbone: str = "resnet18"  # torchvision ResNet of the segmentation networks: resnet18, resnet34, resnet50
     channels_last: bool = False  # memory format of image tensors (a speed option on GPUs)
 
 
@@ -61,6 +63,7 @@ class ExperimentConfig:
 
 CHOICES = {  # fields whose values come from a fixed set
     ("model", "fusion"): ("late", "mid"),
+    ("model", "backbone"): ("resnet18", "resnet34", "resnet50"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "selection"): ("val", "agreement", "last"),
     ("mke", "pseudo_labels"): ("hard", "soft"),

@@ -71,7 +71,8 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
          ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
     has_val = split.val_alpha is not None
     val = (_t(split.val_alpha), _t(split.val_beta)) if has_val else None
-    perturb = task.perturb(cfg.mke) if task.perturb is not None else None
+    perturb = task.perturb(cfg) if task.perturb is not None else None
+    augment = task.augment(cfg) if task.augment is not None else None
 
     def metrics_of(model, inputs, labels) -> dict:
         return task.evaluate(predict(model, inputs, device).numpy(), labels, k)
@@ -124,7 +125,7 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     def train(method, model, inputs, targets, regularised, multimodal):
         return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,
                    score=score(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
-                   progress=progress, stop_after=stop_after, log_dir=log_dir(method), augment=task.augment,
+                   progress=progress, stop_after=stop_after, log_dir=log_dir(method), augment=augment,
                    perturb=perturb)
 
     # ---- teacher (Eq. 1): α of D_l ------------------------------------------------------------

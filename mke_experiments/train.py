@@ -23,6 +23,7 @@ from torch import nn
 from mke_experiments.config import MKEConfig, TrainConfig
 from mke_theory.objective import input_noise, mke_loss, pseudo_label_loss
 from mke_theory.records import atomic_write
+from mke_theory.split import IGNORE as SPLIT_IGNORE
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -72,7 +73,7 @@ def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64) -> to
     return torch.cat(out)
 
 
-IGNORE = -1  # target value of pixels without a label (void); they add nothing to the loss
+IGNORE = SPLIT_IGNORE  # target value of pixels without a label (void); they add nothing to the loss
 
 
 def input_noise_perturbation(scale: float):

@@ -14,6 +14,22 @@ import numpy as np
 from mke_theory._validation import check_labels
 from mke_theory._validation import check_samples as check_features
 
+IGNORE = -1  # label of a pixel (or sample) without a label, e.g. void pixels in segmentation
+
+
+def check_targets(name: str, labels, n_classes: int) -> np.ndarray:
+    """Class indices per sample ``(n,)`` (int64) or per pixel ``(n, H, W)`` (int16, ``IGNORE`` allowed)."""
+    labels = np.asarray(labels)
+    if labels.ndim <= 1:
+        return check_labels(name, labels, n_classes)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices")
+    bad = (labels != IGNORE) & ((labels < 0) | (labels >= n_classes))
+    if bad.any():
+        raise ValueError(f"{name} holds {int(labels[bad][0])}; dense labels must lie in [0, {n_classes}) "
+                         f"or be {IGNORE} (no label)")
+    return labels.astype(np.int16, copy=False)
+
 
 @dataclass(frozen=True, eq=False)
 class MultimodalSplit:
@@ -25,7 +41,8 @@ class MultimodalSplit:
     modality's trailing shape must agree across D_l, D_u and the test set.
 
     labeled_alpha : (n_labeled, d_alpha) array, modality α of D_l.
-    labels : (n_labeled,) int array, class indices of D_l.
+    labels : (n_labeled,) int array, class indices of D_l; or (n_labeled, H, W) per-pixel labels
+        with ``IGNORE`` (−1) for void pixels (dense prediction, stored as int16).
     unlabeled_alpha : (n_unlabeled, d_alpha) array, modality α of D_u.
     unlabeled_beta : (n_unlabeled, d_beta) array, modality β of D_u.
     test_alpha, test_beta, test_labels : the test set, both modalities and labels.
@@ -58,21 +75,21 @@ class MultimodalSplit:
         put("n_classes", int(self.n_classes))
         k = self.n_classes
         put("labeled_alpha", check_features("labeled_alpha", self.labeled_alpha))
-        put("labels", check_labels("labels", self.labels, k))
+        put("labels", check_targets("labels", self.labels, k))
         put("unlabeled_alpha", check_features("unlabeled_alpha", self.unlabeled_alpha))
         m = len(self.unlabeled_alpha)
         put("unlabeled_beta", check_features("unlabeled_beta", self.unlabeled_beta, m))
         put("test_alpha", check_features("test_alpha", self.test_alpha))
         n_test = len(self.test_alpha)
         put("test_beta", check_features("test_beta", self.test_beta, n_test))
-        put("test_labels", check_labels("test_labels", self.test_labels, k))
+        put("test_labels", check_targets("test_labels", self.test_labels, k))
         if len(self.labels) != len(self.labeled_alpha):
             raise ValueError(f"labels has {len(self.labels)} entries "
                              f"but labeled_alpha has {len(self.labeled_alpha)} rows")
         if len(self.test_labels) != n_test:
             raise ValueError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
         if self.unlabeled_labels is not None:
-            ul = check_labels("unlabeled_labels", self.unlabeled_labels, k)
+            ul = check_targets("unlabeled_labels", self.unlabeled_labels, k)
             if len(ul) != m:
                 raise ValueError(f"unlabeled_labels has {len(ul)} entries but unlabeled_alpha has {m} rows")
             put("unlabeled_labels", ul)
@@ -82,7 +99,7 @@ class MultimodalSplit:
                 raise ValueError("val_alpha, val_beta and val_labels must be given together")
             put("val_alpha", check_features("val_alpha", self.val_alpha))
             put("val_beta", check_features("val_beta", self.val_beta, len(self.val_alpha)))
-            put("val_labels", check_labels("val_labels", self.val_labels, k))
+            put("val_labels", check_targets("val_labels", self.val_labels, k))
             if len(self.val_labels) != len(self.val_alpha):
                 raise ValueError(f"val_labels has {len(self.val_labels)} entries but val_alpha has "
                                  f"{len(self.val_alpha)} rows")

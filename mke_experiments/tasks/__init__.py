@@ -35,8 +35,8 @@ class Task:
     primary: str = "accuracy"  # the metric that selects models and heads tables (as test_<primary>)
     build_teacher: Callable = None  # (split, ModelConfig) -> module α → logits; default from the shapes
     build_student: Callable = None  # (split, ModelConfig, regularised) -> module (α, β) → logits
-    augment: Callable | None = None  # (inputs, targets, generator) -> (inputs, targets), every batch
-    perturb: Callable | None = None  # MKEConfig -> T: (inputs, generator) -> inputs; default input noise
+    augment: Callable | None = None  # ExperimentConfig -> (inputs, targets, generator) -> (inputs, targets)
+    perturb: Callable | None = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
 
     def __post_init__(self):
         from mke_experiments import models
