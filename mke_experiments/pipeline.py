@@ -22,7 +22,7 @@ from sklearn.metrics import f1_score
 from mke_experiments.config import ExperimentConfig, apply_overrides
 from mke_experiments.train import IGNORE, distributed, fit, predict, predict_logits, resolve_device
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
-from mke_theory.records import config_hash, make_record, read_record, record_path, write_record
+from mke_theory.records import atomic_write, config_hash, make_record, read_record, record_path, write_record
 from mke_theory.split import MultimodalSplit
 
 METHODS = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
@@ -115,12 +115,28 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
                              hardware=_hardware(device), world_size=world, split_id=split.split_id)
         record["best_epoch"] = fitted.best_epoch
         if out is not None and rank == 0:
+            if task.examples:
+                save_examples(method, model, inputs)
             write_record(record, out, force=True)
             ckpt = path_of(method)
             if ckpt is not None and ckpt.exists() and method != "teacher":
                 ckpt.unlink()  # the record is final; the teacher's is kept for its pseudo labels
         records.append(record)
         models[method] = model
+
+    def save_examples(method, model, inputs):
+        """Predictions (and, once per split, the inputs) of the first test samples, for figures."""
+        folder = Path(out) / "examples"
+        folder.mkdir(exist_ok=True)
+        n = min(task.examples, len(split.test_labels))
+        first = tuple(x[:n] for x in inputs)
+        pred = predict(model, first, device).numpy()
+        atomic_write(folder / f"{cfg.task}__{method}__seed{seed}__{chash}.npz",
+                     lambda f: np.savez_compressed(f, pred=pred, config_hash=chash, seed=seed))
+        shown = folder / f"{cfg.task}__inputs__{split.split_id}.npz"
+        if not shown.exists():
+            atomic_write(shown, lambda f: np.savez_compressed(
+                f, alpha=split.test_alpha[:n], beta=split.test_beta[:n], labels=split.test_labels[:n]))
 
     def train(method, model, inputs, targets, regularised, multimodal):
         return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,

@@ -146,6 +146,8 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
         total, batches = 0.0, 0
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
+            if len(idx) == 1 and len(order) > 1:
+                continue  # a last batch of one sample: batch norm cannot train on it
             x = tuple(t[idx].to(device, non_blocking=True) for t in inputs)
             y = targets[idx].to(device)
             if augment is not None:

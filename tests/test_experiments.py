@@ -42,10 +42,26 @@ def ravdess_cache(tmp_path):
     return tmp_path / "cache"
 
 
+def nyudv2_cache(tmp_path):
+    from fixtures.nyudv2 import make_labeled_mat, small_split
+
+    from mke_experiments.data.nyudv2 import prepare
+
+    mat = make_labeled_mat(tmp_path / "nyu_depth_v2_labeled.mat", n=9)
+    prepare(mat, tmp_path / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9))
+    return tmp_path / "cache"
+
+
 DATA = {  # task -> how a test makes its --data (None: the task ships its data)
     "mfeat": lambda tmp: None,
     "arrays": lambda tmp: bundle(tmp / "bundle.npz"),
     "ravdess": ravdess_cache,
+    "nyudv2": nyudv2_cache,
+}
+SMALL = {  # task -> overrides that make a smoke run small
+    "ravdess": ("data.frames=2", "data.size=24", "data.n_mels=16", "data.labeled_actors=1", "model.width=4",
+                "model.hidden=16"),
+    "nyudv2": ("data.crop=32,48", "train.batch_size=4"),
 }
 
 
@@ -53,13 +69,12 @@ DATA = {  # task -> how a test makes its --data (None: the task ships its data)
 def test_every_registered_task_runs_end_to_end(name, tmp_path):
     assert name in DATA, f"task {name} has no smoke-test data: add it to DATA"
     data = DATA[name](tmp_path)
-    overrides = FAST + (("data.frames=2", "data.size=24", "data.n_mels=16", "data.labeled_actors=1",
-                         "model.width=4", "model.hidden=16") if name == "ravdess" else ())
+    overrides = FAST + SMALL.get(name, ())
     records = run(name, data_dir=data, out=tmp_path / "runs", seeds=(0,), device="cpu", overrides=overrides)
     methods = {r["method"] for r in records}
     assert methods == set(METHODS)
     for r in records:
-        assert 0 <= r["metrics"]["test_accuracy"] <= 1 and r["config"]["task"] == name
+        assert 0 <= r["metrics"][f"test_{get_task(name).primary}"] <= 1 and r["config"]["task"] == name
         assert len(r["history"]) == 2
     assert len(read_records(tmp_path / "runs")) == len(METHODS)
 

@@ -37,6 +37,7 @@ class Task:
     build_student: Callable = None  # (split, ModelConfig, regularised) -> module (α, β) → logits
     augment: Callable | None = None  # ExperimentConfig -> (inputs, targets, generator) -> (inputs, targets)
     perturb: Callable | None = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
+    examples: int = 0  # test samples whose predictions are saved (RUNS/examples/) for qualitative figures
 
     def __post_init__(self):
         from mke_experiments import models
@@ -79,4 +80,4 @@ def data_dir_or_error(data_dir: Path | None, task: str) -> Path:
     return data_dir
 
 
-from mke_experiments.tasks import arrays, mfeat, ravdess  # noqa: E402,F401  (registration)
+from mke_experiments.tasks import arrays, mfeat, nyudv2, ravdess  # noqa: E402,F401  (registration)
