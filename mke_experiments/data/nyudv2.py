@@ -42,13 +42,13 @@ import logging
 import os
 import platform
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from mke_experiments.data import cache as cache_store
 from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,12 @@ _HHA_NORMAL_RADIUS = 2  # normals from the tangents summed over a (2r+1)² windo
 
 class NyuError(ValueError):
     """An NYU Depth V2 file, folder, option or cache the user supplied is not what the loader expects."""
+
+
+CACHE_SPEC = cache_store.CacheSpec(dataset="NYU Depth V2", cache_name=CACHE_NAME, manifest_name=MANIFEST_NAME,
+                                   format=CACHE_FORMAT, version=CACHE_VERSION,
+                                   arrays=lambda manifest: _cache_arrays(manifest),  # defined below
+                                   error=NyuError, hint=PREPARE_HINT)
 
 
 # ---- shipped facts --------------------------------------------------------------------------------
@@ -509,33 +515,8 @@ def _versions() -> dict:
             "hdf5": h5py.version.hdf5_version, "opencv": cv2.__version__ if cv2 is not None else None, "mke": mke}
 
 
-def _read_manifest(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / MANIFEST_NAME).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
 def _cache_arrays(manifest: dict) -> tuple[str, ...]:
     return CACHE_ARRAYS + (("hha",) if manifest.get("params", {}).get("hha") else ())
-
-
-def _cache_is_current(out_dir: Path, params: dict, fingerprint: dict) -> dict | None:
-    """The manifest when the cache on disk was built from this file with these parameters and is complete."""
-    manifest = _read_manifest(out_dir)
-    cache = out_dir / CACHE_NAME
-    if (manifest is None or manifest.get("format") != CACHE_FORMAT or manifest.get("version") != CACHE_VERSION
-            or manifest.get("params") != params or manifest.get("source_fingerprint") != fingerprint
-            or not manifest.get("complete") or not cache.is_file()
-            or cache.stat().st_size != manifest.get("cache_bytes")):
-        return None
-    try:
-        with zipfile.ZipFile(cache) as archive:
-            if sorted(archive.namelist()) != sorted(f"{name}.npy" for name in _cache_arrays(manifest)):
-                return None
-    except (OSError, zipfile.BadZipFile):
-        return None
-    return manifest
 
 
 def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int, int] = (240, 320), val: int = 100,
@@ -589,7 +570,7 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
                 else "pass a split within the file's images")
         raise NyuError(f"{raw_path} has {info['n']} images but the split refers to image {int(order[-1])}; {hint}.")
     total = len(order)
-    current = _cache_is_current(out_dir, params, fingerprint)
+    current = cache_store.current(CACHE_SPEC, out_dir, params, fingerprint)
     if current is not None:
         log.info("NYU Depth V2 cache %s is up to date (same file, same parameters); nothing to do",
                  out_dir / CACHE_NAME)
@@ -668,35 +649,7 @@ def load_cache(out_dir: str | os.PathLike) -> dict:
         naming the file and how to rebuild it when the cache is missing, corrupt or out of step with its
         manifest.
     """
-    out_dir = Path(out_dir)
-    cache, manifest_path = out_dir / CACHE_NAME, out_dir / MANIFEST_NAME
-    rebuild = PREPARE_HINT.replace("--out DIR", f"--out {out_dir}")
-    if not out_dir.is_dir():
-        raise NyuError(f"NYU Depth V2 cache folder {out_dir} does not exist; {rebuild}.")
-    for path in (cache, manifest_path):
-        if not path.is_file():
-            raise NyuError(f"NYU Depth V2 cache file {path} is missing; {rebuild}.")
-    manifest = _read_manifest(out_dir)
-    if manifest is None or manifest.get("format") != CACHE_FORMAT or not manifest.get("complete"):
-        raise NyuError(f"NYU Depth V2 manifest {manifest_path} is corrupt or not an NYU Depth V2 cache manifest; "
-                       f"rebuild it: {rebuild}.")
-    if manifest.get("version") != CACHE_VERSION:
-        raise NyuError(f"NYU Depth V2 cache {cache} has format version {manifest.get('version')}, this library "
-                       f"reads {CACHE_VERSION}; rebuild it: {rebuild}.")
-    if cache.stat().st_size != manifest.get("cache_bytes"):
-        raise NyuError(f"NYU Depth V2 cache {cache} does not match its manifest (an interrupted prepare?); "
-                       f"rebuild it: {rebuild}.")
-    try:
-        with np.load(cache, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in _cache_arrays(manifest)}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise NyuError(f"NYU Depth V2 cache {cache} is corrupt ({type(e).__name__}: {e}); "
-                       f"rebuild it: {rebuild}.") from None
-    shapes = {name: list(array.shape) for name, array in arrays.items()}
-    if shapes != manifest.get("shapes"):
-        raise NyuError(f"NYU Depth V2 cache {cache} does not match its manifest (shapes {shapes}); "
-                       f"rebuild it: {rebuild}.")
-    return {**arrays, "manifest": manifest}
+    return cache_store.load(CACHE_SPEC, out_dir)
 
 
 # ---- metric ---------------------------------------------------------------------------------------

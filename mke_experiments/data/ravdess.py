@@ -28,7 +28,6 @@ import os
 import platform
 import re
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mke_experiments.data import cache as cache_store
 from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,11 @@ _TOP_DB = 80.0  # librosa.power_to_db default
 
 class RavdessError(ValueError):
     """A RAVDESS file, folder or cache the user supplied is not what the loader expects."""
+
+
+CACHE_SPEC = cache_store.CacheSpec(dataset="RAVDESS", cache_name=CACHE_NAME, manifest_name=MANIFEST_NAME,
+                                   format=CACHE_FORMAT, version=CACHE_VERSION, arrays=lambda manifest: CACHE_ARRAYS,
+                                   error=RavdessError, hint=PREPARE_HINT)
 
 
 class RavdessName(NamedTuple):
@@ -401,31 +406,6 @@ def _read_logmel(librosa, soundfile, path: Path, params: dict) -> np.ndarray:
     return db.astype(np.float32)[None]  # (1, M, T)
 
 
-def _read_manifest(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / MANIFEST_NAME).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
-def _cache_is_current(out_dir: Path, params: dict, fingerprint: str) -> dict | None:
-    """The manifest when the cache on disk was built from these files with these parameters."""
-    manifest = _read_manifest(out_dir)
-    cache = out_dir / CACHE_NAME
-    if (manifest is None or manifest.get("format") != CACHE_FORMAT or manifest.get("version") != CACHE_VERSION
-            or manifest.get("params") != params or manifest.get("source_fingerprint") != fingerprint
-            or not manifest.get("complete") or not cache.is_file()
-            or cache.stat().st_size != manifest.get("cache_bytes")):
-        return None
-    try:
-        with zipfile.ZipFile(cache) as archive:
-            if sorted(archive.namelist()) != sorted(f"{name}.npy" for name in CACHE_ARRAYS):
-                return None
-    except (OSError, zipfile.BadZipFile):
-        return None
-    return manifest
-
-
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
             sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
             progress: Callable[[int], object] | None = None) -> dict:
@@ -462,7 +442,7 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     if out_dir.exists() and not out_dir.is_dir():
         raise RavdessError(f"cache folder {out_dir} is a file; pass a folder to --out.")
     fingerprint = _fingerprint(found)
-    current = _cache_is_current(out_dir, params, fingerprint)
+    current = cache_store.current(CACHE_SPEC, out_dir, params, fingerprint)
     if current is not None:
         log.info("RAVDESS cache %s is up to date (same files, same parameters); nothing to do", out_dir / CACHE_NAME)
         if progress is not None:
@@ -549,35 +529,7 @@ def load_cache(out_dir: str | os.PathLike) -> dict:
         naming the file and how to rebuild it when the cache is missing, corrupt or out of step
         with its manifest.
     """
-    out_dir = Path(out_dir)
-    cache, manifest_path = out_dir / CACHE_NAME, out_dir / MANIFEST_NAME
-    rebuild = f"{PREPARE_HINT.replace('--out DIR', f'--out {out_dir}')}"
-    if not out_dir.is_dir():
-        raise RavdessError(f"RAVDESS cache folder {out_dir} does not exist; {rebuild}.")
-    for path in (cache, manifest_path):
-        if not path.is_file():
-            raise RavdessError(f"RAVDESS cache file {path} is missing; {rebuild}.")
-    manifest = _read_manifest(out_dir)
-    if manifest is None or manifest.get("format") != CACHE_FORMAT or not manifest.get("complete"):
-        raise RavdessError(f"RAVDESS manifest {manifest_path} is corrupt or not a RAVDESS cache manifest; "
-                           f"rebuild it: {rebuild}.")
-    if manifest.get("version") != CACHE_VERSION:
-        raise RavdessError(f"RAVDESS cache {cache} has format version {manifest.get('version')}, this library "
-                           f"reads {CACHE_VERSION}; rebuild it: {rebuild}.")
-    if cache.stat().st_size != manifest.get("cache_bytes"):
-        raise RavdessError(f"RAVDESS cache {cache} does not match its manifest (an interrupted prepare?); "
-                           f"rebuild it: {rebuild}.")
-    try:
-        with np.load(cache, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in CACHE_ARRAYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise RavdessError(f"RAVDESS cache {cache} is corrupt ({type(e).__name__}: {e}); "
-                           f"rebuild it: {rebuild}.") from None
-    shapes = {name: list(array.shape) for name, array in arrays.items()}
-    if shapes != manifest.get("shapes"):
-        raise RavdessError(f"RAVDESS cache {cache} does not match its manifest (shapes {shapes}); "
-                           f"rebuild it: {rebuild}.")
-    return {**arrays, "manifest": manifest}
+    return cache_store.load(CACHE_SPEC, out_dir)
 
 
 # ---- splits ---------------------------------------------------------------------------------------
