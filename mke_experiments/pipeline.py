@@ -75,6 +75,8 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     augment = task.augment(cfg) if task.augment is not None else None
 
     def metrics_of(model, inputs, labels) -> dict:
+        if task.scores:  # top-k and average precision need every class score (classification only)
+            return task.evaluate(predict_logits(model, inputs, device).numpy(), labels, k)
         return task.evaluate(predict(model, inputs, device).numpy(), labels, k)
 
     def path_of(method):
@@ -148,8 +150,10 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     held_out = None
     torch.manual_seed(seed)
     teacher = task.build_teacher(split, m)
-    fitted = train("teacher", teacher, (t["labeled_alpha"],), torch.as_tensor(split.labels), regularised=False,
-                   multimodal=False)
+    teacher_targets = torch.as_tensor(split.labels)
+    if teacher_targets.is_floating_point():  # multi-label: softmax cross entropy on normalised label rows
+        teacher_targets = teacher_targets / teacher_targets.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    fitted = train("teacher", teacher, (t["labeled_alpha"],), teacher_targets, regularised=False, multimodal=False)
     if stop_after is not None and len(fitted.history) < tr.epochs:
         return SeedResult(records, models, np.empty(0))  # interrupted (tests)
     if not done("teacher"):
@@ -183,10 +187,15 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
         if method in ("um_student", "noisy_student"):
             model, inputs, y = task.build_teacher(split, m), (a_u,), y_u
             if method == "noisy_student":
-                y_l = torch.as_tensor(split.labels).long()
-                if y_u.is_floating_point():  # soft pseudo labels: the labeled part as one-hot
-                    y_l = F.one_hot(y_l.clamp(min=0), k).movedim(-1, 1).float()
-                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u.to(y_l.dtype)])
+                y_l = torch.as_tensor(split.labels)
+                if y_l.is_floating_point():  # multi-label D_l: rows normalised to distributions
+                    y_l = y_l / y_l.sum(dim=1, keepdim=True).clamp(min=1e-12)
+                    y_u_l = y_u if y_u.is_floating_point() else F.one_hot(y_u.long(), k).float()
+                elif y_u.is_floating_point():  # soft pseudo labels: the labeled part as one-hot
+                    y_l, y_u_l = F.one_hot(y_l.long().clamp(min=0), k).movedim(-1, 1).float(), y_u
+                else:
+                    y_l, y_u_l = y_l.long(), y_u
+                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u_l.to(y_l.dtype)])
             fitted = train(method, model, inputs, y, regularised=True, multimodal=False)
         else:
             regularised = method != "mm_student_noreg"

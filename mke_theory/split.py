@@ -18,10 +18,17 @@ IGNORE = -1  # label of a pixel (or sample) without a label, e.g. void pixels in
 
 
 def check_targets(name: str, labels, n_classes: int) -> np.ndarray:
-    """Class indices per sample ``(n,)`` (int64) or per pixel ``(n, H, W)`` (int16, ``IGNORE`` allowed)."""
+    """Class indices per sample ``(n,)`` (int64), per pixel ``(n, H, W)`` (int16, ``IGNORE`` allowed),
+    or multi-label targets ``(n, K)`` as floats in [0, 1] (e.g. AudioSet's several classes per clip)."""
     labels = np.asarray(labels)
     if labels.ndim <= 1:
         return check_labels(name, labels, n_classes)
+    if np.issubdtype(labels.dtype, np.floating):
+        if labels.ndim != 2 or labels.shape[1] != n_classes:
+            raise ValueError(f"{name}: float targets must be multi-label rows (n, {n_classes}), got {labels.shape}")
+        if not np.all(np.isfinite(labels)) or labels.min() < 0 or labels.max() > 1:
+            raise ValueError(f"{name}: multi-label targets must lie in [0, 1]")
+        return labels.astype(np.float32, copy=False)
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name} must hold integer class indices")
     bad = (labels != IGNORE) & ((labels < 0) | (labels >= n_classes))

@@ -38,6 +38,7 @@ class Task:
     augment: Callable | None = None  # ExperimentConfig -> (inputs, targets, generator) -> (inputs, targets)
     perturb: Callable | None = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
     examples: int = 0  # test samples whose predictions are saved (RUNS/examples/) for qualitative figures
+    scores: bool = False  # evaluate() gets class scores (n, K) instead of predicted classes
 
     def __post_init__(self):
         from mke_experiments import models
