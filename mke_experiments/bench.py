@@ -17,9 +17,19 @@ from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
 from mke_theory.objective import input_noise, mke_loss
 
+
+def _mapped_classes():
+    from mke_experiments.tasks.avsound import class_list
+
+    return class_list("mapped")
+
+
 SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) for a data config
     "mfeat": lambda d: ((47,), (76,), 10, ()),
     "ravdess": lambda d: ((d.frames, 3, d.size, d.size), (1, d.n_mels, 301), 8, ()),  # 3 s at hop 10 ms
+    "vggsound": lambda d: ((1, d.n_mels, int(d.seconds * 100) + 1), (d.frames, 3, d.size, d.size), 309, ()),
+    "audioset-vggsound": lambda d: ((1, d.n_mels, int(d.seconds * 100) + 1), (d.frames, 3, d.size, d.size),
+                                    len(_mapped_classes()), ()),
     "nyudv2": lambda d: ((3, *d.hw("crop")), (1 if d.depth == "metres" else 3, *d.hw("crop")), 40, d.hw("crop")),
 }
 

@@ -76,10 +76,10 @@ def list_tasks():
 def prepare(task, raw, out, overrides):
     """Turn a real download into a compact cache (re-running skips finished work)."""
     from mke_experiments.pipeline import resolve_config
-    from mke_experiments.tasks import get_task
+    from mke_experiments.tasks import get_preparer
 
-    spec = get_task(task)
-    if spec.prepare is None:
+    spec, prepare_data = get_preparer(task)
+    if prepare_data is None:
         raise ValueError(f"task {task} needs no preparation; run it directly: mke-exp run {task}")
     if not raw.exists():
         raise ValueError(f"{raw}: no such folder; point --raw at the unpacked download")
@@ -87,7 +87,7 @@ def prepare(task, raw, out, overrides):
     with click.progressbar(length=0, label=f"preparing {task}", file=sys.stderr) as bar:
         def progress(n):
             bar.update(n)
-        manifest = spec.prepare(raw, out, cfg.data, progress=progress)
+        manifest = prepare_data(raw, out, cfg.data, progress=progress)
     click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
 
 
@@ -131,10 +131,10 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
         click.echo("WARNING: split=random puts clips of the same actor in train and test (leaky protocol).")
     frame = records_frame(records)
     if not frame.empty:
-        tests = None
+        metric, tests = f"test_{spec.primary}", None
         if len(seeds) > 1 and "teacher" in methods and len(methods) > 1:
-            tests = compare_methods(frame, "test_accuracy", baseline="teacher")
-        click.echo(format_table(summarize(frame, "test_accuracy"), tests, caption=f"{task}: test accuracy (%), "
+            tests = compare_methods(frame, metric, baseline="teacher")
+        click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
                                 f"{len(seeds)} seeds, model selection: {cfg.train.selection}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")

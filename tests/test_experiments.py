@@ -52,17 +52,42 @@ def nyudv2_cache(tmp_path):
     return tmp_path / "cache"
 
 
+def vggsound_cache(tmp_path):
+    from fixtures.sound_tasks import vggsound_download
+
+    from mke_experiments.tasks.avsound import SoundData, prepare_vggsound
+
+    raw = vggsound_download(tmp_path / "vgg")
+    prepare_vggsound(raw, tmp_path / "vgg_cache", SoundData(frames=2, size=32, n_mels=16, seconds=1.0))
+    return tmp_path / "vgg_cache"
+
+
+def audioset_vggsound_cache(tmp_path):
+    from fixtures.sound_tasks import audioset_download
+
+    from mke_experiments.tasks.avsound import SoundData, prepare_audioset
+
+    prepare_audioset(audioset_download(tmp_path / "as"), tmp_path / "as_cache",
+                     SoundData(frames=2, size=32, n_mels=16, seconds=1.0))
+    return vggsound_cache(tmp_path)
+
+
 DATA = {  # task -> how a test makes its --data (None: the task ships its data)
     "mfeat": lambda tmp: None,
     "arrays": lambda tmp: bundle(tmp / "bundle.npz"),
     "ravdess": ravdess_cache,
     "nyudv2": nyudv2_cache,
+    "vggsound": vggsound_cache,
+    "audioset-vggsound": audioset_vggsound_cache,
 }
 SMALL = {  # task -> overrides that make a smoke run small
     "ravdess": ("data.frames=2", "data.size=24", "data.n_mels=16", "data.labeled_actors=1", "model.width=4",
                 "model.hidden=16"),
     "nyudv2": ("data.crop=32,48", "train.batch_size=4"),
+    "vggsound": ("data.frames=2", "data.size=32", "data.n_mels=16", "data.seconds=1.0", "data.time_mask=10",
+                 "train.batch_size=4"),
 }
+SMALL["audioset-vggsound"] = SMALL["vggsound"]
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
@@ -70,6 +95,8 @@ def test_every_registered_task_runs_end_to_end(name, tmp_path):
     assert name in DATA, f"task {name} has no smoke-test data: add it to DATA"
     data = DATA[name](tmp_path)
     overrides = FAST + SMALL.get(name, ())
+    if name == "audioset-vggsound":
+        overrides += (f"data.audioset={tmp_path / 'as_cache'}",)
     records = run(name, data_dir=data, out=tmp_path / "runs", seeds=(0,), device="cpu", overrides=overrides)
     methods = {r["method"] for r in records}
     assert methods == set(METHODS)

@@ -39,6 +39,7 @@ class Task:
     perturb: Callable | None = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
     examples: int = 0  # test samples whose predictions are saved (RUNS/examples/) for qualitative figures
     scores: bool = False  # evaluate() gets class scores (n, K) instead of predicted classes
+    extra_prepare: dict = None  # other data sets this task reads: name -> prepare(raw, out, data, progress)
 
     def __post_init__(self):
         from mke_experiments import models
@@ -66,6 +67,17 @@ def register_task(task: Task) -> Task:
     return task
 
 
+def get_preparer(name: str) -> tuple[Task, Callable]:
+    """The task and the prepare function for ``mke-exp prepare NAME`` (a task or a data set a task reads)."""
+    if name in TASKS:
+        return TASKS[name], TASKS[name].prepare
+    for task in TASKS.values():
+        if task.extra_prepare and name in task.extra_prepare:
+            return task, task.extra_prepare[name]
+    extra = [n for t in TASKS.values() for n in (t.extra_prepare or {})]
+    raise ValueError(f"unknown task or data set {name!r}; known: {', '.join(sorted([*TASKS, *extra]))}")
+
+
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
@@ -81,4 +93,4 @@ def data_dir_or_error(data_dir: Path | None, task: str) -> Path:
     return data_dir
 
 
-from mke_experiments.tasks import arrays, mfeat, nyudv2, ravdess  # noqa: E402,F401  (registration)
+from mke_experiments.tasks import arrays, avsound, mfeat, nyudv2, ravdess  # noqa: E402,F401  (registration)

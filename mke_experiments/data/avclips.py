@@ -1,0 +1,616 @@
+"""Audio-visual YouTube clips (VGGSound, AudioSet): find, decode and cache them for the MKE tasks.
+
+The teacher hears the audio (modality α); the student sees and hears (α + β). On disk
+(data-formats reference, section A3) a clip is named ``{ytid}_{start:06d}``, e.g.
+``---g-f_I2yQ_000001`` (YouTube ids may start with ``-``), and holds the 10 s window
+[start, start + 10). Two layouts are read, per clip, in this order:
+
+* ``RAW/<name>.mp4``, or ``RAW/**/<name>.mp4`` in any sub-folder (the official VGGSound download);
+  decoded with PyAV;
+* the CAV-MAE layout: ``RAW/audio/<name>.wav`` (16 kHz mono) and ``RAW/frames/frame_{0..9}/<name>.jpg``
+  (10 frames spread evenly over the clip).
+
+Clips found in neither are *missing* (10–20 % of YouTube ids are gone): they are counted and listed,
+never fatal. ``prepare`` stores what it could read in one cache::
+
+    OUT/<name>_cache.npz   frames  uint8   (n_clips, frames, 3, size, size)   RGB, centre square
+                           logmel  float32 (n_clips, 1, n_mels, n_times)      dB, librosa.power_to_db
+                           names   str     (n_clips,)                         "{ytid}_{start:06d}"
+                           labels  str     (n_clips,)                         labels joined with "|"
+    OUT/manifest.json      parameters, counts, missing clips, skipped files and why, versions
+
+**Labels.** ``labels[i]`` holds the clip's labels joined with ``"|"`` (``LABEL_SEPARATOR``): a VGGSound
+display name such as ``"male speech, man speaking"`` stays one label (commas are kept), an AudioSet
+entry ``("/m/09x0r", "/t/dd00088")`` becomes ``"/m/09x0r|/t/dd00088"`` and an empty tuple ``""``.
+``split_labels`` turns the array back into tuples. Integer labels are stored as their decimal
+strings. A label may not contain ``"|"`` or be empty.
+
+Clips keep the order of the ``clips`` list given to ``prepare`` (the CSV's order). Only ``prepare``
+and the readers need PyAV, OpenCV, librosa and soundfile (``pip install -e .[experiments]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mke_experiments.data import cache as cache_store
+from mke_theory.records import atomic_write
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+CACHE_VERSION = 1
+CACHE_ARRAYS = ("frames", "logmel", "names", "labels")
+LABEL_SEPARATOR = "|"
+N_CAVMAE_FRAMES = 10  # CAV-MAE extracts frame_0 … frame_9
+DATASETS = {"vggsound": "VGGSound", "audioset": "AudioSet"}  # how messages name the known data sets
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_WIN_SECONDS, _HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz: 100 frames per second
+_TOP_DB = 80.0  # librosa.power_to_db default
+EXPECTED_LAYOUT = ("expected RAW/<clip>.mp4 (or RAW/**/<clip>.mp4), or the CAV-MAE layout RAW/audio/<clip>.wav "
+                   "with RAW/frames/frame_{0..9}/<clip>.jpg")
+
+
+class AvClipError(ValueError):
+    """An audio-visual clip, folder, clip list or cache the user supplied is not what the reader expects."""
+
+
+def cache_spec(name: str = "vggsound") -> cache_store.CacheSpec:
+    """The cache contract of ``OUT/<name>_cache.npz``, e.g. ``cache_spec("audioset")``.
+
+    ``name`` is a lower-case identifier (``vggsound``, ``audioset``, or a subset such as
+    ``vggsound_tiny``); it names the cache file, the manifest's format and the rebuild command.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise AvClipError(f"cache name {name!r} is not a lower-case identifier such as 'vggsound' or 'audioset'.")
+    return cache_store.CacheSpec(dataset=DATASETS.get(name, name), cache_name=f"{name}_cache.npz",
+                                 manifest_name=MANIFEST_NAME, format=f"mke-{name}-avclips-cache",
+                                 version=CACHE_VERSION, arrays=lambda manifest: CACHE_ARRAYS, error=AvClipError,
+                                 hint=f"run mke-exp prepare {name} --raw DIR --out DIR")
+
+
+@dataclass(frozen=True)
+class ClipSource:
+    """Where one clip lies: an mp4 (``layout="mp4"``) or a CAV-MAE wav plus frame jpgs (``layout="cavmae"``).
+
+    ``frames`` holds the CAV-MAE jpgs that exist, in frame order; ``audio`` may be ``None`` there when
+    only frames were found (reading then fails with the reason).
+    """
+
+    name: str
+    layout: str  # "mp4" or "cavmae"
+    video: Path | None = None  # the mp4
+    audio: Path | None = None  # the CAV-MAE wav
+    frames: tuple[Path, ...] = ()  # the CAV-MAE jpgs
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file the clip is read from (for fingerprints and reports)."""
+        return [p for p in (self.video, self.audio) if p is not None] + list(self.frames)
+
+
+# ---- find -----------------------------------------------------------------------------------------
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name or name.startswith(".") or "/" in name or "\\" in name:
+        raise AvClipError(f"clip name {name!r} is not a file stem such as '---g-f_I2yQ_000001' "
+                          "({ytid}_{start:06d}, no folder part).")
+    return name
+
+
+def find_clips(raw_dir: str | os.PathLike, names: Iterable[str]) -> dict[str, ClipSource]:
+    """Locate each wanted clip under ``raw_dir``.
+
+    Per name: ``raw_dir/<name>.mp4``; else ``raw_dir/**/<name>.mp4`` (the first in sorted path order,
+    the tree is walked once); else the CAV-MAE files ``raw_dir/audio/<name>.wav`` and
+    ``raw_dir/frames/frame_{i}/<name>.jpg``, i = 0..9 (found when either exists); else missing.
+
+    Returns
+    -------
+    dict name → ClipSource, in the order of ``names``, holding the found clips only: a wanted name
+    absent from it is missing.
+
+    Raises
+    ------
+    AvClipError
+        when ``raw_dir`` is not a folder or a name is not a plain file stem.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.exists():
+        raise AvClipError(f"clip folder {raw_dir} does not exist; {EXPECTED_LAYOUT}.")
+    if not raw_dir.is_dir():
+        raise AvClipError(f"clip folder {raw_dir} is a file, not a folder; {EXPECTED_LAYOUT}.")
+    names = [_check_name(n) for n in names]
+    nested: dict[str, Path] | None = None  # stem -> first mp4 anywhere below raw_dir, built on first need
+    frame_dirs = [raw_dir / "frames" / f"frame_{i}" for i in range(N_CAVMAE_FRAMES)]
+    found: dict[str, ClipSource] = {}
+    for name in names:
+        if name in found:
+            continue
+        mp4 = raw_dir / f"{name}.mp4"
+        if mp4.is_file():
+            found[name] = ClipSource(name, "mp4", video=mp4)
+            continue
+        if nested is None:
+            nested = {}
+            for root, dirs, files in os.walk(raw_dir):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                if root == str(raw_dir) and "frames" in dirs and frame_dirs[0].is_dir():
+                    dirs.remove("frames")  # CAV-MAE's jpgs: millions of files and no mp4
+                for file in sorted(files):
+                    if file.endswith(".mp4") and not file.startswith("."):
+                        nested.setdefault(file[:-4], Path(root) / file)
+        if name in nested:
+            found[name] = ClipSource(name, "mp4", video=nested[name])
+            continue
+        wav = raw_dir / "audio" / f"{name}.wav"
+        jpgs = tuple(p for p in (d / f"{name}.jpg" for d in frame_dirs) if p.is_file())
+        if wav.is_file() or jpgs:
+            found[name] = ClipSource(name, "cavmae", audio=wav if wav.is_file() else None, frames=jpgs)
+    return found
+
+
+# ---- decode ---------------------------------------------------------------------------------------
+def _fit_length(mono: np.ndarray, n: int) -> np.ndarray:
+    """Zero-pad at the end or keep the first ``n`` samples: the clip already is the [start, start+10) window."""
+    if mono.shape[0] < n:
+        return np.pad(mono, (0, n - mono.shape[0]))
+    return mono[:n]
+
+
+def _square(cv2, rgb: np.ndarray, size: int) -> np.ndarray:
+    """(3, size, size) uint8 of the centre square of an (H, W, 3) RGB image."""
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    y0, x0 = (height - side) // 2, (width - side) // 2
+    crop = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
+    crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR)
+    return np.ascontiguousarray(crop.transpose(2, 0, 1))  # (3, S, S)
+
+
+def _import(module: str):
+    try:
+        return __import__(module)
+    except ImportError as e:
+        package = {"av": "av (PyAV)", "cv2": "opencv-python-headless<5"}.get(module, module)
+        raise AvClipError(f"reading audio-visual clips needs {package} ({e}); install it with "
+                          "pip install -e .[experiments].") from None
+
+
+def decode_mp4(path: str | os.PathLike, frames: int = 4, size: int = 64, sample_rate: int = 16000,
+               seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one mp4 with PyAV into evenly spaced RGB frames and mono audio.
+
+    Audio: the first audio stream, resampled and mixed down by ``av.AudioResampler`` (fltp, mono,
+    ``sample_rate``), zero-padded at the end or cut to ``seconds``. Video: over the first
+    ``min(seconds, stream duration)`` seconds, the frames nearest to the centres of ``frames`` equal
+    segments (by timestamp; the last frame repeats when the stream ends early), centre square,
+    resized to ``size``×``size`` (``cv2.INTER_AREA``). Demuxing stops once both are complete.
+
+    Returns
+    -------
+    frames : uint8 (frames, 3, size, size) RGB
+    audio : float32 (round(seconds * sample_rate),)
+
+    Raises
+    ------
+    AvClipError
+        naming the file: unreadable, no audio stream, no video stream, nothing decodable.
+    """
+    av, cv2 = _import("av"), _import("cv2")
+    path = Path(path)
+    n_samples = int(round(seconds * sample_rate))
+
+    def fail(reason: str) -> AvClipError:
+        return AvClipError(f"{path}: {reason}")
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise fail(f"PyAV cannot open it (corrupt or not an mp4: {e})") from None
+    try:
+        if not container.streams.audio:
+            raise fail("it has no audio stream (the teacher hears the audio; the clip is skipped)")
+        if not container.streams.video:
+            raise fail("it has no video stream")
+        audio_stream, video_stream = container.streams.audio[0], container.streams.video[0]
+        video_stream.thread_type = "AUTO"
+        duration = None
+        if video_stream.duration and video_stream.time_base:
+            duration = float(video_stream.duration * video_stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000  # AV_TIME_BASE
+        window = min(duration, seconds) if duration and duration > 0 else seconds
+        targets = [(k + 0.5) * window / frames for k in range(frames)]  # seconds after the first frame
+
+        picked: list = []  # av.VideoFrame, one per target
+        previous: tuple[float, object] | None = None
+        t0, n_video = None, 0
+        chunks: list[np.ndarray] = []
+        n_audio = 0
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+
+        def take_video(frame) -> None:
+            """Assign the frame to every target it is the nearest frame to (it or the one before it)."""
+            nonlocal previous, t0, n_video
+            t = frame.time if frame.time is not None else n_video / float(video_stream.average_rate or 25)
+            n_video += 1
+            t0 = t if t0 is None else t0
+            t -= t0
+            while len(picked) < frames and t >= targets[len(picked)]:
+                target = targets[len(picked)]
+                use_previous = previous is not None and target - previous[0] < t - target
+                picked.append(previous[1] if use_previous else frame)
+            previous = (t, frame)
+
+        def resample(frame) -> None:
+            nonlocal resampler, n_audio
+            try:
+                out = resampler.resample(frame)
+            except ValueError:  # the stream changed rate or layout mid-way: flush, start a new resampler
+                for tail in resampler.resample(None):
+                    chunks.append(tail.to_ndarray()[0])
+                    n_audio += tail.samples
+                resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+                out = resampler.resample(frame)
+            for o in out:
+                chunks.append(o.to_ndarray()[0])  # (samples,), fltp mono is (1, samples)
+                n_audio += o.samples
+
+        try:
+            for packet in container.demux(audio_stream, video_stream):
+                video_done = len(picked) == frames
+                if packet.stream is video_stream and not video_done:
+                    for frame in packet.decode():
+                        take_video(frame)
+                elif packet.stream is audio_stream and n_audio < n_samples:
+                    for frame in packet.decode():
+                        resample(frame)
+                if len(picked) == frames and n_audio >= n_samples:
+                    break
+            else:  # the file ended (demux's last, empty packets flushed the decoders): flush the resampler
+                if n_audio < n_samples:
+                    for tail in resampler.resample(None):
+                        chunks.append(tail.to_ndarray()[0])
+                        n_audio += tail.samples
+            if previous is None:
+                raise fail("the video stream has no decodable frame")
+            while len(picked) < frames:  # the stream is shorter than its duration said
+                picked.append(previous[1])
+            images = [_square(cv2, f.to_ndarray(format="rgb24"), size) for f in picked]
+        except AvClipError:
+            raise
+        except (av.FFmpegError, OSError, MemoryError) as e:
+            raise fail(f"PyAV cannot decode it ({type(e).__name__}: {e})") from None
+        except ValueError as e:  # PyAV's own errors while converting frames
+            raise fail(f"PyAV cannot decode it (ValueError: {e})") from None
+    finally:
+        container.close()
+    if n_audio == 0:
+        raise fail("its audio stream has no decodable sample")
+    audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    return np.stack(images).astype(np.uint8), _fit_length(audio, n_samples).astype(np.float32)
+
+
+def _frame_indices(n_frames: int, k: int) -> np.ndarray:
+    """Centres of ``k`` equal segments of ``n_frames`` frames (repeats when there are fewer than k)."""
+    return np.minimum(((np.arange(k) + 0.5) * n_frames / k).astype(np.int64), n_frames - 1)
+
+
+def read_wav_frames(source: ClipSource, frames: int = 4, size: int = 64, sample_rate: int = 16000,
+                    seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """The output of ``decode_mp4`` from the CAV-MAE layout (wav + frame_{i} jpgs).
+
+    The wav is read with soundfile, averaged to mono, resampled with ``librosa.resample`` when its
+    rate differs, zero-padded at the end or cut to ``seconds``. ``frames`` jpgs are taken at the
+    centres of equal segments of the jpgs present (10 in the full layout), read with ``cv2.imread``
+    (BGR → RGB), centre square, resized to ``size``×``size``.
+
+    Raises
+    ------
+    AvClipError
+        naming the file that is absent or unreadable.
+    """
+    cv2, librosa, soundfile = _import("cv2"), _import("librosa"), _import("soundfile")
+    if source.audio is None:
+        raise AvClipError(f"{source.name}: the CAV-MAE frames exist but audio/{source.name}.wav does not")
+    if not source.frames:
+        raise AvClipError(f"{source.audio}: the wav exists but no frames/frame_{{0..9}}/{source.name}.jpg does")
+    try:
+        samples, rate = soundfile.read(str(source.audio), dtype="float32", always_2d=True)  # (n, channels)
+    except (RuntimeError, OSError, ValueError, EOFError) as e:  # soundfile.LibsndfileError is a RuntimeError
+        raise AvClipError(f"{source.audio}: soundfile cannot read the audio ({e})") from None
+    if samples.shape[0] == 0:
+        raise AvClipError(f"{source.audio}: the audio has no samples")
+    mono = samples.mean(axis=1)  # (n,)
+    if rate != sample_rate:
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
+    audio = _fit_length(mono, int(round(seconds * sample_rate))).astype(np.float32)
+    images = []
+    for i in _frame_indices(len(source.frames), frames).tolist():
+        path = source.frames[i]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise AvClipError(f"{path}: OpenCV cannot read the jpg")
+        images.append(_square(cv2, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size))
+    return np.stack(images).astype(np.uint8), audio
+
+
+def read_clip(source: ClipSource, frames: int = 4, size: int = 64, sample_rate: int = 16000,
+              seconds: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """``decode_mp4`` or ``read_wav_frames``, by the clip's layout."""
+    if source.layout == "mp4":
+        return decode_mp4(source.video, frames, size, sample_rate, seconds)
+    return read_wav_frames(source, frames, size, sample_rate, seconds)
+
+
+def logmel(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64, hop: int = 160,
+           n_fft: int = 512) -> np.ndarray:
+    """Log-mel spectrogram in dB: ``librosa.feature.melspectrogram`` then ``power_to_db`` (ref 1, top 80 dB).
+
+    Parameters
+    ----------
+    audio : (n_samples,) mono waveform.
+
+    Returns
+    -------
+    float32 (1, n_mels, 1 + n_samples // hop)
+    """
+    librosa = _import("librosa")
+    power = librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sample_rate, n_fft=n_fft,
+                                           hop_length=hop, n_mels=n_mels)  # (M, T)
+    db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=_TOP_DB)
+    return db.astype(np.float32)[None]  # (1, M, T)
+
+
+# ---- labels ---------------------------------------------------------------------------------------
+def encode_labels(label) -> str:
+    """One clip's label (str or int) or labels (tuple/list of them) as the cache stores it: joined with ``"|"``."""
+    items = list(label) if isinstance(label, (tuple, list)) else [label]
+    out = []
+    for item in items:
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            item = str(int(item))
+        if not isinstance(item, str) or not item or LABEL_SEPARATOR in item:
+            raise AvClipError(f"label {item!r} is not a non-empty string (or integer) without "
+                              f"{LABEL_SEPARATOR!r}; the cache joins multiple labels with {LABEL_SEPARATOR!r}.")
+        out.append(item)
+    return LABEL_SEPARATOR.join(out)
+
+
+def split_labels(labels: Iterable[str]) -> list[tuple[str, ...]]:
+    """The cache's ``labels`` array back as one tuple of labels per clip (``""`` → ``()``)."""
+    return [tuple(str(s).split(LABEL_SEPARATOR)) if str(s) else () for s in labels]
+
+
+# ---- prepare --------------------------------------------------------------------------------------
+def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
+    checks = [("frames", frames, frames >= 1), ("size", size, size >= 8), ("sample_rate", sample_rate,
+              sample_rate >= 1000), ("n_mels", n_mels, n_mels >= 1), ("seconds", seconds, seconds > 0)]
+    for label, value, ok in checks:
+        if not ok:
+            raise AvClipError(f"prepare: {label}={value!r} is out of range; use frames >= 1, size >= 8, "
+                              "sample_rate >= 1000, n_mels >= 1 and seconds > 0.")
+    hop = int(round(_HOP_SECONDS * sample_rate))
+    n_samples = int(round(seconds * sample_rate))
+    return {
+        "frames": int(frames), "size": int(size), "sample_rate": int(sample_rate), "n_mels": int(n_mels),
+        "seconds": float(seconds), "n_fft": int(round(_WIN_SECONDS * sample_rate)), "hop_length": hop,
+        "n_samples": n_samples, "n_times": 1 + n_samples // hop,  # librosa centres frames
+        "frame_sampling": "mp4: frames nearest the centres of `frames` equal segments of the first `seconds`; "
+                          "cavmae: jpgs at the centres of equal segments of frame_0..frame_9",
+        "crop": "centre square, cv2.INTER_AREA", "colour": "RGB",
+        "audio": "mono (av.AudioResampler / mean of channels), resampled, zero-pad at the end or keep the start",
+        "power_to_db": {"ref": 1.0, "amin": 1e-10, "top_db": _TOP_DB},
+        "labels": f"str, joined with {LABEL_SEPARATOR!r}",
+    }
+
+
+def _unique_clips(clips: Sequence[tuple[str, object]]) -> tuple[list[tuple[str, str]], int]:
+    """(name, encoded labels) in first-seen order, and how many exact duplicate rows were dropped."""
+    seen: dict[str, str] = {}
+    duplicates = 0
+    for entry in clips:
+        try:
+            name, label = entry
+        except (TypeError, ValueError):
+            raise AvClipError(f"clip entry {entry!r} is not a (clip name, label or tuple of labels) pair.") from None
+        name, encoded = _check_name(name), encode_labels(label)
+        if name in seen:
+            if seen[name] != encoded:
+                raise AvClipError(f"clip {name} is listed twice with different labels ({seen[name]!r} and "
+                                  f"{encoded!r}); merge the rows into one multi-label entry.")
+            duplicates += 1
+            continue
+        seen[name] = encoded
+    return list(seen.items()), duplicates
+
+
+def _relative(raw_dir: Path, path: Path) -> str:
+    try:
+        return path.relative_to(raw_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _fingerprint(raw_dir: Path, wanted: list[tuple[str, str]], found: dict[str, ClipSource]) -> str:
+    """Hash of the wanted names and labels, and of the relative paths and sizes of the found files."""
+    digest = hashlib.sha256()
+    for name, labels in wanted:
+        source = found.get(name)
+        files = ([f"{_relative(raw_dir, p)}:{p.stat().st_size}" for p in source.files] if source is not None
+                 else ["missing"])
+        digest.update(f"{name}\t{labels}\t{' '.join(files)}\n".encode())
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import av
+    import cv2
+    import librosa
+    import soundfile
+
+    try:
+        mke = version("mke")
+    except PackageNotFoundError:
+        mke = "unknown"
+    ffmpeg = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}
+    return {"python": platform.python_version(), "numpy": np.__version__, "av": av.__version__, "ffmpeg": ffmpeg,
+            "opencv": cv2.__version__, "librosa": librosa.__version__, "soundfile": soundfile.__version__,
+            "libsndfile": soundfile.__libsndfile_version__, "mke": mke}
+
+
+def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],
+            frames: int = 4, size: int = 64, n_mels: int = 64, seconds: float = 10.0, name: str = "vggsound",
+            progress: Callable[[int], object] | None = None, sample_rate: int = 16000) -> dict:
+    """Build ``OUT/<name>_cache.npz`` and ``OUT/manifest.json`` from the wanted clips found under ``raw_dir``.
+
+    Per clip (``decode_mp4`` or ``read_wav_frames``): ``frames`` RGB frames, centre square,
+    ``size``×``size``; mono audio at ``sample_rate``, ``seconds`` long, as a log-mel spectrogram
+    (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB. Missing clips are listed in
+    ``manifest["missing"]``; a clip that cannot be read (corrupt, no audio stream) is listed in
+    ``manifest["skipped"]`` with the reason. Neither is fatal.
+
+    A cache built from the same clip list (names and labels) and the same files (relative paths and
+    sizes) with the same parameters is reused, not rebuilt; the returned manifest then has
+    ``reused=True``. Files are replaced atomically, so an interrupted run leaves the previous cache
+    readable.
+
+    Parameters
+    ----------
+    raw_dir : the clip folder (mp4 files, or the CAV-MAE ``audio/`` and ``frames/`` folders).
+    out_dir : where the cache and the manifest go (created). One data set per folder: a folder
+        holding another cache's manifest is refused.
+    clips : (clip name, label or tuple of labels) per wanted clip, e.g. from the CSV manifests;
+        exact duplicate rows are dropped (counted), conflicting ones are an error.
+    name : ``vggsound``, ``audioset`` or another lower-case identifier: the cache file's prefix.
+    progress : optional ``progress(n)``: advances by ``n`` clips, to the number of distinct wanted
+        clips in all (missing clips at once at the start; everything at once when reused).
+
+    Returns
+    -------
+    dict, the manifest, plus ``reused`` (bool).
+
+    Raises
+    ------
+    AvClipError
+        for a bad folder, clip list or parameter, and when no wanted clip could be read.
+    """
+    spec = cache_spec(name)
+    params = _params(frames, size, sample_rate, n_mels, seconds)
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    wanted, duplicates = _unique_clips(clips)
+    if not wanted:
+        raise AvClipError(f"prepare {name}: the clip list is empty; pass (clip name, label) pairs from the CSV.")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise AvClipError(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    other = cache_store.read_manifest(spec, out_dir)
+    if other is not None and other.get("format") != spec.format:
+        raise AvClipError(f"cache folder {out_dir} already holds another cache ({out_dir / MANIFEST_NAME} has "
+                          f"format {other.get('format')!r}); use a separate --out folder per data set.")
+    found = find_clips(raw_dir, [n for n, _ in wanted])
+    missing = [n for n, _ in wanted if n not in found]
+    if not found:
+        raise AvClipError(f"none of the {len(wanted)} wanted {spec.dataset} clips (e.g. {wanted[0][0]}) is in "
+                          f"{raw_dir}; {EXPECTED_LAYOUT}.")
+    fingerprint = _fingerprint(raw_dir, wanted, found)
+    current = cache_store.current(spec, out_dir, params, fingerprint)
+    if current is not None:
+        log.info("%s cache %s is up to date (same clips, same files, same parameters); nothing to do",
+                 spec.dataset, out_dir / spec.cache_name)
+        if progress is not None:
+            progress(len(wanted))
+        return {**current, "reused": True}
+
+    for module in ("av", "cv2", "librosa", "soundfile"):
+        _import(module)
+    if progress is not None and missing:
+        progress(len(missing))
+    started = time.time()
+    frame_rows, logmel_rows, names, labels, skipped = [], [], [], [], []
+    layouts = {"mp4": 0, "cavmae": 0}
+    for clip, encoded in wanted:
+        source = found.get(clip)
+        if source is None:
+            continue
+        try:
+            images, audio = read_clip(source, frames, size, sample_rate, seconds)
+            spectrogram = logmel(audio, sample_rate, n_mels, params["hop_length"], params["n_fft"])
+        except AvClipError as e:
+            file = source.video if source.layout == "mp4" else (source.audio or source.frames[0])
+            reason = str(e)
+            reason = reason.split(": ", 1)[1] if reason.startswith(f"{file}: ") else reason
+            skipped.append({"name": clip, "file": _relative(raw_dir, file), "reason": reason})
+        else:
+            frame_rows.append(images)  # (F, 3, S, S)
+            logmel_rows.append(spectrogram)  # (1, M, T)
+            names.append(clip)
+            labels.append(encoded)
+            layouts[source.layout] += 1
+        if progress is not None:
+            progress(1)
+    if not names:
+        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise AvClipError(f"none of the {len(found)} {spec.dataset} clips found in {raw_dir} could be read "
+                          f"({first}); check that they are mp4 files with an audio stream or the CAV-MAE layout.")
+
+    arrays = {
+        "frames": np.stack(frame_rows).astype(np.uint8),  # (n, F, 3, S, S)
+        "logmel": np.stack(logmel_rows).astype(np.float32),  # (n, 1, M, T)
+        "names": np.asarray(names, dtype=str),  # (n,)
+        "labels": np.asarray(labels, dtype=str),  # (n,) joined with "|"
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = out_dir / spec.cache_name
+    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
+    per_label: dict[str, int] = {}
+    for entry in split_labels(labels):
+        for label in entry:
+            per_label[label] = per_label.get(label, 0) + 1
+    manifest = {
+        "format": spec.format, "version": spec.version, "complete": True, "dataset": spec.dataset,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
+        "raw_dir": str(raw_dir.resolve()), "cache": spec.cache_name, "cache_bytes": cache.stat().st_size,
+        "params": params, "source_fingerprint": fingerprint,
+        "shapes": {key: list(array.shape) for key, array in arrays.items()},
+        "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
+                           "split_labels() gives tuples",
+        "counts": {
+            "wanted": len(wanted), "found": len(found), "missing": len(missing), "skipped": len(skipped),
+            "clips": len(names), "duplicate_rows": duplicates, "layouts": layouts,
+            "per_label": dict(sorted(per_label.items())),
+        },
+        "missing": missing,
+        "skipped": skipped,
+        "versions": _versions(),
+    }
+    atomic_write(out_dir / MANIFEST_NAME,
+                 lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
+    log.info("wrote %s: %d clips, %d missing, %d skipped", cache, len(names), len(missing), len(skipped))
+    return {**manifest, "reused": False}
+
+
+# ---- load -----------------------------------------------------------------------------------------
+def load_cache(out_dir: str | os.PathLike, name: str = "vggsound") -> dict:
+    """The arrays of ``OUT/<name>_cache.npz`` (see the module docstring) plus ``manifest``.
+
+    Raises
+    ------
+    AvClipError
+        naming the file and how to rebuild it when the cache is missing, corrupt or out of step
+        with its manifest.
+    """
+    return cache_store.load(cache_spec(name), out_dir)

@@ -1,0 +1,77 @@
+"""VGGSound and AudioSet→VGGSound: metrics, perturbations, prepare + run from the command line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from fixtures.sound_tasks import LABELS, audioset_download, vggsound_download
+
+from mke_experiments.cli import cli
+from mke_experiments.config import apply_overrides
+from mke_experiments.tasks import get_task
+from mke_experiments.tasks.avsound import SoundData, av_perturbation, class_list, sound_metrics
+
+SMALL = ["--set", "data.frames=2", "--set", "data.size=32", "--set", "data.n_mels=16", "--set", "data.seconds=1.0"]
+
+
+def test_topk_and_map_by_hand():
+    scores = np.array([[0.9, 0.05, 0.05], [0.2, 0.5, 0.3], [0.1, 0.6, 0.3], [0.3, 0.3, 0.4]])
+    labels = np.array([0, 2, 1, 2])
+    m = sound_metrics(scores, labels, 3)
+    assert m["top1"] == pytest.approx(3 / 4)  # sample 1 is ranked second
+    # AP: class 0: one positive ranked first → 1; class 1: positive (0.6) first → 1;
+    # class 2: positives 0.4 (rank 1) and 0.3 (tied with 0.3 of sample 2 at rank 2–3): sklearn → (1 + 2/3) / 2
+    assert m["map"] == pytest.approx((1 + 1 + (1 + 2 / 3) / 2) / 3)
+    assert sound_metrics(scores, labels, 3)["top5"] == 1.0  # three classes: always in the top five
+    multi = np.array([[1, 0, 1], [0, 1, 0], [0, 1, 0], [0, 0, 1]], float)  # multi-label rows work too
+    assert sound_metrics(scores, multi, 3)["top1"] == pytest.approx(1.0)
+
+
+def test_specaugment_and_frame_jitter():
+    cfg = apply_overrides(get_task("vggsound").default_config, ["data.freq_mask=4", "data.time_mask=10"])
+    audio = torch.ones(3, 1, 16, 100)
+    frames = torch.full((3, 2, 3, 8, 8), 0.5)
+    a, f = av_perturbation(cfg)((audio, frames), torch.Generator().manual_seed(0))
+    zero_rows = (a[:, 0] == 0).all(dim=2).sum(dim=1)  # fully masked mel bands per clip
+    zero_cols = (a[:, 0] == 0).all(dim=1).sum(dim=1)  # fully masked time steps per clip
+    assert (zero_rows == 4).all() and (zero_cols == 10).all()
+    assert torch.equal(audio, torch.ones_like(audio))  # the input is not modified in place
+    assert ((f >= 0.4) & (f <= 0.6)).all() and not torch.equal(f, frames)
+
+
+def test_prepare_and_run_both_protocols_from_the_command_line(tmp_path):
+    runner = CliRunner()
+    vgg = vggsound_download(tmp_path / "vgg", missing=2)
+    done = runner.invoke(cli, ["prepare", "vggsound", "--raw", str(vgg), "--out", str(tmp_path / "vc"), *SMALL])
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((tmp_path / "vc" / "manifest.json").read_text())
+    assert manifest["counts"]["missing"] == 2  # gone clips are counted and listed, not fatal
+    done = runner.invoke(cli, ["prepare", "audioset", "--raw", str(audioset_download(tmp_path / "as")),
+                               "--out", str(tmp_path / "ac"), *SMALL])
+    assert done.exit_code == 0, done.output
+    split = get_task("audioset-vggsound").load(SoundData(audioset=str(tmp_path / "ac"), classes="mapped"),
+                                                tmp_path / "vc")
+    assert split.labels.dtype == np.float32 and (split.labels.sum(axis=1) >= 1).all()  # multi-hot teacher labels
+    mapped = class_list("mapped")
+    assert all(label in mapped for label in LABELS)
+    args = ["run", "audioset-vggsound", "--data", str(tmp_path / "vc"), "--epochs", "1", "--seeds", "0",
+            "--device", "cpu", "--set", f"data.audioset={tmp_path / 'ac'}", "--set", "data.time_mask=10",
+            "--set", "train.batch_size=4", *SMALL, "--out", str(tmp_path / "runs")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| audioset-vggsound | mm_student |" in result.output
+
+
+def test_bad_input_is_named(tmp_path):
+    runner = CliRunner()
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "vggsound.csv").write_text("---g-f_I2yQ,1,people marching,test\nbroken line without fields\n")
+    done = runner.invoke(cli, ["prepare", "vggsound", "--raw", str(raw), "--out", str(tmp_path / "c")])
+    assert done.exit_code == 1 and "vggsound.csv:2" in done.output
+    done = runner.invoke(cli, ["prepare", "audioset", "--raw", str(raw), "--out", str(tmp_path / "c")])
+    assert done.exit_code == 1 and "segments.csv" in done.output
+    done = runner.invoke(cli, ["run", "audioset-vggsound", "--data", str(raw), "--epochs", "1"])
+    assert done.exit_code == 1 and "data.audioset" in done.output
