@@ -35,7 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -456,21 +455,15 @@ def _fingerprint(raw_dir: Path, wanted: list[tuple[str, str]], found: dict[str, 
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     import av
     import cv2
     import librosa
     import soundfile
 
-    try:
-        mke = version("mke")
-    except PackageNotFoundError:
-        mke = "unknown"
     ffmpeg = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}
-    return {"python": platform.python_version(), "numpy": np.__version__, "av": av.__version__, "ffmpeg": ffmpeg,
-            "opencv": cv2.__version__, "librosa": librosa.__version__, "soundfile": soundfile.__version__,
-            "libsndfile": soundfile.__libsndfile_version__, "mke": mke}
+    return cache_store.library_versions(av=av.__version__, ffmpeg=ffmpeg, opencv=cv2.__version__,
+                                        librosa=librosa.__version__, soundfile=soundfile.__version__,
+                                        libsndfile=soundfile.__libsndfile_version__)
 
 
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],

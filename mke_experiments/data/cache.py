@@ -28,6 +28,18 @@ class CacheSpec:
     hint: str  # "run mke-exp prepare TASK --raw DIR --out DIR"
 
 
+def library_versions(**libraries) -> dict:
+    """Python, numpy and this package's versions plus ``libraries`` (name → version), for a manifest."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        mke = version("mke")
+    except PackageNotFoundError:
+        mke = "unknown"
+    return {"python": platform.python_version(), "numpy": np.__version__, "mke": mke, **libraries}
+
+
 def read_manifest(spec: CacheSpec, out_dir: Path) -> dict | None:
     try:
         return json.loads((Path(out_dir) / spec.manifest_name).read_text())

@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
@@ -503,16 +502,9 @@ def _fingerprint(path: Path) -> dict:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    h5py = _import_h5py()
-    cv2 = _cv2()
-    try:
-        mke = version("mke")
-    except PackageNotFoundError:
-        mke = "unknown"
-    return {"python": platform.python_version(), "numpy": np.__version__, "h5py": h5py.__version__,
-            "hdf5": h5py.version.hdf5_version, "opencv": cv2.__version__ if cv2 is not None else None, "mke": mke}
+    h5py, cv2 = _import_h5py(), _cv2()
+    return cache_store.library_versions(h5py=h5py.__version__, hdf5=h5py.version.hdf5_version,
+                                        opencv=cv2.__version__ if cv2 is not None else None)
 
 
 def _cache_arrays(manifest: dict) -> tuple[str, ...]:

@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -278,19 +277,13 @@ def _fingerprint(found: Scan) -> str:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     import cv2
     import librosa
     import soundfile
 
-    try:
-        mke = version("mke")
-    except PackageNotFoundError:
-        mke = "unknown"
-    return {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-            "librosa": librosa.__version__, "soundfile": soundfile.__version__,
-            "libsndfile": soundfile.__libsndfile_version__, "mke": mke}
+    return cache_store.library_versions(opencv=cv2.__version__, librosa=librosa.__version__,
+                                        soundfile=soundfile.__version__,
+                                        libsndfile=soundfile.__libsndfile_version__)
 
 
 def _import_prepare_deps():
