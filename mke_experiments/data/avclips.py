@@ -395,12 +395,7 @@ def split_labels(labels: Iterable[str]) -> list[tuple[str, ...]]:
 
 # ---- prepare --------------------------------------------------------------------------------------
 def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
-    checks = [("frames", frames, frames >= 1), ("size", size, size >= 8), ("sample_rate", sample_rate,
-              sample_rate >= 1000), ("n_mels", n_mels, n_mels >= 1), ("seconds", seconds, seconds > 0)]
-    for label, value, ok in checks:
-        if not ok:
-            raise AvClipError(f"prepare: {label}={value!r} is out of range; use frames >= 1, size >= 8, "
-                              "sample_rate >= 1000, n_mels >= 1 and seconds > 0.")
+    cache_store.check_audio_video_params(AvClipError, frames, size, sample_rate, n_mels, seconds)
     hop = int(round(_HOP_SECONDS * sample_rate))
     n_samples = int(round(seconds * sample_rate))
     return {

@@ -28,6 +28,20 @@ class CacheSpec:
     hint: str  # "run mke-exp prepare TASK --raw DIR --out DIR"
 
 
+AUDIO_VIDEO_RULES = "use frames >= 1, size >= 8, sample_rate >= 1000, n_mels >= 1 and seconds > 0"
+
+
+def check_audio_video_params(error: type, frames: int, size: int, sample_rate: int, n_mels: int,
+                             seconds: float) -> None:
+    """The clip parameters every audio-visual ``prepare`` takes; ``error`` names the one out of range."""
+    checks = [("frames", frames, frames >= 1), ("size", size, size >= 8),
+              ("sample_rate", sample_rate, sample_rate >= 1000), ("n_mels", n_mels, n_mels >= 1),
+              ("seconds", seconds, seconds > 0)]
+    for label, value, ok in checks:
+        if not ok:
+            raise error(f"prepare: {label}={value!r} is out of range; {AUDIO_VIDEO_RULES}.")
+
+
 def library_versions(**libraries) -> dict:
     """Python, numpy and this package's versions plus ``libraries`` (name → version), for a manifest."""
     import platform
