@@ -15,6 +15,7 @@ import torch
 
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
+from mke_theory.errors import MKEError
 from mke_theory.objective import input_noise, mke_loss
 
 
@@ -72,7 +73,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
         target_shape = split.test_labels.shape[1:]
     else:
-        raise ValueError(f"no default shapes for task {task}; give --data so the shapes come from the data")
+        raise MKEError(f"no default shapes for task {task}; give --data so the shapes come from the data")
     torch.manual_seed(0)
     alpha = torch.randn(batch_size, *alpha_shape, device=dev)
     beta = torch.randn(batch_size, *beta_shape, device=dev)

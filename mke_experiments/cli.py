@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from pathlib import Path
 
 import click
 
-METHOD_NAMES = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
+from mke_theory.errors import MKEError, user_errors
+from mke_theory.methods import methods_of
 
-
-def user_errors(command):
-    """A user's mistake ends in one sentence and exit status 1 (``MKE_DEBUG=1`` shows the traceback)."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ValueError, OSError) as e:
-            if os.environ.get("MKE_DEBUG"):
-                raise
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper
+METHOD_NAMES = methods_of("experiments")  # every method mke-exp can train (mke_theory.methods)
+DEFAULT_METHODS = methods_of("experiments", default_only=True)
 
 
 def _int_list(ctx, param, value):
@@ -80,9 +67,9 @@ def prepare(task, raw, out, overrides):
 
     spec, prepare_data = get_preparer(task)
     if prepare_data is None:
-        raise ValueError(f"task {task} needs no preparation; run it directly: mke-exp run {task}")
+        raise MKEError(f"task {task} needs no preparation; run it directly: mke-exp run {task}")
     if not raw.exists():
-        raise ValueError(f"{raw}: no such folder; point --raw at the unpacked download")
+        raise MKEError(f"{raw}: no such folder; point --raw at the unpacked download")
     cfg = resolve_config(spec, overrides)
     with click.progressbar(length=0, label=f"preparing {task}", file=sys.stderr) as bar:
         def progress(n):
@@ -97,7 +84,8 @@ def prepare(task, raw, out, overrides):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for run records and checkpoints (re-running resumes).")
 @click.option("--seeds", default="0,1,2,3,4", callback=_int_list, help="Initialisation seeds (the split has its own).")
-@click.option("--methods", default=",".join(METHOD_NAMES), callback=_methods, help="Comma-separated methods.")
+@click.option("--methods", default=",".join(DEFAULT_METHODS), callback=_methods,
+              help=f"Comma-separated methods, of: {', '.join(METHOD_NAMES)}.")
 @click.option("--epochs", type=click.IntRange(1), default=None, help="Override train.epochs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
@@ -114,7 +102,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
 
     spec = get_task(task)
     if spec.needs_data and data is None:
-        raise ValueError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+        raise MKEError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
     if pipeline.distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
     cfg = pipeline.resolve_config(spec, overrides, epochs)
@@ -183,28 +171,25 @@ def _baseline(value: str):
               help="Significance level after Holm correction.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex"]), default="markdown")
 @click.option("--bootstrap", is_flag=True, help="Also report stratified-bootstrap intervals (seeded).")
+@user_errors
 def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     """Print the table of a folder of run records: mean ± std, 95 % CI, paired tests vs a baseline."""
-    from mke_theory.records import RecordError, read_records
+    from mke_theory.records import read_records
     from mke_theory.stats import compare_methods, format_table, records_frame, summarize
 
-    try:
-        frame = records_frame(read_records(runs))
-        if frame.empty:
-            raise ValueError(f"{runs} holds no run records (*.json)")
-        if task is not None:
-            if task not in set(frame["task"]):
-                raise ValueError(f"no records of task {task!r} in {runs}; tasks: {', '.join(sorted(set(frame.task)))}")
-            frame = frame[frame["task"] == task]
-        metrics = list(dict.fromkeys(frame["metric"]))
-        metric = metric or ("test_accuracy" if "test_accuracy" in metrics else metrics[0])
-        summary = summarize(frame, metric, bootstrap=bootstrap, random_state=0)
-        base = _baseline(baseline)
-        has_base = (frame["method"] == (base if isinstance(base, str) else base[0])).any()
-        comparisons = compare_methods(frame, metric, baseline=base, test=test, alpha=alpha) if has_base else None
-    except (ValueError, RecordError) as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(1)
+    frame = records_frame(read_records(runs))
+    if frame.empty:
+        raise MKEError(f"{runs} holds no run records (*.json)")
+    if task is not None:
+        if task not in set(frame["task"]):
+            raise MKEError(f"no records of task {task!r} in {runs}; tasks: {', '.join(sorted(set(frame.task)))}")
+        frame = frame[frame["task"] == task]
+    metrics = list(dict.fromkeys(frame["metric"]))
+    metric = metric or ("test_accuracy" if "test_accuracy" in metrics else metrics[0])
+    summary = summarize(frame, metric, bootstrap=bootstrap, random_state=0)
+    base = _baseline(baseline)
+    has_base = (frame["method"] == (base if isinstance(base, str) else base[0])).any()
+    comparisons = compare_methods(frame, metric, baseline=base, test=test, alpha=alpha) if has_base else None
     caption = f"{metric} (%), mean ± std over seeds, records in {runs}"
     click.echo(format_table(summary, comparisons, fmt=fmt, caption=caption))
     if bootstrap:

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mke_theory.errors import MKEError
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -78,7 +80,7 @@ def _convert(value: str, current, key: str):
             return True
         if lowered in ("false", "0", "no", "off"):
             return False
-        raise ValueError(f"{key} takes true or false, got {value!r}")
+        raise MKEError(f"{key} takes true or false, got {value!r}")
     try:
         if isinstance(current, int):
             return int(value)
@@ -86,12 +88,12 @@ def _convert(value: str, current, key: str):
             return float(value)
     except ValueError:
         kind = "an integer" if isinstance(current, int) else "a number"
-        raise ValueError(f"{key} takes {kind}, got {value!r}") from None
+        raise MKEError(f"{key} takes {kind}, got {value!r}") from None
     if isinstance(current, tuple):
         return tuple(type(current[0])(v) if current else v for v in value.split(",") if v)
     if current is None or isinstance(current, str):
         return value
-    raise ValueError(f"{key} cannot be set from the command line")
+    raise MKEError(f"{key} cannot be set from the command line")
 
 
 def apply_overrides(config, overrides) -> Any:
@@ -102,7 +104,7 @@ def apply_overrides(config, overrides) -> Any:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set takes KEY=VALUE (e.g. train.epochs=5), got {item!r}")
+            raise MKEError(f"--set takes KEY=VALUE (e.g. train.epochs=5), got {item!r}")
         config = _set(config, key.strip().split("."), value.strip(), key.strip())
     check(config)
     return config
@@ -111,16 +113,16 @@ def apply_overrides(config, overrides) -> Any:
 def _set(node, path, value, key):
     names = [f.name for f in dataclasses.fields(node)]
     if path[0] not in names:
-        raise ValueError(f"unknown config key {key!r}; {'.'.join(path[:0]) or 'top-level'} keys here: "
+        raise MKEError(f"unknown config key {key!r}; {'.'.join(path[:0]) or 'top-level'} keys here: "
                          f"{', '.join(names)}")
     current = getattr(node, path[0])
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
             first = dataclasses.fields(current)[0].name
-            raise ValueError(f"{key} is a group; set one of its fields, e.g. {key}.{first}")
+            raise MKEError(f"{key} is a group; set one of its fields, e.g. {key}.{first}")
         return dataclasses.replace(node, **{path[0]: _convert(value, current, key)})
     if not dataclasses.is_dataclass(current):
-        raise ValueError(f"unknown config key {key!r}: {path[0]} has no fields")
+        raise MKEError(f"unknown config key {key!r}: {path[0]} has no fields")
     return dataclasses.replace(node, **{path[0]: _set(current, path[1:], value, key)})
 
 
@@ -129,20 +131,20 @@ def check(config: ExperimentConfig) -> None:
     for (group, name), allowed in CHOICES.items():
         value = getattr(getattr(config, group), name)
         if value not in allowed:
-            raise ValueError(f"{group}.{name} must be one of {', '.join(allowed)}; got {value!r}")
+            raise MKEError(f"{group}.{name} must be one of {', '.join(allowed)}; got {value!r}")
     t, m, k = config.train, config.model, config.mke
     positive = {"train.epochs": t.epochs, "train.batch_size": t.batch_size, "train.lr": t.lr,
                 "model.hidden": m.hidden, "model.width": m.width, "mke.temperature": k.temperature}
     for key, value in positive.items():
         if not value > 0:
-            raise ValueError(f"{key} must be > 0, got {value}")
+            raise MKEError(f"{key} must be > 0, got {value}")
     for key, value in {"model.dropout": m.dropout, "model.modality_dropout": m.modality_dropout}.items():
         if not 0 <= value < 1:
-            raise ValueError(f"{key} must lie in [0, 1), got {value}")
+            raise MKEError(f"{key} must lie in [0, 1), got {value}")
     non_negative = {"mke.gamma": k.gamma, "mke.input_noise": k.input_noise, "train.weight_decay": t.weight_decay}
     for key, value in non_negative.items():
         if value < 0:
-            raise ValueError(f"{key} must be >= 0, got {value}")
+            raise MKEError(f"{key} must be >= 0, got {value}")
     validate = getattr(config.data, "validate", None)
     if validate is not None:
         validate()

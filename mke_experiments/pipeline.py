@@ -21,12 +21,14 @@ from sklearn.metrics import f1_score
 
 from mke_experiments.config import ExperimentConfig, apply_overrides
 from mke_experiments.train import IGNORE, distributed, fit, predict, predict_logits, resolve_device
+from mke_theory.errors import MKEError
+from mke_theory.methods import get_method, methods_of
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
 from mke_theory.records import atomic_write, config_hash, make_record, read_record, record_path, write_record
 from mke_theory.split import MultimodalSplit
 
-METHODS = ("teacher", "um_student", "noisy_student", "mm_student_noreg", "mm_student", "mm_supervised")
-MULTIMODAL = {"mm_student_noreg", "mm_student", "mm_supervised"}
+METHODS = methods_of("experiments", default_only=True)
+MULTIMODAL = {m for m in METHODS if get_method(m).multimodal}
 
 
 def _t(a) -> torch.Tensor:
@@ -267,7 +269,7 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     """Every method × seed on one split; returns the records of this call (written to ``out``)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
-        raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+        raise MKEError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
     dev = resolve_device(device)
     records = []
     for seed in seeds:

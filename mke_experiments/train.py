@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mke_experiments.config import MKEConfig, TrainConfig
+from mke_theory.errors import MKEError
 from mke_theory.objective import input_noise, mke_loss, pseudo_label_loss
 from mke_theory.records import atomic_write
 from mke_theory.split import IGNORE as SPLIT_IGNORE
@@ -31,7 +32,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+        raise MKEError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
     return torch.device(device)
 
 
@@ -201,7 +202,7 @@ def _tensorboard(log_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise ValueError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+        raise MKEError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
     return SummaryWriter(log_dir=str(log_dir))
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mke_theory.errors import MKEError
+
 __all__ = [
     "Bound",
     "Correction",
@@ -53,9 +55,9 @@ def _as_real(name: str, value) -> np.ndarray:
     try:
         array = np.asarray(value)
     except ValueError as error:  # ragged nested sequences
-        raise ValueError(f"{name} must be a real number or an array_like of real numbers: {error}") from None
+        raise MKEError(f"{name} must be a real number or an array_like of real numbers: {error}") from None
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(
+        raise MKEError(
             f"{name} must be a real number or an array_like of real numbers, got dtype {array.dtype} "
             f"from {type(value).__name__}"
         )
@@ -69,7 +71,7 @@ def _broadcast(**arrays) -> tuple[np.ndarray, ...]:
         shape = np.broadcast_shapes(*(a.shape for a in converted.values()))
     except ValueError:
         shapes = ", ".join(f"{name} {a.shape}" for name, a in converted.items())
-        raise ValueError(f"{', '.join(converted)} must broadcast together, got shapes {shapes}") from None
+        raise MKEError(f"{', '.join(converted)} must broadcast together, got shapes {shapes}") from None
     return tuple(np.broadcast_to(a, shape).copy() for a in converted.values())
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from mke_theory.errors import MKEError, user_errors
 from mke_theory.generators import GENERATORS
 from mke_theory.noise import NOISE_MODELS
 from mke_theory.records import RecordError, make_record, record_path, write_record
@@ -35,25 +34,6 @@ class RateList(click.ParamType):
         if bad:
             self.fail(f"every rate must lie in [0, 1]; got {bad[0]:g}", param, ctx)
         return rates
-
-
-def user_errors(command):
-    """Errors a user can cause end in one sentence and exit status 1, never a traceback.
-
-    Set ``MKE_DEBUG=1`` to see the traceback instead.
-    """
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ValueError, RecordError, OSError) as e:
-            if os.environ.get("MKE_DEBUG"):
-                raise
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @contextmanager
@@ -222,10 +202,10 @@ def _load_npz(path: Path) -> dict:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz file ({e})") from None
+        raise MKEError(f"{path} is not a readable .npz file ({e})") from None
     missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
     if missing:
-        raise ValueError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
+        raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
                          f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
     for key in ("alpha", "beta"):
         if arrays[key].ndim == 1:
@@ -287,7 +267,7 @@ def check(data, generator, noise, noise_model, data_seed, k, quantile, radius, a
     from mke_theory.noise import make_pseudo_labels
 
     if (data is None) == (generator is None):
-        raise ValueError("give exactly one of --data FILE.npz or --generator NAME")
+        raise MKEError("give exactly one of --data FILE.npz or --generator NAME")
     if data is not None:
         arrays = _load_npz(data)
         alpha, beta, pseudo, labels = arrays["alpha"], arrays["beta"], arrays["pseudo_labels"], arrays.get("labels")

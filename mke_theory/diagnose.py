@@ -14,6 +14,7 @@ import numpy as np
 from mke_theory import expansion as ex
 from mke_theory._validation import check_features, check_labels, check_range
 from mke_theory.bounds import label_correction
+from mke_theory.errors import MKEError
 
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 
@@ -76,18 +77,18 @@ def check(alpha, beta, pseudo_labels, labels=None, k: int = 10, quantile: float 
     n = len(alpha)
     beta = check_features("beta", beta)
     if len(beta) != n:
-        raise ValueError(f"alpha has {n} rows but beta has {len(beta)}; they must hold the same samples")
+        raise MKEError(f"alpha has {n} rows but beta has {len(beta)}; they must hold the same samples")
     pseudo_labels = check_labels("pseudo_labels", pseudo_labels)
     if len(pseudo_labels) != n:
-        raise ValueError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")
+        raise MKEError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")
     if labels is not None:
         labels = check_labels("labels", labels)
         if len(labels) != n:
-            raise ValueError(f"labels has {len(labels)} entries but alpha has {n} rows")
+            raise MKEError(f"labels has {len(labels)} entries but alpha has {n} rows")
         if len(np.unique(labels)) < 2:
-            raise ValueError("labels hold a single class; expansion and separation need at least two")
+            raise MKEError("labels hold a single class; expansion and separation need at least two")
     elif len(np.unique(pseudo_labels)) < 2:
-        raise ValueError("pseudo_labels hold a single class; the check needs at least two")
+        raise MKEError("pseudo_labels hold a single class; the check needs at least two")
     check_range("k", k, 1, n - 1, integer=True)
     if radius is not None:
         check_range("radius", radius, 0.0, None, low_inclusive=False)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from mke_theory._validation import check_choice, check_range
+from mke_theory.errors import MKEError
 from mke_theory.objective import LOSS_FORMS, consistency_loss, pseudo_label_loss, relative_gaussian
 
 
@@ -159,10 +160,10 @@ class MLPEnsemble:
         seeds = [int(s) for s in seeds]
         S = len(seeds)
         if S == 0:
-            raise ValueError("seeds must hold at least one seed")
+            raise MKEError("seeds must hold at least one seed")
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
         if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != S):
-            raise ValueError(f"x must be (n, d) or ({S}, n, d), got shape {tuple(x.shape)}")
+            raise MKEError(f"x must be (n, d) or ({S}, n, d), got shape {tuple(x.shape)}")
         n, d = x.shape[-2:]
         y = torch.as_tensor(np.asarray(targets))
         soft = y.is_floating_point()
@@ -170,20 +171,20 @@ class MLPEnsemble:
             y = y.float()
             y = y.expand(S, *y.shape[-2:]) if y.dim() == 2 else y
             if y.shape[:2] != (S, n):
-                raise ValueError(f"soft targets must be (n, K) or ({S}, n, K), got {tuple(y.shape)}")
+                raise MKEError(f"soft targets must be (n, K) or ({S}, n, K), got {tuple(y.shape)}")
             n_classes = y.shape[-1]
         else:
             y = y.long()
             if tuple(y.shape) not in ((n,), (S, n)):
-                raise ValueError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
+                raise MKEError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
             y = y.expand(S, n)
             if tuple(y.shape) != (S, n):
-                raise ValueError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
+                raise MKEError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
             n_classes = max(int(y.max()) + 1, 2)
         if regularizers is None or isinstance(regularizers, Regularizer):
             regularizers = [regularizers or Regularizer()] * S
         if len(regularizers) != S:
-            raise ValueError(f"regularizers must be one Regularizer or a list of {S}, got {len(regularizers)}")
+            raise MKEError(f"regularizers must be one Regularizer or a list of {S}, got {len(regularizers)}")
 
         dev = torch.device(self.device)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
@@ -229,7 +230,7 @@ class MLPEnsemble:
     def decision_function(self, x) -> np.ndarray:
         """(S, n, K) logits of every member on clean inputs (evaluation mode, no perturbation)."""
         if not hasattr(self, "params_"):
-            raise ValueError("this MLPEnsemble is not fitted yet: call fit first")
+            raise MKEError("this MLPEnsemble is not fitted yet: call fit first")
         x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.params_[0][0].device)
         with torch.no_grad():
             return self._forward(x, self.params_).cpu().numpy()

@@ -43,6 +43,7 @@ from mke_theory._validation import (
     check_random_state,
     check_range,
 )
+from mke_theory.errors import MKEError
 
 __all__ = [
     "BRUTE_FORCE_MAX_VERTICES",
@@ -79,7 +80,7 @@ def _check_a(a) -> float:
 
 def _check_same_length(name_1: str, n_1: int, name_2: str, n_2: int) -> None:
     if n_1 != n_2:
-        raise ValueError(f"{name_1} has {n_1} entries but {name_2} has {n_2}; they must describe the same samples")
+        raise MKEError(f"{name_1} has {n_1} entries but {name_2} has {n_2}; they must describe the same samples")
 
 
 def _check_graph(graph, n_samples: int | None = None, labels_name: str = "labels") -> sp.csr_matrix:
@@ -87,9 +88,9 @@ def _check_graph(graph, n_samples: int | None = None, labels_name: str = "labels
     if not sp.issparse(graph):
         graph = np.asarray(graph)
         if graph.ndim != 2:
-            raise ValueError(f"graph must be a square (n, n) adjacency matrix, got shape {graph.shape}")
+            raise MKEError(f"graph must be a square (n, n) adjacency matrix, got shape {graph.shape}")
     if graph.shape[0] != graph.shape[1]:
-        raise ValueError(f"graph must be a square (n, n) adjacency matrix, got shape {graph.shape}")
+        raise MKEError(f"graph must be a square (n, n) adjacency matrix, got shape {graph.shape}")
     if n_samples is not None:
         _check_same_length(labels_name, n_samples, "graph", graph.shape[0])
     graph = sp.csr_matrix(graph, dtype=bool)
@@ -102,7 +103,7 @@ def _check_graph(graph, n_samples: int | None = None, labels_name: str = "labels
 def _check_points(points, name: str = "points") -> np.ndarray:
     points = check_features(name, points)
     if points.shape[0] == 0:
-        raise ValueError(f"{name} must hold at least one sample")
+        raise MKEError(f"{name} must hold at least one sample")
     return points
 
 
@@ -206,13 +207,13 @@ def choose_radius(
     check_range("max_points", max_points, 1, None, integer=True)
     n = points.shape[0]
     if n <= k:
-        raise ValueError(f"k must be smaller than the number of points ({n}), got k={k}")
+        raise MKEError(f"k must be smaller than the number of points ({n}), got k={k}")
     rng = check_random_state(random_state)
     query = points if n <= max_points else points[rng.choice(n, size=max_points, replace=False)]
     distances, _ = cKDTree(points).query(query, k=k + 1)  # (m, k+1); column 0 is the point itself
     radius = float(np.quantile(distances[:, k], quantile))
     if not radius > 0:
-        raise ValueError(
+        raise MKEError(
             f"the {quantile} quantile of the distance to the k={k}-th neighbour is 0 (repeated points); "
             "increase k or quantile"
         )
@@ -273,14 +274,14 @@ def expansion_ratio(graph, labels, subset, cls: int) -> float:
         index = np.flatnonzero(subset)
     else:
         if subset.ndim != 1 or (subset.size and not np.issubdtype(subset.dtype, np.integer)):
-            raise ValueError("subset must be a (n,) bool mask or a 1-d array of integer sample indices")
+            raise MKEError("subset must be a (n,) bool mask or a 1-d array of integer sample indices")
         index = np.unique(subset).astype(np.int64)
         if index.size and (index.min() < 0 or index.max() >= n):
-            raise ValueError(f"subset must hold sample indices in [0, {n}), got {index.min()} .. {index.max()}")
+            raise MKEError(f"subset must hold sample indices in [0, {n}), got {index.min()} .. {index.max()}")
     if index.size == 0:
-        raise ValueError("subset must hold at least one sample")
+        raise MKEError("subset must hold at least one sample")
     if np.any(labels[index] != cls):
-        raise ValueError(f"subset must hold samples of class cls={cls} only")
+        raise MKEError(f"subset must hold samples of class cls={cls} only")
     covered = np.asarray(graph[index].sum(axis=0)).ravel() > 0  # (n,) N(V)
     return float(np.count_nonzero(covered & (labels == cls)) / index.size)
 
@@ -313,7 +314,7 @@ def mistake_set_expansion(graph, labels, pseudo_labels) -> dict:
     _check_same_length("pseudo_labels", pseudo_labels.shape[0], "labels", labels.shape[0])
     graph = _check_graph(graph, labels.shape[0])
     if np.unique(labels).size < 2:
-        raise ValueError("labels must hold at least two classes for mistake_set_expansion")
+        raise MKEError("labels must hold at least two classes for mistake_set_expansion")
     n_classes = int(max(labels.max(), pseudo_labels.max())) + 1
     mistakes = labels != pseudo_labels  # (n,)
     ratio = np.full(n_classes, np.nan)
@@ -594,13 +595,13 @@ def worst_case_expansion(
     min_mass = float(check_range("min_mass", min_mass, 0, a))
     rng = check_random_state(random_state)
     if labels.size == 0:
-        raise ValueError("labels must hold at least one sample")
+        raise MKEError("labels must hold at least one sample")
     if cls is None:
         classes = np.unique(labels)
     else:
         check_range("cls", cls, 0, None, integer=True)
         if not np.any(labels == cls):
-            raise ValueError(f"cls={cls} does not occur in labels")
+            raise MKEError(f"cls={cls} does not occur in labels")
         classes = np.asarray([cls])
     per_class: dict[int, float] = {}
     any_admissible = False
@@ -678,7 +679,7 @@ def brute_force_expansion(graph, labels, a: float = 0.5, min_mass: float = 0.0) 
     classes, counts = np.unique(labels, return_counts=True)
     if counts.size and counts.max() > BRUTE_FORCE_MAX_VERTICES:
         worst = int(classes[np.argmax(counts)])
-        raise ValueError(
+        raise MKEError(
             f"brute_force_expansion supports at most {BRUTE_FORCE_MAX_VERTICES} samples per class "
             f"(BRUTE_FORCE_MAX_VERTICES); class {worst} has {counts.max()}"
         )
@@ -795,7 +796,7 @@ def robustness_mc(
     radius = _check_radius(radius)
     check_range("n_draws", n_draws, 1, None, integer=True)
     if not callable(predict):
-        raise ValueError("predict must be a callable mapping an (m, d) array to (m,) labels")
+        raise MKEError("predict must be a callable mapping an (m, d) array to (m,) labels")
     rng = check_random_state(random_state)
     n, d = points.shape
     centre = check_labels("predict(points)", predict(points))
@@ -860,7 +861,7 @@ def expander_graph(n: int, degree: int, random_state: RandomState = None) -> sp.
     """
     check_range("degree", degree, 2, None, integer=True)
     if degree % 2:
-        raise ValueError(f"degree must be even (a union of degree / 2 cycles), got {degree}")
+        raise MKEError(f"degree must be even (a union of degree / 2 cycles), got {degree}")
     check_range("n", n, degree + 1, None, integer=True)
     rng = check_random_state(random_state)
     edges = []

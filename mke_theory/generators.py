@@ -9,6 +9,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
+from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
 
@@ -156,7 +157,7 @@ def gaussian_mixture(
     check_range("alpha_separation", alpha_separation, 0, None)
     check_range("beta_separation", beta_separation, 0, None)
     if not isinstance(beta_informative, (bool, np.bool_)):
-        raise ValueError(f"beta_informative must be True or False, got {beta_informative!r}")  # noqa: TRY004
+        raise MKEError(f"beta_informative must be True or False, got {beta_informative!r}")  # noqa: TRY004
     rng = check_random_state(random_state)
     alpha_means = _class_means(n_classes, alpha_dim, alpha_separation, rng)  # (K, alpha_dim)
     beta_means = _class_means(n_classes, beta_dim, beta_separation, rng)  # (K, beta_dim)

@@ -27,6 +27,7 @@ from mke_theory._validation import (
     check_random_state,
     check_range,
 )
+from mke_theory.errors import MKEError
 
 __all__ = [
     "NOISE_MODELS",
@@ -48,7 +49,7 @@ def _default_n_classes(labels: np.ndarray, n_classes: int | None) -> int:
     if n_classes is None:
         n_classes = int(labels.max()) + 1 if labels.size else 0
         if n_classes < 2:
-            raise ValueError(
+            raise MKEError(
                 f"n_classes must be >= 2, but labels.max() + 1 = {n_classes}; pass n_classes explicitly"
             )
         return n_classes
@@ -92,15 +93,15 @@ def symmetric_noise(
 def _check_transition(transition) -> np.ndarray:
     transition = np.asarray(transition, dtype=np.float64)
     if transition.ndim != 2 or transition.shape[0] != transition.shape[1]:
-        raise ValueError(f"transition must be a square (K, K) matrix, got shape {transition.shape}")
+        raise MKEError(f"transition must be a square (K, K) matrix, got shape {transition.shape}")
     if transition.shape[0] < 2:
-        raise ValueError(f"transition must cover at least 2 classes, got shape {transition.shape}")
+        raise MKEError(f"transition must cover at least 2 classes, got shape {transition.shape}")
     if not np.all(np.isfinite(transition)) or np.any(transition < 0):
-        raise ValueError("transition must hold finite nonnegative probabilities")
+        raise MKEError("transition must hold finite nonnegative probabilities")
     row_sums = transition.sum(axis=1)
     if np.any(np.abs(row_sums - 1.0) > 1e-8):
         worst = int(np.argmax(np.abs(row_sums - 1.0)))
-        raise ValueError(f"transition rows must sum to 1 (row-stochastic), row {worst} sums to {row_sums[worst]!r}")
+        raise MKEError(f"transition rows must sum to 1 (row-stochastic), row {worst} sums to {row_sums[worst]!r}")
     return transition
 
 
@@ -148,7 +149,7 @@ def pair_transition(n_classes: int, eta) -> np.ndarray:
     if rates.ndim == 0:
         rates = np.full(n_classes, _check_eta(eta))
     elif rates.shape != (n_classes,):
-        raise ValueError(f"eta must be a number or an array of shape ({n_classes},), got shape {rates.shape}")
+        raise MKEError(f"eta must be a number or an array of shape ({n_classes},), got shape {rates.shape}")
     else:
         for i, rate in enumerate(rates):
             check_range(f"eta[{i}]", float(rate), 0, 1)
@@ -212,7 +213,7 @@ def structured_noise(labels, alpha, eta: float, random_state: RandomState = None
     rng = check_random_state(random_state)
     classes = np.unique(labels)
     if classes.size < 2:
-        raise ValueError(f"structured_noise needs at least two classes in labels, found {classes.size}")
+        raise MKEError(f"structured_noise needs at least two classes in labels, found {classes.size}")
     n = labels.shape[0]
     log_posterior = _lda_log_posterior(alpha, labels, classes)  # (n, C)
     index = np.searchsorted(classes, labels)  # (n,)
@@ -237,9 +238,9 @@ def noise_rate(labels, pseudo_labels) -> float:
     labels = check_labels("labels", labels)
     pseudo_labels = check_labels("pseudo_labels", pseudo_labels)
     if labels.shape != pseudo_labels.shape:
-        raise ValueError(f"pseudo_labels has {pseudo_labels.shape[0]} entries but labels has {labels.shape[0]}")
+        raise MKEError(f"pseudo_labels has {pseudo_labels.shape[0]} entries but labels has {labels.shape[0]}")
     if labels.size == 0:
-        raise ValueError("labels must hold at least one entry")
+        raise MKEError("labels must hold at least one entry")
     return float(np.mean(labels != pseudo_labels))
 
 
@@ -283,7 +284,7 @@ def make_pseudo_labels(
         k = _default_n_classes(labels, n_classes)
         return class_conditional_noise(labels, pair_transition(k, eta), random_state=random_state)
     if alpha is None:
-        raise ValueError("alpha is required by the 'structured' noise model; pass the α features of the samples")
+        raise MKEError("alpha is required by the 'structured' noise model; pass the α features of the samples")
     if n_classes is not None:
         _default_n_classes(labels, n_classes)
     return structured_noise(labels, alpha, eta, random_state=random_state)

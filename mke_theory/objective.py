@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import torch
 
+from mke_theory.errors import MKEError
+
 LOSS_FORMS = ("perturbed_ce", "consistency")
 
 
 def _check_prob(name: str, p: float, high_inclusive: bool = True) -> None:
     if not (0.0 <= p <= 1.0) or (p == 1.0 and not high_inclusive):
-        raise ValueError(f"{name} must lie in [0, 1{']' if high_inclusive else ')'}, got {p!r}")
+        raise MKEError(f"{name} must lie in [0, 1{']' if high_inclusive else ')'}, got {p!r}")
 
 
 # ---- pseudo labels, Eq. (2) ------------------------------------------------------------------
@@ -33,7 +35,7 @@ def hard_pseudo_labels(teacher_logits: torch.Tensor, class_dim: int = -1) -> tor
 def soft_pseudo_labels(teacher_logits: torch.Tensor, temperature: float = 1.0, class_dim: int = -1) -> torch.Tensor:
     """ỹ = softmax(f_t(x^α) / τ); tends to the one-hot hard label as τ → 0."""
     if not temperature > 0:
-        raise ValueError(f"temperature must lie in (0, inf), got {temperature!r}")
+        raise MKEError(f"temperature must lie in (0, inf), got {temperature!r}")
     return torch.softmax(teacher_logits.detach() / temperature, dim=class_dim)
 
 
@@ -44,7 +46,7 @@ def pseudo_labels(teacher_logits: torch.Tensor, kind: str = "hard", temperature:
         return hard_pseudo_labels(teacher_logits, class_dim)
     if kind == "soft":
         return soft_pseudo_labels(teacher_logits, temperature, class_dim)
-    raise ValueError(f"kind must be one of 'hard', 'soft'; got {kind!r}")
+    raise MKEError(f"kind must be one of 'hard', 'soft'; got {kind!r}")
 
 
 # ---- perturbations T ---------------------------------------------------------------------------
@@ -70,14 +72,14 @@ def input_noise(x: torch.Tensor, scale: float, generator: torch.Generator | None
     ``x`` is ``(n_samples, n_features)`` or ``(n_members, n_samples, n_features)``.
     """
     if scale < 0:
-        raise ValueError(f"input noise scale must lie in [0, inf), got {scale!r}")
+        raise MKEError(f"input noise scale must lie in [0, inf), got {scale!r}")
     return x if scale == 0 else _relative_gaussian(x, scale, generator)
 
 
 def feature_noise(h: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """T(h) = h + b · mean(|h|) · ε on hidden features (official TwoMoon ``b``)."""
     if scale < 0:
-        raise ValueError(f"feature noise scale must lie in [0, inf), got {scale!r}")
+        raise MKEError(f"feature noise scale must lie in [0, inf), got {scale!r}")
     return h if scale == 0 else _relative_gaussian(h, scale, generator)
 
 
@@ -96,7 +98,7 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
         return per_sample.mean()
     if reduction == "none":
         return per_sample
-    raise ValueError(f"reduction must be one of 'mean', 'none'; got {reduction!r}")
+    raise MKEError(f"reduction must be one of 'mean', 'none'; got {reduction!r}")
 
 
 def pseudo_label_loss(student_logits: torch.Tensor, targets: torch.Tensor, class_dim: int = -1,
@@ -116,7 +118,7 @@ def pseudo_label_loss(student_logits: torch.Tensor, targets: torch.Tensor, class
             return nll.sum() / valid.sum().clamp(min=1)
         return _reduce(nll, reduction)
     if targets.shape != student_logits.shape:
-        raise ValueError(f"soft targets must have the logits' shape {tuple(student_logits.shape)}, "
+        raise MKEError(f"soft targets must have the logits' shape {tuple(student_logits.shape)}, "
                          f"got {tuple(targets.shape)}")
     kl = (torch.xlogy(targets, targets) - targets * log_p).sum(dim=class_dim)
     return _reduce(kl, reduction)
@@ -138,7 +140,7 @@ def mke_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tensor, targe
              gamma: float, class_dim: int = -1, reduction: str = "mean", ignore_index: int = -100) -> torch.Tensor:
     """The student objective of Eq. (3): L_pl + γ · L_reg (L_reg over every sample or pixel)."""
     if gamma < 0:
-        raise ValueError(f"gamma must lie in [0, inf), got {gamma!r}")
+        raise MKEError(f"gamma must lie in [0, inf), got {gamma!r}")
     loss = pseudo_label_loss(student_logits, targets, class_dim, reduction, ignore_index)
     if gamma == 0:
         return loss

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mke_theory.errors import MKEError
+from mke_theory.methods import get_method, methods_of
+
 # seaborn's "colorblind" palette, first two colours (blue, orange), hard-coded to avoid importing seaborn.
 STRONG = ("#0173B2", "#DE8F05")
 LIGHT = ("#B3D5E8", "#F5DDB4")  # the same colours blended ~70 % with white, for decision regions
@@ -52,7 +55,7 @@ def plot_twomoon(result, path=None, member_seed=None):
     cfg, sp = result.config, result.split
     reg, seeds = cfg.regularizer, cfg.student_seeds
     if member_seed is not None and member_seed not in seeds:
-        raise ValueError(f"member_seed must be one of the run's seeds {seeds}, got {member_seed}")
+        raise MKEError(f"member_seed must be one of the run's seeds {seeds}, got {member_seed}")
     naive = _member(result.students, [("um_student_noreg", "none"), ("um_student_noreg", "figure"),
                                       ("um_student", "none")], member_seed, seeds)
     um = _member(result.students, [("um_student", reg)], member_seed, seeds)
@@ -143,13 +146,11 @@ def plot_twomoon(result, path=None, member_seed=None):
 # ---- noise sweep (``mke-theory simulate`` records) ----------------------------------------------
 
 SIMULATE_TASK = "simulate"  # mke_theory.simulate.TASK, repeated here so plotting does not import torch
-# Okabe–Ito colours (as in paper_figures/_common.py): UM orange, MM blue; _noreg variants dashed and lighter.
-SWEEP_STUDENTS = (  # method, label, colour, dashed
-    ("um_student_noreg", "UM student (no reg.)", "#E69F00", True),
-    ("um_student", "UM student", "#E69F00", False),
-    ("mm_student_noreg", "MM student (no reg.)", "#0072B2", True),
-    ("mm_student", "MM student (MKE)", "#0072B2", False),
-)
+# Okabe–Ito colours (as in paper_figures/_common.py): UM orange, MM blue; unregularised students dashed.
+MODALITY_COLOURS = {"um": "#E69F00", "mm": "#0072B2"}
+SWEEP_STUDENTS = tuple(  # method, label, colour, dashed: the simulation's students from the method table
+    (m.name, m.label, MODALITY_COLOURS[m.modality], not m.regularised)
+    for m in map(get_method, methods_of("simulate")) if not m.is_teacher)
 SPACES = (("um", "UM space (α)", "#E69F00"), ("mm", "MM space (α, β)", "#0072B2"))
 BOUND_LABEL = "bound (Wei et al. 2021, Thm 4.3)"
 _CONFIG_FREE = ("eta", "regularizer")  # config keys that may differ within one sweep
@@ -158,7 +159,7 @@ _CONFIG_FREE = ("eta", "regularizer")  # config keys that may differ within one 
 def _eta_of_variant(variant: str) -> float:
     key, _, value = str(variant).partition("=")
     if key != "eta" or not value:
-        raise ValueError(f"variant {variant!r} does not name a pseudo-label error (expected 'eta=0.3')")
+        raise MKEError(f"variant {variant!r} does not name a pseudo-label error (expected 'eta=0.3')")
     return float(value)
 
 
@@ -172,7 +173,7 @@ def _sweep(data):
     if isinstance(data, pd.DataFrame):
         missing = [c for c in FRAME_COLUMNS if c not in data.columns]
         if missing:
-            raise ValueError(f"frame misses column(s) {', '.join(missing)}; pass records or records_frame(records)")
+            raise MKEError(f"frame misses column(s) {', '.join(missing)}; pass records or records_frame(records)")
         frame = data[data["task"] == SIMULATE_TASK].copy()
         frame["eta"] = frame["variant"].map(_eta_of_variant)
     else:
@@ -181,7 +182,7 @@ def _sweep(data):
                   for r in records}
         if len(shared) > 1:
             differ = sorted({k for k, _ in set.union(*map(set, shared)) - set.intersection(*map(set, shared))})
-            raise ValueError(f"the records hold several sweeps (their configs differ in {', '.join(differ)}); "
+            raise MKEError(f"the records hold several sweeps (their configs differ in {', '.join(differ)}); "
                              "pass the records of one sweep")
         if records:
             config = {k: v for k, v in records[0]["config"].items() if k not in _CONFIG_FREE}
@@ -192,11 +193,11 @@ def _sweep(data):
         frame = records_frame(records)
         frame["eta"] = [float(r["config"]["eta"]) for r in records for _ in r["metrics"]]
     if frame.empty:
-        raise ValueError(f"no records of task {SIMULATE_TASK!r} (mke-theory simulate)")
+        raise MKEError(f"no records of task {SIMULATE_TASK!r} (mke-theory simulate)")
     duplicated = frame.duplicated(["method", "eta", "seed", "metric"])
     if duplicated.any():
         r = frame[duplicated].iloc[0]
-        raise ValueError(f"several runs of {r['method']} at η = {r['eta']:g}, seed {r['seed']}; "
+        raise MKEError(f"several runs of {r['method']} at η = {r['eta']:g}, seed {r['seed']}; "
                          "pass the records of one sweep")
     return frame, config
 
@@ -411,7 +412,7 @@ def plot_expansion(records, path=None):
     frame, config = _sweep(data=records)
     frame = frame[frame["method"] == "teacher"]
     if not frame["metric"].isin(["um_c", "mm_c", "um_mu", "mm_mu"]).any():
-        raise ValueError("no teacher rows with um_c / mm_c / um_mu / mm_mu; these records hold no theory metrics")
+        raise MKEError("no teacher rows with um_c / mm_c / um_mu / mm_mu; these records hold no theory metrics")
     etas = sorted(frame["eta"].unique())
     gap = float(np.min(np.diff(etas))) if len(etas) > 1 else 0.1
     fig = Figure(figsize=(12.5, 5.2))

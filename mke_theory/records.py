@@ -19,13 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mke_theory.errors import MKEError
+from mke_theory.methods import METHODS
+
 SCHEMA_VERSION = 1
-METHODS = ("teacher", "um_student", "um_student_noreg", "noisy_student", "mm_student_noreg", "mm_student",
-           "mm_supervised")
 REQUIRED = ("schema_version", "task", "method", "seed", "metrics", "config", "wall_time_s", "version")
 
 
-class RecordError(ValueError):
+class RecordError(MKEError):
     """A record file that is missing, malformed or in the way."""
 
 
@@ -164,7 +165,7 @@ def read_records(folder: str | os.PathLike, on_duplicate: str = "error") -> list
     keeps the first by file name.
     """
     if on_duplicate not in ("error", "first"):
-        raise ValueError(f"on_duplicate must be one of 'error', 'first'; got {on_duplicate!r}")
+        raise MKEError(f"on_duplicate must be one of 'error', 'first'; got {on_duplicate!r}")
     folder = Path(folder)
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such folder of run records")

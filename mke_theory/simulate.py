@@ -18,16 +18,14 @@ import numpy as np
 from mke_theory._validation import check_choice, check_range
 from mke_theory.diagnose import check
 from mke_theory.ensemble import REGULARIZERS, MLPEnsemble
+from mke_theory.errors import MKEError
 from mke_theory.generators import GENERATORS, make_split
+from mke_theory.methods import get_method, methods_of
 from mke_theory.noise import NOISE_MODELS, make_pseudo_labels
 
 TASK = "simulate"
-STUDENTS = (  # method, modality, regularised
-    ("um_student_noreg", "um", False),
-    ("um_student", "um", True),
-    ("mm_student_noreg", "mm", False),
-    ("mm_student", "mm", True),
-)
+# the students of a sweep: rows of the method table (UM and MM, with and without T)
+STUDENTS = tuple(m for m in map(get_method, methods_of("simulate")) if not m.is_teacher)
 
 
 @dataclass(frozen=True)
@@ -50,11 +48,11 @@ class SimulateConfig:
         check_choice("generator", self.generator, tuple(GENERATORS))
         check_choice("noise_model", self.noise_model, tuple(NOISE_MODELS))
         if len(self.noise) == 0:
-            raise ValueError("noise must hold at least one rate η")
+            raise MKEError("noise must hold at least one rate η")
         for eta in self.noise:
             check_range("noise", eta, 0.0, 1.0)
         if len(set(self.noise)) != len(self.noise):  # rows, records and pseudo labels are keyed by η
-            raise ValueError(f"noise must not repeat a rate, got {', '.join(f'{e:g}' for e in self.noise)}")
+            raise MKEError(f"noise must not repeat a rate, got {', '.join(f'{e:g}' for e in self.noise)}")
         check_range("n_seeds", self.n_seeds, 1, None, integer=True)
         check_range("data_seed", self.data_seed, 0, None, integer=True)
         check_choice("regularizer", self.regularizer, tuple(r for r in REGULARIZERS if r != "none"))
@@ -95,7 +93,7 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
                          wall_time_s=time.perf_counter() - t0, metrics=metrics))
     for modality, hidden, x_u, x_test in (("um", cfg.um_hidden, split.unlabeled_alpha, split.test_alpha),
                                           ("mm", cfg.mm_hidden, split.unlabeled_multimodal, split.test_multimodal)):
-        members = [(eta, method, reg, s) for eta in cfg.noise for method, mod, reg in STUDENTS if mod == modality
+        members = [(eta, m.name, m.regularised, s) for eta in cfg.noise for m in STUDENTS if m.modality == modality
                    for s in seeds]
         t0 = time.perf_counter()
         model = MLPEnsemble(hidden, cfg.steps, cfg.lr, optimizer=cfg.optimizer).fit(

@@ -13,6 +13,7 @@ import numpy as np
 
 from mke_theory._validation import check_labels
 from mke_theory._validation import check_samples as check_features
+from mke_theory.errors import MKEError
 
 IGNORE = -1  # label of a pixel (or sample) without a label, e.g. void pixels in segmentation
 
@@ -25,15 +26,15 @@ def check_targets(name: str, labels, n_classes: int) -> np.ndarray:
         return check_labels(name, labels, n_classes)
     if np.issubdtype(labels.dtype, np.floating):
         if labels.ndim != 2 or labels.shape[1] != n_classes:
-            raise ValueError(f"{name}: float targets must be multi-label rows (n, {n_classes}), got {labels.shape}")
+            raise MKEError(f"{name}: float targets must be multi-label rows (n, {n_classes}), got {labels.shape}")
         if not np.all(np.isfinite(labels)) or labels.min() < 0 or labels.max() > 1:
-            raise ValueError(f"{name}: multi-label targets must lie in [0, 1]")
+            raise MKEError(f"{name}: multi-label targets must lie in [0, 1]")
         return labels.astype(np.float32, copy=False)
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class indices")
+        raise MKEError(f"{name} must hold integer class indices")
     bad = (labels != IGNORE) & ((labels < 0) | (labels >= n_classes))
     if bad.any():
-        raise ValueError(f"{name} holds {int(labels[bad][0])}; dense labels must lie in [0, {n_classes}) "
+        raise MKEError(f"{name} holds {int(labels[bad][0])}; dense labels must lie in [0, {n_classes}) "
                          f"or be {IGNORE} (no label)")
     return labels.astype(np.int16, copy=False)
 
@@ -78,7 +79,7 @@ class MultimodalSplit:
     def __post_init__(self):
         put = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
         if int(self.n_classes) < 2:
-            raise ValueError(f"n_classes must be >= 2, got {self.n_classes}")
+            raise MKEError(f"n_classes must be >= 2, got {self.n_classes}")
         put("n_classes", int(self.n_classes))
         k = self.n_classes
         put("labeled_alpha", check_features("labeled_alpha", self.labeled_alpha))
@@ -91,33 +92,33 @@ class MultimodalSplit:
         put("test_beta", check_features("test_beta", self.test_beta, n_test))
         put("test_labels", check_targets("test_labels", self.test_labels, k))
         if len(self.labels) != len(self.labeled_alpha):
-            raise ValueError(f"labels has {len(self.labels)} entries "
+            raise MKEError(f"labels has {len(self.labels)} entries "
                              f"but labeled_alpha has {len(self.labeled_alpha)} rows")
         if len(self.test_labels) != n_test:
-            raise ValueError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
+            raise MKEError(f"test_labels has {len(self.test_labels)} entries but test_alpha has {n_test} rows")
         if self.unlabeled_labels is not None:
             ul = check_targets("unlabeled_labels", self.unlabeled_labels, k)
             if len(ul) != m:
-                raise ValueError(f"unlabeled_labels has {len(ul)} entries but unlabeled_alpha has {m} rows")
+                raise MKEError(f"unlabeled_labels has {len(ul)} entries but unlabeled_alpha has {m} rows")
             put("unlabeled_labels", ul)
         val = (self.val_alpha, self.val_beta, self.val_labels)
         if any(v is not None for v in val):
             if any(v is None for v in val):
-                raise ValueError("val_alpha, val_beta and val_labels must be given together")
+                raise MKEError("val_alpha, val_beta and val_labels must be given together")
             put("val_alpha", check_features("val_alpha", self.val_alpha))
             put("val_beta", check_features("val_beta", self.val_beta, len(self.val_alpha)))
             put("val_labels", check_targets("val_labels", self.val_labels, k))
             if len(self.val_labels) != len(self.val_alpha):
-                raise ValueError(f"val_labels has {len(self.val_labels)} entries but val_alpha has "
+                raise MKEError(f"val_labels has {len(self.val_labels)} entries but val_alpha has "
                                  f"{len(self.val_alpha)} rows")
         d_alpha = self.labeled_alpha.shape[1:]
         for name in ("unlabeled_alpha", "test_alpha") + (("val_alpha",) if self.val_alpha is not None else ()):
             if getattr(self, name).shape[1:] != d_alpha:
-                raise ValueError(f"{name} has feature shape {getattr(self, name).shape[1:]} "
+                raise MKEError(f"{name} has feature shape {getattr(self, name).shape[1:]} "
                                  f"but labeled_alpha has {d_alpha}")
         for name in ("test_beta",) + (("val_beta",) if self.val_beta is not None else ()):
             if getattr(self, name).shape[1:] != self.unlabeled_beta.shape[1:]:
-                raise ValueError(f"{name} and unlabeled_beta differ in their feature shape")
+                raise MKEError(f"{name} and unlabeled_beta differ in their feature shape")
 
     # ---- sizes -------------------------------------------------------------------------------
     @property

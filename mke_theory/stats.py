@@ -26,7 +26,8 @@ from scipy import stats as _st
 from statsmodels.stats.multitest import multipletests
 
 from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
-from mke_theory.records import METHODS
+from mke_theory.errors import MKEError
+from mke_theory.methods import table_order
 
 KEYS = ["task", "method", "variant"]
 FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
@@ -79,9 +80,9 @@ def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFr
 def _check_values(values, name: str = "values") -> np.ndarray:
     x = np.asarray(values, dtype=float).ravel()
     if x.size == 0:
-        raise ValueError(f"{name} must hold at least one number")
+        raise MKEError(f"{name} must hold at least one number")
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} must be finite (no NaN or infinity)")
+        raise MKEError(f"{name} must be finite (no NaN or infinity)")
     return x
 
 
@@ -90,7 +91,7 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     x = np.asarray(values, dtype=float)
     if x.size == 0:
-        raise ValueError("values must hold at least one number")
+        raise MKEError("values must hold at least one number")
     mean = float(x.mean())
     if x.size == 1:
         return mean, mean
@@ -165,7 +166,7 @@ def bootstrap_interval(values, confidence: float = 0.95, n_resamples: int = 2000
     else:
         ids = np.asarray(strata)
         if ids.ndim != 1 or ids.size != x.size:
-            raise ValueError(f"strata must hold one group id per value ({x.size}), got shape {ids.shape}")
+            raise MKEError(f"strata must hold one group id per value ({x.size}), got shape {ids.shape}")
         _, inverse = np.unique(ids, return_inverse=True)  # groups in sorted id order: deterministic
         groups = [np.flatnonzero(inverse == k) for k in range(int(inverse.max()) + 1)]
     stat = _STATISTIC_FUNCTIONS[statistic]
@@ -186,7 +187,7 @@ def _metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     sub = frame[frame["metric"] == metric]
     if sub.empty:
         known = ", ".join(sorted(map(str, frame["metric"].unique())))
-        raise ValueError(f"no values of metric {metric!r}; found: {known}")
+        raise MKEError(f"no values of metric {metric!r}; found: {known}")
     return sub
 
 
@@ -265,7 +266,7 @@ def _method_variant(name: str, value) -> tuple[str, str]:
         return value, ""
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
         return value[0], value[1]
-    raise ValueError(f"{name} must be a method name or a (method, variant) pair, got {value!r}")
+    raise MKEError(f"{name} must be a method name or a (method, variant) pair, got {value!r}")
 
 
 def _label(method: str, variant: str) -> str:
@@ -277,7 +278,7 @@ def _side(sub: pd.DataFrame, method: str, variant: str, keys: list[str]) -> pd.D
     duplicated = rows.duplicated(keys)
     if duplicated.any():
         where = rows.loc[duplicated, keys].iloc[0].to_dict()
-        raise ValueError(f"method {_label(method, variant)!r} has several values for {where}; keep one run per seed "
+        raise MKEError(f"method {_label(method, variant)!r} has several values for {where}; keep one run per seed "
                          "(e.g. filter the frame by config_hash)")
     return rows
 
@@ -367,15 +368,15 @@ def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b:
     rows = []
     for name, method, variant in (("method_a", method_a, variant_a), ("method_b", method_b, variant_b)):
         if not isinstance(method, str) or not isinstance(variant, str):
-            raise ValueError(f"{name} and its variant must be strings, got {method!r}, {variant!r}")
+            raise MKEError(f"{name} and its variant must be strings, got {method!r}, {variant!r}")
         side = _side(sub, method, variant, keys)
         if side.empty:
             known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
-            raise ValueError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
+            raise MKEError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
         rows.append(side)
     result = _paired_stats(rows[0], rows[1], keys)
     if result["n"] == 0:
-        raise ValueError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
+        raise MKEError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
                          f"({'/'.join(keys)}); a paired comparison needs runs with the same seeds")
     return dict(method_a=method_a, variant_a=variant_a, method_b=method_b, variant_b=variant_b, task=task,
                 n=result["n"], mean_a=result["mean"], mean_b=result["baseline_mean"],
@@ -387,7 +388,7 @@ def _select_task(sub: pd.DataFrame, task: str | None) -> pd.DataFrame:
         return sub
     out = sub[sub["task"] == task]
     if out.empty:
-        raise ValueError(f"task {task!r} has no values; found: {', '.join(sorted(map(str, sub['task'].unique())))}")
+        raise MKEError(f"task {task!r} has no values; found: {', '.join(sorted(map(str, sub['task'].unique())))}")
     return out
 
 
@@ -413,7 +414,7 @@ def holm_adjust(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     p = np.asarray(p_values, dtype=float).ravel()
     if np.any((p < 0) | (p > 1)):
-        raise ValueError("p_values must lie in [0, 1] (or be NaN)")
+        raise MKEError("p_values must lie in [0, 1] (or be NaN)")
     adjusted, reject = np.full(p.shape, np.nan), np.zeros(p.shape, dtype=bool)
     finite = np.isfinite(p)
     if finite.any():
@@ -458,7 +459,7 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
     base_all = sub[(sub["method"] == base_method) & (sub["variant"] == base_variant)]
     if base_all.empty:
         known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
-        raise ValueError(f"baseline {_label(base_method, base_variant)!r} has no values of {metric!r}; found: {known}")
+        raise MKEError(f"baseline {_label(base_method, base_variant)!r} has no values of {metric!r}; found: {known}")
     rows = []
     for t in sorted(base_all["task"].unique()):
         in_task = sub[sub["task"] == t]
@@ -539,13 +540,13 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     check_range("digits", digits, 0, 15, integer=True)
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
-        raise ValueError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
+        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
     significant, note, note_latex = {}, "", ""
     if comparisons is not None:
         missing = [c for c in KEYS + ["baseline", "baseline_variant", "test", "alpha", "significant"]
                    if c not in comparisons.columns]
         if missing:
-            raise ValueError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
+            raise MKEError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
         significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
         if len(comparisons):
             tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
@@ -571,9 +572,8 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         return f"{v * scale:.{digits}f}"
 
     task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
-    method_rank = {m: i for i, m in enumerate(METHODS)}  # the paper's order: teacher first, upper bound last
-    ordered = summary.assign(_rank=summary["task"].map(task_rank),
-                             _method=summary["method"].map(lambda m: method_rank.get(m, len(METHODS))))
+    # the method table's order (mke_theory.methods): teacher first, upper bound last
+    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order))
     ordered = ordered.sort_values(["_rank", "_method"], kind="mergesort")
     body, tasks = [], []
     for r in ordered.itertuples():

@@ -16,7 +16,9 @@ import numpy as np
 
 from mke_theory._validation import check_choice, check_range
 from mke_theory.ensemble import REGULARIZERS, MLPEnsemble
+from mke_theory.errors import MKEError
 from mke_theory.generators import twomoon
+from mke_theory.methods import get_method, methods_of
 from mke_theory.split import MultimodalSplit
 
 TASK = "twomoon"
@@ -73,7 +75,7 @@ class TwoMoonConfig:
         check_choice("regularizer", self.regularizer, tuple(REGULARIZERS))
         check_choice("loss_form", self.loss_form, ("perturbed_ce", "consistency"))
         if self.seeds is not None and (len(self.seeds) == 0 or len(set(self.seeds)) != len(self.seeds)):
-            raise ValueError(f"seeds must hold at least one seed and no seed twice, got {self.seeds}")
+            raise MKEError(f"seeds must hold at least one seed and no seed twice, got {self.seeds}")
 
     @property
     def student_seeds(self) -> list[int]:
@@ -129,22 +131,27 @@ def run_twomoon(config: TwoMoonConfig | None = None, progress=None) -> TwoMoonRe
     # ---- hard pseudo labels on D_u (Eq. 2), teacher in evaluation mode --------------------------
     pseudo = teacher.predict(split.unlabeled_alpha)[0]
 
-    # ---- members: (method, variant, task, regulariser, targets) × seeds ------------------------
-    um_jobs = [("um_student", "", TASK, cfg.regularizer, pseudo)]
-    mm_jobs = [("mm_student", "", TASK, cfg.regularizer, pseudo),
-               ("mm_supervised", "", TASK, cfg.regularizer, split.unlabeled_labels)]
-    if cfg.ablation:
-        um_jobs += [("um_student", r, ABLATION_TASK, r, pseudo) for r in REGULARIZERS]
-        mm_jobs += [("mm_student", r, ABLATION_TASK, r, pseudo) for r in REGULARIZERS]
-    else:  # one naive UM student (no perturbation) for the figure's fourth panel
-        um_jobs += [("um_student_noreg", "figure", None, "none", pseudo)]
+    # ---- members: (method, variant, task, regulariser, targets) × seeds, from the method table ------
+    jobs = {"um": [], "mm": []}
+    for method in map(get_method, methods_of("twomoon")):
+        targets = split.unlabeled_labels if method.targets == "true" else pseudo
+        regularizer = cfg.regularizer if method.regularised else "none"
+        if method.is_teacher or (method.name == "um_student_noreg" and cfg.ablation):
+            continue
+        if method.name == "um_student_noreg":  # one naive UM student, not recorded: the figure's fourth panel
+            jobs["um"].append((method.name, "figure", None, regularizer, targets))
+        else:
+            jobs[method.modality].append((method.name, "", TASK, regularizer, targets))
+    if cfg.ablation:  # every regulariser of the notebook's ablation, for the UM and the MM student
+        for method in (get_method("um_student"), get_method("mm_student")):
+            jobs[method.modality] += [(method.name, r, ABLATION_TASK, r, pseudo) for r in REGULARIZERS]
 
     students = {}
-    for jobs, hidden, x_train, x_test in (
-        (um_jobs, cfg.um_hidden, split.unlabeled_alpha, split.test_alpha),
-        (mm_jobs, cfg.mm_hidden, split.unlabeled_multimodal, split.test_multimodal),
+    for group, hidden, x_train, x_test in (
+        (jobs["um"], cfg.um_hidden, split.unlabeled_alpha, split.test_alpha),
+        (jobs["mm"], cfg.mm_hidden, split.unlabeled_multimodal, split.test_multimodal),
     ):
-        members = [(job, s) for job in jobs for s in (seeds if job[2] else seeds[:1])]
+        members = [(job, s) for job in group for s in (seeds if job[2] else seeds[:1])]
         t0 = time.perf_counter()
         model = MLPEnsemble(hidden, cfg.student_steps, cfg.lr, loss_form=cfg.loss_form, gamma=cfg.gamma).fit(
             x_train, np.stack([job[4] for job, _ in members]), seeds=[s for _, s in members],

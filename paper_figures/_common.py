@@ -16,10 +16,6 @@ from mke_theory.records import RecordError, read_records
 PALETTE = {"teacher": "#000000", "um_student": "#E69F00", "um_student_noreg": "#F0E442",
            "noisy_student": "#CC79A7", "mm_student_noreg": "#56B4E9", "mm_student": "#0072B2",
            "mm_supervised": "#009E73"}
-LABELS = {"teacher": "UM teacher", "um_student": "UM student", "um_student_noreg": "UM student (no reg)",
-          "noisy_student": "NOISY student", "mm_student_noreg": "MM student (no reg)",
-          "mm_student": "MM student (MKE)", "mm_supervised": "MM supervised (upper bound)"}
-
 
 def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)

@@ -7,6 +7,8 @@ import sys
 import numpy as np
 from _common import arguments, records_for, write_figure
 
+from mke_theory.methods import LABELS
+
 args = arguments(__doc__.splitlines()[0], "runs/nyudv2")
 records = records_for(args.runs, "nyudv2", "mke-exp run nyudv2 --data CACHE --out runs/nyudv2")
 if records is None:
@@ -15,7 +17,7 @@ folder = args.runs / "examples"
 first = min(records, key=lambda r: r["seed"])
 seed, chash, split_id = first["seed"], first["config_hash"], first["split_id"]
 shown = folder / f"nyudv2__inputs__{split_id}.npz"
-columns = [("mm_student", "MM student (MKE)"), ("teacher", "UM teacher"), ("noisy_student", "NOISY student")]
+columns = [(m, LABELS[m]) for m in ("mm_student", "teacher", "noisy_student")]
 paths = {m: folder / f"nyudv2__{m}__seed{seed}__{chash}.npz" for m, _ in columns}
 missing = [str(p) for p in [shown, *paths.values()] if not p.exists()]
 if missing:

@@ -48,7 +48,7 @@ def test_rows_cover_every_eta_method_and_seed(small_rows):
     cells = defaultdict(list)
     for r in students(small_rows):
         cells[r["config"]["eta"], r["method"]].append(r["seed"])
-    methods = [m for m, _, _ in STUDENTS]
+    methods = [m.name for m in STUDENTS]
     assert sorted(cells) == sorted((eta, m) for eta in SMALL.noise for m in methods)
     assert all(sorted(seeds) == [0, 1] for seeds in cells.values())
     assert sorted(teachers(small_rows)) == [0.0, 0.3]

@@ -40,6 +40,8 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+from mke_theory.errors import MKEError
+
 MAP_NAME = "vggsound_audioset_map.json"
 MAP_FORMAT = "mke-vggsound-audioset-map"
 VGGSOUND_SPLITS = ("train", "test")
@@ -58,7 +60,7 @@ _SEGMENTS_FIX = ("AudioSet segment rows are 'YTID, start_seconds, end_seconds, \
 _CLASSES_FIX = "class_labels_indices.csv rows are 'index,mid,\"display_name\"' after the header index,mid,display_name"
 
 
-class ManifestError(ValueError):
+class ManifestError(MKEError):
     """A VGGSound or AudioSet csv the user supplied is not what the reader expects (file, line and fix)."""
 
 

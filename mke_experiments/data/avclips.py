@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_theory.errors import MKEError
 from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ EXPECTED_LAYOUT = ("expected RAW/<clip>.mp4 (or RAW/**/<clip>.mp4), or the CAV-M
                    "with RAW/frames/frame_{0..9}/<clip>.jpg")
 
 
-class AvClipError(ValueError):
+class AvClipError(MKEError):
     """An audio-visual clip, folder, clip list or cache the user supplied is not what the reader expects."""
 
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_theory.errors import MKEError
 from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ _HHA_DEFAULT_FLOOR_CM = -130.0  # getHHA: when no point lies 90 cm below the cam
 _HHA_NORMAL_RADIUS = 2  # normals from the tangents summed over a (2r+1)² window of valid pixels
 
 
-class NyuError(ValueError):
+class NyuError(MKEError):
     """An NYU Depth V2 file, folder, option or cache the user supplied is not what the loader expects."""
 
 
@@ -377,7 +378,7 @@ def encode_hha(depth: np.ndarray, intrinsics: Sequence[float] | None = None,
     """
     depth = np.asarray(depth, dtype=np.float64)
     if depth.ndim != 2:
-        raise ValueError(f"encode_hha: depth must be (H, W), not {depth.shape}")
+        raise MKEError(f"encode_hha: depth must be (H, W), not {depth.shape}")
     height, width = depth.shape
     fx, fy, cx, cy = scaled_intrinsics(depth.shape) if intrinsics is None else (float(v) for v in intrinsics)
     z = depth * 100.0  # (H, W) cm
@@ -660,7 +661,7 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, n_classes: int, ignor
     """
     pred, target = np.asarray(pred), np.asarray(target)
     if pred.shape != target.shape:
-        raise ValueError(f"confusion_matrix: pred {pred.shape} and target {target.shape} must have the same shape")
+        raise MKEError(f"confusion_matrix: pred {pred.shape} and target {target.shape} must have the same shape")
     pred, target = pred.ravel(), target.ravel()
     if ignore is not None:  # drop before widening to int64: a whole test set is tens of millions of pixels
         keep = target != ignore
@@ -668,7 +669,7 @@ def confusion_matrix(pred: np.ndarray, target: np.ndarray, n_classes: int, ignor
     pred, target = pred.astype(np.int64), target.astype(np.int64)
     for label, values in (("target", target), ("pred", pred)):
         if values.size and (values.min() < 0 or values.max() >= n_classes):
-            raise ValueError(f"confusion_matrix: {label} holds {int(values.min())}..{int(values.max())}, outside "
+            raise MKEError(f"confusion_matrix: {label} holds {int(values.min())}..{int(values.max())}, outside "
                              f"0..{n_classes - 1} (and not the ignore value {ignore})")
     return np.bincount(target * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
@@ -684,7 +685,7 @@ def miou(confusion: np.ndarray, ignore: int | None = None) -> tuple[float, np.nd
     """
     confusion = np.asarray(confusion, dtype=np.float64)
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError(f"miou: confusion must be square, not {confusion.shape}")
+        raise MKEError(f"miou: confusion must be square, not {confusion.shape}")
     tp = np.diag(confusion)
     union = confusion.sum(axis=0) + confusion.sum(axis=1) - tp
     with np.errstate(invalid="ignore", divide="ignore"):

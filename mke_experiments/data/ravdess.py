@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_theory.errors import MKEError
 from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ _WIN_SECONDS, _HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz: ~1
 _TOP_DB = 80.0  # librosa.power_to_db default
 
 
-class RavdessError(ValueError):
+class RavdessError(MKEError):
     """A RAVDESS file, folder or cache the user supplied is not what the loader expects."""
 
 
@@ -538,7 +539,7 @@ def actor_split(actors: Sequence[int] | np.ndarray, test: Iterable[int] = (1, 2,
     actors = np.asarray(actors, dtype=np.int64)  # (n,)
     test, val = {int(a) for a in test}, {int(a) for a in val}
     if test & val:
-        raise ValueError(f"actor_split: actors {sorted(test & val)} are in both test and val; the splits must be "
+        raise MKEError(f"actor_split: actors {sorted(test & val)} are in both test and val; the splits must be "
                          "disjoint.")
     test_mask = np.isin(actors, sorted(test))
     val_mask = np.isin(actors, sorted(val))
@@ -555,7 +556,7 @@ def random_split(n: int, seed: int, fractions: tuple[float, float, float] = (0.6
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"random_split: fractions {fractions} must be three non-negative numbers (train, val, "
+        raise MKEError(f"random_split: fractions {fractions} must be three non-negative numbers (train, val, "
                          "test) summing to 1.")
     order = np.random.default_rng(seed).permutation(n)  # (n,)
     n_train, n_val = int(fractions[0] * n), int(fractions[1] * n)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mke_experiments.config import ModelConfig
+from mke_theory.errors import MKEError
 
 
 class VectorEncoder(nn.Module):
@@ -68,7 +69,7 @@ def build_encoder(shape: tuple, cfg: ModelConfig) -> nn.Module:
         return MapEncoder(shape[0], cfg.width, cfg.hidden)
     if len(shape) == 4:
         return FrameEncoder(shape[1], cfg.width, cfg.hidden)
-    raise ValueError(f"no encoder for samples of shape {shape}; expected (d,), (C, H, W) or (K, C, H, W)")
+    raise MKEError(f"no encoder for samples of shape {shape}; expected (d,), (C, H, W) or (K, C, H, W)")
 
 
 class Teacher(nn.Module):
@@ -102,7 +103,7 @@ class Student(nn.Module):
         elif fusion == "mid":
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(da + db, da), nn.ReLU(), nn.Linear(da, n_classes))
         else:
-            raise ValueError(f"fusion must be 'late' or 'mid', got {fusion!r}")
+            raise MKEError(f"fusion must be 'late' or 'mid', got {fusion!r}")
 
     def forward(self, alpha, beta):
         fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mke_experiments.config import ModelConfig
+from mke_theory.errors import MKEError
 
 
 def resnet_encoder(in_channels: int, cfg: ModelConfig) -> nn.Module:
@@ -26,13 +27,13 @@ def resnet_encoder(in_channels: int, cfg: ModelConfig) -> nn.Module:
     try:
         net = build(weights=weights, **kwargs)
     except Exception as e:  # noqa: BLE001  (a download that cannot happen offline)
-        raise ValueError(f"could not load ImageNet weights for {cfg.backbone} ({e}); "
+        raise MKEError(f"could not load ImageNet weights for {cfg.backbone} ({e}); "
                          "pass a local file with --set model.weights=PATH instead") from None
     if cfg.weights:
         try:
             net.load_state_dict(torch.load(cfg.weights, map_location="cpu", weights_only=True), strict=False)
         except (OSError, RuntimeError) as e:
-            raise ValueError(f"{cfg.weights}: not a usable {cfg.backbone} state dict ({e})") from None
+            raise MKEError(f"{cfg.weights}: not a usable {cfg.backbone} state dict ({e})") from None
     if in_channels != 3:  # depth: a fresh first convolution of the same shape, one input channel
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     encoder = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mke_experiments.config import ExperimentConfig
+from mke_theory.errors import MKEError
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ TASKS: dict[str, Task] = {}
 def register_task(task: Task) -> Task:
     """Add ``task`` to the registry; a second task of the same name is an error."""
     if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is registered twice")
+        raise MKEError(f"task {task.name!r} is registered twice")
     TASKS[task.name] = task
     return task
 
@@ -75,21 +76,21 @@ def get_preparer(name: str) -> tuple[Task, Callable]:
         if task.extra_prepare and name in task.extra_prepare:
             return task, task.extra_prepare[name]
     extra = [n for t in TASKS.values() for n in (t.extra_prepare or {})]
-    raise ValueError(f"unknown task or data set {name!r}; known: {', '.join(sorted([*TASKS, *extra]))}")
+    raise MKEError(f"unknown task or data set {name!r}; known: {', '.join(sorted([*TASKS, *extra]))}")
 
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+        raise MKEError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
     return TASKS[name]
 
 
 def data_dir_or_error(data_dir: Path | None, task: str) -> Path:
     if data_dir is None:
-        raise ValueError(f"task {task} needs --data DIR (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+        raise MKEError(f"task {task} needs --data DIR (made by: mke-exp prepare {task} --raw DIR --out DIR)")
     data_dir = Path(data_dir)
     if not data_dir.exists():
-        raise ValueError(f"{data_dir}: no such file or folder; make it with mke-exp prepare {task} --raw DIR --out DIR")
+        raise MKEError(f"{data_dir}: no such file or folder; make it with mke-exp prepare {task} --raw DIR --out DIR")
     return data_dir
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from mke_experiments.config import ExperimentConfig, TrainConfig
 from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
 REQUIRED = ("labeled_alpha", "labels", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta", "test_labels")
@@ -49,41 +50,41 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
     """A ``MultimodalSplit`` from a dict of arrays with the bundle's keys; errors name the key."""
     missing = [k for k in REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{source} misses the key(s) {', '.join(missing)}; "
+        raise MKEError(f"{source} misses the key(s) {', '.join(missing)}; "
                          f"it must hold {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})")
     data = {k: np.asarray(arrays[k]) for k in REQUIRED + OPTIONAL if k in arrays}
     for k, v in data.items():
         if k.endswith("alpha") or k.endswith("beta"):
             data[k] = v[:, None] if v.ndim == 1 else v
             if not np.issubdtype(data[k].dtype, np.number) or not np.all(np.isfinite(data[k])):
-                raise ValueError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
+                raise MKEError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
     label_keys = [k for k in ("labels", "test_labels", "unlabeled_labels", "val_labels") if k in data]
     for k in label_keys:
         whole = np.issubdtype(data[k].dtype, np.integer) or np.all(data[k] == np.round(data[k]))
         if data[k].ndim != 1 or not whole:
-            raise ValueError(f"{source}: {k} must be a 1-d array of integer class indices")
+            raise MKEError(f"{source}: {k} must be a 1-d array of integer class indices")
         if data[k].min() < 0:
-            raise ValueError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
+            raise MKEError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
     n_classes = int(data["labels"].max()) + 1
     for k in label_keys[1:]:
         if data[k].max() >= n_classes:
-            raise ValueError(f"{source}: {k} holds class {int(data[k].max())}, but labels (D_l) only go up to "
+            raise MKEError(f"{source}: {k} holds class {int(data[k].max())}, but labels (D_l) only go up to "
                              f"{n_classes - 1}; every class must appear among the labeled samples")
     try:
         return MultimodalSplit(**data, n_classes=n_classes, name=name)
     except ValueError as e:
-        raise ValueError(f"{source}: {e}") from None
+        raise MKEError(f"{source}: {e}") from None
 
 
 def load(data: ArraysData, data_dir) -> MultimodalSplit:
     path = data_dir_or_error(data_dir, "arrays")
     if path.is_dir():
-        raise ValueError(f"{path} is a folder; --data for the arrays task is the .npz bundle itself")
+        raise MKEError(f"{path} is a folder; --data for the arrays task is the .npz bundle itself")
     try:
         with np.load(path, allow_pickle=False) as bundle:
             arrays = {k: bundle[k] for k in bundle.files}
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable .npz bundle ({e})") from None
+        raise MKEError(f"{path} is not a readable .npz bundle ({e})") from None
     split = split_from_arrays(arrays, name=Path(path).stem, source=str(path))
     return standardize(split) if data.standardize else split
 

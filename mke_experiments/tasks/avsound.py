@@ -29,6 +29,7 @@ import torch
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
 from mke_experiments.models import av
 from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
 SPLITS_FILE = "splits.json"  # clip name -> "train" | "test", written beside the VGGSound cache
@@ -50,9 +51,9 @@ class SoundData:
 
     def validate(self):
         if self.classes not in ("all", "mapped"):
-            raise ValueError(f"data.classes must be 'all' or 'mapped'; got {self.classes!r}")
+            raise MKEError(f"data.classes must be 'all' or 'mapped'; got {self.classes!r}")
         if not 0 <= self.val_fraction < 1 or not 0 < self.labeled_fraction < 1:
-            raise ValueError("data.val_fraction must lie in [0, 1) and data.labeled_fraction in (0, 1)")
+            raise MKEError("data.val_fraction must lie in [0, 1) and data.labeled_fraction in (0, 1)")
 
 
 def class_list(classes: str) -> list[str]:
@@ -82,7 +83,7 @@ def _load_vggsound(data: SoundData, data_dir, classes: list[str]):
     try:
         splits = json.loads(splits_path.read_text())
     except (OSError, json.JSONDecodeError):
-        raise ValueError(f"{splits_path} is missing or corrupt; run mke-exp prepare vggsound --raw DIR "
+        raise MKEError(f"{splits_path} is missing or corrupt; run mke-exp prepare vggsound --raw DIR "
                          f"--out {folder}") from None
     index = {c: i for i, c in enumerate(classes)}
     keep = np.array([lab in index for lab in cache["labels"]])
@@ -108,7 +109,7 @@ def load_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
     n_lab = max(1, int(round(data.labeled_fraction * (len(order) - n_val))))
     val, labeled, unlabeled = order[:n_val], order[n_val:n_val + n_lab], order[n_val + n_lab:]
     if len(unlabeled) == 0 or not test.any():
-        raise ValueError("the VGGSound cache has too few train or test clips of these classes for D_l, D_u "
+        raise MKEError("the VGGSound cache has too few train or test clips of these classes for D_l, D_u "
                          "and a test set")
     val_part = dict(val_alpha=audio[val], val_beta=frames[val], val_labels=labels[val]) if len(val) else {}
     return MultimodalSplit(
@@ -123,7 +124,7 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
 
     data.validate()
     if not data.audioset:
-        raise ValueError("audioset-vggsound needs the AudioSet cache: --set data.audioset=DIR "
+        raise MKEError("audioset-vggsound needs the AudioSet cache: --set data.audioset=DIR "
                          "(made by: mke-exp prepare audioset --raw DIR --out DIR)")
     classes = class_list("mapped")
     index = {c: i for i, c in enumerate(classes)}
@@ -136,7 +137,7 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
                 multi_hot[row, mid_to_class[mid]] = 1.0
     has_class = multi_hot.sum(axis=1) > 0
     if not has_class.any():
-        raise ValueError(f"no AudioSet clip in {data.audioset} carries a class mapped to VGGSound")
+        raise MKEError(f"no AudioSet clip in {data.audioset} carries a class mapped to VGGSound")
     cache, keep, labels, part = _load_vggsound(data, data_dir, classes)
     audio, frames = _logmel(cache), cache["frames"].astype(np.float32) / 255.0
     train = np.random.default_rng(data.split_seed).permutation(np.flatnonzero(keep & (part == "train")))
@@ -172,7 +173,7 @@ def prepare_audioset(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
     raw = Path(raw_dir)
     csvs = sorted(raw.glob("*_segments.csv"))
     if not csvs:
-        raise ValueError(f"{raw} holds no AudioSet *_segments.csv (e.g. balanced_train_segments.csv)")
+        raise MKEError(f"{raw} holds no AudioSet *_segments.csv (e.g. balanced_train_segments.csv)")
     clips = [(av_manifests.clip_name(r.ytid, int(r.start)), tuple(r.mids))
              for path in csvs for r in av_manifests.read_audioset_segments(path)]
     return avclips.prepare(raw, out_dir, clips, frames=data.frames, size=data.size, n_mels=data.n_mels,

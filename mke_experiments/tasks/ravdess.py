@@ -15,6 +15,7 @@ import numpy as np
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
 from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
 
@@ -29,9 +30,9 @@ class RavdessData:
 
     def validate(self):
         if self.split not in ("actor", "random"):
-            raise ValueError(f"data.split must be 'actor' or 'random'; got {self.split!r}")
+            raise MKEError(f"data.split must be 'actor' or 'random'; got {self.split!r}")
         if self.labeled_actors < 1:
-            raise ValueError("data.labeled_actors must be >= 1")
+            raise MKEError("data.labeled_actors must be >= 1")
 
 
 def load(data: RavdessData, data_dir) -> MultimodalSplit:
@@ -47,7 +48,7 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
         masks = rv.actor_split(actors)
         train_actors = np.unique(actors[masks["train"]])
         if len(train_actors) <= data.labeled_actors:
-            raise ValueError(f"the cache holds {len(train_actors)} train actors (9–24); data.labeled_actors="
+            raise MKEError(f"the cache holds {len(train_actors)} train actors (9–24); data.labeled_actors="
                              f"{data.labeled_actors} leaves none for D_u")
         labeled = masks["train"] & np.isin(actors, train_actors[: data.labeled_actors])
         unlabeled = masks["train"] & ~labeled
@@ -60,7 +61,7 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
         unlabeled = masks["train"] & ~labeled
         val, test = masks["val"], masks["test"]
     if not (labeled.any() and unlabeled.any() and test.any()):
-        raise ValueError("the cache has too few clips for a split with D_l, D_u and a test set; "
+        raise MKEError("the cache has too few clips for a split with D_l, D_u and a test set; "
                          "prepare more actors (test 1–4, validation 5–8, train 9–24)")
     val_part = dict(val_alpha=frames[val], val_beta=logmel[val], val_labels=labels[val]) if val.any() else {}
     return MultimodalSplit(

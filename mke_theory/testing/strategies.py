@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mke_theory._validation import check_range
+from mke_theory.errors import MKEError
 
 __all__ = ["eta_strategy", "labels_strategy", "logits_strategy", "multimodal_split_strategy"]
 
@@ -80,7 +81,7 @@ def multimodal_split_strategy(names=None):
     names = tuple(GENERATORS) if names is None else tuple(names)
     for name in names:
         if name not in GENERATORS:
-            raise ValueError(f"names must hold generator names from {', '.join(map(repr, GENERATORS))}; got {name!r}")
+            raise MKEError(f"names must hold generator names from {', '.join(map(repr, GENERATORS))}; got {name!r}")
 
     @st.composite
     def draw_split(draw):
