@@ -16,7 +16,8 @@ import torch
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
 from mke_theory.errors import MKEError
-from mke_theory.objective import input_noise, mke_loss
+from mke_theory.objective import student_loss
+from mke_theory.split import IGNORE
 
 
 def _mapped_classes():
@@ -35,13 +36,16 @@ SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) 
 }
 
 
-def _step_time(model, alpha, beta, y, steps: int, amp: bool, device) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+def _step_time(model, alpha, beta, y, steps: int, amp: bool, device, cfg, perturb) -> float:
+    """Seconds per training step of the MM student: the pipeline's own loss, T, γ and optimiser."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    draws = torch.Generator(device).manual_seed(0)
+    forward = lambda perturbed: model(*(perturb((alpha, beta), draws) if perturbed else (alpha, beta))).float()  # noqa: E731
+
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            clean = model(alpha, beta).float()
-            perturbed = model(input_noise(alpha, 0.1), input_noise(beta, 0.1)).float()  # T: input noise
-            loss = mke_loss(clean, perturbed, y, 1.0, class_dim=1)
+            loss = student_loss(forward, y, loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma, class_dim=1,
+                                ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -79,7 +83,8 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
     beta = torch.randn(batch_size, *beta_shape, device=dev)
     y = torch.randint(0, k, (batch_size, *target_shape), device=dev)
     shapes = SimpleNamespace(alpha_shape=alpha_shape, beta_shape=beta_shape, n_classes=k)
-    build = get_task(task).build_student
+    spec = get_task(task)
+    build, perturb = spec.build_student, spec.perturb(cfg)
     images = len(alpha_shape) >= 3
     variants = [("fp32 eager", False, False, False), ("bf16 autocast", True, False, False)]
     if images:
@@ -95,7 +100,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         t0 = time.perf_counter()
         if compiled:
             model = torch.compile(model)
-        seconds = _step_time(model, alpha, beta, y, steps, amp, dev)
+        seconds = _step_time(model, alpha, beta, y, steps, amp, dev, cfg, perturb)
         rows.append(dict(variant=name, samples_per_s=batch_size / seconds, setup_s=time.perf_counter() - t0))
     base = rows[0]["samples_per_s"]
     for r in rows:

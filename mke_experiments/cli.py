@@ -62,7 +62,7 @@ def list_tasks():
 @user_errors
 def prepare(task, raw, out, overrides):
     """Turn a real download into a compact cache (re-running skips finished work)."""
-    from mke_experiments.pipeline import resolve_config
+    from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_preparer
 
     spec, prepare_data = get_preparer(task)
@@ -96,16 +96,18 @@ def prepare(task, raw, out, overrides):
 def run(task, data, out, seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
+    from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_task
     from mke_experiments.train import distributed
-    from mke_theory.stats import compare_methods, format_table, records_frame, summarize
+    from mke_theory.stats import compare_methods, records_frame, summarize
+    from mke_theory.tables import format_table
 
     spec = get_task(task)
     if spec.needs_data and data is None:
         raise MKEError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
     if pipeline.distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
-    cfg = pipeline.resolve_config(spec, overrides, epochs)
+    cfg = resolve_config(spec, overrides, epochs)
     split = spec.load(cfg.data, data)
     total = pipeline.total_steps(split, cfg, methods, len(seeds))
     rank = distributed()[0]
@@ -140,7 +142,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
 def bench(task, data, batch_size, steps, device, use_compile, overrides):
     """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
     from mke_experiments.bench import bench as measure
-    from mke_experiments.pipeline import resolve_config
+    from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_task
 
     spec = get_task(task)
@@ -150,7 +152,9 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides):
     import torch
 
     where = torch.cuda.get_device_name() if device != "cpu" and torch.cuda.is_available() else "CPU"
-    click.echo(f"{task}: MM student training step (consistency loss, 2 forward passes), batch {batch_size}, {where}")
+    form = "Eq. (3), 2 forward passes" if cfg.mke.loss_form == "consistency" else "CE on f(T(x))"
+    click.echo(f"{task}: MM student training step ({form}, γ={cfg.mke.gamma:g}, the task's T), "
+               f"batch {batch_size}, {where}")
     for r in rows:
         ratio = "" if r["ratio"] != r["ratio"] else f"  ×{r['ratio']:.2f} vs fp32"
         click.echo(f"  {r['variant']:<40} {r['samples_per_s']:>10.1f} samples/s{ratio}")
@@ -175,7 +179,8 @@ def _baseline(value: str):
 def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     """Print the table of a folder of run records: mean ± std, 95 % CI, paired tests vs a baseline."""
     from mke_theory.records import read_records
-    from mke_theory.stats import compare_methods, format_table, records_frame, summarize
+    from mke_theory.stats import compare_methods, records_frame, summarize
+    from mke_theory.tables import format_table
 
     frame = records_frame(read_records(runs))
     if frame.empty:

@@ -46,6 +46,7 @@ class MKEConfig:
     loss_form: str = "consistency"  # consistency: L_pl + γ·L_reg (Eq. 3); perturbed_ce: CE on f(T(x))
     gamma: float = 1.0
     input_noise: float = 0.5  # a: x + a·mean|x|·ε on every modality of regularised students
+    confidence_threshold: float = 0.8  # mm_student_confident: L_pl only where the teacher's top probability ≥ this
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ def check(config: ExperimentConfig) -> None:
     for key, value in positive.items():
         if not value > 0:
             raise MKEError(f"{key} must be > 0, got {value}")
+    if not 0 <= k.confidence_threshold <= 1:
+        raise MKEError(f"mke.confidence_threshold must lie in [0, 1], got {k.confidence_threshold}")
     for key, value in {"model.dropout": m.dropout, "model.modality_dropout": m.modality_dropout}.items():
         if not 0 <= value < 1:
             raise MKEError(f"{key} must lie in [0, 1), got {value}")
@@ -148,3 +151,11 @@ def check(config: ExperimentConfig) -> None:
     validate = getattr(config.data, "validate", None)
     if validate is not None:
         validate()
+
+
+def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentConfig:
+    """A task's preset with ``--set`` overrides (and ``--epochs``) applied and checked."""
+    cfg = apply_overrides(task.default_config, overrides)
+    if epochs is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    return cfg

@@ -1,34 +1,29 @@
 """The MKE protocol for any task: teacher → pseudo labels → students → run records.
 
-Methods (Algorithm 1 and its baselines):
-teacher           α of D_l with labels (Eq. 1)
-um_student        α of D_u with the teacher's pseudo labels, regularised (perturbations T)
-noisy_student     α of D_l ∪ D_u, labels on D_l and pseudo labels on D_u, regularised
-mm_student_noreg  α + β of D_u with pseudo labels, no perturbation, plain cross entropy
-mm_student        α + β of D_u with pseudo labels, L_pl + γ·L_reg (MKE, Eq. 3)
-mm_supervised     α + β of D_u with the true labels: the upper bound (needs them)
+The methods and what each trains on are the rows of ``mke_theory.methods`` (teacher, UM student,
+NOISY student, MM student with and without regularisation, the MKE student on confident pseudo
+labels only, and the supervised upper bound); ``SeedRun`` turns a row into a training run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score
 
-from mke_experiments.config import ExperimentConfig, apply_overrides
+from mke_experiments.config import ExperimentConfig, resolve_config
 from mke_experiments.train import IGNORE, distributed, fit, predict, predict_logits, resolve_device
 from mke_theory.errors import MKEError
-from mke_theory.methods import get_method, methods_of
+from mke_theory.methods import Method, get_method, methods_of
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
-from mke_theory.records import atomic_write, config_hash, make_record, read_record, record_path, write_record
+from mke_theory.records import atomic_write, config_hash, make_record, read_record, run_stem, write_record
 from mke_theory.split import MultimodalSplit
 
-METHODS = methods_of("experiments", default_only=True)
-MULTIMODAL = {m for m in METHODS if get_method(m).multimodal}
+EXPERIMENT_METHODS = methods_of("experiments")  # every method the pipeline can train
+METHODS = methods_of("experiments", default_only=True)  # what mke-exp run trains unless told otherwise
 
 
 def _t(a) -> torch.Tensor:
@@ -36,17 +31,227 @@ def _t(a) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
 
 
-def classification_metrics(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
-    """Accuracy and macro-F1 (the default metrics of a task)."""
-    return dict(accuracy=float((pred == labels).mean()),
-                macro_f1=float(f1_score(labels, pred, average="macro", zero_division=0)))
-
-
 @dataclass
 class SeedResult:
     records: list
     models: dict  # method -> trained model (evaluation mode)
     pseudo_labels: np.ndarray
+
+
+@dataclass
+class RunFiles:
+    """Where one (task, seed, config) run keeps its files, and resume: every file name comes from
+    ``records.run_stem``. Without ``out`` nothing is written and nothing resumes."""
+
+    out: Path | None
+    task: str
+    seed: int
+    config_hash: str
+    split_id: str
+    force: bool = False
+    rank: int = 0
+    tensorboard: Path | None = None
+
+    def stem(self, method: str) -> str:
+        return run_stem(self.task, method, self.seed, self.config_hash)
+
+    def checkpoint(self, method: str) -> Path | None:
+        return None if self.out is None else self.out / "checkpoints" / f"{self.stem(method)}.pt"
+
+    def log_dir(self, method: str) -> Path | None:
+        return None if self.tensorboard is None else Path(self.tensorboard) / f"{self.task}__{method}__seed{self.seed}"
+
+    def finished(self, method: str) -> dict | None:
+        """The record of ``method`` if ``out`` holds it and ``force`` is off (resume)."""
+        if self.out is None or self.force:
+            return None
+        path = self.out / f"{self.stem(method)}.json"
+        return read_record(path) if path.exists() else None
+
+    def write(self, record: dict, keep_checkpoint: bool) -> None:
+        """Write the final record (rank 0) and drop the method's checkpoint unless asked to keep it."""
+        if self.out is None or self.rank != 0:
+            return
+        write_record(record, self.out, force=True)
+        ckpt = self.checkpoint(record["method"])
+        if ckpt is not None and ckpt.exists() and not keep_checkpoint:
+            ckpt.unlink()
+
+    def save_examples(self, method: str, pred: np.ndarray, split: MultimodalSplit, n: int) -> None:
+        """Predictions of the first ``n`` test samples (and, once per split, those inputs), for figures."""
+        if self.out is None or self.rank != 0:
+            return
+        folder = self.out / "examples"
+        folder.mkdir(exist_ok=True)
+        atomic_write(folder / f"{self.stem(method)}.npz",
+                     lambda f: np.savez_compressed(f, pred=pred, config_hash=self.config_hash, seed=self.seed))
+        shown = folder / f"{self.task}__inputs__{self.split_id}.npz"
+        if not shown.exists():
+            atomic_write(shown, lambda f: np.savez_compressed(
+                f, alpha=split.test_alpha[:n], beta=split.test_beta[:n], labels=split.test_labels[:n]))
+
+
+@dataclass
+class PseudoLabels:
+    """Eq. (2) on D_u: what the students learn from."""
+
+    predicted: np.ndarray  # (M, ...) the teacher's classes on all of D_u
+    targets: torch.Tensor  # (M', ...) hard or soft pseudo labels of the training part of D_u
+    train_idx: np.ndarray  # (M',) the part of D_u students train on (all but a held-out tenth with agreement)
+    held_out: np.ndarray | None  # (M,) bool, the tenth of D_u kept for label-free selection, or None
+    confidence: np.ndarray | None  # (M', ...) the teacher's top-class probability, when a method selects by it
+    metrics: dict  # pseudo_label_accuracy where D_u's true labels are known
+
+
+class SeedRun:
+    """The MKE protocol for one initialisation seed, as steps: ``train_teacher`` → ``pseudo_label`` →
+    ``train_student`` per method row → ``finish`` (record). Holds the split as tensors, the task's
+    hooks and the run's files; every step reads the method table for what a method trains on."""
+
+    def __init__(self, cfg: ExperimentConfig, split: MultimodalSplit, seed: int, files: RunFiles, device,
+                 progress=None, stop_after: int | None = None):
+        from mke_experiments.tasks import get_task
+
+        self.cfg, self.split, self.seed, self.files, self.device = cfg, split, seed, files, device
+        self.task = get_task(cfg.task)
+        self.progress, self.stop_after = progress, stop_after
+        self.world = distributed()[1]
+        self.config = dict(cfg.as_dict(), split_id=split.split_id)
+        self.t = {name: _t(getattr(split, name)) for name in
+                  ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
+        self.val = (_t(split.val_alpha), _t(split.val_beta)) if split.val_alpha is not None else None
+        self.perturb = self.task.perturb(cfg)
+        self.augment = self.task.augment(cfg) if self.task.augment is not None else None
+
+    # ---- evaluation and model selection --------------------------------------------------------------
+    def metrics_of(self, model, inputs: tuple, labels) -> dict:
+        if self.task.scores:  # top-k and average precision need every class score (classification only)
+            return self.task.evaluate(predict_logits(model, inputs, self.device).numpy(), labels, self.split.n_classes)
+        return self.task.evaluate(predict(model, inputs, self.device).numpy(), labels, self.split.n_classes)
+
+    def selection(self, method: Method, pl: PseudoLabels | None):
+        """``score(model)``, higher is better: the primary metric on validation data, or (label-free) the
+        agreement with the teacher on a held-out tenth of D_u; None keeps the last epoch. Never test data."""
+        modalities = 2 if method.multimodal else 1
+        if self.cfg.train.selection == "val" and self.val is not None:
+            inputs = self.val[:modalities]
+            return lambda model: self.metrics_of(model, inputs, self.split.val_labels)[self.task.primary]
+        if self.cfg.train.selection == "agreement" and pl is not None and pl.held_out is not None:
+            held = pl.held_out
+            inputs = (self.t["unlabeled_alpha"][held], self.t["unlabeled_beta"][held])[:modalities]
+            agree = pl.predicted[held]
+            return lambda model: float((predict(model, inputs, self.device).numpy() == agree).mean())
+        return None  # the teacher cannot be selected by agreement with itself
+
+    def fit(self, method: Method, model, inputs: tuple, targets, pl: PseudoLabels | None):
+        tr = self.cfg.train
+        return fit(model, inputs, targets, tr, self.cfg.mke, regularised=method.regularised, seed=self.seed,
+                   device=self.device, score=self.selection(method, pl),
+                   checkpoint=self.files.checkpoint(method.name) if tr.checkpoint else None,
+                   progress=self.progress, stop_after=self.stop_after, log_dir=self.files.log_dir(method.name),
+                   augment=self.augment, perturb=self.perturb)
+
+    def interrupted(self, fitted) -> bool:
+        return self.stop_after is not None and len(fitted.history) < self.cfg.train.epochs
+
+    # ---- the steps -----------------------------------------------------------------------------------
+    def train_teacher(self):
+        """Eq. (1): the teacher on α of D_l with its labels (multi-label rows normalised to distributions)."""
+        torch.manual_seed(self.seed)
+        teacher = self.task.build_teacher(self.split, self.cfg.model)
+        fitted = self.fit(get_method("teacher"), teacher, (self.t["labeled_alpha"],), _label_targets(self.split), None)
+        return teacher, fitted
+
+    def pseudo_label(self, teacher, need_confidence: bool = False) -> PseudoLabels:
+        """Eq. (2) on D_u with the teacher in evaluation mode; hard or soft by ``mke.pseudo_labels``."""
+        cfg, split, u = self.cfg, self.split, (self.t["unlabeled_alpha"],)
+        confidence = None
+        if need_confidence:
+            predicted, confidence = predict(teacher, u, self.device, confidence=True)
+        else:
+            predicted = predict(teacher, u, self.device)
+        predicted = predicted.numpy()
+        if cfg.mke.pseudo_labels == "soft":  # holds every logit of D_u in memory: (M, K, ...)
+            targets = make_pseudo_labels(predict_logits(teacher, u, self.device), "soft", cfg.mke.temperature,
+                                         class_dim=1)
+        else:
+            targets = torch.as_tensor(predicted.astype(np.int64))
+        held_out = None
+        if cfg.train.selection == "agreement":  # hold out a tenth of D_u, by the split, for label-free selection
+            held_out = np.zeros(split.n_unlabeled, bool)
+            held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
+        train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
+        metrics = {}
+        if split.unlabeled_labels is not None:
+            known = split.unlabeled_labels != IGNORE
+            metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels)[known].mean())
+        return PseudoLabels(predicted, targets[train_idx], train_idx, held_out,
+                            None if confidence is None else confidence.numpy()[train_idx], metrics)
+
+    def student_data(self, method: Method, pl: PseudoLabels) -> tuple[tuple, torch.Tensor, dict]:
+        """(inputs, targets, extra metrics) of a student, read off its row of the method table."""
+        t, idx = self.t, pl.train_idx
+        inputs = (t["unlabeled_alpha"][idx], t["unlabeled_beta"][idx])[: 2 if method.multimodal else 1]
+        extra = dict(pl.metrics)
+        if method.targets == "true":
+            return inputs, torch.as_tensor(self.split.unlabeled_labels)[idx], {}
+        targets = pl.targets
+        if method.select is not None:
+            keep = torch.as_tensor(method.select(pl.confidence, self.cfg.mke.confidence_threshold))
+            targets = targets.masked_fill(~keep, IGNORE)  # L_pl skips them; L_reg still sees every sample
+            extra["pseudo_labels_kept"] = float(keep.float().mean())
+        if method.targets == "labels+pseudo":  # NOISY student: D_l with labels ∪ D_u with pseudo labels
+            labeled, targets = _joined_targets(self.split, targets)
+            inputs = (torch.cat([t["labeled_alpha"], inputs[0]]),)
+            return inputs, torch.cat([labeled, targets.to(labeled.dtype)]), extra
+        return inputs, targets, extra
+
+    def train_student(self, method: Method, pl: PseudoLabels):
+        torch.manual_seed(self.seed)
+        if method.multimodal:
+            model = self.task.build_student(self.split, self.cfg.model, method.regularised)
+        else:  # UM students share the teacher's network
+            model = self.task.build_teacher(self.split, self.cfg.model)
+        inputs, targets, extra = self.student_data(method, pl)
+        return model, self.fit(method, model, inputs, targets, pl), extra
+
+    def finish(self, method: Method, model, fitted, extra: dict) -> dict:
+        """Test (and validation) metrics of the selected model → the run record, written to the run's files."""
+        split, primary = self.split, self.task.primary
+        modalities = 2 if method.multimodal else 1
+        inputs = (self.t["test_alpha"], self.t["test_beta"])[:modalities]
+        metrics = {f"test_{name}": v for name, v in self.metrics_of(model, inputs, split.test_labels).items()}
+        metrics.update(extra)
+        if self.val is not None:
+            metrics[f"val_{primary}"] = self.metrics_of(model, self.val[:modalities], split.val_labels)[primary]
+        record = make_record(self.cfg.task, method.name, self.seed, metrics, self.config, fitted.wall_time_s,
+                             history=fitted.history, hardware=_hardware(self.device), world_size=self.world,
+                             split_id=split.split_id)
+        record["best_epoch"] = fitted.best_epoch
+        if self.task.examples:
+            n = min(self.task.examples, len(split.test_labels))
+            pred = predict(model, tuple(x[:n] for x in inputs), self.device).numpy()
+            self.files.save_examples(method.name, pred, split, n)
+        self.files.write(record, keep_checkpoint=method.is_teacher)  # the teacher's is kept for its pseudo labels
+        return record
+
+
+def _label_targets(split: MultimodalSplit) -> torch.Tensor:
+    """The labels of D_l as training targets; multi-label rows become distributions (softmax CE)."""
+    y = torch.as_tensor(split.labels)
+    if y.is_floating_point():
+        y = y / y.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    return y
+
+
+def _joined_targets(split: MultimodalSplit, pseudo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D_l's labels and D_u's pseudo labels in one form: soft on either side makes both soft."""
+    y_l = _label_targets(split)
+    if y_l.is_floating_point():  # multi-label D_l: rows normalised to distributions
+        return y_l, pseudo if pseudo.is_floating_point() else F.one_hot(pseudo.long(), split.n_classes).float()
+    if pseudo.is_floating_point():  # soft pseudo labels: the labeled part as one-hot
+        return F.one_hot(y_l.long().clamp(min=0), split.n_classes).movedim(-1, 1).float(), pseudo
+    return y_l.long(), pseudo
 
 
 def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
@@ -58,157 +263,39 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     perturbation T. A method whose record exists in ``out`` is skipped (resume) unless ``force``;
     an interrupted method continues from its checkpoint.
     """
-    from mke_experiments.tasks import get_task
-
-    task = get_task(cfg.task)
-    rank, world = distributed()
+    rank = distributed()[0]
     config = dict(cfg.as_dict(), split_id=split.split_id)
-    chash = config_hash(config)
-    ckpt_dir = None if out is None else Path(out) / "checkpoints"
-    if ckpt_dir is not None and rank == 0:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    files = RunFiles(None if out is None else Path(out), cfg.task, seed, config_hash(config), split.split_id,
+                     force=force, rank=rank, tensorboard=tensorboard)
+    if files.out is not None and rank == 0:
+        (files.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    run = SeedRun(cfg, split, seed, files, device, progress, stop_after)
+    rows = [get_method(m) for m in methods]
     records, models = [], {}
-    k, m, tr = split.n_classes, cfg.model, cfg.train
-    t = {name: _t(getattr(split, name)) for name in
-         ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
-    has_val = split.val_alpha is not None
-    val = (_t(split.val_alpha), _t(split.val_beta)) if has_val else None
-    perturb = task.perturb(cfg) if task.perturb is not None else None
-    augment = task.augment(cfg) if task.augment is not None else None
 
-    def metrics_of(model, inputs, labels) -> dict:
-        if task.scores:  # top-k and average precision need every class score (classification only)
-            return task.evaluate(predict_logits(model, inputs, device).numpy(), labels, k)
-        return task.evaluate(predict(model, inputs, device).numpy(), labels, k)
-
-    def path_of(method):
-        return None if ckpt_dir is None else ckpt_dir / f"{cfg.task}__{method}__seed{seed}__{chash}.pt"
-
-    def log_dir(method):
-        return None if tensorboard is None else Path(tensorboard) / f"{cfg.task}__{method}__seed{seed}"
-
-    def done(method):
-        """True (and the finished record kept for the caller) when ``out`` already holds it."""
-        if out is None or force:
-            return False
-        path = record_path(dict(task=cfg.task, method=method, seed=seed, config_hash=chash), out)
-        if path.exists():
-            records.append(read_record(path))
-            return True
-        return False
-
-    def score(multimodal):
-        """Model selection: the primary metric on validation data, or label-free agreement."""
-        if tr.selection == "val" and has_val:
-            inputs = val if multimodal else val[:1]
-            return lambda model: metrics_of(model, inputs, split.val_labels)[task.primary]
-        if tr.selection == "agreement" and held_out is not None:
-            inputs = (t["unlabeled_alpha"][held_out], t["unlabeled_beta"][held_out])
-            inputs = inputs if multimodal else inputs[:1]
-            return lambda model: float((predict(model, inputs, device).numpy() == teacher_pred[held_out]).mean())
-        return None
-
-    def finish(method, model, fitted, multimodal, extra=None):
-        inputs = (t["test_alpha"], t["test_beta"]) if multimodal else (t["test_alpha"],)
-        metrics = {f"test_{name}": v for name, v in metrics_of(model, inputs, split.test_labels).items()}
-        metrics.update(extra or {})
-        if has_val:
-            metrics[f"val_{task.primary}"] = metrics_of(model, val if multimodal else val[:1],
-                                                        split.val_labels)[task.primary]
-        record = make_record(cfg.task, method, seed, metrics, config, fitted.wall_time_s, history=fitted.history,
-                             hardware=_hardware(device), world_size=world, split_id=split.split_id)
-        record["best_epoch"] = fitted.best_epoch
-        if out is not None and rank == 0:
-            if task.examples:
-                save_examples(method, model, inputs)
-            write_record(record, out, force=True)
-            ckpt = path_of(method)
-            if ckpt is not None and ckpt.exists() and method != "teacher":
-                ckpt.unlink()  # the record is final; the teacher's is kept for its pseudo labels
-        records.append(record)
-        models[method] = model
-
-    def save_examples(method, model, inputs):
-        """Predictions (and, once per split, the inputs) of the first test samples, for figures."""
-        folder = Path(out) / "examples"
-        folder.mkdir(exist_ok=True)
-        n = min(task.examples, len(split.test_labels))
-        first = tuple(x[:n] for x in inputs)
-        pred = predict(model, first, device).numpy()
-        atomic_write(folder / f"{cfg.task}__{method}__seed{seed}__{chash}.npz",
-                     lambda f: np.savez_compressed(f, pred=pred, config_hash=chash, seed=seed))
-        shown = folder / f"{cfg.task}__inputs__{split.split_id}.npz"
-        if not shown.exists():
-            atomic_write(shown, lambda f: np.savez_compressed(
-                f, alpha=split.test_alpha[:n], beta=split.test_beta[:n], labels=split.test_labels[:n]))
-
-    def train(method, model, inputs, targets, regularised, multimodal):
-        return fit(model, inputs, targets, tr, cfg.mke, regularised=regularised, seed=seed, device=device,
-                   score=score(multimodal), checkpoint=path_of(method) if tr.checkpoint else None,
-                   progress=progress, stop_after=stop_after, log_dir=log_dir(method), augment=augment,
-                   perturb=perturb)
-
-    # ---- teacher (Eq. 1): α of D_l ------------------------------------------------------------
-    held_out = None
-    torch.manual_seed(seed)
-    teacher = task.build_teacher(split, m)
-    teacher_targets = torch.as_tensor(split.labels)
-    if teacher_targets.is_floating_point():  # multi-label: softmax cross entropy on normalised label rows
-        teacher_targets = teacher_targets / teacher_targets.sum(dim=1, keepdim=True).clamp(min=1e-12)
-    fitted = train("teacher", teacher, (t["labeled_alpha"],), teacher_targets, regularised=False, multimodal=False)
-    if stop_after is not None and len(fitted.history) < tr.epochs:
+    teacher, fitted = run.train_teacher()  # always trained (or resumed): its pseudo labels feed the students
+    if run.interrupted(fitted):
         return SeedResult(records, models, np.empty(0))  # interrupted (tests)
-    if not done("teacher"):
-        finish("teacher", teacher, fitted, multimodal=False)
+    finished = files.finished("teacher")
+    records.append(finished or run.finish(get_method("teacher"), teacher, fitted, {}))
     models["teacher"] = teacher
+    pl = run.pseudo_label(teacher, need_confidence=any(m.select is not None for m in rows))
 
-    # ---- pseudo labels (Eq. 2) on D_u, teacher in evaluation mode ----------------------------------
-    teacher_pred = predict(teacher, (t["unlabeled_alpha"],), device).numpy()
-    if cfg.mke.pseudo_labels == "soft":  # holds every logit of D_u in memory: (M, K, ...)
-        targets = make_pseudo_labels(predict_logits(teacher, (t["unlabeled_alpha"],), device), "soft",
-                                     cfg.mke.temperature, class_dim=1)
-    else:
-        targets = torch.as_tensor(teacher_pred.astype(np.int64))
-    if tr.selection == "agreement":  # hold out a tenth of D_u, by the split, for label-free selection
-        held_out = np.zeros(split.n_unlabeled, bool)
-        held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
-    train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
-    a_u, b_u, y_u = t["unlabeled_alpha"][train_idx], t["unlabeled_beta"][train_idx], targets[train_idx]
-    extra_pl = {}
-    if split.unlabeled_labels is not None:
-        known = split.unlabeled_labels != IGNORE
-        extra_pl["pseudo_label_accuracy"] = float((teacher_pred == split.unlabeled_labels)[known].mean())
-
-    # ---- students ---------------------------------------------------------------------------------
-    for method in methods:
-        if method == "teacher" or done(method):
+    for method in rows:
+        if method.is_teacher:
             continue
-        if method == "mm_supervised" and split.unlabeled_labels is None:
+        finished = files.finished(method.name)
+        if finished is not None:
+            records.append(finished)
+            continue
+        if method.targets == "true" and split.unlabeled_labels is None:
             continue  # no true labels of D_u: no upper bound
-        torch.manual_seed(seed)
-        if method in ("um_student", "noisy_student"):
-            model, inputs, y = task.build_teacher(split, m), (a_u,), y_u
-            if method == "noisy_student":
-                y_l = torch.as_tensor(split.labels)
-                if y_l.is_floating_point():  # multi-label D_l: rows normalised to distributions
-                    y_l = y_l / y_l.sum(dim=1, keepdim=True).clamp(min=1e-12)
-                    y_u_l = y_u if y_u.is_floating_point() else F.one_hot(y_u.long(), k).float()
-                elif y_u.is_floating_point():  # soft pseudo labels: the labeled part as one-hot
-                    y_l, y_u_l = F.one_hot(y_l.long().clamp(min=0), k).movedim(-1, 1).float(), y_u
-                else:
-                    y_l, y_u_l = y_l.long(), y_u
-                inputs, y = (torch.cat([t["labeled_alpha"], a_u]),), torch.cat([y_l, y_u_l.to(y_l.dtype)])
-            fitted = train(method, model, inputs, y, regularised=True, multimodal=False)
-        else:
-            regularised = method != "mm_student_noreg"
-            model = task.build_student(split, m, regularised)
-            y = torch.as_tensor(split.unlabeled_labels)[train_idx] if method == "mm_supervised" else y_u
-            fitted = train(method, model, (a_u, b_u), y, regularised=regularised, multimodal=True)
-        if stop_after is not None and len(fitted.history) < tr.epochs:
-            return SeedResult(records, models, teacher_pred)  # interrupted (tests)
-        finish(method, model, fitted, multimodal=method in MULTIMODAL,
-               extra=extra_pl if method != "mm_supervised" else None)
-    return SeedResult(records, models, teacher_pred)
+        model, fitted, extra = run.train_student(method, pl)
+        if run.interrupted(fitted):
+            return SeedResult(records, models, pl.predicted)  # interrupted (tests)
+        records.append(run.finish(method, model, fitted, extra))
+        models[method.name] = model
+    return SeedResult(records, models, pl.predicted)
 
 
 def _hardware(device) -> str:
@@ -218,13 +305,6 @@ def _hardware(device) -> str:
     import platform
 
     return f"cpu {platform.machine()} x{os.cpu_count()}"
-
-
-def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentConfig:
-    cfg = apply_overrides(task.default_config, overrides)
-    if epochs is not None:
-        cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
-    return cfg
 
 
 def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
@@ -259,17 +339,21 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
 
 
 def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds: int) -> int:
-    per = {"teacher": split.n_labeled, "noisy_student": split.n_labeled + split.n_unlabeled}
+    """Optimisation steps of ``run_split`` (a progress bar's length)."""
+    per = {"labels": split.n_labeled, "labels+pseudo": split.n_labeled + split.n_unlabeled}
     batches = lambda n: cfg.train.epochs * -(-n // cfg.train.batch_size)  # noqa: E731
-    return n_seeds * sum(batches(per.get(m, split.n_unlabeled)) for m in set(methods) | {"teacher"})
+    return n_seeds * sum(batches(per.get(get_method(m).targets, split.n_unlabeled)) for m in set(methods) | {"teacher"})
 
 
 def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out=None, device="auto",
               force: bool = False, progress=None, tensorboard=None) -> list[dict]:
     """Every method × seed on one split; returns the records of this call (written to ``out``)."""
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in EXPERIMENT_METHODS]
     if unknown:
-        raise MKEError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+        raise MKEError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(EXPERIMENT_METHODS)}")
+    if cfg.mke.pseudo_labels == "soft" and any(get_method(m).select is not None for m in methods):
+        raise MKEError("the methods that keep only confident pseudo labels need hard ones: "
+                       "drop mke.pseudo_labels=soft or those methods")
     dev = resolve_device(device)
     records = []
     for seed in seeds:

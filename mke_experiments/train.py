@@ -20,9 +20,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mke_experiments import perturbations
 from mke_experiments.config import MKEConfig, TrainConfig
 from mke_theory.errors import MKEError
-from mke_theory.objective import input_noise, mke_loss, pseudo_label_loss
+from mke_theory.objective import student_loss
 from mke_theory.records import atomic_write
 from mke_theory.split import IGNORE as SPLIT_IGNORE
 
@@ -62,32 +63,24 @@ def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 64
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64) -> torch.Tensor:
+def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64, confidence: bool = False):
     """(n, ...) predicted classes on CPU (argmax over the class axis 1), batch by batch.
 
-    Unlike ``predict_logits`` it never holds all logits: dense predictions stay small.
+    Unlike ``predict_logits`` it never holds all logits: dense predictions stay small. With
+    ``confidence`` it returns ``(classes, top-class softmax probability as float16)``.
     """
     model.eval()
     n = len(inputs[0])
-    out = [model(*(x[i:i + batch_size].to(device) for x in inputs)).argmax(1).to(torch.int16).cpu()
-           for i in range(0, n, batch_size)]
-    return torch.cat(out)
+    classes, top = [], []
+    for i in range(0, n, batch_size):
+        logits = model(*(x[i:i + batch_size].to(device) for x in inputs))
+        classes.append(logits.argmax(1).to(torch.int16).cpu())
+        if confidence:
+            top.append(torch.softmax(logits.float(), dim=1).amax(dim=1).half().cpu())
+    return (torch.cat(classes), torch.cat(top)) if confidence else torch.cat(classes)
 
 
 IGNORE = SPLIT_IGNORE  # target value of pixels without a label (void); they add nothing to the loss
-
-
-def input_noise_perturbation(scale: float):
-    """T on the inputs: relative Gaussian noise on every modality (``objective.input_noise``).
-
-    Drawn on the CPU from the run's own generator, so that a resumed run sees the same noise.
-    """
-    def perturb(inputs: tuple, generator: torch.Generator) -> tuple:
-        if scale == 0:
-            return inputs
-        return tuple(input_noise(x.cpu().float(), scale, generator).to(x.device, x.dtype) for x in inputs)
-
-    return perturb
 
 
 def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
@@ -111,13 +104,19 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
     log_dir : TensorBoard folder for the per-epoch loss and selection score (needs ``tensorboard``).
     augment : ``augment(inputs, targets, generator) -> (inputs, targets)`` applied to every batch
         (e.g. a joint random crop and flip of images and label maps); None: no augmentation.
-    perturb : ``perturb(inputs, generator) -> inputs``, the perturbation T of regularised runs;
-        default: input noise of strength ``mke.input_noise``.
+    perturb : ``perturb(inputs, generator) -> inputs``, the perturbation T of regularised runs
+        (``mke_experiments.perturbations``); default: input noise of strength ``mke.input_noise``.
+
+    Randomness: shuffling draws from a CPU generator seeded with ``seed``; T and the augmentation from
+    a generator on ``device`` (on the CPU the same one, so CPU runs draw one stream); dropout and
+    modality dropout from the global generators, seeded here. All of their states are checkpointed.
     """
     rank, world = distributed()
-    perturb = perturb or input_noise_perturbation(mke.input_noise if mke is not None else 0.0)
+    if regularised and perturb is None:
+        perturb = perturbations.input_noise(mke.input_noise)
     torch.manual_seed(seed)  # dropout and modality dropout draw from the global generator
-    generator = torch.Generator().manual_seed(seed)  # shuffling and input noise
+    generator = torch.Generator().manual_seed(seed)  # shuffling (and, on the CPU, T and augmentation)
+    draws = generator if device.type == "cpu" else torch.Generator(device).manual_seed(seed)  # T, augmentation
     model.to(device)
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -132,6 +131,9 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
                                                        state["best_state"], state["best_epoch"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if draws is not generator:
+            draws.set_state(state["device_generator"])
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start = state["epoch"] + 1
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     writer = _tensorboard(log_dir) if log_dir is not None and rank == 0 else None
@@ -152,19 +154,13 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
             x = tuple(t[idx].to(device, non_blocking=True) for t in inputs)
             y = targets[idx].to(device)
             if augment is not None:
-                x, y = augment(x, y, generator)
+                x, y = augment(x, y, draws)
             if y.dtype != torch.int64 and not y.is_floating_point():
                 y = y.long()
+            forward = lambda perturbed: train_model(*(perturb(x, draws) if perturbed else x)).float()  # noqa: E731,B023
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                if not regularised:
-                    loss = pseudo_label_loss(train_model(*x).float(), y, class_dim=1, ignore_index=IGNORE)
-                elif mke.loss_form == "perturbed_ce":
-                    out = train_model(*perturb(x, generator)).float()
-                    loss = pseudo_label_loss(out, y, class_dim=1, ignore_index=IGNORE)
-                else:  # Eq. (3): L_pl on f(x) + γ · ‖f(x) − f(T(x))‖²
-                    clean = train_model(*x).float()
-                    perturbed = train_model(*perturb(x, generator)).float()
-                    loss = mke_loss(clean, perturbed, y, mke.gamma, class_dim=1, ignore_index=IGNORE)
+                loss = student_loss(forward, y, regularised=regularised, class_dim=1, ignore_index=IGNORE,
+                                    **(dict(loss_form=mke.loss_form, gamma=mke.gamma) if regularised else {}))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -187,6 +183,8 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
             state = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
                          best_score=best_score, best_state=best_state, best_epoch=best_epoch,
                          generator=generator.get_state(), torch_rng=torch.get_rng_state())
+            if draws is not generator:
+                state.update(device_generator=draws.get_state(), cuda_rng=torch.cuda.get_rng_state(device))
             atomic_write(checkpoint, functools.partial(torch.save, state))
     if writer is not None:
         writer.close()

@@ -20,7 +20,7 @@ import torch
 
 from mke_theory._validation import check_choice, check_range
 from mke_theory.errors import MKEError
-from mke_theory.objective import LOSS_FORMS, consistency_loss, pseudo_label_loss, relative_gaussian
+from mke_theory.objective import LOSS_FORMS, relative_gaussian, student_loss
 
 
 @dataclass(frozen=True)
@@ -117,27 +117,31 @@ class MLPEnsemble:
         S = w1.shape[0]
         if reg is not None and reg["active_input"].any():
             x = x.expand(S, *x.shape[-2:]) if x.dim() == 2 else x
-            x = relative_gaussian(x, reg["input_noise"], self._draw_normal(x.shape[1:], gens, reg["active_input"]))
+            eps = self._draw_normal(x.shape[1:], gens, reg["active_input"], x.device)
+            x = relative_gaussian(x, reg["input_noise"], eps)
         h = torch.relu(torch.matmul(x, w1) + b1)  # (S, n, h)
         if reg is not None and reg["active_feature"].any():
-            h = relative_gaussian(h, reg["feature_noise"], self._draw_normal(h.shape[1:], gens, reg["active_feature"]))
+            h = relative_gaussian(h, reg["feature_noise"], self._draw_normal(h.shape[1:], gens, reg["active_feature"],
+                                                                             h.device))
         if reg is not None and reg["active_dropout"].any():
-            h = h * self._draw_keep(h.shape[1:], gens, reg["dropout"])
+            h = h * self._draw_keep(h.shape[1:], gens, reg["dropout"], h.device)
         h = torch.relu(torch.baddbmm(b2, h, w2))  # (S, n, h)
         return torch.baddbmm(b3, h, w3)  # (S, n, K)
 
+    # Every member draws from its own CPU generator, so that a member sees the noise its seed sees when
+    # trained alone (on any device); the draws then move to the device of the activations.
     @staticmethod
-    def _draw_normal(shape, gens, active):
+    def _draw_normal(shape, gens, active, device):
         # Members with this perturbation switched off draw nothing, exactly as a single run would not.
         return torch.stack([torch.randn(shape, generator=g) if a else torch.zeros(shape)
-                            for g, a in zip(gens, active.tolist())])
+                            for g, a in zip(gens, active.tolist())]).to(device)
 
     @staticmethod
-    def _draw_keep(shape, gens, p):
+    def _draw_keep(shape, gens, p, device):
         out = []
         for g, ps in zip(gens, p.flatten().tolist()):
             out.append((torch.rand(shape, generator=g) >= ps) / (1.0 - ps) if ps > 0 else torch.ones(shape))
-        return torch.stack(out)
+        return torch.stack(out).to(device)
 
     # ---- fit ---------------------------------------------------------------------------------
     def fit(self, x, targets, seeds, regularizers=None, progress=None) -> MLPEnsemble:
@@ -205,15 +209,11 @@ class MLPEnsemble:
         reg["active_dropout"] = reg["dropout"].flatten() > 0
         x, y = x.to(dev), y.to(dev)
         history = np.empty((self.steps, S), dtype=np.float32)
+        forward = lambda perturbed: self._forward(x, params, reg, gens) if perturbed else self._forward(x, params)  # noqa: E731
+        per_sample_mean = lambda v: v.mean(dim=1)  # (S, n) -> (S,): one loss per member  # noqa: E731
         for step in range(self.steps):
-            # ---- the student step of Algorithm 1: L_pl on f(T(x)), or L_pl(f(x)) + γ L_reg ----
-            perturbed = self._forward(x, params, reg, gens)  # (S, n, K)
-            if self.loss_form == "perturbed_ce":
-                per_member = pseudo_label_loss(perturbed, y, reduction="none").mean(dim=1)  # (S,)
-            else:
-                clean = self._forward(x, params)
-                per_member = (pseudo_label_loss(clean, y, reduction="none").mean(dim=1)
-                              + self.gamma * consistency_loss(clean, perturbed, reduction="none").mean(dim=1))
+            # ---- the student step of Algorithm 1 (objective.student_loss): f_s(T(x)) is (S, n, K) ----
+            per_member = student_loss(forward, y, loss_form=self.loss_form, gamma=self.gamma, reduce=per_sample_mean)
             opt.zero_grad(set_to_none=True)
             per_member.sum().backward()  # members are independent: d(sum)/dθ_s = dL_s/dθ_s
             opt.step()

@@ -151,3 +151,44 @@ def perturbed_pseudo_label_loss(perturbed_logits: torch.Tensor, targets: torch.T
                                 reduction: str = "mean") -> torch.Tensor:
     """The official TwoMoon form: (1/M) Σ CE(ỹ_i, f_s(T(x_i))), the perturbation inside the CE."""
     return pseudo_label_loss(perturbed_logits, targets, class_dim, reduction)
+
+
+# ---- the student objective of Algorithm 1 ----------------------------------------------------------
+def student_loss(forward, targets: torch.Tensor, *, regularised: bool = True, loss_form: str = "consistency",
+                 gamma: float = 1.0, class_dim: int = -1, ignore_index: int = -100, reduce=None) -> torch.Tensor:
+    """The loss of one student step, the only place its terms are put together.
+
+    Parameters
+    ----------
+    forward : ``forward(perturbed) -> logits``: f_s(x) for ``False`` and f_s(T(x)) for ``True``, with
+        the perturbation T drawn anew at each call (an ``nn.Module`` on perturbed inputs, or a batched
+        ensemble whose T also acts on hidden features). Called once, or twice (clean first).
+    targets : hard (int) or soft (float, the logits' shape) pseudo labels, Eq. (2).
+    regularised : False gives plain cross entropy on clean inputs, L_pl(f_s(x)) (the teacher, the
+        unregularised students).
+    loss_form : ``"consistency"``, Eq. (3): L_pl(f_s(x)) + γ · L_reg(f_s(x), f_s(T(x))); or
+        ``"perturbed_ce"``, the official TwoMoon form: L_pl(f_s(T(x))).
+    gamma : γ of Eq. (3).
+    reduce : None averages each term over every sample (and pixel; targets equal to
+        ``ignore_index`` left out of L_pl); otherwise ``reduce(per_sample)`` is applied to each term's
+        unreduced values, e.g. ``lambda v: v.mean(dim=1)`` for one loss per ensemble member ``(S,)``.
+    """
+    if loss_form not in LOSS_FORMS:
+        raise MKEError(f"loss_form must be one of {', '.join(LOSS_FORMS)}; got {loss_form!r}")
+
+    def l_pl(logits):
+        if reduce is None:
+            return pseudo_label_loss(logits, targets, class_dim, ignore_index=ignore_index)
+        return reduce(pseudo_label_loss(logits, targets, class_dim, "none", ignore_index))
+
+    if not regularised:
+        return l_pl(forward(False))
+    if loss_form == "perturbed_ce":
+        return l_pl(forward(True))
+    clean = forward(False)
+    perturbed = forward(True)
+    if reduce is None:
+        return mke_loss(clean, perturbed, targets, gamma, class_dim, ignore_index=ignore_index)
+    if gamma < 0:
+        raise MKEError(f"gamma must lie in [0, inf), got {gamma!r}")
+    return l_pl(clean) + gamma * reduce(consistency_loss(clean, perturbed, class_dim, "none"))

@@ -101,12 +101,18 @@ def validate_record(record: dict, source: str = "record") -> dict:
     return record
 
 
+def run_stem(task: str, method: str, seed: int, config_hash: str, variant: str = "") -> str:
+    """``<task>__<method>[__<variant>]__seed<seed>__<config hash>``: the name of every file of one run
+    (its record ``.json``, checkpoint ``.pt`` and example predictions ``.npz``)."""
+    parts = [task, method] + ([variant] if variant else []) + [f"seed{seed}", config_hash]
+    return "__".join(p.replace(os.sep, "-").replace(" ", "") for p in parts)
+
+
 def record_path(record: dict, out_dir: str | os.PathLike) -> Path:
-    """``DIR/<task>__<method>[__<variant>]__seed<seed>__<config hash>.json``."""
-    parts = [record["task"], record["method"]] + ([record["variant"]] if record.get("variant") else [])
-    parts += [f"seed{record['seed']}", record.get("config_hash") or config_hash(record["config"])]
-    name = "__".join(p.replace(os.sep, "-").replace(" ", "") for p in parts)
-    return Path(out_dir) / f"{name}.json"
+    """``DIR/<run_stem>.json``."""
+    stem = run_stem(record["task"], record["method"], record["seed"],
+                    record.get("config_hash") or config_hash(record["config"]), record.get("variant") or "")
+    return Path(out_dir) / f"{stem}.json"
 
 
 def write_record(record: dict, out_dir: str | os.PathLike, force: bool = False) -> Path:

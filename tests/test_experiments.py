@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from mke_experiments.cli import cli
-from mke_experiments.config import apply_overrides
-from mke_experiments.pipeline import METHODS, fit_mke, resolve_config, run, run_seed
+from mke_experiments.config import apply_overrides, resolve_config
+from mke_experiments.pipeline import METHODS, fit_mke, run, run_seed
 from mke_experiments.tasks import TASKS, get_task
 from mke_theory.generators import gaussian_mixture
 from mke_theory.records import read_records

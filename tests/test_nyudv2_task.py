@@ -14,9 +14,10 @@ from fixtures.nyudv2 import make_labeled_mat, small_split
 from mke_experiments.cli import cli
 from mke_experiments.config import ModelConfig, apply_overrides
 from mke_experiments.data.nyudv2 import prepare
+from mke_experiments.metrics import segmentation_metrics
 from mke_experiments.pipeline import run
 from mke_experiments.tasks import get_task
-from mke_experiments.tasks.nyudv2 import joint_augment, segmentation_metrics
+from mke_experiments.tasks.nyudv2 import joint_augment
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ("train.epochs=1", "data.crop=32,48", "train.batch_size=4")

@@ -10,8 +10,9 @@ from fixtures.sound_tasks import LABELS, audioset_download, vggsound_download
 
 from mke_experiments.cli import cli
 from mke_experiments.config import apply_overrides
+from mke_experiments.metrics import scores_metrics as sound_metrics
 from mke_experiments.tasks import get_task
-from mke_experiments.tasks.avsound import SoundData, av_perturbation, class_list, sound_metrics
+from mke_experiments.tasks.avsound import SoundData, av_perturbation, class_list
 
 SMALL = ["--set", "data.frames=2", "--set", "data.size=32", "--set", "data.n_mels=16", "--set", "data.seconds=1.0"]
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mke_experiments.config import ModelConfig
+from mke_experiments.perturbations import modality_dropout
 from mke_theory.errors import MKEError
 
 
@@ -107,11 +108,8 @@ class Student(nn.Module):
 
     def forward(self, alpha, beta):
         fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db)
-        if self.training and self.modality_dropout > 0:
-            drop = torch.rand(fa.shape[0], device=fa.device) < self.modality_dropout  # (B,)
-            which = torch.rand(fa.shape[0], device=fa.device) < 0.5  # True: drop α, False: drop β
-            fa = fa * ~(drop & which)[:, None]
-            fb = fb * ~(drop & ~which)[:, None]
+        if self.training:
+            fa, fb = modality_dropout((fa, fb), self.modality_dropout)
         if self.fusion == "late":
             return self.head_alpha(fa) + self.head_beta(fb)
         return self.head(torch.cat([fa, fb], dim=1))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mke_experiments.config import ModelConfig
+from mke_experiments.perturbations import modality_dropout
 from mke_theory.errors import MKEError
 
 
@@ -75,10 +76,7 @@ class SegStudent(nn.Module):
 
     def forward(self, rgb, depth):
         fr, fd = self.rgb(rgb), self.depth(depth)  # (B, C, h, w) each
-        if self.training and self.modality_dropout > 0:
-            drop = torch.rand(fr.shape[0], device=fr.device) < self.modality_dropout
-            which = torch.rand(fr.shape[0], device=fr.device) < 0.5
-            fr = fr * ~(drop & which)[:, None, None, None]
-            fd = fd * ~(drop & ~which)[:, None, None, None]
+        if self.training:
+            fr, fd = modality_dropout((fr, fd), self.modality_dropout)
         logits = self.head(fr + fd)
         return F.interpolate(logits, size=rgb.shape[-2:], mode="bilinear", align_corners=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.config import ExperimentConfig, TrainConfig
-from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
-from mke_experiments.models import av
-from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_experiments.metrics import scores_metrics
+from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
@@ -60,18 +59,6 @@ def class_list(classes: str) -> list[str]:
     from mke_experiments.data import av_manifests
 
     return sorted(av_manifests.subset("vggsound" if classes == "all" else "vggsound-mapped"))
-
-
-def sound_metrics(scores: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
-    """Top-1 and top-5 accuracy and mAP (mean over classes present of the average precision)."""
-    from sklearn.metrics import average_precision_score
-
-    onehot = labels if labels.ndim == 2 else np.eye(n_classes)[labels]
-    top = np.argsort(-scores, axis=1)[:, :5]
-    hit = onehot[np.arange(len(scores))[:, None], top] > 0  # (n, 5)
-    present = onehot.sum(axis=0) > 0
-    ap = [average_precision_score(onehot[:, c], scores[:, c]) for c in np.flatnonzero(present)]
-    return dict(top1=float(hit[:, 0].mean()), top5=float(hit.any(axis=1).mean()), map=float(np.mean(ap)))
 
 
 def _load_vggsound(data: SoundData, data_dir, classes: list[str]):
@@ -181,29 +168,24 @@ def prepare_audioset(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
 
 
 def av_perturbation(cfg: ExperimentConfig):
-    """T: SpecAugment-style masking of log-mel maps (one frequency band and one time span per clip)
-    and frame jitter (brightness ±20 % per clip); modality dropout lives in the student."""
-    d = cfg.data
+    """T: SpecAugment-style masking of log-mel maps (one band of ``data.freq_mask`` mel bins and one span
+    of ``data.time_mask`` frames per clip) and frame jitter (brightness ±20 % per clip); modality dropout
+    lives in the student (``perturbations.audio_visual``)."""
+    from mke_experiments.perturbations import audio_visual
 
-    def perturb(inputs, generator):
-        out = []
-        for x in inputs:
-            x = x.clone()
-            b = x.shape[0]
-            if x.dim() == 4:  # (B, 1, M, T)
-                m, t = x.shape[-2:]
-                f0 = torch.randint(0, max(1, m - d.freq_mask), (b,), generator=generator)
-                t0 = torch.randint(0, max(1, t - d.time_mask), (b,), generator=generator)
-                for i in range(b):
-                    x[i, :, f0[i]:f0[i] + d.freq_mask, :] = 0.0
-                    x[i, :, :, t0[i]:t0[i] + d.time_mask] = 0.0
-            elif x.dim() == 5:  # (B, F, 3, S, S)
-                gain = 0.8 + 0.4 * torch.rand(b, 1, 1, 1, 1, generator=generator)
-                x = (x * gain.to(x.device)).clamp(0, 1)
-            out.append(x)
-        return tuple(out)
+    return audio_visual(cfg.data.freq_mask, cfg.data.time_mask)
 
-    return perturb
+
+def build_teacher(split, cfg: ModelConfig):
+    from mke_experiments.models import av
+
+    return av.build_teacher(split, cfg)
+
+
+def build_student(split, cfg: ModelConfig, regularised: bool):
+    from mke_experiments.models import av
+
+    return av.build_student(split, cfg, regularised)
 
 
 def _config(name: str) -> ExperimentConfig:
@@ -214,8 +196,8 @@ def _config(name: str) -> ExperimentConfig:
         mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.0))
 
 
-COMMON = dict(evaluate=sound_metrics, primary="top1", scores=True, build_teacher=av.build_teacher,
-              build_student=av.build_student, perturb=av_perturbation)
+COMMON = dict(evaluate=scores_metrics, primary="top1", scores=True, build_teacher=build_teacher,
+              build_student=build_student, perturb=av_perturbation)
 register_task(Task(name="vggsound", description="VGGSound events: audio teacher on a labeled part, audio + video "
                    "students on the rest (top-1/top-5)", default_config=_config("vggsound"), load=load_vggsound,
                    prepare=prepare_vggsound, **COMMON))

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
-from mke_experiments.tasks import Task, register_task
 from mke_experiments.tasks.arrays import standardize
+from mke_experiments.tasks.registry import Task, register_task
 from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
-from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_experiments.metrics import segmentation_metrics
+from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
-from mke_theory.split import IGNORE, MultimodalSplit
+from mke_theory.split import MultimodalSplit
 
 RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]  # ImageNet statistics
 RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -85,58 +84,26 @@ def prepare(raw_dir, out_dir, data: NyuData, progress=None) -> dict:
                        split_seed=data.split_seed, hha=data.depth == "hha", progress=progress)
 
 
-def segmentation_metrics(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
-    """mIoU, pixel accuracy and per-class IoU from one confusion matrix over all images (void ignored)."""
-    from mke_experiments.data.nyudv2 import CLASS_NAMES, confusion_matrix, miou
+def evaluate(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
+    """mIoU, pixel accuracy and per-class IoU named by NYU's 40 classes (``metrics.segmentation_metrics``)."""
+    from mke_experiments.data.nyudv2 import CLASS_NAMES
 
-    conf = confusion_matrix(pred, labels, n_classes, ignore=IGNORE)
-    mean_iou, per_class, pixel_accuracy = miou(conf)
-    out = dict(miou=float(mean_iou), pixel_accuracy=float(pixel_accuracy))
-    out.update({f"iou_{name.replace(' ', '_')}": float(v) for name, v in zip(CLASS_NAMES, per_class)
-                if not np.isnan(v)})
-    return out
+    return segmentation_metrics(pred, labels, n_classes, class_names=CLASS_NAMES)
 
 
 def joint_augment(cfg: ExperimentConfig):
     """Random scale (0.75–1.25), crop to ``data.crop`` and horizontal flip, the same for RGB, depth and labels."""
-    crop = cfg.data.hw("crop")
+    from mke_experiments.perturbations import joint_scale_crop_flip
 
-    def augment(inputs, targets, generator):
-        s = 0.75 + 0.5 * torch.rand(1, generator=generator).item()
-        h, w = inputs[0].shape[-2:]
-        size = (max(crop[0], round(h * s)), max(crop[1], round(w * s)))
-        inputs = tuple(F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in inputs)
-        if targets.is_floating_point():  # soft labels (B, K, H, W)
-            targets = F.interpolate(targets, size=size, mode="bilinear", align_corners=False)
-        else:
-            targets = F.interpolate(targets[:, None].float(), size=size, mode="nearest")[:, 0].long()
-        top = int(torch.randint(0, size[0] - crop[0] + 1, (1,), generator=generator))
-        left = int(torch.randint(0, size[1] - crop[1] + 1, (1,), generator=generator))
-        window = (..., slice(top, top + crop[0]), slice(left, left + crop[1]))
-        inputs, targets = tuple(x[window] for x in inputs), targets[window]
-        if torch.rand(1, generator=generator).item() < 0.5:
-            inputs, targets = tuple(x.flip(-1) for x in inputs), targets.flip(-1)
-        return inputs, targets
-
-    return augment
+    return joint_scale_crop_flip(cfg.data.hw("crop"))
 
 
 def photometric_perturbation(cfg: ExperimentConfig):
-    """T for segmentation: colour jitter on RGB (brightness and contrast ±20 % per image) and
-    relative Gaussian noise on depth; spatially aligned, so f(x) and f(T(x)) compare pixel by pixel."""
-    from mke_theory.objective import input_noise
+    """T for segmentation: colour jitter on RGB (brightness and contrast ±20 % per image) and relative
+    Gaussian noise of strength ``mke.input_noise`` on depth (``perturbations.photometric``)."""
+    from mke_experiments.perturbations import photometric
 
-    def perturb(inputs, generator):
-        rgb = inputs[0]
-        b = rgb.shape[0]
-        gain = (0.8 + 0.4 * torch.rand(b, 1, 1, 1, generator=generator)).to(rgb.device)
-        shift = (0.4 * torch.rand(b, 1, 1, 1, generator=generator) - 0.2).to(rgb.device)
-        mean = rgb.mean(dim=(1, 2, 3), keepdim=True)
-        out = [(rgb - mean) * gain + mean + shift]
-        out += [input_noise(x.cpu(), cfg.mke.input_noise, generator).to(x.device) for x in inputs[1:]]
-        return tuple(out)
-
-    return perturb
+    return photometric(cfg.mke.input_noise)
 
 
 def build_teacher(split, cfg: ModelConfig):
@@ -163,7 +130,7 @@ register_task(Task(
     name="nyudv2",
     description="NYU Depth V2 segmentation (40 classes): RGB teacher, RGB-D student, mIoU",
     default_config=DEFAULT, load=load, prepare=prepare,
-    evaluate=segmentation_metrics, primary="miou",
+    evaluate=evaluate, primary="miou",
     build_teacher=build_teacher, build_student=build_student,
     augment=joint_augment, perturb=photometric_perturbation, examples=4,
 ))

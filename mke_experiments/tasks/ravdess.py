@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
-from mke_experiments.tasks import Task, data_dir_or_error, register_task
+from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
 
