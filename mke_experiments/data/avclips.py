@@ -32,7 +32,6 @@ and the readers need PyAV, OpenCV, librosa and soundfile (``pip install -e .[exp
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -44,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_experiments.data import media
+from mke_experiments.data.media import logmel
 from mke_theory.errors import MKEError
-from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ N_CAVMAE_FRAMES = 10  # CAV-MAE extracts frame_0 … frame_9
 DATASETS = {"vggsound": "VGGSound", "audioset": "AudioSet"}  # how messages name the known data sets
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_WIN_SECONDS, _HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz: 100 frames per second
-_TOP_DB = 80.0  # librosa.power_to_db default
 EXPECTED_LAYOUT = ("expected RAW/<clip>.mp4 (or RAW/**/<clip>.mp4), or the CAV-MAE layout RAW/audio/<clip>.wav "
                    "with RAW/frames/frame_{0..9}/<clip>.jpg")
 
@@ -162,13 +160,6 @@ def find_clips(raw_dir: str | os.PathLike, names: Iterable[str]) -> dict[str, Cl
 
 
 # ---- decode ---------------------------------------------------------------------------------------
-def _fit_length(mono: np.ndarray, n: int) -> np.ndarray:
-    """Zero-pad at the end or keep the first ``n`` samples: the clip already is the [start, start+10) window."""
-    if mono.shape[0] < n:
-        return np.pad(mono, (0, n - mono.shape[0]))
-    return mono[:n]
-
-
 def _square(cv2, rgb: np.ndarray, size: int) -> np.ndarray:
     """(3, size, size) uint8 of the centre square of an (H, W, 3) RGB image."""
     height, width = rgb.shape[:2]
@@ -180,12 +171,7 @@ def _square(cv2, rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def _import(module: str):
-    try:
-        return __import__(module)
-    except ImportError as e:
-        package = {"av": "av (PyAV)", "cv2": "opencv-python-headless<5"}.get(module, module)
-        raise AvClipError(f"reading audio-visual clips needs {package} ({e}); install it with "
-                          "pip install -e .[experiments].") from None
+    return media.require(module, AvClipError, "reading audio-visual clips")
 
 
 def decode_mp4(path: str | os.PathLike, frames: int = 4, size: int = 64, sample_rate: int = 16000,
@@ -300,12 +286,12 @@ def decode_mp4(path: str | os.PathLike, frames: int = 4, size: int = 64, sample_
     if n_audio == 0:
         raise fail("its audio stream has no decodable sample")
     audio = np.concatenate(chunks).astype(np.float32, copy=False)
-    return np.stack(images).astype(np.uint8), _fit_length(audio, n_samples).astype(np.float32)
+    # the clip already is the [start, start + 10) window: keep the start
+    return np.stack(images).astype(np.uint8), media.fit_length(audio, n_samples, "start").astype(np.float32)
 
 
-def _frame_indices(n_frames: int, k: int) -> np.ndarray:
-    """Centres of ``k`` equal segments of ``n_frames`` frames (repeats when there are fewer than k)."""
-    return np.minimum(((np.arange(k) + 0.5) * n_frames / k).astype(np.int64), n_frames - 1)
+def _clip_error(path: Path, reason: str) -> AvClipError:
+    return AvClipError(f"{path}: {reason}")
 
 
 def read_wav_frames(source: ClipSource, frames: int = 4, size: int = 64, sample_rate: int = 16000,
@@ -322,23 +308,16 @@ def read_wav_frames(source: ClipSource, frames: int = 4, size: int = 64, sample_
     AvClipError
         naming the file that is absent or unreadable.
     """
-    cv2, librosa, soundfile = _import("cv2"), _import("librosa"), _import("soundfile")
+    cv2 = _import("cv2")
+    for module in ("librosa", "soundfile"):  # media.read_wav's: a missing one is this reader's error
+        _import(module)
     if source.audio is None:
         raise AvClipError(f"{source.name}: the CAV-MAE frames exist but audio/{source.name}.wav does not")
     if not source.frames:
         raise AvClipError(f"{source.audio}: the wav exists but no frames/frame_{{0..9}}/{source.name}.jpg does")
-    try:
-        samples, rate = soundfile.read(str(source.audio), dtype="float32", always_2d=True)  # (n, channels)
-    except (RuntimeError, OSError, ValueError, EOFError) as e:  # soundfile.LibsndfileError is a RuntimeError
-        raise AvClipError(f"{source.audio}: soundfile cannot read the audio ({e})") from None
-    if samples.shape[0] == 0:
-        raise AvClipError(f"{source.audio}: the audio has no samples")
-    mono = samples.mean(axis=1)  # (n,)
-    if rate != sample_rate:
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
-    audio = _fit_length(mono, int(round(seconds * sample_rate))).astype(np.float32)
+    audio = media.read_wav(source.audio, sample_rate, int(round(seconds * sample_rate)), "start", _clip_error)
     images = []
-    for i in _frame_indices(len(source.frames), frames).tolist():
+    for i in media.frame_indices(len(source.frames), frames).tolist():
         path = source.frames[i]
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -353,25 +332,6 @@ def read_clip(source: ClipSource, frames: int = 4, size: int = 64, sample_rate: 
     if source.layout == "mp4":
         return decode_mp4(source.video, frames, size, sample_rate, seconds)
     return read_wav_frames(source, frames, size, sample_rate, seconds)
-
-
-def logmel(audio: np.ndarray, sample_rate: int = 16000, n_mels: int = 64, hop: int = 160,
-           n_fft: int = 512) -> np.ndarray:
-    """Log-mel spectrogram in dB: ``librosa.feature.melspectrogram`` then ``power_to_db`` (ref 1, top 80 dB).
-
-    Parameters
-    ----------
-    audio : (n_samples,) mono waveform.
-
-    Returns
-    -------
-    float32 (1, n_mels, 1 + n_samples // hop)
-    """
-    librosa = _import("librosa")
-    power = librosa.feature.melspectrogram(y=np.asarray(audio, dtype=np.float32), sr=sample_rate, n_fft=n_fft,
-                                           hop_length=hop, n_mels=n_mels)  # (M, T)
-    db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=_TOP_DB)
-    return db.astype(np.float32)[None]  # (1, M, T)
 
 
 # ---- labels ---------------------------------------------------------------------------------------
@@ -396,18 +356,13 @@ def split_labels(labels: Iterable[str]) -> list[tuple[str, ...]]:
 
 # ---- prepare --------------------------------------------------------------------------------------
 def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
-    cache_store.check_audio_video_params(AvClipError, frames, size, sample_rate, n_mels, seconds)
-    hop = int(round(_HOP_SECONDS * sample_rate))
-    n_samples = int(round(seconds * sample_rate))
     return {
-        "frames": int(frames), "size": int(size), "sample_rate": int(sample_rate), "n_mels": int(n_mels),
-        "seconds": float(seconds), "n_fft": int(round(_WIN_SECONDS * sample_rate)), "hop_length": hop,
-        "n_samples": n_samples, "n_times": 1 + n_samples // hop,  # librosa centres frames
+        **media.clip_params(AvClipError, frames, size, sample_rate, n_mels, seconds),
         "frame_sampling": "mp4: frames nearest the centres of `frames` equal segments of the first `seconds`; "
                           "cavmae: jpgs at the centres of equal segments of frame_0..frame_9",
         "crop": "centre square, cv2.INTER_AREA", "colour": "RGB",
         "audio": "mono (av.AudioResampler / mean of channels), resampled, zero-pad at the end or keep the start",
-        "power_to_db": {"ref": 1.0, "amin": 1e-10, "top_db": _TOP_DB},
+        "power_to_db": dict(media.POWER_TO_DB),
         "labels": f"str, joined with {LABEL_SEPARATOR!r}",
     }
 
@@ -452,14 +407,9 @@ def _fingerprint(raw_dir: Path, wanted: list[tuple[str, str]], found: dict[str, 
 
 def _versions() -> dict:
     import av
-    import cv2
-    import librosa
-    import soundfile
 
     ffmpeg = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}
-    return cache_store.library_versions(av=av.__version__, ffmpeg=ffmpeg, opencv=cv2.__version__,
-                                        librosa=librosa.__version__, soundfile=soundfile.__version__,
-                                        libsndfile=soundfile.__libsndfile_version__)
+    return media.library_versions(av=av.__version__, ffmpeg=ffmpeg)
 
 
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],
@@ -500,12 +450,11 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
     """
     spec = cache_spec(name)
     params = _params(frames, size, sample_rate, n_mels, seconds)
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    raw_dir = Path(raw_dir)
     wanted, duplicates = _unique_clips(clips)
     if not wanted:
         raise AvClipError(f"prepare {name}: the clip list is empty; pass (clip name, label) pairs from the CSV.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise AvClipError(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    out_dir = cache_store.check_out_dir(spec, out_dir)
     other = cache_store.read_manifest(spec, out_dir)
     if other is not None and other.get("format") != spec.format:
         raise AvClipError(f"cache folder {out_dir} already holds another cache ({out_dir / MANIFEST_NAME} has "
@@ -516,13 +465,9 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         raise AvClipError(f"none of the {len(wanted)} wanted {spec.dataset} clips (e.g. {wanted[0][0]}) is in "
                           f"{raw_dir}; {EXPECTED_LAYOUT}.")
     fingerprint = _fingerprint(raw_dir, wanted, found)
-    current = cache_store.current(spec, out_dir, params, fingerprint)
-    if current is not None:
-        log.info("%s cache %s is up to date (same clips, same files, same parameters); nothing to do",
-                 spec.dataset, out_dir / spec.cache_name)
-        if progress is not None:
-            progress(len(wanted))
-        return {**current, "reused": True}
+    reused = cache_store.reuse(spec, out_dir, params, fingerprint, progress, len(wanted))
+    if reused is not None:
+        return reused
 
     for module in ("av", "cv2", "librosa", "soundfile"):
         _import(module)
@@ -562,19 +507,12 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         "names": np.asarray(names, dtype=str),  # (n,)
         "labels": np.asarray(labels, dtype=str),  # (n,) joined with "|"
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / spec.cache_name
-    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
     per_label: dict[str, int] = {}
     for entry in split_labels(labels):
         for label in entry:
             per_label[label] = per_label.get(label, 0) + 1
-    manifest = {
-        "format": spec.format, "version": spec.version, "complete": True, "dataset": spec.dataset,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
-        "raw_dir": str(raw_dir.resolve()), "cache": spec.cache_name, "cache_bytes": cache.stat().st_size,
-        "params": params, "source_fingerprint": fingerprint,
-        "shapes": {key: list(array.shape) for key, array in arrays.items()},
+    manifest = cache_store.write(spec, out_dir, arrays, params, fingerprint, started, {
+        "dataset": spec.dataset, "raw_dir": str(raw_dir.resolve()),
         "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
                            "split_labels() gives tuples",
         "counts": {
@@ -585,10 +523,9 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         "missing": missing,
         "skipped": skipped,
         "versions": _versions(),
-    }
-    atomic_write(out_dir / MANIFEST_NAME,
-                 lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
-    log.info("wrote %s: %d clips, %d missing, %d skipped", cache, len(names), len(missing), len(skipped))
+    })
+    log.info("wrote %s: %d clips, %d missing, %d skipped", out_dir / spec.cache_name, len(names), len(missing),
+             len(skipped))
     return {**manifest, "reused": False}
 
 

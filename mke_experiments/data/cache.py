@@ -1,19 +1,31 @@
 """The prepared-cache contract every real-data reader follows: one ``.npz`` of arrays and a
 ``manifest.json`` that records its format, parameters, source fingerprint, byte size and shapes.
 
-``current`` says whether a cache on disk can be reused by ``prepare``; ``load`` reads one and
-turns every way it can be broken into one sentence naming the file and the command that rebuilds it.
+``prepare`` checks its ``--out`` folder with ``check_out_dir``, returns a cache it can reuse with
+``reuse`` (``current`` says whether one can be), and writes a new one with ``write``; ``load`` reads
+one and turns every way it can be broken into one sentence naming the file and the command that
+rebuilds it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from mke_theory.records import atomic_write
+
+log = logging.getLogger(__name__)
+
+# The manifest entries ``write`` sets for every reader, in this order; the reader's own follow.
+SHARED_KEYS = ("format", "version", "complete", "created", "seconds_taken", "cache", "cache_bytes", "params",
+               "source_fingerprint", "shapes")
 
 
 @dataclass(frozen=True)
@@ -24,22 +36,8 @@ class CacheSpec:
     format: str  # the manifest's "format" value
     version: int
     arrays: Callable[[dict], tuple]  # manifest -> names of the arrays the npz must hold
-    error: type  # the reader's ValueError subclass
+    error: type  # the reader's MKEError subclass
     hint: str  # "run mke-exp prepare TASK --raw DIR --out DIR"
-
-
-AUDIO_VIDEO_RULES = "use frames >= 1, size >= 8, sample_rate >= 1000, n_mels >= 1 and seconds > 0"
-
-
-def check_audio_video_params(error: type, frames: int, size: int, sample_rate: int, n_mels: int,
-                             seconds: float) -> None:
-    """The clip parameters every audio-visual ``prepare`` takes; ``error`` names the one out of range."""
-    checks = [("frames", frames, frames >= 1), ("size", size, size >= 8),
-              ("sample_rate", sample_rate, sample_rate >= 1000), ("n_mels", n_mels, n_mels >= 1),
-              ("seconds", seconds, seconds > 0)]
-    for label, value, ok in checks:
-        if not ok:
-            raise error(f"prepare: {label}={value!r} is out of range; {AUDIO_VIDEO_RULES}.")
 
 
 def library_versions(**libraries) -> dict:
@@ -76,6 +74,65 @@ def current(spec: CacheSpec, out_dir: Path, params: dict, fingerprint) -> dict |
                 return None
     except (OSError, zipfile.BadZipFile):
         return None
+    return manifest
+
+
+def check_out_dir(spec: CacheSpec, out_dir) -> Path:
+    """``out_dir`` as a Path; ``spec.error`` when it is an existing file (it may not exist yet)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise spec.error(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    return out_dir
+
+
+def reuse(spec: CacheSpec, out_dir: Path, params: dict, fingerprint,
+          progress: Callable[[int], object] | None = None, total: int = 0) -> dict | None:
+    """The manifest plus ``reused=True`` when ``current`` finds the cache up to date, else None.
+
+    A reused cache is logged, and ``progress(total)`` is called: the work ``prepare`` had to do is done.
+    """
+    manifest = current(spec, out_dir, params, fingerprint)
+    if manifest is None:
+        return None
+    log.info("%s cache %s is up to date (same source, same parameters); nothing to do", spec.dataset,
+             Path(out_dir) / spec.cache_name)
+    if progress is not None:
+        progress(total)
+    return {**manifest, "reused": True}
+
+
+def write(spec: CacheSpec, out_dir: Path, arrays: dict[str, np.ndarray], params: dict, fingerprint,
+          started: float, fields: dict) -> dict:
+    """Write the cache and then its manifest, each atomically, so an interrupted run leaves the previous
+    cache readable; ``out_dir`` is created.
+
+    Parameters
+    ----------
+    arrays : name → array, saved with ``np.savez_compressed`` to ``out_dir / spec.cache_name``.
+    params, fingerprint : what ``current`` compares on the next ``prepare``.
+    started : ``time.time()`` when ``prepare`` began its work, for ``seconds_taken``.
+    fields : the reader's own manifest entries (source, counts, ``versions``, …), after the shared ones.
+
+    Returns
+    -------
+    dict, the manifest written: the ``SHARED_KEYS`` (``complete`` True, ``shapes`` name → list), then ``fields``.
+    """
+    clash = [key for key in SHARED_KEYS if key in fields]
+    if clash:
+        raise ValueError(f"cache.write: fields {clash} are shared manifest entries that write sets itself")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = out_dir / spec.cache_name
+    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
+    manifest = {
+        "format": spec.format, "version": spec.version, "complete": True,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
+        "cache": spec.cache_name, "cache_bytes": cache.stat().st_size, "params": params,
+        "source_fingerprint": fingerprint, "shapes": {name: list(array.shape) for name, array in arrays.items()},
+        **fields,
+    }
+    atomic_write(out_dir / spec.manifest_name,
+                 lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
     return manifest
 
 

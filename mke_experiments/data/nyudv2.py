@@ -49,7 +49,6 @@ import numpy as np
 
 from mke_experiments.data import cache as cache_store
 from mke_theory.errors import MKEError
-from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -552,9 +551,7 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
     parts["test"] = test
     split_digest = hashlib.sha256(json.dumps({"train": train.tolist(), "test": test.tolist()}).encode()).hexdigest()
     params["split"] = "standard" if is_standard else f"custom sha256:{split_digest}"
-    raw_path, out_dir = _resolve_raw(raw), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NyuError(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    raw_path, out_dir = _resolve_raw(raw), cache_store.check_out_dir(CACHE_SPEC, out_dir)
     info = labeled_mat_info(raw_path)  # checks the file before anything else
     fingerprint = _fingerprint(raw_path)
     order = np.sort(np.concatenate([parts[name] for name in PARTS]))  # (n,) 1-based
@@ -563,13 +560,9 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
                 else "pass a split within the file's images")
         raise NyuError(f"{raw_path} has {info['n']} images but the split refers to image {int(order[-1])}; {hint}.")
     total = len(order)
-    current = cache_store.current(CACHE_SPEC, out_dir, params, fingerprint)
-    if current is not None:
-        log.info("NYU Depth V2 cache %s is up to date (same file, same parameters); nothing to do",
-                 out_dir / CACHE_NAME)
-        if progress is not None:
-            progress(total)
-        return {**current, "reused": True}
+    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, progress, total)
+    if reused is not None:
+        return reused
 
     started = time.time()
     height, width = params["size"]
@@ -601,19 +594,12 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
         if progress is not None:
             progress(1)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / CACHE_NAME
-    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
     counts = {name: int((arrays["part"] == name).sum()) for name in PARTS}
     class_pixels = {name: np.bincount(arrays["labels"][arrays["part"] == name].ravel(),
                                       minlength=N_CLASSES + 1).tolist() for name in PARTS}
-    manifest = {
-        "format": CACHE_FORMAT, "version": CACHE_VERSION, "complete": True,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
-        "raw": str(raw_path.resolve()), "cache": CACHE_NAME, "cache_bytes": cache.stat().st_size,
-        "params": params, "source_fingerprint": fingerprint,
+    manifest = cache_store.write(CACHE_SPEC, out_dir, arrays, params, fingerprint, started, {
+        "raw": str(raw_path.resolve()),
         "source_shape": {"n": info["n"], "height": info["height"], "width": info["width"]},
-        "shapes": {name: list(array.shape) for name, array in arrays.items()},
         "counts": {**counts, "total": total, "train": int(len(train)), "test_split": int(len(test))},
         "class_pixels": class_pixels,  # per part: pixels of label 0 (void), 1..40
         "class_names": ["void", *CLASS_NAMES],
@@ -625,10 +611,8 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
                      "hha": "uint8 (disparity, height, angle); gravity = camera y axis (see nyudv2.encode_hha)",
                      "resize": "opencv" if _cv2() is not None else "numpy"},
         "versions": _versions(),
-    }
-    atomic_write(out_dir / MANIFEST_NAME,
-                 lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
-    log.info("wrote %s: %s", cache, ", ".join(f"{counts[name]} {name}" for name in PARTS))
+    })
+    log.info("wrote %s: %s", out_dir / CACHE_NAME, ", ".join(f"{counts[name]} {name}" for name in PARTS))
     return {**manifest, "reused": False}
 
 

@@ -22,7 +22,6 @@ folders in. Only ``prepare`` needs OpenCV, librosa and soundfile (``pip install 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -35,8 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_experiments.data import media
 from mke_theory.errors import MKEError
-from mke_theory.records import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +63,6 @@ _EXTENSION = {1: ".mp4", 2: ".mp4", 3: ".wav"}
 # and a tiny fixture frame is upscaled past the cascade's 24 px window.
 _DETECT_SHORT_SIDE = 240
 _FACE_MARGIN = 0.15  # widen the Haar box by 15 % per side: it stops at the eyebrows and the chin
-_WIN_SECONDS, _HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz: ~100 frames per second
-_TOP_DB = 80.0  # librosa.power_to_db default
 
 
 class RavdessError(MKEError):
@@ -246,18 +243,12 @@ class _ClipError(Exception):
 
 
 def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
-    cache_store.check_audio_video_params(RavdessError, frames, size, sample_rate, n_mels, seconds)
-    n_fft = int(round(_WIN_SECONDS * sample_rate))
-    hop = int(round(_HOP_SECONDS * sample_rate))
-    n_samples = int(round(seconds * sample_rate))
     return {
-        "frames": int(frames), "size": int(size), "sample_rate": int(sample_rate), "n_mels": int(n_mels),
-        "seconds": float(seconds), "n_fft": n_fft, "hop_length": hop, "n_samples": n_samples,
-        "n_times": 1 + n_samples // hop,  # librosa centres frames: 1 + floor(n / hop)
+        **media.clip_params(RavdessError, frames, size, sample_rate, n_mels, seconds),
         "frame_sampling": "centres of `frames` equal segments of the clip",
         "face_detector": f"cv2 {HAAR_CASCADE}, largest box, {int(_FACE_MARGIN * 100)} % margin; else centre square",
         "colour": "RGB", "audio": "mono mean, librosa.resample, zero-pad at the end or centre-crop",
-        "power_to_db": {"ref": 1.0, "amin": 1e-10, "top_db": _TOP_DB},
+        "power_to_db": dict(media.POWER_TO_DB),
     }
 
 
@@ -271,28 +262,19 @@ def _fingerprint(found: Scan) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict:
-    import cv2
-    import librosa
-    import soundfile
-
-    return cache_store.library_versions(opencv=cv2.__version__, librosa=librosa.__version__,
-                                        soundfile=soundfile.__version__,
-                                        libsndfile=soundfile.__libsndfile_version__)
-
-
 def _import_prepare_deps():
+    """OpenCV, once it and librosa and soundfile (which ``media`` imports) are known to be installed."""
     try:
         import cv2
-        import librosa
-        import soundfile
+        import librosa  # noqa: F401
+        import soundfile  # noqa: F401
     except ImportError as e:
         raise RavdessError(f"prepare needs opencv-python-headless<5, librosa and soundfile ({e}); "
                            "install them with pip install -e .[experiments].") from None
     if not hasattr(cv2, "CascadeClassifier"):
         raise RavdessError(f"OpenCV {cv2.__version__} has no CascadeClassifier (removed in 5.0); "
                            'install pip install "opencv-python-headless>=4.8,<5".')
-    return cv2, librosa, soundfile
+    return cv2
 
 
 def _face_detector(cv2):
@@ -302,11 +284,6 @@ def _face_detector(cv2):
         raise RavdessError(f"the Haar cascade {path} shipped with OpenCV cannot be read; reinstall "
                            'it with pip install --force-reinstall "opencv-python-headless>=4.8,<5".')
     return detector
-
-
-def _frame_indices(n_frames: int, k: int) -> np.ndarray:
-    """Centres of ``k`` equal segments of ``n_frames`` frames (repeats when the clip is shorter than k)."""
-    return np.minimum(((np.arange(k) + 0.5) * n_frames / k).astype(np.int64), n_frames - 1)
 
 
 def _read_frames(cv2, path: Path, k: int) -> list[np.ndarray]:
@@ -320,7 +297,7 @@ def _read_frames(cv2, path: Path, k: int) -> list[np.ndarray]:
         try:
             if n_frames is None:
                 n_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            wanted = set(_frame_indices(n_frames, k).tolist()) if n_frames > 0 else set()
+            wanted = set(media.frame_indices(n_frames, k).tolist()) if n_frames > 0 else set()
             last = max(wanted) if wanted else None
             picked: dict[int, np.ndarray] = {}
             index = 0
@@ -334,7 +311,7 @@ def _read_frames(cv2, path: Path, k: int) -> list[np.ndarray]:
             cap.release()
         if not wanted or len(picked) < len(wanted):
             return [], index
-        return [picked[i] for i in _frame_indices(n_frames, k).tolist()], index
+        return [picked[i] for i in media.frame_indices(n_frames, k).tolist()], index
 
     frames, decoded = one_pass(None)  # trusts the container's frame count
     if not frames:
@@ -371,29 +348,6 @@ def _crop_face(cv2, detector, image: np.ndarray, size: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)), found  # (3, size, size)
 
 
-def _read_logmel(librosa, soundfile, path: Path, params: dict) -> np.ndarray:
-    """(1, n_mels, n_times) float32 log-mel spectrogram in dB of the mono, resampled, padded clip."""
-    try:
-        samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (n, channels)
-    except (RuntimeError, OSError, ValueError, EOFError) as e:  # soundfile.LibsndfileError is a RuntimeError
-        raise _ClipError(path, f"soundfile cannot read the audio ({e})") from None
-    if samples.shape[0] == 0:
-        raise _ClipError(path, "the audio has no samples")
-    mono = samples.mean(axis=1)  # (n,)
-    if rate != params["sample_rate"]:
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=params["sample_rate"])
-    n = params["n_samples"]
-    if mono.shape[0] < n:
-        mono = np.pad(mono, (0, n - mono.shape[0]))  # zeros at the end, as Chumachenko et al.
-    elif mono.shape[0] > n:
-        start = (mono.shape[0] - n) // 2
-        mono = mono[start:start + n]
-    power = librosa.feature.melspectrogram(y=mono, sr=params["sample_rate"], n_fft=params["n_fft"],
-                                           hop_length=params["hop_length"], n_mels=params["n_mels"])  # (M, T)
-    db = librosa.power_to_db(power, ref=1.0, amin=1e-10, top_db=_TOP_DB)
-    return db.astype(np.float32)[None]  # (1, M, T)
-
-
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
             sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
             progress: Callable[[int], object] | None = None) -> dict:
@@ -421,30 +375,28 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     dict, the manifest, plus ``reused`` (bool).
     """
     params = _params(frames, size, sample_rate, n_mels, seconds)
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    raw_dir = Path(raw_dir)
     found = scan(raw_dir)
     if not found.pairs:
         raise RavdessError(f"RAVDESS folder {raw_dir} has no audio-visual speech pair (01-01-<key>.mp4 with "
                            f"03-01-<key>.wav; {len(found.unpaired)} unpaired, {len(found.invalid)} badly named); "
                            f"{EXPECTED_TREE}.")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RavdessError(f"cache folder {out_dir} is a file; pass a folder to --out.")
+    out_dir = cache_store.check_out_dir(CACHE_SPEC, out_dir)
     fingerprint = _fingerprint(found)
-    current = cache_store.current(CACHE_SPEC, out_dir, params, fingerprint)
-    if current is not None:
-        log.info("RAVDESS cache %s is up to date (same files, same parameters); nothing to do", out_dir / CACHE_NAME)
-        if progress is not None:
-            progress(len(found.pairs))
-        return {**current, "reused": True}
+    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, progress, len(found.pairs))
+    if reused is not None:
+        return reused
 
-    cv2, librosa, soundfile = _import_prepare_deps()
+    cv2 = _import_prepare_deps()
     detector = _face_detector(cv2)
     started = time.time()
     frame_rows, logmel_rows, labels, actors, keys = [], [], [], [], []
     skipped, fallback_clips = [], []
     for pair in found.pairs:
         try:
-            logmel = _read_logmel(librosa, soundfile, pair.audio, params)
+            audio = media.read_wav(pair.audio, params["sample_rate"], params["n_samples"], "centre", _ClipError)
+            logmel = media.logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"],
+                                  params["n_fft"])
             crops, faces = zip(*(_crop_face(cv2, detector, image, size)
                                  for image in _read_frames(cv2, pair.video, frames)))
         except _ClipError as e:
@@ -474,17 +426,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
         "actors": np.asarray(actors, dtype=np.int64),  # (n,)
         "keys": np.asarray(keys, dtype=str),  # (n,)
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache = out_dir / CACHE_NAME
-    atomic_write(cache, lambda f: np.savez_compressed(f, **arrays))
     n_frames_total = len(keys) * frames
     not_found = sum(c["frames_without_face"] for c in fallback_clips)
-    manifest = {
-        "format": CACHE_FORMAT, "version": CACHE_VERSION, "complete": True,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
-        "raw_dir": str(raw_dir.resolve()), "cache": CACHE_NAME, "cache_bytes": cache.stat().st_size,
-        "params": params, "source_fingerprint": fingerprint,
-        "shapes": {name: list(array.shape) for name, array in arrays.items()},
+    manifest = cache_store.write(CACHE_SPEC, out_dir, arrays, params, fingerprint, started, {
+        "raw_dir": str(raw_dir.resolve()),
         "counts": {
             "clips": len(keys), "pairs": len(found.pairs), "skipped": len(skipped),
             "unpaired": len(found.unpaired), "invalid": len(found.invalid),
@@ -498,12 +443,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
         "skipped": skipped,
         "report": {"unpaired": [found.relative(p) for p in found.unpaired],
                    "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
-        "versions": _versions(),
-    }
-    atomic_write(out_dir / MANIFEST_NAME,
-                  lambda f: f.write((json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()))
-    log.info("wrote %s: %d clips, %d skipped, %d/%d frames without a face", cache, len(keys), len(skipped),
-             not_found, n_frames_total)
+        "versions": media.library_versions(),
+    })
+    log.info("wrote %s: %d clips, %d skipped, %d/%d frames without a face", out_dir / CACHE_NAME, len(keys),
+             len(skipped), not_found, n_frames_total)
     return {**manifest, "reused": False}
 
 
