@@ -57,23 +57,6 @@ def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
     return len(rows)
 
 
-def format_table(summary, reference: dict | None = None, title: str = "") -> str:
-    """Plain-text table: method, runs, mean ± std (%), 95 % CI (%), and an optional reference column."""
-    head = f"{'method':<28}{'runs':>5}  {'test accuracy %':>16}  {'95% CI':>15}"
-    head += f"  {'official notebook':>17}" if reference else ""
-    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
-    for _, r in summary.iterrows():
-        name = r["method"] + (f" [{r['variant']}]" if r["variant"] else "")
-        std = "" if r["n"] < 2 else f" ± {100 * r['std']:.2f}"
-        ci = "" if r["n"] < 2 else f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
-        line = f"{name:<28}{r['n']:>5}  {100 * r['mean']:>9.2f}{std:<7}  {ci:>15}"
-        if reference:
-            ref = reference.get(r["variant"] or r["method"], reference.get(r["method"]))
-            line += f"  {ref if ref is not None else '':>17}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
 @click.group(context_settings=dict(help_option_names=["-h", "--help"], show_default=True))
 @click.version_option(package_name="mke")
 def cli():
@@ -99,30 +82,25 @@ def cli():
 @user_errors
 def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
+    from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
     from mke_theory.stats import records_frame, summarize
-    from mke_theory.twomoon import (
-        ABLATION_TASK,
-        NOTEBOOK_ABLATION,
-        NOTEBOOK_REFERENCE,
-        TASK,
-        TwoMoonConfig,
-        run_twomoon,
-        total_steps,
-    )
+    from mke_theory.tables import format_table
+    from mke_theory.twomoon import ABLATION_TASK, TASK, TwoMoonConfig, run_twomoon, total_steps
 
     cfg = TwoMoonConfig(n_runs=n_runs, ablation=ablation, regularizer=regularizer, loss_form=loss_form, gamma=gamma)
     with progress_bar(total_steps(cfg), "training teacher and students") as update:
         result = run_twomoon(cfg, progress=update)
     summary = summarize(records_frame(result.runs), "test_accuracy")
     reference = NOTEBOOK_REFERENCE if regularizer == "input_noise" and loss_form == "perturbed_ce" else None
-    click.echo(format_table(summary[summary.task == TASK], reference,
-                            f"TwoMoon, {len(cfg.student_seeds)} runs (30 labeled / 270 unlabeled / 200 test); "
+    click.echo(format_table(summary[summary.task == TASK], fmt="plain", reference=reference,
+                            caption=f"TwoMoon, {len(cfg.student_seeds)} runs (30 labeled / 270 unlabeled / 200 test); "
                             f"pseudo-label accuracy on D_u {100 * result.pseudo_label_accuracy:.1f} %"))
     if ablation:
         ab = summary[summary.task == ABLATION_TASK]
-        ref = {f"{r}": f"{um} / {mm}" for r, (um, mm) in NOTEBOOK_ABLATION.items()}
-        click.echo("\n" + format_table(ab, ref if loss_form == "perturbed_ce" else None,
-                                       "Regulariser ablation (UM / MM students); reference column: UM / MM"))
+        ref = {(method, reg): f"{um} / {mm}" for reg, (um, mm) in NOTEBOOK_ABLATION.items()
+               for method in ("um_student", "mm_student")}  # each row shows both students' numbers
+        click.echo("\n" + format_table(ab, fmt="plain", reference=ref if loss_form == "perturbed_ce" else None,
+                                       caption="Regulariser ablation (UM / MM students); reference column: UM / MM"))
     write_records(result.runs, out, force)
     if not no_figure:
         from mke_theory.plots import plot_twomoon
@@ -151,42 +129,17 @@ def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure,
 @user_errors
 def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force, plot):
     """Students trained on pseudo labels of error η: test error, labels corrected and corrupted."""
-    import numpy as np
-    import pandas as pd
-
     from mke_theory.simulate import SimulateConfig, total_steps
     from mke_theory.simulate import simulate as run
+    from mke_theory.tables import format_sweep
 
     cfg = SimulateConfig(generator=generator, noise=noise, noise_model=noise_model, n_seeds=n_seeds,
                          data_seed=data_seed, steps=steps, regularizer=regularizer)
     with progress_bar(total_steps(cfg), f"training students for η = {','.join(f'{e:g}' for e in noise)}") as update:
         rows = run(cfg, progress=update)
-    frame = pd.DataFrame([dict(eta=r["config"]["eta"], method=r["method"], **r["metrics"]) for r in rows])
-    students = frame[frame.method != "teacher"]
-    table = students.groupby(["eta", "method"], sort=False).agg(
-        test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
-        pseudo_label_error=("pseudo_label_error", "mean"), corrected=("corrected", "mean"),
-        corrupted=("corrupted", "mean")).reset_index().sort_values("eta", kind="stable")
-    click.echo(f"{generator} data, {noise_model} pseudo-label noise, {n_seeds} seeds per cell "
-               f"(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, mean count)")
-    head = (f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}"
-            f"  {'corrected':>9}  {'corrupted':>9}")
-    click.echo(head + "\n" + "-" * len(head))
-    for _, r in table.iterrows():
-        click.echo(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
-                   f"{100 * r.test_error:>8.1f} ± {100 * np.nan_to_num(r.test_error_std):<5.1f}"
-                   f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
-    click.echo("\nTheory on D_u (Wei et al. 2021, Thm 4.3; c of the mistake sets, μ of the true labels; "
-               "'–': outside the theorem's domain, c ≤ 3)")
-    head = f"{'η':>5}  {'UM c':>6} {'UM μ':>6} {'UM bound':>9}  {'MM c':>6} {'MM μ':>6} {'MM bound':>9}  guarantee"
-    click.echo(head + "\n" + "-" * len(head))
-    fmt = lambda v, d: "–" if v is None or v != v else f"{v:.{d}f}"  # noqa: E731
-    for r in sorted((r for r in rows if r["method"] == "teacher"), key=lambda r: r["config"]["eta"]):
-        m = r["metrics"]
-        holds = [name for name in ("um", "mm") if m.get(f"{name}_condition") == 1.0]
-        click.echo(f"{r['config']['eta']:>5.2f}  {fmt(m.get('um_c'), 2):>6} {fmt(m.get('um_mu'), 3):>6} "
-                   f"{fmt(m.get('um_bound'), 3):>9}  {fmt(m.get('mm_c'), 2):>6} {fmt(m.get('mm_mu'), 3):>6} "
-                   f"{fmt(m.get('mm_bound'), 3):>9}  {'+'.join(holds).upper() or 'none'}")
+    click.echo(format_sweep(rows, f"{generator} data, {noise_model} pseudo-label noise, {n_seeds} seeds per cell "
+                                  "(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, "
+                                  "mean count)"))
     if plot is not None:
         from mke_theory.plots import plot_noise_sweep
 
@@ -213,34 +166,6 @@ def _load_npz(path: Path) -> dict:
     return arrays
 
 
-def _format_check(report: dict) -> str:
-    def cell(v, digits=3):
-        if v is None:
-            return "–"
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        return "inf" if v == float("inf") else f"{v:.{digits}f}"
-
-    um, mm = report["um"], report["mm"]
-    rows = [("radius r", "radius", 4), ("neighbours per N(x), mean", "mean_neighbours", 1),
-            ("expansion c of the mistake sets", "c", 2), ("c upper bound (spectral search)", "c_search", 2),
-            ("separation μ", "mu", 3), ("pseudo-label error", "pseudo_label_error", 3),
-            ("bound on the student's error", "bound", 3), ("label correction guaranteed", "condition_holds", 0),
-            ("R_B of the pseudo labels", "robustness_of_pseudo_labels", 3)]
-    lines = [f"MKE check: {report['n_samples']} samples, {report['n_classes']} classes",
-             report["radius_rule"], "",
-             f"{'':<34}{'UM space (α)':>16}{'MM space (α, β)':>18}"]
-    for label, key, digits in rows:
-        lines.append(f"{label:<34}{cell(um.get(key), digits):>16}{cell(mm.get(key), digits):>18}")
-    for name, r in (("UM", um), ("MM", mm)):
-        if r.get("summary"):
-            lines.append(f"{name}: {r['summary']}")
-    lines += ["", report["verdict"],
-              "Bound: Err(G) ≤ 2/(c−1)·Err(G_pl) + 2c/(c−1)·μ for c > 3 (Wei et al. 2021, Thm 4.3); "
-              "c, μ are finite-sample estimates (docs/theory.md)."]
-    return "\n".join(lines)
-
-
 @cli.command()
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="npz with alpha (n, d_α), beta (n, d_β), pseudo_labels (n,) and, when known, labels (n,).")
@@ -265,6 +190,7 @@ def check(data, generator, noise, noise_model, data_seed, k, quantile, radius, a
     from mke_theory.diagnose import check as run_check
     from mke_theory.generators import make_split
     from mke_theory.noise import make_pseudo_labels
+    from mke_theory.tables import format_check
 
     if (data is None) == (generator is None):
         raise MKEError("give exactly one of --data FILE.npz or --generator NAME")
@@ -282,7 +208,7 @@ def check(data, generator, noise, noise_model, data_seed, k, quantile, radius, a
         click.echo(json.dumps({key: ({kk: clean(vv) for kk, vv in val.items()} if isinstance(val, dict) else val)
                                for key, val in report.items()}, indent=1))
     else:
-        click.echo(_format_check(report))
+        click.echo(format_check(report))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,8 @@ import numpy as np
 
 from mke_theory.errors import MKEError
 from mke_theory.methods import get_method, methods_of
+from mke_theory.palette import CLASS_COLOURS, CLASS_REGIONS, GREY, MODALITY_COLOURS
 
-# seaborn's "colorblind" palette, first two colours (blue, orange), hard-coded to avoid importing seaborn.
-STRONG = ("#0173B2", "#DE8F05")
-LIGHT = ("#B3D5E8", "#F5DDB4")  # the same colours blended ~70 % with white, for decision regions
-GREY = "#9A9A9A"
 REG_LABELS = {"none": "no perturbation", "input_noise": "input noise", "feature_noise": "feature noise",
               "dropout": "dropout", "all": "input + feature noise + dropout"}
 
@@ -76,8 +73,8 @@ def plot_twomoon(result, path=None, member_seed=None):
         wrong = np.zeros(len(xy), bool) if wrong is None else wrong
         for k in (0, 1):
             ok, bad = (colour_by == k) & ~wrong, (colour_by == k) & wrong
-            ax.scatter(*xy[ok].T, s=size, color=STRONG[k], edgecolor="white", linewidth=0.4)
-            ax.scatter(*xy[bad].T, s=size * 2.2, color=STRONG[k], marker="X", edgecolor="black", linewidth=0.6)
+            ax.scatter(*xy[ok].T, s=size, color=CLASS_COLOURS[k], edgecolor="white", linewidth=0.4)
+            ax.scatter(*xy[bad].T, s=size * 2.2, color=CLASS_COLOURS[k], marker="X", edgecolor="black", linewidth=0.6)
 
     def box(ax, text, top=False):
         ax.text(0.97, 0.96 if top else 0.04, text, transform=ax.transAxes, ha="right",
@@ -86,7 +83,7 @@ def plot_twomoon(result, path=None, member_seed=None):
 
     def regions(ax, model, i, x_grid, x_test):
         pred = model.predict(x_grid)[i].reshape(gx.shape)
-        ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], colors=LIGHT)
+        ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], colors=CLASS_REGIONS)
         ax.contour(gx, gy, pred, levels=[0.5], colors="0.35", linewidths=1.2)
         test_pred = model.predict(x_test)[i]
         scatter(ax, test_xy, sp.test_labels, wrong=test_pred != sp.test_labels)
@@ -125,12 +122,12 @@ def plot_twomoon(result, path=None, member_seed=None):
         ax.tick_params(labelsize=10, labelbottom=True, labelleft=True)
         ax.set_xlabel("α (x)", fontsize=12)
         ax.set_ylabel("β (y)", fontsize=12)
-    handles = [Line2D([], [], ls="", marker="o", ms=8, color=STRONG[k], label=f"class {k}") for k in (0, 1)]
+    handles = [Line2D([], [], ls="", marker="o", ms=8, color=CLASS_COLOURS[k], label=f"class {k}") for k in (0, 1)]
     handles += [Line2D([], [], ls="", marker="o", ms=6, color=GREY, label="$D_u$ (unlabeled)"),
                 Line2D([], [], ls="", marker="X", ms=9, color="0.6", mec="black",
                        label="wrong prediction / pseudo label"),
-                Patch(facecolor=LIGHT[0], edgecolor="0.6", label="region: predicts class 0"),
-                Patch(facecolor=LIGHT[1], edgecolor="0.6", label="region: predicts class 1")]
+                Patch(facecolor=CLASS_REGIONS[0], edgecolor="0.6", label="region: predicts class 0"),
+                Patch(facecolor=CLASS_REGIONS[1], edgecolor="0.6", label="region: predicts class 1")]
     fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=11, frameon=False)
     n = len(seeds)
     fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
@@ -146,12 +143,12 @@ def plot_twomoon(result, path=None, member_seed=None):
 # ---- noise sweep (``mke-theory simulate`` records) ----------------------------------------------
 
 SIMULATE_TASK = "simulate"  # mke_theory.simulate.TASK, repeated here so plotting does not import torch
-# Okabe–Ito colours (as in paper_figures/_common.py): UM orange, MM blue; unregularised students dashed.
-MODALITY_COLOURS = {"um": "#E69F00", "mm": "#0072B2"}
-SWEEP_STUDENTS = tuple(  # method, label, colour, dashed: the simulation's students from the method table
+# method, label, colour, dashed: the simulation's students from the method table; UM orange, MM blue,
+# unregularised students dashed
+SWEEP_STUDENTS = tuple(
     (m.name, m.label, MODALITY_COLOURS[m.modality], not m.regularised)
     for m in map(get_method, methods_of("simulate")) if not m.is_teacher)
-SPACES = (("um", "UM space (α)", "#E69F00"), ("mm", "MM space (α, β)", "#0072B2"))
+SPACES = (("um", "UM space (α)", MODALITY_COLOURS["um"]), ("mm", "MM space (α, β)", MODALITY_COLOURS["mm"]))
 BOUND_LABEL = "bound (Wei et al. 2021, Thm 4.3)"
 _CONFIG_FREE = ("eta", "regularizer")  # config keys that may differ within one sweep
 

@@ -4,8 +4,8 @@
 metric); ``summarize`` gives per-cell mean, standard deviation, interquartile mean, a t-based
 and optionally a bootstrap confidence interval. ``paired_comparison`` and ``compare_methods``
 test methods against each other over seeds they share (paired t-test, Wilcoxon signed-rank,
-effect size d_z, probability of improvement, Holm correction), and ``format_table`` writes the
-result as a Markdown or LaTeX table.
+effect size d_z, probability of improvement, Holm correction). The numbers only: tables of them
+(Markdown, LaTeX, plain text) are written by ``mke_theory.tables``.
 
 The few-run statistics follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge
 of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals, stratified by task
@@ -15,8 +15,6 @@ improvement.
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 import zlib
 
@@ -27,14 +25,12 @@ from statsmodels.stats.multitest import multipletests
 
 from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
 from mke_theory.errors import MKEError
-from mke_theory.methods import table_order
 
 KEYS = ["task", "method", "variant"]
 FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
 PROVENANCE_COLUMNS = KEYS + ["seed", "split", "metric", "value", "config_hash"]
 STATISTICS = ("mean", "iqm")
 TESTS = {"t": "paired t-test over seeds", "wilcoxon": "Wilcoxon signed-rank test over seeds"}
-FORMATS = ("markdown", "latex")
 SUMMARY_COLUMNS = KEYS + ["n", "mean", "std", "ci_low", "ci_high"]
 PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "t", "p_t", "p_wilcoxon", "d_z", "prob_improvement_paired",
                 "prob_improvement_all_pairs", "note"]
@@ -478,139 +474,3 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
     out["alpha"] = alpha
     out["significant"] = out["significant"].astype(bool)
     return out[COMPARISON_COLUMNS].reset_index(drop=True)
-
-
-# ---- tables ------------------------------------------------------------------------------------
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "†": r"$^\dagger$"}
-
-
-def _latex_escape(text) -> str:
-    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
-
-
-def _markdown_escape(text) -> str:
-    return str(text).replace("|", r"\|")
-
-
-def _reference_for(reference: dict, method: str, variant: str):
-    if (method, variant) in reference:
-        return reference[(method, variant)]
-    if variant == "":
-        return reference.get(method)
-    return reference.get(f"{method} ({variant})")
-
-
-def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, fmt: str = "markdown",
-                 scale: float = 100, digits: int = 1, caption: str | None = None,
-                 reference: dict | None = None) -> str:
-    """A results table: one row per (method, variant) per task, mean ± std, n, CI and significance.
-
-    Parameters
-    ----------
-    summary : pandas.DataFrame
-        Output of ``summarize``; rows are kept in its order, grouped by task (first appearance).
-    comparisons : pandas.DataFrame, optional
-        Output of ``compare_methods``; rows whose ``significant`` is true get a † after their
-        mean, and the caption names the test, the correction, α and the baseline.
-    fmt : {"markdown", "latex"}, default "markdown"
-        GitHub pipe table with the caption on a line below, or a booktabs ``tabular`` inside a
-        ``table`` environment with ``\\caption{...}``.
-    scale : float, default 100
-        Factor applied to mean, std and CI (100: fractions shown as percentages).
-    digits : int, default 1
-        Decimals shown.
-    caption : str, optional
-        Text put before the significance note.
-    reference : dict, optional
-        Numbers to show in a "paper" column, keyed by method (rows without a variant), by
-        (method, variant) or by "method (variant)"; values are shown as given.
-
-    Returns
-    -------
-    str
-        Cells read ``77.7 ± 0.7`` (mean ± std, std omitted for a single run); the CI column is
-        headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–" for a
-        single run.
-    """
-    check_choice("fmt", fmt, FORMATS)
-    check_range("scale", scale, 0.0, low_inclusive=False)
-    check_range("digits", digits, 0, 15, integer=True)
-    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
-    if missing:
-        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
-    significant, note, note_latex = {}, "", ""
-    if comparisons is not None:
-        missing = [c for c in KEYS + ["baseline", "baseline_variant", "test", "alpha", "significant"]
-                   if c not in comparisons.columns]
-        if missing:
-            raise MKEError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
-        significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
-        if len(comparisons):
-            tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
-            alphas = "/".join(f"{a:g}" for a in dict.fromkeys(comparisons["alpha"]))
-            bases = ", ".join(_label(m, v) for m, v in dict.fromkeys(zip(comparisons["baseline"],
-                                                                          comparisons["baseline_variant"])))
-            rest = f", {tests}, Holm-corrected, vs {bases}"
-            note = f"† p < {alphas}{rest}"
-            note_latex = rf"$^\dagger$\,$p < {alphas}${_latex_escape(rest)}"
-    text = (caption or "").strip()
-    if text and note and not text.endswith((".", "!", "?", ":")):
-        text += "."
-    text_latex = " ".join(t for t in (_latex_escape(text), note_latex) if t)
-    text = " ".join(t for t in (text, note) if t)
-
-    confidence = summary.attrs.get("confidence")
-    ci_head = f"{100 * confidence:g} % CI" if isinstance(confidence, numbers.Real) else "CI"
-    with_variant = bool((summary["variant"].astype(str) != "").any())
-    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head]
-    head += ["paper"] if reference else []
-
-    def number(v: float) -> str:
-        return f"{v * scale:.{digits}f}"
-
-    task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
-    # the method table's order (mke_theory.methods): teacher first, upper bound last
-    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order))
-    ordered = ordered.sort_values(["_rank", "_method"], kind="mergesort")
-    body, tasks = [], []
-    for r in ordered.itertuples():
-        n = int(r.n)
-        cell = number(r.mean) + (f" ± {number(r.std)}" if n > 1 and not math.isnan(r.std) else "")
-        if significant.get((r.task, r.method, r.variant), False):
-            cell += " †"
-        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
-        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
-        if reference:
-            ref = _reference_for(reference, r.method, r.variant)
-            row.append("" if ref is None else str(ref))
-        body.append(row)
-        tasks.append(r.task)
-
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(map(_markdown_escape, head)) + " |",
-                 "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
-        lines += ["| " + " | ".join(map(_markdown_escape, row)) + " |" for row in body]
-        if text:
-            lines += ["", text]
-        return "\n".join(lines)
-
-    latex_head = [_latex_escape(h) for h in head]
-    latex_head[head.index("n")] = "$n$"
-    latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
-    lines = [r"\begin{table}", r"\centering"]
-    if text:
-        lines.append(r"\caption{" + text_latex + "}")
-    lines += [r"\begin{tabular}{" + "l" * (2 + with_variant) + "r" * (len(head) - 2 - with_variant) + "}",
-              r"\toprule", " & ".join(latex_head) + r" \\", r"\midrule"]
-    for i, row in enumerate(body):
-        if i and tasks[i] != tasks[i - 1]:
-            lines.append(r"\midrule")
-        cells = [_latex_escape(c) for c in row]
-        cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
-        cells[head.index(ci_head)] = cells[head.index(ci_head)].replace("–", "--")
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)

@@ -19,16 +19,11 @@ from mke_theory.ensemble import REGULARIZERS, MLPEnsemble
 from mke_theory.errors import MKEError
 from mke_theory.generators import twomoon
 from mke_theory.methods import get_method, methods_of
+from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE  # noqa: F401  (kept importable here)
 from mke_theory.split import MultimodalSplit
 
 TASK = "twomoon"
 ABLATION_TASK = "twomoon-ablation"
-
-# Test accuracy (%) of the current official notebook, 10 runs (reference/mke-paper.md §3).
-NOTEBOOK_REFERENCE = {"teacher": 69.5, "um_student": 72.4, "mm_student": 77.7, "mm_supervised": 87.6}
-# Regulariser ablation of the official code, 10 runs, (UM, MM) test accuracy %.
-NOTEBOOK_ABLATION = {"none": (69.8, 70.6), "input_noise": (72.4, 77.7), "feature_noise": (69.7, 70.6),
-                     "dropout": (70.0, 70.65), "all": (72.65, 78.85)}
 
 
 def official_seeds(n_runs: int = 10) -> list[int]:

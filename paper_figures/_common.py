@@ -1,7 +1,9 @@
 """What every paper_figures script shares: arguments, reading records, writing outputs.
 
-Scripts read run records through ``mke_theory.records`` and compute every number through
-``mke_theory.stats``; plotting code only draws.
+Scripts read run records through ``mke_theory.records``, compute every number through
+``mke_theory.stats``, write tables with ``mke_theory.tables`` and take published numbers from
+``mke_theory.reference``; plotting code (``mke_theory.plots``, colours from ``mke_theory.palette``)
+only draws.
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ from pathlib import Path
 
 from mke_theory.records import RecordError, read_records
 
-# Okabe–Ito colours: distinguishable with every common colour-vision deficiency.
-PALETTE = {"teacher": "#000000", "um_student": "#E69F00", "um_student_noreg": "#F0E442",
-           "noisy_student": "#CC79A7", "mm_student_noreg": "#56B4E9", "mm_student": "#0072B2",
-           "mm_supervised": "#009E73"}
 
 def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)

@@ -8,15 +8,15 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.stats import compare_methods, format_table, records_frame, summarize
+from mke_theory.reference import PAPER_NYUDV2
+from mke_theory.stats import compare_methods, records_frame, summarize
+from mke_theory.tables import format_table
 
 # task -> (metric, what the metric is, reference column or None)
 TASKS = {
     "mfeat": ("test_accuracy", "test accuracy (%)", None),
     "ravdess": ("test_accuracy", "test accuracy (%)", None),
-    # The paper's NYU Depth V2 table (test mIoU %); its setup was not recovered (reference/mke-paper.md §4).
-    "nyudv2": ("test_miou", "test mIoU (%)", {"teacher": "44.15", "um_student": "46.13", "noisy_student": "47.68",
-                                              "mm_student_noreg": "46.14", "mm_student": "48.88"}),
+    "nyudv2": ("test_miou", "test mIoU (%)", {m: f"{v:.2f}" for m, v in PAPER_NYUDV2.items()}),  # the paper's table
     "vggsound": ("test_top1", "top-1 accuracy (%)", None),
     "audioset-vggsound": ("test_top1", "top-1 accuracy (%)", None),
 }

@@ -4,8 +4,10 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.stats import compare_methods, format_table, records_frame, summarize
-from mke_theory.twomoon import NOTEBOOK_REFERENCE, TASK
+from mke_theory.reference import NOTEBOOK_REFERENCE
+from mke_theory.stats import compare_methods, records_frame, summarize
+from mke_theory.tables import format_table
+from mke_theory.twomoon import TASK
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
 records = records_for(args.runs, TASK, "mke-theory twomoon --out runs/twomoon")

@@ -15,13 +15,13 @@ from mke_theory.records import make_record
 from mke_theory.stats import (
     bootstrap_interval,
     compare_methods,
-    format_table,
     holm_adjust,
     interquartile_mean,
     paired_comparison,
     records_frame,
     summarize,
 )
+from mke_theory.tables import format_table
 
 
 def rec(method, seed, accuracy, task="twomoon", variant="", split_id=None):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mke_theory.generators import twomoon
-from mke_theory.twomoon import NOTEBOOK_REFERENCE, TwoMoonConfig, official_seeds, run_twomoon
+from mke_theory.reference import NOTEBOOK_REFERENCE
+from mke_theory.twomoon import TwoMoonConfig, official_seeds, run_twomoon
 
 
 def _means(result):

@@ -1,0 +1,285 @@
+"""Every results table as text: Markdown, LaTeX and plain text (no torch).
+
+``format_table`` writes the output of ``stats.summarize`` (and optionally of
+``stats.compare_methods``) as a GitHub pipe table, a booktabs LaTeX table or the aligned plain-text
+table ``mke-theory twomoon`` prints; ``format_sweep`` and ``format_check`` write the tables of
+``mke-theory simulate`` and ``mke-theory check``.  The numbers all come from ``mke_theory.stats``,
+``mke_theory.simulate`` and ``mke_theory.diagnose``; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import pandas as pd
+
+from mke_theory._validation import check_choice, check_range
+from mke_theory.errors import MKEError
+from mke_theory.methods import table_order
+from mke_theory.stats import KEYS, SUMMARY_COLUMNS, TESTS
+
+FORMATS = ("markdown", "latex", "plain")
+DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
+PLAIN_METRIC = "test accuracy %"  # column heads of the plain table (mke-theory twomoon)
+PLAIN_REFERENCE = "official notebook"
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "†": r"$^\dagger$"}
+
+
+def latex_escape(text) -> str:
+    """``text`` with LaTeX's special characters escaped (± and † as math)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def markdown_escape(text) -> str:
+    """``text`` safe inside a cell of a Markdown pipe table."""
+    return str(text).replace("|", r"\|")
+
+
+def _label(method: str, variant: str) -> str:
+    return f"{method} ({variant})" if variant else method
+
+
+def reference_for(reference: dict, method: str, variant: str):
+    """The reference value of a row: keyed by (method, variant), by method (rows without a variant)
+    or by "method (variant)"; None when there is none."""
+    if (method, variant) in reference:
+        return reference[(method, variant)]
+    if variant == "":
+        return reference.get(method)
+    return reference.get(_label(method, variant))
+
+
+def _significance(comparisons: pd.DataFrame | None) -> tuple[dict, str, str]:
+    """({(task, method, variant): significant}, the note, the note in LaTeX) of ``compare_methods`` output."""
+    if comparisons is None:
+        return {}, "", ""
+    missing = [c for c in KEYS + ["baseline", "baseline_variant", "test", "alpha", "significant"]
+               if c not in comparisons.columns]
+    if missing:
+        raise MKEError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
+    significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
+    if not len(comparisons):
+        return significant, "", ""
+    tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
+    alphas = "/".join(f"{a:g}" for a in dict.fromkeys(comparisons["alpha"]))
+    bases = ", ".join(_label(m, v) for m, v in dict.fromkeys(zip(comparisons["baseline"],
+                                                                  comparisons["baseline_variant"])))
+    rest = f", {tests}, Holm-corrected, vs {bases}"
+    return significant, f"† p < {alphas}{rest}", rf"$^\dagger$\,$p < {alphas}${latex_escape(rest)}"
+
+
+def _ci_head(summary: pd.DataFrame, space: str = " ") -> str:
+    confidence = summary.attrs.get("confidence")
+    return f"{100 * confidence:g}{space}% CI" if isinstance(confidence, numbers.Real) else "CI"
+
+
+def _in_table_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by task (first appearance), then in the method table's order (mke_theory.methods)."""
+    task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
+    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order))
+    return ordered.sort_values(["_rank", "_method"], kind="mergesort")
+
+
+def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, fmt: str = "markdown",
+                 scale: float = 100, digits: int | None = None, caption: str | None = None,
+                 reference: dict | None = None) -> str:
+    """A results table: one row per (method, variant) per task, mean ± std, n, CI and significance.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``stats.summarize``; rows are grouped by task (first appearance) and put in the
+        method table's order (``mke_theory.methods``), teacher first, upper bound last.
+    comparisons : pandas.DataFrame, optional
+        Output of ``stats.compare_methods``; rows whose ``significant`` is true get a † after
+        their mean, and the caption (plain: a line below the table) names the test, the
+        correction, α and the baseline.
+    fmt : {"markdown", "latex", "plain"}, default "markdown"
+        GitHub pipe table with the caption on a line below; a booktabs ``tabular`` inside a
+        ``table`` environment with ``\\caption{...}``; or aligned plain text for a terminal, one
+        "method [variant]" column, with the caption as a title line above it.
+    scale : float, default 100
+        Factor applied to mean, std and CI (100: fractions shown as percentages).
+    digits : int, optional
+        Decimals of mean ± std (and of the CI; plain text shows the CI with one fewer). Default:
+        1 for Markdown and LaTeX, 2 for plain text.
+    caption : str, optional
+        Markdown / LaTeX: text put before the significance note; plain: the title line.
+    reference : dict, optional
+        Numbers to show in a reference column ("paper"; plain: "official notebook"), keyed by
+        method (rows without a variant), by (method, variant) or by "method (variant)"; values
+        are shown as given.
+
+    Returns
+    -------
+    str
+        Cells read ``77.7 ± 0.7`` (mean ± std, std omitted for a single run); the CI column is
+        headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–"
+        (plain: nothing) for a single run.
+    """
+    check_choice("fmt", fmt, FORMATS)
+    check_range("scale", scale, 0.0, low_inclusive=False)
+    digits = DIGITS[fmt] if digits is None else digits
+    check_range("digits", digits, 0, 15, integer=True)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
+    significant, note, note_latex = _significance(comparisons)
+    ordered = _in_table_order(summary)
+
+    def number(v: float, d: int = digits) -> str:
+        return f"{v * scale:.{d}f}"
+
+    def marked(r) -> bool:
+        return significant.get((r.task, r.method, r.variant), False)
+
+    def ref_of(r) -> str:
+        ref = reference_for(reference, r.method, r.variant)
+        return "" if ref is None else str(ref)
+
+    if fmt == "plain":
+        return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
+                      caption, note)
+
+    text = (caption or "").strip()
+    if text and note and not text.endswith((".", "!", "?", ":")):
+        text += "."
+    text_latex = " ".join(t for t in (latex_escape(text), note_latex) if t)
+    text = " ".join(t for t in (text, note) if t)
+
+    ci_head = _ci_head(summary)
+    with_variant = bool((summary["variant"].astype(str) != "").any())
+    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head]
+    head += ["paper"] if reference else []
+    body, tasks = [], []
+    for r in ordered.itertuples():
+        n = int(r.n)
+        cell = number(r.mean) + (f" ± {number(r.std)}" if n > 1 and not math.isnan(r.std) else "")
+        cell += " †" if marked(r) else ""
+        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
+        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
+        row += [ref_of(r)] if reference else []
+        body.append(row)
+        tasks.append(r.task)
+
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(map(markdown_escape, head)) + " |",
+                 "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(map(markdown_escape, row)) + " |" for row in body]
+        if text:
+            lines += ["", text]
+        return "\n".join(lines)
+
+    latex_head = [latex_escape(h) for h in head]
+    latex_head[head.index("n")] = "$n$"
+    latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
+    lines = [r"\begin{table}", r"\centering"]
+    if text:
+        lines.append(r"\caption{" + text_latex + "}")
+    lines += [r"\begin{tabular}{" + "l" * (2 + with_variant) + "r" * (len(head) - 2 - with_variant) + "}",
+              r"\toprule", " & ".join(latex_head) + r" \\", r"\midrule"]
+    for i, row in enumerate(body):
+        if i and tasks[i] != tasks[i - 1]:
+            lines.append(r"\midrule")
+        cells = [latex_escape(c) for c in row]
+        cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
+        cells[head.index(ci_head)] = cells[head.index(ci_head)].replace("–", "--")
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note) -> str:
+    """The plain-text layout of ``format_table``: method [variant], runs, mean ± std, CI, reference."""
+    head = f"{'method':<28}{'runs':>5}  {PLAIN_METRIC:>16}  {_ci_head(summary, space=''):>15}"
+    head += f"  {PLAIN_REFERENCE:>17}" if ref_of else ""
+    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
+    for r in ordered.itertuples():
+        n = int(r.n)
+        name = r.method + (f" [{r.variant}]" if r.variant else "")
+        std = ("" if n < 2 else f" ± {number(r.std)}") + (" †" if marked(r) else "")
+        ci = "" if n < 2 else f"[{number(r.ci_low, ci_digits)}, {number(r.ci_high, ci_digits)}]"
+        line = f"{name:<28}{n:>5}  {number(r.mean):>9}{std:<7}  {ci:>15}"
+        lines.append(line + (f"  {ref_of(r):>17}" if ref_of else ""))
+    if note:
+        lines += ["", note]
+    return "\n".join(lines)
+
+
+# ---- mke-theory simulate and check ------------------------------------------------------------
+
+
+def _cell(value, digits: int) -> str:
+    """A number with ``digits`` decimals; "–" for a missing value (None), yes / no for a flag."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.{digits}f}"
+
+
+def format_sweep(rows: list[dict], caption: str) -> str:
+    """The tables of a noise sweep (``mke_theory.simulate.simulate`` records), below a caption line.
+
+    First the students: per η and method the pseudo labels' error on D_u, the test error (mean ±
+    std over seeds) and the pseudo labels each student corrected and corrupted (mean count); then
+    the theory of the teacher rows: c, μ and the bound of Theorem 4.3 in the UM and the MM space,
+    and which space guarantees label correction ("–": outside the theorem's domain).
+    """
+    frame = pd.DataFrame([dict(eta=r["config"]["eta"], method=r["method"], **r["metrics"]) for r in rows])
+    students = frame[frame.method != "teacher"]
+    table = students.groupby(["eta", "method"], sort=False).agg(
+        test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
+        pseudo_label_error=("pseudo_label_error", "mean"), corrected=("corrected", "mean"),
+        corrupted=("corrupted", "mean")).reset_index().sort_values("eta", kind="stable")
+    head = (f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}"
+            f"  {'corrected':>9}  {'corrupted':>9}")
+    lines = [caption, head, "-" * len(head)]
+    for _, r in table.iterrows():
+        std = 0.0 if math.isnan(r.test_error_std) else r.test_error_std
+        lines.append(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
+                     f"{100 * r.test_error:>8.1f} ± {100 * std:<5.1f}"
+                     f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
+    lines += ["", "Theory on D_u (Wei et al. 2021, Thm 4.3; c of the mistake sets, μ of the true labels; "
+                  "'–': outside the theorem's domain, c ≤ 3)"]
+    head = f"{'η':>5}  {'UM c':>6} {'UM μ':>6} {'UM bound':>9}  {'MM c':>6} {'MM μ':>6} {'MM bound':>9}  guarantee"
+    lines += [head, "-" * len(head)]
+
+    def cell(v, d):
+        return _cell(None if v is None or v != v else v, d)
+
+    for r in sorted((r for r in rows if r["method"] == "teacher"), key=lambda r: r["config"]["eta"]):
+        m = r["metrics"]
+        holds = [name for name in ("um", "mm") if m.get(f"{name}_condition") == 1.0]
+        lines.append(f"{r['config']['eta']:>5.2f}  {cell(m.get('um_c'), 2):>6} {cell(m.get('um_mu'), 3):>6} "
+                     f"{cell(m.get('um_bound'), 3):>9}  {cell(m.get('mm_c'), 2):>6} {cell(m.get('mm_mu'), 3):>6} "
+                     f"{cell(m.get('mm_bound'), 3):>9}  {'+'.join(holds).upper() or 'none'}")
+    return "\n".join(lines)
+
+
+CHECK_ROWS = (("radius r", "radius", 4), ("neighbours per N(x), mean", "mean_neighbours", 1),
+              ("expansion c of the mistake sets", "c", 2), ("c upper bound (spectral search)", "c_search", 2),
+              ("separation μ", "mu", 3), ("pseudo-label error", "pseudo_label_error", 3),
+              ("bound on the student's error", "bound", 3), ("label correction guaranteed", "condition_holds", 0),
+              ("R_B of the pseudo labels", "robustness_of_pseudo_labels", 3))  # label, key, decimals
+
+
+def format_check(report: dict) -> str:
+    """The report of ``mke_theory.diagnose.check`` as text: the UM and the MM space side by side."""
+    um, mm = report["um"], report["mm"]
+    lines = [f"MKE check: {report['n_samples']} samples, {report['n_classes']} classes",
+             report["radius_rule"], "",
+             f"{'':<34}{'UM space (α)':>16}{'MM space (α, β)':>18}"]
+    for label, key, digits in CHECK_ROWS:
+        lines.append(f"{label:<34}{_cell(um.get(key), digits):>16}{_cell(mm.get(key), digits):>18}")
+    for name, r in (("UM", um), ("MM", mm)):
+        if r.get("summary"):
+            lines.append(f"{name}: {r['summary']}")
+    lines += ["", report["verdict"],
+              "Bound: Err(G) ≤ 2/(c−1)·Err(G_pl) + 2c/(c−1)·μ for c > 3 (Wei et al. 2021, Thm 4.3); "
+              "c, μ are finite-sample estimates (docs/theory.md)."]
+    return "\n".join(lines)

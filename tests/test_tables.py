@@ -1,0 +1,202 @@
+"""Tables (Markdown, LaTeX, plain text), the palette and the reference numbers: one home each, no torch."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mke_theory import palette, reference
+from mke_theory.methods import NAMES
+from mke_theory.records import make_record
+from mke_theory.stats import compare_methods, records_frame, summarize
+from mke_theory.tables import format_check, format_sweep, format_table, latex_escape, markdown_escape
+
+FACTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mke-paper.md"
+
+
+def frame_of(values: dict, task="twomoon"):
+    records = []
+    for key, vs in values.items():
+        method, variant = (key, "") if isinstance(key, str) else key
+        records += [make_record(task=task, method=method, seed=s, metrics={"test_accuracy": v}, config={},
+                                wall_time_s=0.0, variant=variant) for s, v in enumerate(vs)]
+    return records_frame(records)
+
+
+FRAME = frame_of({"teacher": [0.70, 0.71, 0.72], "mm_student": [0.770, 0.777, 0.784],
+                  "um_student": [0.69, 0.73, 0.70]})
+
+
+# ---- escaping ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("char, escaped", [("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+                                           ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                                           ("^", r"\textasciicircum{}"), ("\\", r"\textbackslash{}"),
+                                           ("±", r"$\pm$"), ("†", r"$^\dagger$")])
+def test_every_latex_special_character_is_escaped(char, escaped):
+    assert latex_escape(f"a{char}b") == f"a{escaped}b"
+
+
+def test_latex_table_escapes_task_method_variant_caption_and_reference():
+    frame = frame_of({("mm_student", "in_put"): [0.5, 0.6], "teacher": [0.4, 0.5]}, task="t&50%")
+    text = format_table(summarize(frame, "test_accuracy"), fmt="latex", caption="a_b #1 ~ {x}",
+                        reference={("mm_student", "in_put"): "$9"})
+    body = "\n".join(line for line in text.splitlines() if "&" in line and "toprule" not in line)
+    assert r"t\&50\%" in body and r"in\_put" in body and r"\$9" in body and r"mm\_student" in body
+    assert r"\caption{a\_b \#1 \textasciitilde{} \{x\}}" in text
+    assert "_" not in text.replace(r"\_", "")  # no bare underscore anywhere
+
+
+def test_markdown_cells_escape_pipes():
+    assert markdown_escape("a|b") == r"a\|b"
+    frame = frame_of({("mm_student", "x|y"): [0.5, 0.6]})
+    text = format_table(summarize(frame, "test_accuracy"))
+    assert r"| x\|y |" in text
+
+
+# ---- plain text --------------------------------------------------------------------------------
+
+
+def test_plain_table_keeps_its_reference_column_title_and_layout():
+    summary = summarize(FRAME, "test_accuracy")
+    text = format_table(summary, fmt="plain", caption="TwoMoon, 3 runs", reference={"mm_student": 77.7})
+    lines = text.splitlines()
+    assert lines[0] == "TwoMoon, 3 runs"
+    assert lines[1].split() == ["method", "runs", "test", "accuracy", "%", "95%", "CI", "official", "notebook"]
+    assert set(lines[2]) == {"-"} and len(lines[2]) == len(lines[1])
+    rows = {line.split()[0]: line for line in lines[3:]}
+    assert list(rows) == ["teacher", "um_student", "mm_student"]  # the method table's order
+    assert rows["mm_student"].endswith("77.7") and "77.70 ± 0.70" in rows["mm_student"]
+    assert "[" in rows["mm_student"] and rows["teacher"].rstrip().endswith("]")  # no reference: blank cell
+    assert all(len(line) == len(lines[1]) for line in lines[3:])  # aligned under the head
+
+
+def test_plain_table_reference_by_method_and_variant_and_no_column_without_reference():
+    frame = frame_of({("um_student", "none"): [0.69, 0.70], ("mm_student", "none"): [0.70, 0.71],
+                      ("mm_student", "all"): [0.78, 0.79]}, task="twomoon-ablation")
+    summary = summarize(frame, "test_accuracy")
+    text = format_table(summary, fmt="plain", reference={("um_student", "none"): "69.8 / 70.6",
+                                                         "mm_student (none)": "x"})
+    rows = {" ".join(line.split()[:2]): line for line in text.splitlines()[2:]}
+    assert rows["um_student [none]"].endswith("69.8 / 70.6") and rows["mm_student [none]"].endswith(" x")
+    assert "official notebook" not in format_table(summary, fmt="plain")
+
+
+def test_plain_single_run_and_confidence_in_the_head():
+    frame = frame_of({"teacher": [0.695], "mm_student": [0.7, 0.8]})
+    text = format_table(summarize(frame, "test_accuracy", confidence=0.9), fmt="plain")
+    assert "90% CI" in text.splitlines()[0]
+    teacher = next(line for line in text.splitlines() if line.startswith("teacher"))
+    assert teacher.split() == ["teacher", "1", "69.50"]
+
+
+def test_plain_table_marks_significant_rows_and_names_the_test():
+    summary = summarize(FRAME, "test_accuracy")
+    text = format_table(summary, compare_methods(FRAME, "test_accuracy", "teacher"), fmt="plain")
+    mm = next(line for line in text.splitlines() if line.startswith("mm_student"))
+    assert "†" in mm and text.count("†") == 2
+    assert text.splitlines()[-1].startswith("† p < 0.05, paired t-test")
+
+
+def test_format_table_digits_default_per_format_and_validation():
+    summary = summarize(FRAME, "test_accuracy")
+    assert "77.7 ± 0.7" in format_table(summary) and "77.70 ± 0.70" in format_table(summary, fmt="plain")
+    assert "77.700 ± 0.700" in format_table(summary, fmt="plain", digits=3)
+    with pytest.raises(ValueError, match="fmt"):
+        format_table(summary, fmt="html")
+    with pytest.raises(ValueError, match="digits"):
+        format_table(summary, fmt="plain", digits=-1)
+
+
+# ---- simulate and check --------------------------------------------------------------------------
+
+
+def _sweep_rows():
+    rows = []
+    for eta in (0.3, 0.1):
+        rows.append(dict(method="teacher", config={"eta": eta},
+                         metrics=dict(pseudo_label_error=eta, um_c=2.0, um_mu=0.1, um_bound=float("nan"),
+                                      mm_c=5.0, mm_mu=0.05, mm_bound=0.2, um_condition=0.0, mm_condition=1.0)))
+        for seed in (0, 1):
+            rows.append(dict(method="mm_student", config={"eta": eta},
+                             metrics=dict(test_error=0.1 + 0.1 * seed, pseudo_label_error=eta, corrected=3,
+                                          corrupted=1)))
+    return rows
+
+
+def test_sweep_tables_sort_by_eta_and_show_missing_bounds_as_dashes():
+    text = format_sweep(_sweep_rows(), "caption line")
+    lines = text.splitlines()
+    assert lines[0] == "caption line"
+    students = [line.split() for line in lines[3:5]]
+    assert [r[0] for r in students] == ["0.10", "0.30"] and students[0][2:6] == ["mm_student", "15.0", "±", "7.1"]
+    theory = [line.split() for line in lines[-2:]]
+    assert theory[0] == ["0.10", "2.00", "0.100", "–", "5.00", "0.050", "0.200", "MM"]
+
+
+def test_check_report_text():
+    space = dict(radius=0.5, mean_neighbours=3.0, c=float("inf"), c_search=1.5, mu=0.2, pseudo_label_error=0.0,
+                 bound=None, condition_holds=False, robustness_of_pseudo_labels=0.1, summary="")
+    report = dict(n_samples=10, n_classes=2, radius_rule="rule", verdict="verdict", um=space,
+                  mm=dict(space, condition_holds=True, summary="MM holds"))
+    lines = format_check(report).splitlines()
+    assert lines[0] == "MKE check: 10 samples, 2 classes"
+    rows = {line[:34].strip(): line[34:].split() for line in lines[4:13]}
+    assert rows["expansion c of the mistake sets"] == ["inf", "inf"]
+    assert rows["bound on the student's error"] == ["–", "–"]
+    assert rows["label correction guaranteed"] == ["no", "yes"]
+    assert "MM: MM holds" in lines and "UM: " not in "\n".join(lines)
+
+
+# ---- palette and reference numbers -------------------------------------------------------------
+
+
+def test_palette_is_okabe_ito_and_lighten_blends_with_white():
+    assert palette.MODALITY_COLOURS == {"um": "#E69F00", "mm": "#0072B2"}
+    assert set(palette.CLASS_COLOURS) <= set(palette.OKABE_ITO.values())
+    assert palette.lighten("#0173B2") == "#B3D5E8"  # 70 % white
+    assert palette.lighten("#123456", 0) == "#123456" and palette.lighten("#123456", 1) == "#FFFFFF"
+    with pytest.raises(ValueError, match="colour"):
+        palette.lighten("blue")
+
+
+def test_plots_take_their_colours_from_the_palette():
+    from mke_theory import plots
+
+    assert {colour for _, _, colour, _ in plots.SWEEP_STUDENTS} == set(palette.MODALITY_COLOURS.values())
+    assert [colour for _, _, colour in plots.SPACES] == [palette.MODALITY_COLOURS[s] for s, _, _ in plots.SPACES]
+
+
+def test_reference_numbers_are_keyed_by_method_names():
+    assert set(reference.NOTEBOOK_REFERENCE) <= set(NAMES) and set(reference.PAPER_NYUDV2) <= set(NAMES)
+    assert set(reference.NOTEBOOK_ABLATION) == {"none", "input_noise", "feature_noise", "dropout", "all"}
+    from mke_theory import twomoon
+
+    assert twomoon.NOTEBOOK_REFERENCE is reference.NOTEBOOK_REFERENCE  # one home, still importable there
+
+
+@pytest.mark.skipif(not FACTS.exists(), reason="the paper's fact sheet is not beside the checkout")
+def test_every_reference_number_is_in_the_fact_sheet():
+    facts = FACTS.read_text()
+    twomoon, nyu = facts.split("## 3.")[1].split("## 4.")
+    nyu = nyu.split("## 5.")[0]
+    numbers = set(re.findall(r"\d+\.\d+", twomoon))
+    for value in reference.NOTEBOOK_REFERENCE.values():
+        assert str(value) in numbers, value
+    pairs = twomoon.replace(" ", "")
+    for reg, (um, mm) in reference.NOTEBOOK_ABLATION.items():
+        assert f"{um}/{mm}" in pairs, reg  # "none 69.8/70.6 (UM/MM)"
+    for value in reference.PAPER_NYUDV2.values():
+        assert f"| {value:.2f} |" in nyu, value
+
+
+def test_tables_palette_and_reference_do_not_load_torch():
+    code = ("import sys\nimport mke_theory.tables, mke_theory.palette, mke_theory.reference\n"
+            "assert 'torch' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
