@@ -3,9 +3,6 @@ label-correction condition in closed form, vectorisation and argument checks."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -324,8 +321,3 @@ def test_shapes_that_do_not_broadcast_raise():
     with pytest.raises(ValueError, match="must broadcast"):
         min_c_for_correction([0.1, 0.2], [0.1, 0.2, 0.3])
 
-
-def test_importing_bounds_does_not_load_torch():
-    code = "import sys, mke_theory.bounds; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    assert out.stdout.strip() == "False"

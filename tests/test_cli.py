@@ -88,17 +88,6 @@ def test_bad_option_in_a_real_process_prints_no_traceback(tmp_path):
     assert "[0, 1]" in result.stderr
 
 
-def test_light_modules_do_not_load_torch():
-    modules = ["mke_theory.generators", "mke_theory.noise", "mke_theory.records", "mke_theory.stats",
-               "mke_theory.expansion", "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.cli"]
-    code = ("import importlib, sys\n"
-            f"for name in {modules!r}:\n"
-            "    importlib.import_module(name)\n"
-            "    assert 'torch' not in sys.modules, name + ' loaded torch'\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-
-
 # ---- twomoon -------------------------------------------------------------------------------------
 
 

@@ -84,3 +84,40 @@ def test_bad_inputs_raise_clear_errors(split):
         MLPEnsemble(steps=1, optimizer="lbfgs").fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[0])
     with pytest.raises(ValueError, match="dropout"):
         Regularizer(dropout=1.0)
+
+
+@pytest.mark.parametrize("loss_form", ["consistency", "perturbed_ce"])
+def test_the_same_batch_gives_the_same_loss_through_an_ensemble_member_and_an_nn_module(split, loss_form):
+    """objective.student_loss is the one composition: a member of MLPEnsemble and an nn.Module with its
+    weights and its noise (perturbations.input_noise on the same generator) give one loss value."""
+    from mke_experiments import perturbations
+    from mke_theory.ensemble import _linear_init
+    from mke_theory.objective import student_loss
+
+    seed, gamma, a = 5, 0.7, 1.0
+    x = torch.as_tensor(split.unlabeled_multimodal, dtype=torch.float32)
+    y = torch.as_tensor((split.unlabeled_labels + np.arange(split.n_unlabeled) % 3 == 0) % 2)  # not the truth
+    member = MLPEnsemble(hidden=16, steps=1, lr=0.01, loss_form=loss_form, gamma=gamma).fit(
+        x.numpy(), y.numpy(), seeds=[seed], regularizers=Regularizer(input_noise=a))
+    generator = torch.Generator().manual_seed(seed)  # initialisation first, then the noise: as the member
+    layers = [_linear_init(i, o, 1, [generator]) for i, o in ((2, 16), (16, 16), (16, 2))]
+    net = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 2))
+    with torch.no_grad():
+        for linear, (w, b) in zip(net[::2], layers):
+            linear.weight.copy_(w[0].T)
+            linear.bias.copy_(b[0, 0])
+    perturb = perturbations.input_noise(a)
+    forward = lambda perturbed: net(*(perturb((x,), generator) if perturbed else (x,)))  # noqa: E731
+    loss = student_loss(forward, y, loss_form=loss_form, gamma=gamma)
+    assert loss.item() == pytest.approx(float(member.loss_history_[0, 0]), rel=1e-6)
+
+
+def test_cuda_members_draw_their_noise_on_the_cuda_device(split):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    kw = dict(hidden=16, steps=50, lr=0.05)
+    reg = REGULARIZERS["all"]
+    cpu = MLPEnsemble(**kw).fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[1, 2], regularizers=reg)
+    gpu = MLPEnsemble(**kw, device="cuda").fit(split.unlabeled_multimodal, split.unlabeled_labels, seeds=[1, 2],
+                                               regularizers=reg)
+    np.testing.assert_allclose(gpu.loss_history_, cpu.loss_history_, rtol=1e-4, atol=1e-5)

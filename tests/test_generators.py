@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -100,14 +97,6 @@ def test_make_split_unknown_name_lists_known():
         make_split("three-moons")
     for name in GENERATORS:
         assert repr(name) in str(info.value)
-
-
-def test_import_hygiene():
-    """Generators and noise models need numpy/scipy only; hypothesis is a test dependency."""
-    code = ("import sys, mke_theory, mke_theory.generators, mke_theory.noise;"
-            "print(sorted(m for m in ('torch', 'sklearn', 'hypothesis') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
 
 
 # ---- twomoon -----------------------------------------------------------------------------------

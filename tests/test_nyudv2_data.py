@@ -27,12 +27,10 @@ from mke_experiments.data.nyudv2 import (  # noqa: E402
     MANIFEST_NAME,
     NYU_INTRINSICS,
     NyuError,
-    confusion_matrix,
     encode_hha,
     label_lut,
     load_cache,
     meta,
-    miou,
     prepare,
     read_labeled_mat,
     read_names,
@@ -367,49 +365,3 @@ def test_prepare_without_opencv_matches_opencv(mat, tmp_path, monkeypatch):
 
 
 # ---- mIoU -----------------------------------------------------------------------------------------
-CONFUSION = np.array([[3, 1, 0, 0],  # rows: true class 0..3, columns: predicted
-                      [1, 2, 1, 0],
-                      [0, 0, 4, 0],
-                      [0, 0, 0, 0]])  # class 3 appears nowhere
-
-
-def pixels_of(confusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    truth, pred = np.nonzero(confusion)
-    counts = confusion[truth, pred]
-    return np.repeat(pred, counts), np.repeat(truth, counts)
-
-
-def test_miou_on_a_hand_computed_confusion_matrix():
-    pred, target = pixels_of(CONFUSION)
-    pred, target = np.concatenate([pred, [1, 2, 3]]), np.concatenate([target, [255, 255, 255]])  # void
-    matrix = confusion_matrix(pred.reshape(3, 5), target.reshape(3, 5), 4, ignore=255)
-    np.testing.assert_array_equal(matrix, CONFUSION)
-    mean, iou, accuracy = miou(matrix)
-    # IoU = TP / (TP + FP + FN): 3 / (3+1+1), 2 / (2+1+2), 4 / (4+1+0); class 3 absent from both: NaN
-    np.testing.assert_allclose(iou[:3], [3 / 5, 2 / 5, 4 / 5])
-    assert np.isnan(iou[3])
-    assert mean == pytest.approx((0.6 + 0.4 + 0.8) / 3) and accuracy == pytest.approx(9 / 12)
-
-    only_predicted = CONFUSION.copy()
-    only_predicted[2, 3] = 1  # a class predicted but absent from the truth scores 0 and counts
-    mean, iou, _ = miou(only_predicted)  # class 2: TP 4, FP 1, FN 1
-    np.testing.assert_allclose(iou, [3 / 5, 2 / 5, 4 / 6, 0])
-    assert mean == pytest.approx((3 / 5 + 2 / 5 + 4 / 6 + 0) / 4)
-
-
-def test_miou_sums_images_and_ignores_void_in_the_cached_labels():
-    rng = np.random.default_rng(0)
-    target = rng.integers(0, 41, (3, 8, 8))  # 0 = void, 1..40 as in the cache
-    pred = np.where(rng.random(target.shape) < 0.7, target, rng.integers(0, 41, target.shape))
-    whole = confusion_matrix(pred, target, 41, ignore=0)
-    assert whole[0].sum() == 0 and whole.sum() == (target != 0).sum()
-    np.testing.assert_array_equal(whole, sum(confusion_matrix(p, t, 41, ignore=0) for p, t in zip(pred, target)))
-    mean, iou, accuracy = miou(whole, ignore=0)
-    assert np.isnan(iou[0]) and mean == pytest.approx(np.nanmean(iou[1:]))
-    labeled = target != 0
-    assert accuracy == pytest.approx((pred[labeled] == target[labeled]).mean())  # predicting void is an error
-    forty = np.maximum(pred, 1)  # a 40-logit model never predicts void
-    shifted = confusion_matrix(forty.astype(np.int16) - 1, target.astype(np.int16) - 1, 40, ignore=-1)  # 0..39
-    np.testing.assert_array_equal(shifted, confusion_matrix(forty, target, 41, ignore=0)[1:, 1:])
-    with pytest.raises(ValueError, match="outside 0..40"):
-        confusion_matrix(np.full(4, 41), np.ones(4), 41)

@@ -14,10 +14,9 @@ from fixtures.nyudv2 import make_labeled_mat, small_split
 from mke_experiments.cli import cli
 from mke_experiments.config import ModelConfig, apply_overrides
 from mke_experiments.data.nyudv2 import prepare
-from mke_experiments.metrics import segmentation_metrics
 from mke_experiments.pipeline import run
 from mke_experiments.tasks import get_task
-from mke_experiments.tasks.nyudv2 import joint_augment
+from mke_experiments.tasks.nyudv2 import evaluate, joint_augment
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ("train.epochs=1", "data.crop=32,48", "train.batch_size=4")
@@ -35,7 +34,7 @@ def test_miou_from_one_confusion_matrix_with_void_ignored():
     # 2 images of 2×2 pixels, 3 classes; −1 is void
     labels = np.array([[[0, 0], [1, -1]], [[2, 2], [1, 1]]])
     pred = np.array([[[0, 1], [1, 2]], [[2, 0], [1, 1]]])
-    m = segmentation_metrics(pred, labels, 40)
+    m = evaluate(pred, labels, 40)
     # valid pixels: (0→0), (0→1), (1→1), (2→2), (2→0), (1→1), (1→1): confusion rows = truth
     # IoU_0 = 1 / (2 + 2 - 1) = 1/3; IoU_1 = 3 / (3 + 4 - 3) = 3/4; IoU_2 = 1 / (2 + 1 - 1) = 1/2
     assert m["miou"] == pytest.approx((1 / 3 + 3 / 4 + 1 / 2) / 3)

@@ -140,3 +140,32 @@ def test_dropout_rate_and_expectation():
 def test_bad_arguments_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_student_loss_composes_each_form_from_the_forward_function():
+    torch.manual_seed(0)
+    clean, perturbed = torch.randn(6, 3), torch.randn(6, 3)  # not a constant shift: L_reg is well above 0
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    calls = []
+
+    def forward(is_perturbed):
+        calls.append(is_perturbed)
+        return perturbed if is_perturbed else clean
+
+    pl_clean, pl_perturbed = obj.pseudo_label_loss(clean, targets), obj.pseudo_label_loss(perturbed, targets)
+    reg = obj.consistency_loss(clean, perturbed)
+    assert reg.item() > 0.05
+    assert obj.student_loss(forward, targets, regularised=False).item() == pytest.approx(pl_clean.item())
+    assert calls == [False]
+    assert obj.student_loss(forward, targets, loss_form="perturbed_ce").item() == pytest.approx(pl_perturbed.item())
+    assert calls[1:] == [True]
+    for gamma in (0.0, 0.5, 2.0):  # γ weights L_reg exactly: a dropped or squared γ fails here
+        got = obj.student_loss(forward, targets, loss_form="consistency", gamma=gamma).item()
+        assert got == pytest.approx(pl_clean.item() + gamma * reg.item(), rel=1e-6)
+    # per-member reduction (the ensemble's): each term reduced by `reduce`, then γ-weighted
+    stacked = lambda p: torch.stack([forward(p), forward(p)])  # noqa: E731  (S=2, n, K)
+    per_member = obj.student_loss(stacked, targets.expand(2, 6), gamma=2.0, reduce=lambda v: v.mean(dim=1))
+    assert per_member.shape == (2,)
+    np.testing.assert_allclose(per_member.numpy(), [pl_clean.item() + 2.0 * reg.item()] * 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="loss_form"):
+        obj.student_loss(forward, targets, loss_form="mse")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import find, given, settings
@@ -115,8 +112,3 @@ def test_bad_strategy_arguments(factory, kwargs, parameter):
     with pytest.raises(ValueError, match=f"^{parameter} must"):
         factory(**kwargs)
 
-
-def test_importing_mke_theory_does_not_import_hypothesis():
-    code = "import sys, mke_theory, mke_theory.split; print('hypothesis' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
