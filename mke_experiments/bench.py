@@ -26,13 +26,15 @@ def _mapped_classes():
     return class_list("mapped")
 
 
-SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) for a data config
-    "mfeat": lambda d: ((47,), (76,), 10, ()),
-    "ravdess": lambda d: ((d.frames, 3, d.size, d.size), (1, d.n_mels, 301), 8, ()),  # 3 s at hop 10 ms
-    "vggsound": lambda d: ((1, d.n_mels, int(d.seconds * 100) + 1), (d.frames, 3, d.size, d.size), 309, ()),
-    "audioset-vggsound": lambda d: ((1, d.n_mels, int(d.seconds * 100) + 1), (d.frames, 3, d.size, d.size),
-                                    len(_mapped_classes()), ()),
-    "nyudv2": lambda d: ((3, *d.hw("crop")), (1 if d.depth == "metres" else 3, *d.hw("crop")), 40, d.hw("crop")),
+SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) for a config
+    "mfeat": lambda c: ((47,), (76,), 10, ()),
+    "ravdess": lambda c: ((c.prepare.frames, 3, c.prepare.size, c.prepare.size), (1, c.prepare.n_mels, 301), 8, ()),
+    "vggsound": lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
+                           (c.prepare.frames, 3, c.prepare.size, c.prepare.size), 309, ()),
+    "audioset-vggsound": lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
+                                    (c.prepare.frames, 3, c.prepare.size, c.prepare.size), len(_mapped_classes()), ()),
+    "nyudv2": lambda c: ((3, *c.data.hw("crop")), (1 if c.data.depth == "metres" else 3, *c.data.hw("crop")), 40,
+                         c.data.hw("crop")),
 }
 
 
@@ -72,7 +74,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         split = load()
         load_s = time.perf_counter() - t0
     if task in SHAPES:
-        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg.data)
+        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg)
     elif split is not None:
         alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
         target_shape = split.test_labels.shape[1:]

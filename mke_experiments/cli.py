@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mke_experiments.config import TrainConfig, click_type
 from mke_theory.errors import MKEError, user_errors
 from mke_theory.methods import methods_of
 
@@ -49,6 +50,8 @@ def list_tasks():
         cfg = task.default_config
         click.echo(f"{name:<10} {task.description}")
         click.echo(f"{'':<10} data: {cfg.data}")
+        if cfg.prepare is not None:
+            click.echo(f"{'':<10} prepare: {cfg.prepare}")
         click.echo(f"{'':<10} train: epochs={cfg.train.epochs} batch_size={cfg.train.batch_size} lr={cfg.train.lr} "
                    f"selection={cfg.train.selection}; mke: {cfg.mke.loss_form} γ={cfg.mke.gamma} "
                    f"input_noise={cfg.mke.input_noise}; needs --data: {'yes' if task.needs_data else 'no'}")
@@ -58,7 +61,7 @@ def list_tasks():
 @click.argument("task")
 @click.option("--raw", type=click.Path(path_type=Path), required=True, help="The downloaded data set as it unpacks.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache folder to write.")
-@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. data.frames=8.")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. prepare.frames=8.")
 @user_errors
 def prepare(task, raw, out, overrides):
     """Turn a real download into a compact cache (re-running skips finished work)."""
@@ -74,7 +77,7 @@ def prepare(task, raw, out, overrides):
     with click.progressbar(length=0, label=f"preparing {task}", file=sys.stderr) as bar:
         def progress(n):
             bar.update(n)
-        manifest = prepare_data(raw, out, cfg.data, progress=progress)
+        manifest = prepare_data(raw, out, cfg.prepare, progress=progress)
     click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
 
 
@@ -86,7 +89,7 @@ def prepare(task, raw, out, overrides):
 @click.option("--seeds", default="0,1,2,3,4", callback=_int_list, help="Initialisation seeds (the split has its own).")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), callback=_methods,
               help=f"Comma-separated methods, of: {', '.join(METHOD_NAMES)}.")
-@click.option("--epochs", type=click.IntRange(1), default=None, help="Override train.epochs.")
+@click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
 @click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
@@ -108,7 +111,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     if pipeline.distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
     cfg = resolve_config(spec, overrides, epochs)
-    split = spec.load(cfg.data, data)
+    cfg, split = spec.load_split(cfg, data, overrides)
     total = pipeline.total_steps(split, cfg, methods, len(seeds))
     rank = distributed()[0]
     with click.progressbar(length=total, label=f"{task}: {len(seeds)} seeds × {len(methods)} methods",
@@ -147,7 +150,7 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides):
 
     spec = get_task(task)
     cfg = resolve_config(spec, overrides)
-    load = (lambda: spec.load(cfg.data, data)) if data is not None or not spec.needs_data else None
+    load = (lambda: spec.load(cfg.data, data)) if data is not None or not spec.needs_data else None  # timed
     rows = measure(task, cfg, batch_size=batch_size, steps=steps, device=device, compile=use_compile, load=load)
     import torch
 

@@ -1,77 +1,126 @@
 """Frozen dataclass configs, one per component, and ``--set a.b=v`` overrides.
 
-A task owns its data config class and its defaults (a preset is a task's ``ExperimentConfig``);
-overrides may only name fields that exist, and values are converted to the field's type.
+A task owns its data config classes and its defaults (a preset is a task's ``ExperimentConfig``):
+``data`` holds what a run reads (split, classes, crops, strengths of T) and ``prepare`` what
+``mke-exp prepare`` bakes into a cache (frame counts, sizes, mel bands). A run never trusts its
+``prepare`` settings: they are read back from the cache's manifest, and an explicit ``--set
+prepare.x=v`` that the cache contradicts is an error. Overrides may only name fields that exist;
+values are converted to the field's type and checked against the limits declared once, on the
+field (``limit``), which the command line reuses (``click_type``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from mke_theory.errors import MKEError
 
 
+def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None):
+    """A dataclass field with its allowed values declared once: a range (closed unless ``*_open``;
+    numbers must be finite) or a tuple of ``choices``."""
+    return field(default=default, metadata=dict(low=low, high=high, low_open=low_open, high_open=high_open,
+                                                choices=choices))
+
+
+def check_field(key: str, value, spec: dataclasses.Field) -> None:
+    """Raise ``MKEError`` naming ``key`` when ``value`` breaks the field's declared limits."""
+    meta = spec.metadata
+    if meta.get("choices") is not None:
+        if value not in meta["choices"]:
+            raise MKEError(f"{key} must be one of {', '.join(map(str, meta['choices']))}; got {value!r}")
+        return
+    low, high = meta.get("low"), meta.get("high")
+    if low is None and high is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MKEError(f"{key} must be a finite number, got {value!r}")
+    too_low = low is not None and (value <= low if meta["low_open"] else value < low)
+    too_high = high is not None and (value >= high if meta["high_open"] else value > high)
+    if too_low or too_high:
+        left = "(" if meta["low_open"] else "["
+        right = ")" if meta["high_open"] else "]"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise MKEError(f"{key} must lie in {span}, got {value!r}")
+
+
+def check_limits(node, prefix: str) -> None:
+    """Every declared limit of a config dataclass (and of the dataclasses inside it)."""
+    for spec in dataclasses.fields(node):
+        value = getattr(node, spec.name)
+        if dataclasses.is_dataclass(value):
+            check_limits(value, f"{prefix}{spec.name}.")
+        else:
+            check_field(f"{prefix}{spec.name}", value, spec)
+
+
+def click_type(config_class, name: str):
+    """The click parameter type of a config field, from its declared limits (one home for a limit)."""
+    import click
+
+    spec = {f.name: f for f in dataclasses.fields(config_class)}[name]
+    meta, integer = spec.metadata, isinstance(spec.default, int)
+    if meta.get("choices") is not None:
+        return click.Choice(list(meta["choices"]))
+    kind = click.IntRange if integer else click.FloatRange
+    kw = {} if integer else dict(min_open=meta["low_open"], max_open=meta["high_open"])
+    return kind(meta.get("low"), meta.get("high"), **kw)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    hidden: int = 128  # width of the feature vector of every encoder
-    dropout: float = 0.2  # dropout before the classifier head (a perturbation T of regularised students)
-    width: int = 16  # channels of the first convolution of the image / spectrogram encoders
-    fusion: str = "late"  # late: sum of per-modality heads; mid: concatenated features → head
-    modality_dropout: float = 0.0  # per sample, drop α or β features with this probability (regularised only)
+    hidden: int = limit(128, 1)  # width of the feature vector of every encoder
+    dropout: float = limit(0.2, 0, 1, high_open=True)  # before the classifier head (a T of regularised students)
+    width: int = limit(16, 1)  # channels of the first convolution of the small image / spectrogram encoders
+    fusion: str = limit("late", choices=("late", "mid"))  # late: sum of per-modality heads; mid: concatenated features
+    modality_dropout: float = limit(0.0, 0, 1, high_open=True)  # per sample, drop α or β features (regularised only)
     pretrained: bool = False  # ImageNet weights for torchvision backbones (downloads them: needs a network)
     weights: str = ""  # or a local file of backbone weights (a torchvision ResNet state dict)
-    backbone: str = "resnet18"  # torchvision ResNet of the segmentation networks: resnet18, resnet34, resnet50
-    channels_last: bool = False  # memory format of image tensors (a speed option on GPUs)
+    backbone: str = limit("resnet18", choices=("resnet18", "resnet34", "resnet50"))  # torchvision ResNet
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
-    selection: str = "val"  # val: best validation accuracy; agreement: label-free, teacher agreement; last
+    epochs: int = limit(50, 1)
+    batch_size: int = limit(128, 2)  # batch norm cannot train on one sample
+    lr: float = limit(1e-3, 0, low_open=True)
+    weight_decay: float = limit(1e-4, 0)
+    optimizer: str = limit("adam", choices=("adam", "sgd"))  # sgd: momentum 0.9
+    selection: str = limit("val", choices=("val", "agreement", "last"))  # val: best validation score; agreement:
+    # label-free, agreement with the teacher on a held-out tenth of D_u; last: the last epoch
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     checkpoint: bool = True  # a checkpoint per epoch, resumed automatically
 
 
 @dataclass(frozen=True)
 class MKEConfig:
-    pseudo_labels: str = "hard"  # hard: argmax; soft: softmax(logits / temperature)
-    temperature: float = 1.0
-    loss_form: str = "consistency"  # consistency: L_pl + γ·L_reg (Eq. 3); perturbed_ce: CE on f(T(x))
-    gamma: float = 1.0
-    input_noise: float = 0.5  # a: x + a·mean|x|·ε on every modality of regularised students
-    confidence_threshold: float = 0.8  # mm_student_confident: L_pl only where the teacher's top probability ≥ this
+    pseudo_labels: str = limit("hard", choices=("hard", "soft"))  # hard: argmax; soft: softmax(logits / temperature)
+    temperature: float = limit(1.0, 0, low_open=True)
+    loss_form: str = limit("consistency", choices=("consistency", "perturbed_ce"))  # Eq. (3), or CE on f(T(x))
+    gamma: float = limit(1.0, 0)
+    input_noise: float = limit(0.5, 0)  # a: x + a·mean|x|·ε on every modality of regularised students
+    confidence_threshold: float = limit(0.8, 0, 1)  # mm_student_confident: L_pl only where the teacher's top
+    # probability reaches this (the library's choice; FixMatch uses 0.95 on images)
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     task: str
-    data: Any  # the task's own frozen data config
+    data: Any  # the task's run-time data config
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mke: MKEConfig = field(default_factory=MKEConfig)
+    prepare: Any = None  # the task's prepare-time config (None: the task reads its data directly)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True, default=str)
-
-
-CHOICES = {  # fields whose values come from a fixed set
-    ("model", "fusion"): ("late", "mid"),
-    ("model", "backbone"): ("resnet18", "resnet34", "resnet50"),
-    ("train", "optimizer"): ("adam", "sgd"),
-    ("train", "selection"): ("val", "agreement", "last"),
-    ("mke", "pseudo_labels"): ("hard", "soft"),
-    ("mke", "loss_form"): ("consistency", "perturbed_ce"),
-}
 
 
 def _convert(value: str, current, key: str):
@@ -114,48 +163,63 @@ def apply_overrides(config, overrides) -> Any:
 def _set(node, path, value, key):
     names = [f.name for f in dataclasses.fields(node)]
     if path[0] not in names:
-        raise MKEError(f"unknown config key {key!r}; {'.'.join(path[:0]) or 'top-level'} keys here: "
-                         f"{', '.join(names)}")
+        parts = key.split(".")
+        group = ".".join(parts[: len(parts) - len(path)])  # the part of the key walked so far
+        raise MKEError(f"unknown config key {key!r}; {f'keys of {group}' if group else 'top-level keys'}: "
+                       f"{', '.join(names)}")
     current = getattr(node, path[0])
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
             first = dataclasses.fields(current)[0].name
             raise MKEError(f"{key} is a group; set one of its fields, e.g. {key}.{first}")
         return dataclasses.replace(node, **{path[0]: _convert(value, current, key)})
+    if current is None:  # e.g. prepare of a task that reads its data directly
+        raise MKEError(f"unknown config key {key!r}: this task has no {path[0]} settings")
     if not dataclasses.is_dataclass(current):
         raise MKEError(f"unknown config key {key!r}: {path[0]} has no fields")
     return dataclasses.replace(node, **{path[0]: _set(current, path[1:], value, key)})
 
 
 def check(config: ExperimentConfig) -> None:
-    """Value checks shared by every task (the task checks its own data fields)."""
-    for (group, name), allowed in CHOICES.items():
-        value = getattr(getattr(config, group), name)
-        if value not in allowed:
-            raise MKEError(f"{group}.{name} must be one of {', '.join(allowed)}; got {value!r}")
-    t, m, k = config.train, config.model, config.mke
-    positive = {"train.epochs": t.epochs, "train.batch_size": t.batch_size, "train.lr": t.lr,
-                "model.hidden": m.hidden, "model.width": m.width, "mke.temperature": k.temperature}
-    for key, value in positive.items():
-        if not value > 0:
-            raise MKEError(f"{key} must be > 0, got {value}")
-    if not 0 <= k.confidence_threshold <= 1:
-        raise MKEError(f"mke.confidence_threshold must lie in [0, 1], got {k.confidence_threshold}")
-    for key, value in {"model.dropout": m.dropout, "model.modality_dropout": m.modality_dropout}.items():
-        if not 0 <= value < 1:
-            raise MKEError(f"{key} must lie in [0, 1), got {value}")
-    non_negative = {"mke.gamma": k.gamma, "mke.input_noise": k.input_noise, "train.weight_decay": t.weight_decay}
-    for key, value in non_negative.items():
-        if value < 0:
-            raise MKEError(f"{key} must be >= 0, got {value}")
-    validate = getattr(config.data, "validate", None)
-    if validate is not None:
-        validate()
+    """Every declared limit, then each data config's own cross-field rules (``validate``)."""
+    check_limits(config, "")
+    for group in (config.data, config.prepare):
+        validate = getattr(group, "validate", None)
+        if validate is not None:
+            validate()
 
 
 def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentConfig:
-    """A task's preset with ``--set`` overrides (and ``--epochs``) applied and checked."""
+    """A task's preset with ``--set`` overrides (and ``--epochs``) applied and checked.
+
+    A key the task declares it ignores (``task.ignores``, e.g. ``model.backbone`` for a task of small
+    networks) is an error: it would change the record's config hash and nothing else.
+    """
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key in task.ignores:
+            raise MKEError(f"task {task.name} does not use {key}; leave it out (it would change the record, "
+                           f"not the run)")
     cfg = apply_overrides(task.default_config, overrides)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
     return cfg
+
+
+def from_manifest(cfg: ExperimentConfig, prepared, overrides=(), source: str = "the cache") -> ExperimentConfig:
+    """``cfg`` with its ``prepare`` settings replaced by those the cache was made with (``prepared``,
+    the task's prepare config read back from the manifest), so that the record says what ran.
+
+    A setting the user gave explicitly (``--set prepare.x=v``) that the cache contradicts is an
+    ``MKEError`` naming both values and the fix.
+    """
+    if prepared is None or cfg.prepare is None:
+        return cfg
+    given = {item.partition("=")[0].strip()[len("prepare."):] for item in overrides
+             if item.strip().startswith("prepare.")}
+    for name in sorted(given):
+        want, have = getattr(cfg.prepare, name), getattr(prepared, name)
+        if want != have:
+            raise MKEError(f"{source} was prepared with prepare.{name}={have}, not {want}: leave out "
+                           f"--set prepare.{name}, or prepare the cache again with --set prepare.{name}={want}")
+    return dataclasses.replace(cfg, prepare=prepared)

@@ -369,7 +369,8 @@ def run(task_name: str, data_dir=None, out=None, seeds=(0, 1, 2, 3, 4), methods=
 
     task = get_task(task_name)
     cfg = resolve_config(task, overrides, epochs)
-    return run_split(cfg, task.load(cfg.data, data_dir), seeds, methods, out, device, force, progress)
+    cfg, split = task.load_split(cfg, data_dir, overrides)
+    return run_split(cfg, split, seeds, methods, out, device, force, progress)
 
 
 def distributed_init() -> bool:

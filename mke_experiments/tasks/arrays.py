@@ -89,9 +89,17 @@ def load(data: ArraysData, data_dir) -> MultimodalSplit:
     return standardize(split) if data.standardize else split
 
 
+def smoke(folder: Path) -> tuple[Path, tuple]:
+    from mke_experiments.testing.bundles import write_bundle
+
+    return write_bundle(Path(folder) / "bundle.npz"), ()
+
+
 register_task(Task(
     name="arrays",
     description="your own data: an npz bundle with labeled α, unlabeled α+β and a test set",
     default_config=ExperimentConfig(task="arrays", data=ArraysData(), train=TrainConfig(epochs=50)),
     load=load,
+    ignores=("model.backbone", "model.pretrained", "model.weights"),  # no torchvision ResNet for bundles
+    smoke=smoke,
 ))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
+from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.metrics import scores_metrics
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
@@ -36,23 +36,25 @@ SPLITS_FILE = "splits.json"  # clip name -> "train" | "test", written beside the
 
 @dataclass(frozen=True)
 class SoundData:
-    classes: str = "all"  # all: the 309 VGGSound classes; mapped: those with an AudioSet class
-    labeled_fraction: float = 0.2  # vggsound: share of the train clips that form D_l (audio only)
-    val_fraction: float = 0.1  # share of the train clips held out for validation
-    split_seed: int = 0
+    classes: str = limit("all", choices=("all", "mapped"))  # all: the 309 VGGSound classes; mapped: with AudioSet
+    labeled_fraction: float = limit(0.2, 0, 1, low_open=True, high_open=True)  # vggsound: share of train → D_l
+    val_fraction: float = limit(0.1, 0, 1, high_open=True)  # share of the train clips held out for validation
+    split_seed: int = limit(0, 0)
     audioset: str = ""  # audioset-vggsound: folder of the prepared AudioSet cache
-    frames: int = 4  # prepare: frames per clip
-    size: int = 64  # prepare: frame side
-    n_mels: int = 64  # prepare: mel bands
-    seconds: float = 10.0  # prepare: clip length
-    freq_mask: int = 8  # T: SpecAugment frequency band width (mel bins)
-    time_mask: int = 40  # T: SpecAugment time span (frames of 10 ms)
+    freq_mask: int = limit(8, 0)  # T: SpecAugment frequency band width (mel bins)
+    time_mask: int = limit(40, 0)  # T: SpecAugment time span (frames of 10 ms)
 
-    def validate(self):
-        if self.classes not in ("all", "mapped"):
-            raise MKEError(f"data.classes must be 'all' or 'mapped'; got {self.classes!r}")
-        if not 0 <= self.val_fraction < 1 or not 0 < self.labeled_fraction < 1:
-            raise MKEError("data.val_fraction must lie in [0, 1) and data.labeled_fraction in (0, 1)")
+
+@dataclass(frozen=True)
+class SoundPrepare:
+    frames: int = limit(4, 1)  # frames per clip
+    size: int = limit(64, 8)  # frame side in pixels
+    n_mels: int = limit(64, 1)  # mel bands
+    seconds: float = limit(10.0, 0, low_open=True)  # clip length
+
+    @classmethod
+    def from_manifest(cls, params: dict) -> SoundPrepare:
+        return cls(frames=params["frames"], size=params["size"], n_mels=params["n_mels"], seconds=params["seconds"])
 
 
 def class_list(classes: str) -> list[str]:
@@ -79,13 +81,16 @@ def _load_vggsound(data: SoundData, data_dir, classes: list[str]):
     return cache, keep, labels, part
 
 
+def _prepared(cache) -> SoundPrepare:
+    return SoundPrepare.from_manifest(cache["manifest"]["params"])
+
+
 def _logmel(cache) -> np.ndarray:
     x = cache["logmel"].astype(np.float32)
     return (x + 40.0) / 40.0  # dB around −40 → roughly unit scale; the same map for every cache
 
 
 def load_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
-    data.validate()
     classes = class_list(data.classes)
     cache, keep, labels, part = _load_vggsound(data, data_dir, classes)
     audio, frames = _logmel(cache), cache["frames"].astype(np.float32) / 255.0
@@ -103,13 +108,12 @@ def load_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
         labeled_alpha=audio[labeled], labels=labels[labeled],
         unlabeled_alpha=audio[unlabeled], unlabeled_beta=frames[unlabeled], unlabeled_labels=labels[unlabeled],
         test_alpha=audio[test], test_beta=frames[test], test_labels=labels[test], n_classes=len(classes),
-        name=f"vggsound-{data.classes}", **val_part)
+        name=f"vggsound-{data.classes}", **val_part, meta=dict(prepared=_prepared(cache)))
 
 
 def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
     from mke_experiments.data import av_manifests, avclips
 
-    data.validate()
     if not data.audioset:
         raise MKEError("audioset-vggsound needs the AudioSet cache: --set data.audioset=DIR "
                          "(made by: mke-exp prepare audioset --raw DIR --out DIR)")
@@ -126,6 +130,10 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
     if not has_class.any():
         raise MKEError(f"no AudioSet clip in {data.audioset} carries a class mapped to VGGSound")
     cache, keep, labels, part = _load_vggsound(data, data_dir, classes)
+    prepared = _prepared(cache)
+    if _prepared(teacher_cache) != prepared:
+        raise MKEError(f"the AudioSet cache {data.audioset} was prepared with {_prepared(teacher_cache)}, the "
+                       f"VGGSound cache {data_dir} with {prepared}: prepare both with the same --set prepare.* values")
     audio, frames = _logmel(cache), cache["frames"].astype(np.float32) / 255.0
     train = np.random.default_rng(data.split_seed).permutation(np.flatnonzero(keep & (part == "train")))
     n_val = int(round(data.val_fraction * len(train)))
@@ -136,17 +144,17 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
         labeled_alpha=_logmel(teacher_cache)[has_class], labels=multi_hot[has_class],
         unlabeled_alpha=audio[unlabeled], unlabeled_beta=frames[unlabeled], unlabeled_labels=labels[unlabeled],
         test_alpha=audio[test], test_beta=frames[test], test_labels=labels[test], n_classes=len(classes),
-        name="audioset-vggsound", **val_part)
+        name="audioset-vggsound", **val_part, meta=dict(prepared=prepared))
 
 
-def prepare_vggsound(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
+def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None) -> dict:
     from mke_experiments.data import av_manifests, avclips
 
     raw = Path(raw_dir)
     rows = av_manifests.read_vggsound_csv(raw / "vggsound.csv")
     clips = [(av_manifests.clip_name(r.ytid, r.start), r.label) for r in rows]
-    manifest = avclips.prepare(raw, out_dir, clips, frames=data.frames, size=data.size, n_mels=data.n_mels,
-                               seconds=data.seconds, name="vggsound", progress=progress)
+    manifest = avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
+                               seconds=settings.seconds, name="vggsound", progress=progress)
     splits = {av_manifests.clip_name(r.ytid, r.start): r.split for r in rows}
     from mke_theory.records import atomic_write
 
@@ -154,7 +162,7 @@ def prepare_vggsound(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
     return manifest
 
 
-def prepare_audioset(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
+def prepare_audioset(raw_dir, out_dir, settings: SoundPrepare, progress=None) -> dict:
     from mke_experiments.data import av_manifests, avclips
 
     raw = Path(raw_dir)
@@ -163,8 +171,8 @@ def prepare_audioset(raw_dir, out_dir, data: SoundData, progress=None) -> dict:
         raise MKEError(f"{raw} holds no AudioSet *_segments.csv (e.g. balanced_train_segments.csv)")
     clips = [(av_manifests.clip_name(r.ytid, int(r.start)), tuple(r.mids))
              for path in csvs for r in av_manifests.read_audioset_segments(path)]
-    return avclips.prepare(raw, out_dir, clips, frames=data.frames, size=data.size, n_mels=data.n_mels,
-                           seconds=data.seconds, name="audioset", progress=progress)
+    return avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
+                           seconds=settings.seconds, name="audioset", progress=progress)
 
 
 def av_perturbation(cfg: ExperimentConfig):
@@ -188,20 +196,45 @@ def build_student(split, cfg: ModelConfig, regularised: bool):
     return av.build_student(split, cfg, regularised)
 
 
+SMOKE = SoundPrepare(frames=2, size=32, n_mels=16, seconds=1.0)
+SMOKE_OVERRIDES = ("data.time_mask=10", "train.batch_size=4")
+
+
+def smoke_vggsound(folder) -> tuple:
+    """Clips of three classes as mp4 files with vggsound.csv, 2 frames of 32×32 and 1 s of audio."""
+    from mke_experiments.testing.sound_tasks import vggsound_download
+
+    folder = Path(folder)
+    prepare_vggsound(vggsound_download(folder / "vgg"), folder / "vgg_cache", SMOKE)
+    return folder / "vgg_cache", SMOKE_OVERRIDES
+
+
+def smoke_audioset_vggsound(folder) -> tuple:
+    """The VGGSound smoke data plus an AudioSet tree of the same three classes for the teacher."""
+    from mke_experiments.testing.sound_tasks import audioset_download
+
+    folder = Path(folder)
+    prepare_audioset(audioset_download(folder / "as"), folder / "as_cache", SMOKE)
+    data, overrides = smoke_vggsound(folder)
+    return data, overrides + (f"data.audioset={folder / 'as_cache'}",)
+
+
 def _config(name: str) -> ExperimentConfig:
     return ExperimentConfig(
-        task=name, data=SoundData(classes="all" if name == "vggsound" else "mapped"),
+        task=name, data=SoundData(classes="all" if name == "vggsound" else "mapped"), prepare=SoundPrepare(),
         model=ModelConfig(backbone="resnet18", dropout=0.2, fusion="late", modality_dropout=0.1),
         train=TrainConfig(epochs=20, batch_size=32, lr=1e-3),
         mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.0))
 
 
 COMMON = dict(evaluate=scores_metrics, primary="top1", scores=True, build_teacher=build_teacher,
-              build_student=build_student, perturb=av_perturbation)
+              build_student=build_student, perturb=av_perturbation,
+              ignores=("model.hidden", "model.width",  # ResNet-18 encoders of 512 features
+                       "mke.input_noise"))  # T is SpecAugment + frame jitter (data.freq_mask, data.time_mask)
 register_task(Task(name="vggsound", description="VGGSound events: audio teacher on a labeled part, audio + video "
                    "students on the rest (top-1/top-5)", default_config=_config("vggsound"), load=load_vggsound,
-                   prepare=prepare_vggsound, **COMMON))
+                   prepare=prepare_vggsound, smoke=smoke_vggsound, **COMMON))
 register_task(Task(name="audioset-vggsound", description="teacher on AudioSet audio (multi-label), students on "
                    "VGGSound audio + video, mapped classes", default_config=_config("audioset-vggsound"),
                    load=load_audioset_vggsound, prepare=prepare_vggsound, extra_prepare={"audioset": prepare_audioset},
-                   **COMMON))
+                   smoke=smoke_audioset_vggsound, **COMMON))

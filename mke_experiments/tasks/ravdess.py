@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig
+from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
 from mke_theory.split import MultimodalSplit
@@ -21,24 +21,25 @@ from mke_theory.split import MultimodalSplit
 
 @dataclass(frozen=True)
 class RavdessData:
-    split: str = "actor"  # actor (speaker-independent) | random (MST-Distill 60/20/20, leaky)
-    labeled_actors: int = 4  # how many of the train actors (the lowest numbers) form D_l; the rest D_u
-    split_seed: int = 0  # only for split=random
-    frames: int = 4  # prepare: frames per clip
-    size: int = 48  # prepare: face crop side
-    n_mels: int = 40  # prepare: mel bands
+    split: str = limit("actor", choices=("actor", "random"))  # actor (speaker-independent) | random (leaky)
+    labeled_actors: int = limit(4, 1)  # how many of the train actors (the lowest numbers) form D_l; the rest D_u
+    split_seed: int = limit(0, 0)  # only for split=random
 
-    def validate(self):
-        if self.split not in ("actor", "random"):
-            raise MKEError(f"data.split must be 'actor' or 'random'; got {self.split!r}")
-        if self.labeled_actors < 1:
-            raise MKEError("data.labeled_actors must be >= 1")
+
+@dataclass(frozen=True)
+class RavdessPrepare:
+    frames: int = limit(4, 1)  # frames per clip
+    size: int = limit(48, 8)  # face crop side in pixels
+    n_mels: int = limit(40, 1)  # mel bands
+
+    @classmethod
+    def from_manifest(cls, params: dict) -> RavdessPrepare:
+        return cls(frames=params["frames"], size=params["size"], n_mels=params["n_mels"])
 
 
 def load(data: RavdessData, data_dir) -> MultimodalSplit:
     from mke_experiments.data import ravdess as rv
 
-    data.validate()
     cache = rv.load_cache(data_dir_or_error(data_dir, "ravdess"))
     frames = cache["frames"].astype(np.float32) / 255.0  # (n, K, 3, S, S)
     logmel = cache["logmel"]  # (n, 1, M, T), dB
@@ -69,23 +70,40 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
         unlabeled_alpha=frames[unlabeled], unlabeled_beta=logmel[unlabeled], unlabeled_labels=labels[unlabeled],
         test_alpha=frames[test], test_beta=logmel[test], test_labels=labels[test], n_classes=8,
         name=f"ravdess-{data.split}" + ("-LEAKY" if data.split == "random" else ""), **val_part,
-        meta=dict(split=data.split, leaky=data.split == "random"))
+        meta=dict(split=data.split, leaky=data.split == "random",
+                  prepared=RavdessPrepare.from_manifest(cache["manifest"]["params"])))
 
 
-def prepare(raw_dir, out_dir, data: RavdessData, progress=None) -> dict:
+def prepare(raw_dir, out_dir, settings: RavdessPrepare, progress=None) -> dict:
     from mke_experiments.data import ravdess as rv
 
-    return rv.prepare(raw_dir, out_dir, frames=data.frames, size=data.size, n_mels=data.n_mels, progress=progress)
+    return rv.prepare(raw_dir, out_dir, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
+                      progress=progress)
+
+
+def smoke(folder) -> tuple:
+    """Five actors (test 1, validation 5, train 9–11) of all eight emotions, 2 frames of 24×24."""
+    from pathlib import Path
+
+    from mke_experiments.testing.ravdess import make_ravdess_tree
+
+    folder = Path(folder)
+    raw = make_ravdess_tree(folder / "raw", actors=(1, 5, 9, 10, 11), emotions=range(1, 9))
+    settings = RavdessPrepare(frames=2, size=24, n_mels=16)
+    prepare(raw, folder / "cache", settings)
+    return folder / "cache", ("data.labeled_actors=1", "model.width=4", "model.hidden=16")
 
 
 register_task(Task(
     name="ravdess",
     description="RAVDESS emotions: teacher on face frames, students on frames + log-mel audio (split by actor)",
     default_config=ExperimentConfig(
-        task="ravdess", data=RavdessData(),
+        task="ravdess", data=RavdessData(), prepare=RavdessPrepare(),
         model=ModelConfig(hidden=128, dropout=0.3, width=16, fusion="late", modality_dropout=0.1),
         train=TrainConfig(epochs=30, batch_size=32, lr=1e-3),
         mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.1)),
     load=load,
     prepare=prepare,
+    ignores=("model.backbone", "model.pretrained", "model.weights"),  # small CNN encoders, no torchvision ResNet
+    smoke=smoke,
 ))

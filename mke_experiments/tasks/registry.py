@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mke_experiments.config import ExperimentConfig
+from mke_experiments.config import ExperimentConfig, from_manifest
 from mke_experiments.metrics import classification_metrics
 from mke_theory.errors import MKEError
 
@@ -22,9 +22,11 @@ class Task:
     name : CLI name.
     description : one line for ``mke-exp list``.
     default_config : the preset (an ``ExperimentConfig`` whose ``data`` is the task's own config).
-    load : ``load(config.data, data_dir) -> MultimodalSplit`` with a validation set.
-    prepare : ``prepare(raw_dir, out_dir, config.data, progress) -> dict`` turning a download into
-        a cache, or None when the task needs no preparation.
+    load : ``load(config.data, data_dir) -> MultimodalSplit`` with a validation set; a split read
+        from a prepared cache carries the cache's prepare settings as ``meta["prepared"]`` (an
+        instance of the task's prepare config, read back from the manifest).
+    prepare : ``prepare(raw_dir, out_dir, config.prepare, progress) -> dict`` turning a download
+        into a cache, or None when the task needs no preparation.
     needs_data : whether ``run`` needs ``--data`` (mfeat ships its data; arrays and real sets do not).
     The remaining fields are hooks with defaults for classification of vectors, images and maps.
     """
@@ -43,7 +45,15 @@ class Task:
     perturb: Callable = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
     examples: int = 0  # test samples whose predictions are saved (RUNS/examples/) for qualitative figures
     scores: bool = False  # evaluate() gets class scores (n, K) instead of predicted classes
-    extra_prepare: dict = None  # other data sets this task reads: name -> prepare(raw, out, data, progress)
+    extra_prepare: dict = None  # other data sets this task reads: name -> prepare(raw, out, prepare cfg, progress)
+    ignores: tuple = ()  # config keys the task never reads: setting one is an error, not a silent no-op
+    smoke: Callable | None = None  # (folder) -> (data_dir or None, overrides): tiny data for a seconds-long run
+
+    def load_split(self, cfg: ExperimentConfig, data_dir=None, overrides=()) -> tuple[ExperimentConfig, object]:
+        """(config, split): the split from ``data_dir`` and the config whose ``prepare`` settings are the
+        ones the cache was made with (``config.from_manifest``), so a record never claims other ones."""
+        split = self.load(cfg.data, data_dir)
+        return from_manifest(cfg, split.meta.get("prepared"), overrides, source=f"the cache in {data_dir}"), split
 
     def __post_init__(self):
         defaults = dict(evaluate=classification_metrics, build_teacher=_vector_teacher, build_student=_vector_student,

@@ -6,18 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-from fixtures.av_csv import (
-    CLASS_ROWS,
-    SEGMENT_HEADER,
-    SEGMENT_ROWS,
-    VGG_ROWS,
-    class_labels_text,
-    segments_text,
-    vggsound_text,
-    write_audioset_segments,
-    write_class_labels,
-    write_vggsound_csv,
-)
 
 from mke_experiments.data.av_manifests import (
     AudioSetClass,
@@ -33,8 +21,20 @@ from mke_experiments.data.av_manifests import (
     subset,
     vggsound_to_audioset,
 )
+from mke_experiments.testing.av_csv import (
+    CLASS_ROWS,
+    SEGMENT_HEADER,
+    SEGMENT_ROWS,
+    VGG_ROWS,
+    class_labels_text,
+    segments_text,
+    vggsound_text,
+    write_audioset_segments,
+    write_class_labels,
+    write_vggsound_csv,
+)
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "vggsound_audioset_mapping.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "vggsound_audioset_mapping.md"
 
 
 def _with_line(text: str, at: int, line: str) -> str:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from fixtures.nyudv2 import make_labeled_mat, small_split
 
 from mke_experiments.cli import cli
 from mke_experiments.config import ModelConfig, apply_overrides
@@ -17,8 +16,9 @@ from mke_experiments.data.nyudv2 import prepare
 from mke_experiments.pipeline import run
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.nyudv2 import evaluate, joint_augment
+from mke_experiments.testing.nyudv2 import make_labeled_mat, small_split
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ("train.epochs=1", "data.crop=32,48", "train.batch_size=4")
 
 

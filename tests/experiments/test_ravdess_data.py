@@ -14,15 +14,6 @@ pytest.importorskip("librosa")
 pytest.importorskip("soundfile")
 pytest.importorskip("skimage")
 
-from fixtures.ravdess import (  # noqa: E402
-    FLLR_BYTES,
-    SAMPLE_RATE,
-    key_of,
-    make_ravdess_tree,
-    wav_chunks,
-    write_mp4,
-)
-
 from mke_experiments.data.ravdess import (  # noqa: E402
     CACHE_NAME,
     EMOTIONS,
@@ -35,6 +26,14 @@ from mke_experiments.data.ravdess import (  # noqa: E402
     prepare,
     random_split,
     scan,
+)
+from mke_experiments.testing.ravdess import (  # noqa: E402
+    FLLR_BYTES,
+    SAMPLE_RATE,
+    key_of,
+    make_ravdess_tree,
+    wav_chunks,
+    write_mp4,
 )
 
 ACTORS = (1, 2, 5, 9, 10)

@@ -11,7 +11,7 @@ from mke_theory.records import make_record, write_record
 from mke_theory.simulate import SimulateConfig, simulate
 from mke_theory.stats import records_frame
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDENT_LABELS = ("UM student", "UM student (no reg.)", "MM student (MKE)", "MM student (no reg.)")
 
 

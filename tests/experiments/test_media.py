@@ -69,9 +69,8 @@ def test_require_names_the_missing_package_and_the_install():
 def test_ravdess_cache_holds_the_media_logmel_of_each_wav(tmp_path):
     for module in ("cv2", "librosa", "soundfile", "skimage"):
         pytest.importorskip(module)
-    from fixtures.ravdess import make_ravdess_tree
-
     from mke_experiments.data import ravdess
+    from mke_experiments.testing.ravdess import make_ravdess_tree
 
     root = make_ravdess_tree(tmp_path / "raw", actors=(1,), emotions=(1, 4))  # 0.3 s at 48 kHz
     ravdess.prepare(root, tmp_path / "out", frames=1, size=16, n_mels=20, seconds=0.2)  # resampled, centre-cut
@@ -88,9 +87,8 @@ def test_ravdess_cache_holds_the_media_logmel_of_each_wav(tmp_path):
 def test_avclips_cache_holds_the_media_logmel_of_each_clip(tmp_path):
     for module in ("av", "cv2", "librosa", "soundfile"):
         pytest.importorskip(module)
-    from fixtures.avclips import make_clip_tree, write_cavmae
-
     from mke_experiments.data import avclips
+    from mke_experiments.testing.avclips import make_clip_tree, write_cavmae
 
     raw = make_clip_tree(tmp_path / "raw", {"tone-one_000000": 1})
     write_cavmae(raw, "cav-two_000010", label=2, sample_rate=22050)  # 1 s: resampled, the start kept

@@ -5,14 +5,15 @@ import json
 import numpy as np
 import torch
 from click.testing import CliRunner
-from fixtures.sound_tasks import LABELS, audioset_download, vggsound_download
 
 from mke_experiments.cli import cli
 from mke_experiments.config import apply_overrides
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.avsound import SoundData, av_perturbation, class_list
+from mke_experiments.testing.sound_tasks import LABELS, audioset_download, vggsound_download
 
-SMALL = ["--set", "data.frames=2", "--set", "data.size=32", "--set", "data.n_mels=16", "--set", "data.seconds=1.0"]
+SMALL = ["--set", "prepare.frames=2", "--set", "prepare.size=32", "--set", "prepare.n_mels=16",
+         "--set", "prepare.seconds=1.0"]
 
 
 def test_specaugment_and_frame_jitter():

@@ -13,8 +13,6 @@ pytest.importorskip("cv2")
 pytest.importorskip("librosa")
 pytest.importorskip("soundfile")
 
-from fixtures.avclips import COLOURS, GARBAGE, make_clip_tree, make_mp4, tone_hz, write_cavmae  # noqa: E402
-
 from mke_experiments.data.avclips import (  # noqa: E402
     MANIFEST_NAME,
     AvClipError,
@@ -29,6 +27,7 @@ from mke_experiments.data.avclips import (  # noqa: E402
     read_wav_frames,
     split_labels,
 )
+from mke_experiments.testing.avclips import COLOURS, GARBAGE, make_clip_tree, make_mp4, tone_hz, write_cavmae  # noqa: E402
 
 SR = 16000
 

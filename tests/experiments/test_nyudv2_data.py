@@ -11,15 +11,6 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from fixtures.nyudv2 import (  # noqa: E402
-    CEILING,
-    FLOOR,
-    WALL,
-    make_bad_files,
-    make_labeled_mat,
-    small_split,
-)
-
 from mke_experiments.data import nyudv2  # noqa: E402
 from mke_experiments.data.nyudv2 import (  # noqa: E402
     CACHE_NAME,
@@ -37,8 +28,16 @@ from mke_experiments.data.nyudv2 import (  # noqa: E402
     scaled_intrinsics,
     standard_split,
 )
+from mke_experiments.testing.nyudv2 import (  # noqa: E402
+    CEILING,
+    FLOOR,
+    WALL,
+    make_bad_files,
+    make_labeled_mat,
+    small_split,
+)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nyuv2"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "nyuv2"
 N_FIXTURE = 10
 SMALL = {"val": 2, "labeled_fraction": 0.5, "split": small_split(N_FIXTURE)}  # 8 train → 2 val, 3 D_l, 3 D_u
 

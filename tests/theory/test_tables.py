@@ -13,7 +13,7 @@ from mke_theory.records import make_record
 from mke_theory.stats import compare_methods, records_frame, summarize
 from mke_theory.tables import format_check, format_sweep, format_table, latex_escape, markdown_escape
 
-FACTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mke-paper.md"
+FACTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mke-paper.md"
 
 
 def frame_of(values: dict, task="twomoon"):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from mke_experiments.cli import cli as mke_exp
 from mke_theory.records import make_record, write_record
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(name, *args):
