@@ -92,6 +92,7 @@ def load(data: ArraysData, data_dir) -> MultimodalSplit:
 def smoke(folder: Path) -> tuple[Path, tuple]:
     from mke_experiments.testing.bundles import write_bundle
 
+    Path(folder).mkdir(parents=True, exist_ok=True)
     return write_bundle(Path(folder) / "bundle.npz"), ()
 
 

@@ -140,6 +140,7 @@ def smoke(folder) -> tuple:
     from mke_experiments.testing.nyudv2 import make_labeled_mat, small_split
 
     folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     mat = make_labeled_mat(folder / "nyu_depth_v2_labeled.mat", n=9)
     nyu.prepare(mat, folder / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9))
     return folder / "cache", ("data.crop=32,48", "train.batch_size=4")
