@@ -105,3 +105,18 @@ def test_cli_needs_exactly_one_source(tmp_path):
     assert result.exit_code == 1 and "exactly one" in result.output
     generated = CliRunner().invoke(cli, ["check", "--generator", "gaussian", "--json"])
     assert generated.exit_code == 0 and json.loads(generated.output)["n_samples"] == 270
+
+
+def test_the_worst_case_search_runs_on_the_true_classes_not_the_pseudo_labels():
+    """Two true classes, each a path of 6 points (spacing s, edges at distance <= 2r = 1.5 s). By hand, the
+    worst set of share <= 1/2 in a path is an end segment of 3: N(V) ∩ C = 4 points, c = 4/3. Had the
+    search used the pseudo classes ({0, 1, 2} and the rest), class 1 would hold two components and
+    reach the least possible ratio 1."""
+    from mke_theory.expansion import embed
+
+    x = np.concatenate([np.arange(6.0), 100 + np.arange(6.0)])[:, None]
+    labels = np.repeat([0, 1], 6)
+    pseudo = np.where(np.arange(12) < 3, 0, 1)
+    spacing = float(np.diff(embed(x)[:2, 0])[0])
+    report = check(x, x.copy(), pseudo, labels, radius=0.75 * spacing)
+    assert report["um"]["c_search"] == pytest.approx(4 / 3)

@@ -22,11 +22,16 @@ def _t(a):
 def test_gamma_zero_is_plain_pseudo_label_training(logits, gamma_other):
     z = _t(logits)
     targets = z.argmax(-1).roll(1)
-    perturbed = z + 1.0
+    # a perturbation that changes the softmax (a constant shift would not: L_reg would be ~0 and γ untested)
+    perturbed = z.roll(1, dims=-1) + torch.linspace(0.0, 3.0, z.shape[-1])
     assert torch.equal(obj.mke_loss(z, perturbed, targets, gamma=0.0), obj.pseudo_label_loss(z, targets))
     # and γ > 0 adds exactly γ times the consistency term
     expected = obj.pseudo_label_loss(z, targets) + gamma_other * obj.consistency_loss(z, perturbed)
     assert torch.allclose(obj.mke_loss(z, perturbed, targets, gamma=gamma_other), expected, atol=1e-6)
+    reg = obj.consistency_loss(z, perturbed).item()
+    if reg > 1e-4 and gamma_other > 0.1:  # the weight is visible: ignoring γ (or using 1) would fail here
+        gap = (obj.mke_loss(z, perturbed, targets, gamma=gamma_other) - obj.pseudo_label_loss(z, targets)).item()
+        assert gap == pytest.approx(gamma_other * reg, rel=1e-4)
 
 
 @SETTINGS

@@ -57,6 +57,24 @@ def test_make_record_fills_every_required_field():
     assert record["split_id"] == "abc123"  # taken from the config when not passed
 
 
+def test_every_documented_record_field_is_written():
+    """The run-record contract of docs/records.md: a dropped field (e.g. git_revision) fails here."""
+    import subprocess
+
+    record = make_record(task="twomoon", method="teacher", seed=1, metrics={"test_accuracy": 0.5}, config=dict(CONFIG),
+                         wall_time_s=1.0, history=[{"epoch": 0, "loss": 1.0}], hardware="cpu x2", world_size=2,
+                         ensemble_size=3, variant="v")
+    fields = {"schema_version", "task", "method", "variant", "seed", "metrics", "config", "config_hash", "split_id",
+              "wall_time_s", "history", "hardware", "world_size", "ensemble_size", "version", "git_revision"}
+    assert fields <= set(record), fields - set(record)
+    assert (record["variant"], record["history"], record["hardware"], record["world_size"], record["ensemble_size"]) \
+        == ("v", [{"epoch": 0, "loss": 1.0}], "cpu x2", 2, 3)
+    here = Path(records.__file__).parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True)
+    if head.returncode == 0:  # in a git checkout the record names its commit
+        assert record["git_revision"] == head.stdout.strip()
+
+
 def test_make_record_rejects_an_unknown_method():
     with pytest.raises(RecordError, match="unknown method 'teacher2'"):
         a_record(method="teacher2")
