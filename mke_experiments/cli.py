@@ -177,13 +177,16 @@ def _baseline(value: str):
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               help="Significance level after Holm correction.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "latex"]), default="markdown")
-@click.option("--bootstrap", is_flag=True, help="Also report stratified-bootstrap intervals (seeded).")
+@click.option("--bootstrap", is_flag=True,
+              help="Also list percentile-bootstrap intervals per cell (seeded; warns below 10 runs, where they "
+                   "cover far less than 95 %).")
 @user_errors
 def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
-    """Print the table of a folder of run records: mean ± std, 95 % CI, paired tests vs a baseline."""
+    """Print the table of a folder of run records: mean ± std, 95 % CI, and vs a baseline the paired
+    difference with its 95 % t interval, d_z and the Holm-corrected p of a paired test."""
     from mke_theory.records import read_records
     from mke_theory.stats import compare_methods, records_frame, summarize
-    from mke_theory.tables import format_table
+    from mke_theory.tables import format_bootstrap, format_table
 
     frame = records_frame(read_records(runs))
     if frame.empty:
@@ -201,9 +204,7 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     caption = f"{metric} (%), mean ± std over seeds, records in {runs}"
     click.echo(format_table(summary, comparisons, fmt=fmt, caption=caption))
     if bootstrap:
-        click.echo("\nstratified bootstrap 95 % intervals (2000 resamples, random_state=0):")
-        for r in summary.itertuples():
-            click.echo(f"  {r.task} {r.method} {r.variant}: [{100 * r.boot_low:.1f}, {100 * r.boot_high:.1f}]")
+        click.echo("\n" + format_bootstrap(summary))
     if comparisons is None:
         click.echo(f"(no significance tests: baseline {baseline!r} has no records here)", err=True)
 

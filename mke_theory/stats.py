@@ -2,19 +2,24 @@
 
 ``records_frame`` turns records into a tidy frame, one row per (task, method, variant, seed,
 metric); ``summarize`` gives per-cell mean, standard deviation, interquartile mean, a t-based
-and optionally a bootstrap confidence interval. ``paired_comparison`` and ``compare_methods``
-test methods against each other over seeds they share (paired t-test, Wilcoxon signed-rank,
-effect size d_z, probability of improvement, Holm correction). The numbers only: tables of them
-(Markdown, LaTeX, plain text) are written by ``mke_theory.tables``.
+and optionally a percentile bootstrap confidence interval. ``paired_comparison`` and
+``compare_methods`` test methods against each other over seeds they share (mean difference with
+its t interval, paired t-test, Wilcoxon signed-rank with its smallest attainable p, effect size
+d_z, probability of improvement, Holm correction). The numbers only: tables of them (Markdown,
+LaTeX, plain text) are written by ``mke_theory.tables``.
 
 The few-run statistics follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge
-of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals, stratified by task
-when runs of several tasks are pooled, the interquartile mean (IQM) and the probability of
-improvement.
+of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals (stratified by task
+when ``strata`` are given), the interquartile mean (IQM) and the probability of improvement.
+With few runs the percentile bootstrap covers far less than its nominal level (for normal data
+about 50 % at 2 runs, 75 % at 3, 84 % at 5, 90 % at 10 for a nominal 95 %; docs/statistics.md),
+so the t interval is the default everywhere and ``BOOTSTRAP_FEW_RUNS`` marks where a bootstrap
+interval is flagged.
 """
 
 from __future__ import annotations
 
+import numbers
 import warnings
 import zlib
 
@@ -32,10 +37,12 @@ PROVENANCE_COLUMNS = KEYS + ["seed", "split", "metric", "value", "config_hash"]
 STATISTICS = ("mean", "iqm")
 TESTS = {"t": "paired t-test over seeds", "wilcoxon": "Wilcoxon signed-rank test over seeds"}
 SUMMARY_COLUMNS = KEYS + ["n", "mean", "std", "ci_low", "ci_high"]
-PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "t", "p_t", "p_wilcoxon", "d_z", "prob_improvement_paired",
-                "prob_improvement_all_pairs", "note"]
+PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "diff_ci_low", "diff_ci_high", "t", "p_t", "p_wilcoxon",
+                "p_wilcoxon_min", "d_z", "prob_improvement_paired", "prob_improvement_all_pairs", "note"]
 COMPARISON_COLUMNS = (KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS[:-1]
-                      + ["test", "p", "p_holm", "alpha", "significant", "note"])
+                      + ["test", "p", "p_min", "p_holm", "alpha", "significant", "note"])
+HOLM_NAN_POLICIES = ("omit", "count")
+BOOTSTRAP_FEW_RUNS = 10  # fewer runs per cell: a percentile bootstrap interval under-covers (docs/statistics.md)
 _BOOTSTRAP_ELEMENTS = 1 << 20  # resampled values held in memory at once
 
 
@@ -219,7 +226,10 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
     confidence : float, default 0.95
         Coverage of both intervals, in (0, 1).
     bootstrap : bool, default False
-        Also give a percentile bootstrap interval of the mean (``boot_low``, ``boot_high``).
+        Also give a percentile bootstrap interval of the mean (``boot_low``, ``boot_high``), one
+        stratum per cell (a cell's runs are one group, so nothing is stratified). With fewer than
+        ``BOOTSTRAP_FEW_RUNS`` runs its real coverage is well below ``confidence``
+        (docs/statistics.md); the t interval stays the one to report.
     random_state : None, int or numpy.random.Generator
         Seeds the bootstrap; each cell gets its own stream derived from this and the cell's keys,
         so a cell's interval does not depend on the other cells or on the row order.
@@ -231,8 +241,11 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
     pandas.DataFrame
         Columns task, method, variant, n, mean, std (ddof=1, NaN for one run), ci_low, ci_high,
         iqm, and with ``bootstrap`` boot_low, boot_high; one row per cell in order of first
-        appearance. ``attrs["confidence"]`` holds ``confidence``. Values within a cell are sorted
-        by seed first, so the numbers do not depend on the order of the records.
+        appearance. ``attrs["confidence"]`` holds ``confidence``; with ``bootstrap``
+        ``attrs["bootstrap"]`` describes the interval computed: ``dict(method="percentile",
+        strata=1, n_resamples=..., random_state=...)`` (``random_state`` when it was an int, else
+        None). Values within a cell are sorted by seed first, so the numbers do not depend on the
+        order of the records.
     """
     check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     sub = _metric_rows(frame, metric)
@@ -251,6 +264,10 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
     columns = SUMMARY_COLUMNS + ["iqm"] + (["boot_low", "boot_high"] if bootstrap else [])
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["confidence"] = confidence
+    if bootstrap:
+        seed = random_state if isinstance(random_state, numbers.Integral) else None
+        out.attrs["bootstrap"] = dict(method="percentile", strata=1, n_resamples=int(n_resamples),
+                                      random_state=None if seed is None else int(seed))
     return out
 
 
@@ -284,7 +301,14 @@ def _prob_greater(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
 
 
-def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str]) -> dict:
+def _wilcoxon_p(x: np.ndarray, y: np.ndarray | None = None) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(_st.wilcoxon(x, y).pvalue)
+
+
+def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], confidence: float = 0.95) -> dict:
+    """The paired statistics of a − b over shared runs; ``_nonzero`` (internal) counts the nonzero differences."""
     merged = rows_a[keys + ["value"]].merge(rows_b[keys + ["value"]], on=keys, suffixes=("_a", "_b"))
     merged = merged.sort_values(keys, kind="mergesort")
     a, b = merged["value_a"].to_numpy(dtype=float), merged["value_b"].to_numpy(dtype=float)
@@ -292,9 +316,13 @@ def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str]) -
     n = int(d.size)
     notes = []
     out = dict(n=n, mean=float(a.mean()) if n else np.nan, baseline_mean=float(b.mean()) if n else np.nan,
-               mean_diff=float(d.mean()) if n else np.nan, t=np.nan, p_t=np.nan, p_wilcoxon=np.nan, d_z=np.nan,
-               prob_improvement_paired=float(np.mean((d > 0) + 0.5 * (d == 0))) if n else np.nan)
+               mean_diff=float(d.mean()) if n else np.nan, diff_ci_low=np.nan, diff_ci_high=np.nan, t=np.nan,
+               p_t=np.nan, p_wilcoxon=np.nan, p_wilcoxon_min=np.nan, d_z=np.nan,
+               prob_improvement_paired=float(np.mean((d > 0) + 0.5 * (d == 0))) if n else np.nan,
+               _nonzero=int(np.count_nonzero(d)))
     constant = n >= 2 and np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n >= 2:  # zero width when all differences are equal (the note says so)
+        out["diff_ci_low"], out["diff_ci_high"] = t_interval(d, confidence)
     if n < 2:
         notes.append(f"{n} shared seed(s): no test")
     elif constant:
@@ -307,9 +335,10 @@ def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str]) -
         if np.all(d == 0):
             notes.append("all differences are zero: Wilcoxon test undefined")
         else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out["p_wilcoxon"] = float(_st.wilcoxon(a, b).pvalue)
+            out["p_wilcoxon"] = _wilcoxon_p(a, b)
+            # the same magnitudes all of one sign: the most extreme outcome, so the smallest p the test can give
+            # here (exact test without ties or zeros: 2 / 2^k for k nonzero differences)
+            out["p_wilcoxon_min"] = _wilcoxon_p(np.abs(d))
     # all-pairs version over every run of each side, per task, averaged over tasks (rliable)
     per_task = []
     for task, runs_a in rows_a.groupby("task", sort=True):
@@ -322,7 +351,7 @@ def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str]) -
 
 
 def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b: str, task: str | None = None,
-                      variant_a: str = "", variant_b: str = "") -> dict:
+                      variant_a: str = "", variant_b: str = "", confidence: float = 0.95) -> dict:
     """Compare two methods over the seeds they share: paired tests, effect size, probability of improvement.
 
     Runs are matched on task and seed (and on split when the frame has a ``split`` column, see
@@ -339,14 +368,20 @@ def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b:
         The two methods; ``variant_a`` / ``variant_b`` select their variants ("" = main method).
     task : str, optional
         Restrict to one task.
+    confidence : float, default 0.95
+        Coverage of the t interval of the mean difference, in (0, 1).
 
     Returns
     -------
     dict
         ``n`` (shared seeds), ``mean_a``, ``mean_b`` and ``mean_diff`` over the shared seeds;
-        ``t`` and ``p_t`` of the paired t-test (``scipy.stats.ttest_rel``); ``p_wilcoxon`` of the
-        Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, zero differences dropped; with 5 seeds
-        its two-sided p is at least 0.0625); ``d_z`` = mean / sd (ddof=1) of the differences
+        ``diff_ci_low``, ``diff_ci_high``: the Student-t interval (``t_interval``) of the mean of
+        the paired differences (NaN for fewer than 2 pairs, zero width when all differences are
+        equal); ``t`` and ``p_t`` of the paired t-test (``scipy.stats.ttest_rel``); ``p_wilcoxon`` of
+        the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, zero differences dropped) and
+        ``p_wilcoxon_min``, the smallest p that test can give for these pairs (the same magnitudes
+        all of one sign; 2 / 2^k for k nonzero differences without ties, so 0.0625 with 5 seeds);
+        ``d_z`` = mean / sd (ddof=1) of the differences
         (Cohen's d for paired samples); ``prob_improvement_paired`` = fraction of shared-seed pairs
         with a > b, ties counting 1/2; ``prob_improvement_all_pairs`` = P(X_a > X_b) + P(X_a = X_b)/2
         over all combinations of a run of a and a run of b in the same task (Mann-Whitney U /
@@ -370,7 +405,8 @@ def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b:
             known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
             raise MKEError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
         rows.append(side)
-    result = _paired_stats(rows[0], rows[1], keys)
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    result = _paired_stats(rows[0], rows[1], keys, confidence)
     if result["n"] == 0:
         raise MKEError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
                          f"({'/'.join(keys)}); a paired comparison needs runs with the same seeds")
@@ -388,19 +424,23 @@ def _select_task(sub: pd.DataFrame, task: str | None) -> pd.DataFrame:
     return out
 
 
-def holm_adjust(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def holm_adjust(p_values, alpha: float = 0.05, nan_policy: str = "omit") -> tuple[np.ndarray, np.ndarray]:
     """Holm's step-down adjustment of p values (Holm 1979), via statsmodels ``multipletests``.
 
     The i-th smallest of m p values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``; a
     hypothesis is rejected when its adjusted p value is at most ``alpha`` (this controls the
-    family-wise error rate at ``alpha``). NaN p values are left NaN, not rejected, and do not
-    count towards m.
+    family-wise error rate at ``alpha``). Results come back in the order of ``p_values``. NaN p
+    values (hypotheses that could not be tested) are left NaN and not rejected; with
+    ``nan_policy="omit"`` they do not count towards m, with ``"count"`` they do (as p = 1, which
+    is never rejected and only makes the others' correction stricter).
 
     Parameters
     ----------
     p_values : array_like, shape (m,)
     alpha : float, default 0.05
         Family-wise error rate, in (0, 1).
+    nan_policy : {"omit", "count"}, default "omit"
+        Whether NaN p values are members of the family (m) or not.
 
     Returns
     -------
@@ -408,18 +448,23 @@ def holm_adjust(p_values, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     reject : numpy.ndarray of bool, shape (m,)
     """
     check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_choice("nan_policy", nan_policy, HOLM_NAN_POLICIES)
     p = np.asarray(p_values, dtype=float).ravel()
     if np.any((p < 0) | (p > 1)):
         raise MKEError("p_values must lie in [0, 1] (or be NaN)")
     adjusted, reject = np.full(p.shape, np.nan), np.zeros(p.shape, dtype=bool)
     finite = np.isfinite(p)
     if finite.any():
-        reject[finite], adjusted[finite], _, _ = multipletests(p[finite], alpha=alpha, method="holm")
+        members = finite if nan_policy == "omit" else np.ones(p.shape, dtype=bool)
+        rej, adj, _, _ = multipletests(np.where(finite, p, 1.0)[members], alpha=alpha, method="holm")
+        full_rej, full_adj = np.zeros(p.shape, dtype=bool), np.full(p.shape, np.nan)
+        full_rej[members], full_adj[members] = rej, adj
+        reject[finite], adjusted[finite] = full_rej[finite], full_adj[finite]
     return adjusted, reject
 
 
 def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None = None, test: str = "t",
-                    alpha: float = 0.05) -> pd.DataFrame:
+                    alpha: float = 0.05, confidence: float = 0.95) -> pd.DataFrame:
     """Every other (method, variant) against a baseline, per task, with Holm-corrected p values.
 
     Parameters
@@ -437,18 +482,36 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
         ``significant``.
     alpha : float, default 0.05
         Family-wise error rate of the Holm correction.
+    confidence : float, default 0.95
+        Coverage of the t interval of each mean difference (``diff_ci_low``, ``diff_ci_high``).
 
     Returns
     -------
     pandas.DataFrame
         One row per (task, method, variant) other than the baseline, sorted by them: the columns of
-        ``paired_comparison`` (``mean`` and ``baseline_mean`` for the two sides), ``test``, ``p``
-        (the chosen test's p value), ``p_holm`` (Holm-adjusted over all rows of the frame, which are
-        one family) and ``significant`` (``p_holm <= alpha``). A method without a seed shared with
-        the baseline gets n = 0, NaN statistics and a note rather than an error.
+        ``paired_comparison`` (``mean`` and ``baseline_mean`` for the two sides, ``mean_diff`` =
+        method − baseline with its t interval, ``d_z``), ``test``, ``p`` (the chosen test's p
+        value), ``p_min`` (the smallest p that test can give for the row's pairs: 0 for the t-test,
+        ``p_wilcoxon_min`` for Wilcoxon, NaN where untested), ``p_holm`` (Holm-adjusted over the
+        family, see below) and ``significant`` (``p_holm <= alpha``). ``attrs["confidence"]`` holds
+        ``confidence``.
+
+        The Holm family is fixed by the design, not by the outcomes: every row with at least 2
+        shared seeds. A member whose test is undefined by its values (all differences equal for the
+        t-test, all zero for either test) is not tested (``p``, ``p_holm`` NaN, never significant)
+        but still counts towards Holm's m, as p = 1 (``holm_adjust(..., nan_policy="count")``), so
+        a degenerate outcome never loosens the correction of the others. A row with fewer than 2
+        shared seeds is not tested and not a member. ``note`` says, per row, why a statistic is
+        NaN, that the row is not tested and whether it counts in m, and when the chosen test
+        cannot reach ``alpha`` at all: Wilcoxon with
+        ``p_min > alpha`` (e.g. 5 seeds, p ≥ 0.0625), or a family where even the smallest
+        attainable p, times m, exceeds ``alpha`` (Holm's smallest adjusted p is m times the
+        smallest p). Note pieces are joined by "; ". A method without a seed shared with the
+        baseline gets n = 0, NaN statistics and a note rather than an error.
     """
     check_choice("test", test, tuple(TESTS))
     check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     base_method, base_variant = _method_variant("baseline", baseline)
     sub = _select_task(_metric_rows(frame, metric), task)
     keys = _pair_keys(sub)
@@ -456,21 +519,51 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
     if base_all.empty:
         known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
         raise MKEError(f"baseline {_label(base_method, base_variant)!r} has no values of {metric!r}; found: {known}")
-    rows = []
+    rows, nonzero = [], []
     for t in sorted(base_all["task"].unique()):
         in_task = sub[sub["task"] == t]
         base_rows = _side(in_task, base_method, base_variant, keys)
         others = sorted({(m, v) for m, v in zip(in_task["method"], in_task["variant"])} - {(base_method, base_variant)})
         for method, variant in others:
-            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys)
+            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys, confidence)
+            nonzero.append(result.pop("_nonzero"))
             if result["n"] == 0:
                 result["note"] = f"no seed shared with {_label(base_method, base_variant)}"
             rows.append(dict(task=t, method=method, variant=variant, baseline=base_method,
                              baseline_variant=base_variant, **result))
     out = pd.DataFrame(rows, columns=KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS)
     out["test"] = test
-    out["p"] = out["p_t" if test == "t" else "p_wilcoxon"].astype(float)
-    out["p_holm"], out["significant"] = holm_adjust(out["p"].to_numpy(), alpha)
-    out["alpha"] = alpha
-    out["significant"] = out["significant"].astype(bool)
-    return out[COMPARISON_COLUMNS].reset_index(drop=True)
+    p = out["p_t" if test == "t" else "p_wilcoxon"].to_numpy(dtype=float)
+    tested = np.isfinite(p)
+    p_min = np.where(tested, 0.0, np.nan) if test == "t" else np.where(tested, out["p_wilcoxon_min"], np.nan)
+    out["p"], out["p_min"] = p, p_min
+    members = out["n"].to_numpy() >= 2  # the family: every comparison with pairs to test, whatever their values
+    adjusted, significant = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
+    adjusted[members], significant[members] = holm_adjust(p[members], alpha, nan_policy="count")
+    out["p_holm"], out["significant"], out["alpha"] = adjusted, significant, alpha
+    out["note"] = _comparison_notes(out["note"].tolist(), p, p_min, nonzero, members, alpha)
+    out = out[COMPARISON_COLUMNS].reset_index(drop=True)
+    out.attrs["confidence"] = confidence
+    return out
+
+
+def _comparison_notes(notes: list[str], p: np.ndarray, p_min: np.ndarray, nonzero: list[int], members: np.ndarray,
+                      alpha: float) -> list[str]:
+    """Each row's note, plus: not tested (in or out of Holm's m), or the test cannot reach ``alpha``."""
+    m = int(members.sum())
+    floor = float(np.min(p_min[np.isfinite(p_min)])) if np.isfinite(p_min).any() else np.nan
+    out = []
+    for i, note in enumerate(notes):
+        pieces = [note] if note else []
+        if not members[i]:
+            pieces.append(f"not tested: fewer than 2 shared seeds, not in the Holm family (m = {m})")
+        elif not np.isfinite(p[i]):
+            pieces.append(f"not tested: counted in the Holm family (m = {m}) as p = 1")
+        elif p_min[i] > alpha:
+            pieces.append(f"Wilcoxon cannot reach p ≤ {alpha:g} with {nonzero[i]} nonzero differences "
+                          f"(smallest two-sided p = {p_min[i]:.4g})")
+        elif m * floor > alpha:
+            pieces.append(f"Holm over m = {m} cannot reach p ≤ {alpha:g} "
+                          f"(every adjusted p ≥ {m} × {floor:.4g} = {min(1.0, m * floor):.4g})")
+        out.append("; ".join(pieces))
+    return out

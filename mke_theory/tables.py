@@ -2,9 +2,11 @@
 
 ``format_table`` writes the output of ``stats.summarize`` (and optionally of
 ``stats.compare_methods``) as a GitHub pipe table, a booktabs LaTeX table or the aligned plain-text
-table ``mke-theory twomoon`` prints; ``format_sweep`` and ``format_check`` write the tables of
-``mke-theory simulate`` and ``mke-theory check``.  The numbers all come from ``mke_theory.stats``,
-``mke_theory.simulate`` and ``mke_theory.diagnose``; this module only lays them out.
+table ``mke-theory twomoon`` prints; ``format_bootstrap`` lists the percentile bootstrap intervals
+of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` and
+``format_check`` write the tables of ``mke-theory simulate`` and ``mke-theory check``.  The numbers
+all come from ``mke_theory.stats``, ``mke_theory.simulate`` and ``mke_theory.diagnose``; this module
+only lays them out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 from mke_theory._validation import check_choice, check_range
 from mke_theory.errors import MKEError
 from mke_theory.methods import table_order
-from mke_theory.stats import KEYS, SUMMARY_COLUMNS, TESTS
+from mke_theory.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
 
 FORMATS = ("markdown", "latex", "plain")
 DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
@@ -26,11 +28,12 @@ PLAIN_REFERENCE = "official notebook"
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "±": r"$\pm$", "†": r"$^\dagger$"}
+                  "±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$",
+                  "×": r"$\times$", "−": "-"}
 
 
 def latex_escape(text) -> str:
-    """``text`` with LaTeX's special characters escaped (± and † as math)."""
+    """``text`` with LaTeX's special characters escaped (±, †, Δ, ≤, ≥ and × as math)."""
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
@@ -53,12 +56,17 @@ def reference_for(reference: dict, method: str, variant: str):
     return reference.get(_label(method, variant))
 
 
+COMPARISON_NEEDS = KEYS + ["baseline", "baseline_variant", "n", "mean_diff", "diff_ci_low", "diff_ci_high", "d_z",
+                            "test", "p_holm", "alpha", "significant", "note"]
+BOOTSTRAP_COVERAGE = ("for normal data a nominal 95 % percentile bootstrap interval covers the mean about "
+                      "50 % of the time at 2 runs, 75 % at 3, 84 % at 5 and 90 % at 10 (docs/statistics.md)")
+
+
 def _significance(comparisons: pd.DataFrame | None) -> tuple[dict, str, str]:
     """({(task, method, variant): significant}, the note, the note in LaTeX) of ``compare_methods`` output."""
     if comparisons is None:
         return {}, "", ""
-    missing = [c for c in KEYS + ["baseline", "baseline_variant", "test", "alpha", "significant"]
-               if c not in comparisons.columns]
+    missing = [c for c in COMPARISON_NEEDS if c not in comparisons.columns]
     if missing:
         raise MKEError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
     significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
@@ -75,6 +83,62 @@ def _significance(comparisons: pd.DataFrame | None) -> tuple[dict, str, str]:
 def _ci_head(summary: pd.DataFrame, space: str = " ") -> str:
     confidence = summary.attrs.get("confidence")
     return f"{100 * confidence:g}{space}% CI" if isinstance(confidence, numbers.Real) else "CI"
+
+
+def _signed(v: float, scale: float, digits: int) -> str:
+    text = f"{v * scale:+.{digits}f}"
+    return f"{0:+.{digits}f}" if float(text) == 0 else text  # no "-0.0"
+
+
+def _p_text(p: float) -> str:
+    return "–" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+class _Compared:
+    """The comparison columns of ``format_table``: Δ vs the baseline [CI], d_z, Holm p and footnotes."""
+
+    def __init__(self, comparisons: pd.DataFrame | None, scale: float, digits: int):
+        self.rows, self.baselines, self.notes = {}, {}, {}
+        self.scale, self.digits = scale, digits
+        if comparisons is None or not len(comparisons):
+            self.head = []
+            return
+        for r in comparisons.itertuples():
+            self.rows[(r.task, r.method, r.variant)] = r
+            self.baselines[r.task] = (r.baseline, r.baseline_variant)
+        bases = list(dict.fromkeys(zip(comparisons["baseline"], comparisons["baseline_variant"])))
+        versus = _label(*bases[0]) if len(bases) == 1 else "baseline"
+        confidence = comparisons.attrs.get("confidence")
+        ci = f"{100 * confidence:g} % CI" if isinstance(confidence, numbers.Real) else "CI"
+        self.head = [f"Δ vs {versus} [{ci}]", "d_z", "p (Holm)"]
+
+    def marks(self, key) -> str:
+        """The footnote letters of a row, "(a, c)"; new notes get the next letter."""
+        r = self.rows.get(key)
+        pieces = [piece for piece in (r.note.split("; ") if r is not None and r.note else []) if piece]
+        letters = [self.notes.setdefault(piece, chr(ord("a") + len(self.notes))) for piece in pieces]
+        return f"({', '.join(letters)})" if letters else ""
+
+    def cells(self, task, method, variant) -> list[str]:
+        if not self.head:
+            return []
+        key = (task, method, variant)
+        if key not in self.rows:
+            return ["baseline" if self.baselines.get(task) == (method, variant) else "", "", ""]
+        r = self.rows[key]
+        if int(r.n) == 0:
+            delta = "–"
+        else:
+            delta = _signed(r.mean_diff, self.scale, self.digits)
+            if not math.isnan(r.diff_ci_low):
+                delta += (f" [{_signed(r.diff_ci_low, self.scale, self.digits)}, "
+                          f"{_signed(r.diff_ci_high, self.scale, self.digits)}]")
+        d_z = "–" if math.isnan(r.d_z) else f"{r.d_z:+.2f}"
+        p = " ".join(t for t in (_p_text(r.p_holm), self.marks(key)) if t)
+        return [delta, d_z, p]
+
+    def footnotes(self) -> str:
+        return " ".join(f"({letter}) {piece}." for piece, letter in self.notes.items())
 
 
 def _in_table_order(summary: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +161,13 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     comparisons : pandas.DataFrame, optional
         Output of ``stats.compare_methods``; rows whose ``significant`` is true get a † after
         their mean, and the caption (plain: a line below the table) names the test, the
-        correction, α and the baseline.
+        correction, α and the baseline. Three columns are added: "Δ vs BASELINE [95 % CI]" (the
+        mean paired difference, method − baseline, with its t interval, scaled like the means;
+        "baseline" on the baseline's row), "d_z" (mean / sd of the differences) and "p (Holm)"
+        (the Holm-adjusted p that decides the †). Every piece of a row's ``note`` (why a number
+        is missing, a comparison that is not tested but counted in the Holm family, a Wilcoxon
+        test that cannot reach α with so few seeds) becomes a footnote: a letter such as "(a)"
+        after the row's p, and "(a) text." after the caption.
     fmt : {"markdown", "latex", "plain"}, default "markdown"
         GitHub pipe table with the caption on a line below; a booktabs ``tabular`` inside a
         ``table`` environment with ``\\caption{...}``; or aligned plain text for a terminal, one
@@ -119,7 +189,7 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     str
         Cells read ``77.7 ± 0.7`` (mean ± std, std omitted for a single run); the CI column is
         headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–"
-        (plain: nothing) for a single run.
+        (plain: nothing) for a single run. Differences read ``+6.7 [+5.4, +8.0]``.
     """
     check_choice("fmt", fmt, FORMATS)
     check_range("scale", scale, 0.0, low_inclusive=False)
@@ -130,6 +200,7 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
     significant, note, note_latex = _significance(comparisons)
     ordered = _in_table_order(summary)
+    compared = _Compared(comparisons, scale, digits)
 
     def number(v: float, d: int = digits) -> str:
         return f"{v * scale:.{d}f}"
@@ -143,17 +214,12 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
 
     if fmt == "plain":
         return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
-                      caption, note)
+                      caption, note, compared)
 
-    text = (caption or "").strip()
-    if text and note and not text.endswith((".", "!", "?", ":")):
-        text += "."
-    text_latex = " ".join(t for t in (latex_escape(text), note_latex) if t)
-    text = " ".join(t for t in (text, note) if t)
-
+    # the cells first: they number the footnotes in the order of the rows
     ci_head = _ci_head(summary)
     with_variant = bool((summary["variant"].astype(str) != "").any())
-    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head]
+    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head] + compared.head
     head += ["paper"] if reference else []
     body, tasks = [], []
     for r in ordered.itertuples():
@@ -162,9 +228,18 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         cell += " †" if marked(r) else ""
         ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
         row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
+        row += compared.cells(r.task, r.method, r.variant)
         row += [ref_of(r)] if reference else []
         body.append(row)
         tasks.append(r.task)
+
+    text = (caption or "").strip()
+    footnotes = compared.footnotes()
+    if text and (note or footnotes) and not text.endswith((".", "!", "?", ":")):
+        text += "."
+    note_end = "." if note and footnotes else ""
+    text_latex = " ".join(t for t in (latex_escape(text), note_latex + note_end, latex_escape(footnotes)) if t)
+    text = " ".join(t for t in (text, note + note_end, footnotes) if t)
 
     if fmt == "markdown":
         lines = ["| " + " | ".join(map(markdown_escape, head)) + " |",
@@ -177,6 +252,9 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     latex_head = [latex_escape(h) for h in head]
     latex_head[head.index("n")] = "$n$"
     latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
+    if compared.head:
+        at = head.index(compared.head[0])
+        latex_head[at:at + 3] = [latex_escape(compared.head[0]).replace(r" \% ", r"\,\% "), "$d_z$", "$p$ (Holm)"]
     lines = [r"\begin{table}", r"\centering"]
     if text:
         lines.append(r"\caption{" + text_latex + "}")
@@ -187,15 +265,18 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
             lines.append(r"\midrule")
         cells = [latex_escape(c) for c in row]
         cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
-        cells[head.index(ci_head)] = cells[head.index(ci_head)].replace("–", "--")
+        for at in [head.index(ci_head)] + [head.index(h) for h in compared.head]:
+            cells[at] = cells[at].replace("–", "--")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 
 
-def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note) -> str:
-    """The plain-text layout of ``format_table``: method [variant], runs, mean ± std, CI, reference."""
+def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note, compared) -> str:
+    """The plain-text layout of ``format_table``: method [variant], runs, mean ± std, CI, Δ, d_z, p, reference."""
     head = f"{'method':<28}{'runs':>5}  {PLAIN_METRIC:>16}  {_ci_head(summary, space=''):>15}"
+    widths = (24, 6, 12)
+    head += "".join(f"  {h.replace(' % ', '% '):>{w}}" for h, w in zip(compared.head, widths))
     head += f"  {PLAIN_REFERENCE:>17}" if ref_of else ""
     lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
     for r in ordered.itertuples():
@@ -204,9 +285,56 @@ def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note) -> 
         std = ("" if n < 2 else f" ± {number(r.std)}") + (" †" if marked(r) else "")
         ci = "" if n < 2 else f"[{number(r.ci_low, ci_digits)}, {number(r.ci_high, ci_digits)}]"
         line = f"{name:<28}{n:>5}  {number(r.mean):>9}{std:<7}  {ci:>15}"
+        line += "".join(f"  {c:>{w}}" for c, w in zip(compared.cells(r.task, r.method, r.variant), widths))
         lines.append(line + (f"  {ref_of(r):>17}" if ref_of else ""))
-    if note:
-        lines += ["", note]
+    footnotes = compared.footnotes()
+    if note or footnotes:
+        lines += [""] + [t for t in (note + ("." if note and footnotes else ""), footnotes) if t]
+    return "\n".join(lines)
+
+
+def format_bootstrap(summary: pd.DataFrame, scale: float = 100, digits: int = 1) -> str:
+    """The bootstrap intervals of ``summarize(..., bootstrap=True)`` as text, labelled as computed.
+
+    A title line names the interval (percentile bootstrap; "stratified" only when
+    ``summary.attrs["bootstrap"]["strata"] > 1``), its level, resamples and seed; one line per
+    cell follows ("task method [variant]: [low, high] (n runs)"). When any cell has fewer than
+    ``stats.BOOTSTRAP_FEW_RUNS`` runs a last line warns that the interval's coverage is low
+    there, with the simulated coverage of docs/statistics.md, and points to the t interval.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``stats.summarize(..., bootstrap=True)`` (columns ``boot_low``, ``boot_high``).
+    scale : float, default 100
+        Factor applied to the bounds.
+    digits : int, default 1
+        Decimals of the bounds.
+    """
+    check_range("scale", scale, 0.0, low_inclusive=False)
+    check_range("digits", digits, 0, 15, integer=True)
+    missing = [c for c in SUMMARY_COLUMNS + ["boot_low", "boot_high"] if c not in summary.columns]
+    if missing:
+        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of "
+                       "summarize(..., bootstrap=True)")
+    info = summary.attrs.get("bootstrap", {})
+    strata = int(info.get("strata", 1))
+    kind = f"stratified percentile bootstrap ({strata} strata)" if strata > 1 else "percentile bootstrap"
+    details = [f"{info['n_resamples']} resamples" if "n_resamples" in info else "",
+               f"random_state={info['random_state']}" if info.get("random_state") is not None else ""]
+    details = ", ".join(d for d in details if d)
+    confidence = summary.attrs.get("confidence")
+    level = f"{100 * confidence:g} % " if isinstance(confidence, numbers.Real) else ""
+    lines = [f"{kind} {level}intervals of the mean" + (f" ({details})" if details else "") + ":"]
+    for r in _in_table_order(summary).itertuples():
+        name = " ".join(t for t in (r.task, r.method, f"[{r.variant}]" if r.variant else "") if t)
+        lines.append(f"  {name}: [{r.boot_low * scale:.{digits}f}, {r.boot_high * scale:.{digits}f}] "
+                     f"({int(r.n)} run{'s' if int(r.n) != 1 else ''})")
+    few = int((summary["n"] < BOOTSTRAP_FEW_RUNS).sum())
+    if few:
+        lines.append(f"Warning: {few} of {len(summary)} cells have fewer than {BOOTSTRAP_FEW_RUNS} runs, where these "
+                     f"intervals cover the true mean far less often than their nominal level: {BOOTSTRAP_COVERAGE}. "
+                     "Quote the t interval of the table instead.")
     return "\n".join(lines)
 
 

@@ -41,6 +41,14 @@ def test_twomoon_outputs(twomoon_runs, tmp_path, name, outputs):
     if name == "twomoon_table":
         text = (tmp_path / "twomoon_table.md").read_text()
         assert "| twomoon | mm_student |" in text and "paired t-test" in text and "77.7" in text
+        # the paired difference with its interval and d_z beside the p (bug caught: only a † and no interval)
+        assert "| Δ vs um_student [95 % CI] | d_z | p (Holm) |" in text
+        assert "| baseline |" in text  # the um_student row
+    if name == "ablation_table":
+        text = (tmp_path / "ablation_table.md").read_text()
+        assert "| Δ vs mm_student (none) [95 % CI] | d_z | p (Holm) |" in text
+        assert r"$\Delta$ vs mm\_student (none) [95\,\% CI] & $d_z$ & $p$ (Holm)" in (
+            tmp_path / "ablation_table.tex").read_text()
 
 
 def test_missing_records_name_the_command_and_do_not_fail(tmp_path):
@@ -75,6 +83,13 @@ def test_report_prints_a_table_with_tests(twomoon_runs):
     result = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "twomoon", "--baseline", "um_student"])
     assert result.exit_code == 0, result.output
     assert "| twomoon | mm_student |" in result.output and "Holm-corrected" in result.output
+    assert "| Δ vs um_student [95 % CI] | d_z | p (Holm) |" in result.output
+    # bug caught: per-method intervals were called "stratified bootstrap 95 %" (one stratum each, and at 3 seeds
+    # they cover about 75 %); now labelled as computed, with the coverage warning below 10 runs
+    boot = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "twomoon", "--bootstrap"])
+    assert boot.exit_code == 0, boot.output
+    assert "percentile bootstrap 95 % intervals of the mean (2000 resamples, random_state=0):" in boot.output
+    assert "stratified" not in boot.output and "cells have fewer than 10 runs" in boot.output
     latex = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--format", "latex"])
     assert latex.exit_code == 0 and r"\toprule" in latex.output
     missing = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "nyudv2"])

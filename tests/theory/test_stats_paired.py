@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ from scipy import stats as sst
 
 from mke_theory.records import make_record
 from mke_theory.stats import (
+    BOOTSTRAP_FEW_RUNS,
     bootstrap_interval,
     compare_methods,
     holm_adjust,
@@ -20,8 +23,9 @@ from mke_theory.stats import (
     paired_comparison,
     records_frame,
     summarize,
+    t_interval,
 )
-from mke_theory.tables import format_table
+from mke_theory.tables import BOOTSTRAP_COVERAGE, format_table
 
 
 def rec(method, seed, accuracy, task="twomoon", variant="", split_id=None):
@@ -133,6 +137,63 @@ def test_bootstrap_interval_rejects_no_values():
         bootstrap_interval([])
 
 
+# ---- coverage at few runs ----------------------------------------------------------------------
+
+COVERAGE_REPS = 2000  # binomial standard error of a simulated coverage: sqrt(p (1 - p) / 2000) <= 0.0112
+COVERAGE_SE = 0.0112
+
+
+@functools.cache
+def _coverage(n: int) -> tuple[float, float]:
+    """(percentile bootstrap, t interval) coverage of the mean 0 of N(0, 1) samples of size n, nominal 95 %."""
+    rng = np.random.default_rng(n)
+    boot = t = 0
+    for _ in range(COVERAGE_REPS):
+        x = rng.normal(0.0, 1.0, n)
+        low, high = bootstrap_interval(x, random_state=rng)
+        boot += low <= 0.0 <= high
+        low, high = t_interval(x)
+        t += low <= 0.0 <= high
+    return boot / COVERAGE_REPS, t / COVERAGE_REPS
+
+
+def _normal_bootstrap_coverage(n: int) -> float:
+    """Coverage of the percentile bootstrap of the mean if the resampled mean were normal: the resampled means
+    spread as sqrt((n - 1) / n) s / sqrt(n) (the plug-in sd), so the interval is x̄ ± z s sqrt((n - 1) / n) / sqrt(n),
+    and (x̄ - μ) / (s / sqrt(n)) is Student-t with n - 1 degrees of freedom."""
+    return float(2 * sst.t.cdf(sst.norm.ppf(0.975) * math.sqrt((n - 1) / n), n - 1) - 1)
+
+
+@pytest.mark.parametrize("n, expected, tolerance", [
+    # n = 2, 3: a resample of n values is all copies of the smallest with probability n^-n (1/4, 1/27), more than
+    # 2.5 %, so the 2.5 % and 97.5 % quantiles are the sample's min and max; the mean (= median) of a continuous
+    # symmetric law lies between them with probability 1 - 2 (1/2)^n: 1/2 and 3/4 exactly. Tolerance 4 SE.
+    (2, 0.5, 4 * COVERAGE_SE), (3, 0.75, 4 * COVERAGE_SE),
+    # n = 5, 10: the normal approximation above (0.846, 0.904); 4 SE (0.033, 0.027) plus 0.01 for what the
+    # approximation ignores (the resampled mean is discrete and its quantiles are themselves estimated).
+    (5, _normal_bootstrap_coverage(5), 4 * 0.0082 + 0.01), (10, _normal_bootstrap_coverage(10), 4 * 0.0067 + 0.01),
+])
+def test_percentile_bootstrap_coverage_at_few_runs_is_far_below_nominal(n, expected, tolerance):
+    """Bug caught: the bootstrap interval was offered ("stratified bootstrap 95 %") as if it covered 95 %; at 2 to 10
+    runs it covers 50 to 90 %, which is why it is labelled as a percentile bootstrap and flagged below
+    BOOTSTRAP_FEW_RUNS runs while the t interval stays the default."""
+    boot, t = _coverage(n)
+    assert boot == pytest.approx(expected, abs=tolerance)
+    assert boot < 0.95 - 4 * COVERAGE_SE  # far below nominal at every n < BOOTSTRAP_FEW_RUNS, and still at 10
+    # the t interval is exact for normal data: 0.95 within 4 SE (sqrt(0.95 * 0.05 / 2000) = 0.0049)
+    assert t == pytest.approx(0.95, abs=4 * 0.0049)
+
+
+def test_the_coverage_quoted_in_the_bootstrap_warning_is_what_a_simulation_measures():
+    """Bug caught: a warning whose numbers drift from the simulation. The text quotes 2, 3, 5 and 10 runs; each
+    number must lie within 4 SE (+ 0.5 for the rounding to a whole percent) of the simulated coverage."""
+    quoted = [int(v) for v in re.findall(r"(\d+) %(?: of the time)? at (\d+)", BOOTSTRAP_COVERAGE) for v in v]
+    pairs = dict(zip(quoted[1::2], quoted[0::2]))
+    assert sorted(pairs) == [2, 3, 5, 10] and BOOTSTRAP_FEW_RUNS == 10
+    for n, percent in pairs.items():
+        assert percent / 100 == pytest.approx(_coverage(n)[0], abs=4 * COVERAGE_SE + 0.005), n
+
+
 # ---- summarize: IQM, bootstrap, order ----------------------------------------------------------
 
 
@@ -194,6 +255,26 @@ def test_paired_effect_size_by_hand():
     assert result["prob_improvement_paired"] == pytest.approx(0.8)  # 4 of 5 seeds better
 
 
+def test_paired_difference_interval_by_hand():
+    """Bug caught: no interval for the paired difference itself. d = 0.02, 0.02, -0.01, 0.04, 0.04: mean 0.022,
+    sd sqrt(0.00042); t_{0.975, 4} = 2.776445 and t_{0.95, 4} = 2.131847 (tables)."""
+    frame = paired_frame()
+    result = paired_comparison(frame, "test_accuracy", "mm_student", "um_student")
+    half = 2.776445 * math.sqrt(0.00042) / math.sqrt(5)
+    assert (result["diff_ci_low"], result["diff_ci_high"]) == pytest.approx((0.022 - half, 0.022 + half), abs=1e-7)
+    narrow = paired_comparison(frame, "test_accuracy", "mm_student", "um_student", confidence=0.9)
+    half = 2.131847 * math.sqrt(0.00042) / math.sqrt(5)
+    assert (narrow["diff_ci_low"], narrow["diff_ci_high"]) == pytest.approx((0.022 - half, 0.022 + half), abs=1e-7)
+    row = compare_methods(frame, "test_accuracy", "um_student").iloc[0]  # the same pairs, one comparison
+    assert (row.mean_diff, row.diff_ci_low, row.diff_ci_high, row.d_z) == pytest.approx(
+        (result["mean_diff"], result["diff_ci_low"], result["diff_ci_high"], result["d_z"]))
+    one = paired_comparison(frame_of({"mm_student": [0.9], "um_student": [0.7]}), "test_accuracy", "mm_student",
+                            "um_student")
+    assert math.isnan(one["diff_ci_low"]) and math.isnan(one["diff_ci_high"])  # one pair: no interval
+    with pytest.raises(ValueError, match="confidence"):
+        paired_comparison(frame, "test_accuracy", "mm_student", "um_student", confidence=95)
+
+
 def test_probability_of_improvement_with_ties_by_hand():
     a, b = [1, 2, 3, 4, 5], [0, 2, 5, 4, 6]
     result = paired_comparison(frame_of({"mm_student": a, "um_student": b}), "test_accuracy", "mm_student",
@@ -217,6 +298,8 @@ def test_swapping_the_methods_mirrors_the_comparison(pairs):
     assert ba["prob_improvement_all_pairs"] == pytest.approx(1 - ab["prob_improvement_all_pairs"])
     for key in ("t", "d_z"):
         assert (math.isnan(ab[key]) and math.isnan(ba[key])) or ba[key] == pytest.approx(-ab[key])
+    assert (ba["diff_ci_low"], ba["diff_ci_high"]) == pytest.approx((-ab["diff_ci_high"], -ab["diff_ci_low"]),
+                                                                    abs=1e-12)
     for key in ("p_t", "p_wilcoxon"):
         assert (math.isnan(ab[key]) and math.isnan(ba[key])) or ba[key] == pytest.approx(ab[key])
 
@@ -237,6 +320,42 @@ def test_paired_comparison_with_equal_runs_gives_nan_and_a_note():
                             "um_student")
     assert one["n"] == 1 and one["mean_diff"] == pytest.approx(0.2) and math.isnan(one["p_t"])
     assert "1 shared seed" in one["note"]
+
+
+@pytest.mark.parametrize("d, nonzero", [
+    ([0.01, 0.03, 0.02], 3), ([0.01, -0.05, 0.02, 0.04, 0.03], 5), ([0.01, 0.02, 0.03, 0.04, 0.05, 0.06], 6),
+    ([0.0, 0.01, 0.02, 0.03, 0.04], 4),  # a zero difference is dropped: 4 count
+    ([0.25, 0.25, 0.25], 3),  # all equal (tied magnitudes)
+])
+def test_smallest_attainable_wilcoxon_p_is_two_over_two_to_the_k(d, nonzero):
+    """Bug caught: Wilcoxon at n <= 5 can never give p < 0.05, and nothing said so. For k nonzero differences the
+    exact two-sided test is most extreme when all k signs agree: one of the 2^k equally likely sign patterns at
+    each end, so p_min = 2 / 2^k (0.0625 for k = 5), whatever the magnitudes."""
+    base = [0.5] * len(d)
+    result = paired_comparison(frame_of({"mm_student": np.add(base, d), "um_student": base}), "test_accuracy",
+                               "mm_student", "um_student")
+    assert result["p_wilcoxon_min"] == pytest.approx(2 / 2**nonzero)
+    assert result["p_wilcoxon"] >= result["p_wilcoxon_min"] - 1e-12
+
+
+def test_wilcoxon_that_cannot_reach_alpha_says_so_in_its_note():
+    """Bug caught: with 5 seeds (p >= 0.0625) the Wilcoxon comparison was silently never significant. Each row
+    now says it cannot reach alpha; with 6 seeds (p_min = 1/32 = 0.03125) one comparison can, but a Holm family of
+    3 cannot (every adjusted p >= 3 * 0.03125 = 0.094 > 0.05), and that is said too."""
+    five_frame = frame_of({"teacher": [0.70, 0.71, 0.72, 0.69, 0.73], "mm_student": [0.80, 0.82, 0.85, 0.77, 0.87]})
+    row = compare_methods(five_frame, "test_accuracy", "teacher", test="wilcoxon").iloc[0]
+    assert row.p_min == pytest.approx(2 / 2**5) and not row.significant
+    assert "cannot reach p ≤ 0.05 with 5 nonzero differences" in row.note and "0.0625" in row.note
+    lax = compare_methods(five_frame, "test_accuracy", "teacher", test="wilcoxon", alpha=0.1).iloc[0]
+    assert "cannot reach" not in lax.note and lax.significant  # 0.0625 <= 0.1: reachable, and reached
+    t = compare_methods(five_frame, "test_accuracy", "teacher").iloc[0]  # the t-test has no floor
+    assert t.p_min == 0 and t.note == "" and t.significant
+
+    six = frame_of({"teacher": BASE, "mm_student": BASE + 0.05 + 0.001 * np.arange(6)})
+    alone = compare_methods(six, "test_accuracy", "teacher", test="wilcoxon").iloc[0]
+    assert alone.p_holm == pytest.approx(1 / 32) and alone.significant and alone.note == ""
+    family = compare_methods(COMPARE_FRAME, "test_accuracy", "teacher", test="wilcoxon")
+    assert all("Holm over m = 3 cannot reach p ≤ 0.05" in note for note in family["note"])
 
 
 def test_paired_comparison_matches_on_the_split_too():
@@ -289,6 +408,29 @@ def test_holm_by_hand():
     assert reject.tolist() == [True, False, True]
 
 
+def test_holm_returns_adjusted_p_in_the_input_order():
+    """Bug caught: adjusted p values handed back in sorted order (or misaligned). Four values out of order whose
+    adjusted p all differ: sorted 0.001, 0.02, 0.04, 0.3 -> 4 * 0.001 = 0.004, 3 * 0.02 = 0.06, 2 * 0.04 = 0.08,
+    max(1 * 0.3, 0.08) = 0.3; back in the input order 0.04, 0.001, 0.02, 0.3."""
+    adjusted, reject = holm_adjust([0.04, 0.001, 0.02, 0.3], alpha=0.05)
+    assert adjusted == pytest.approx([0.08, 0.004, 0.06, 0.3])
+    assert reject.tolist() == [False, True, False, False]
+    adjusted, reject = holm_adjust([0.04, 0.001, 0.02, 0.3], alpha=0.07)  # 0.06 <= 0.07 < 0.08
+    assert reject.tolist() == [False, True, True, False]
+
+
+def test_holm_counts_untested_hypotheses_when_asked():
+    """Bug caught: a comparison that could not be tested (p = NaN) silently shrank the family. With
+    nan_policy="count" m = 3: sorted 0.01, 0.03 -> 3 * 0.01 = 0.03, 2 * 0.03 = 0.06 (omit: m = 2, 0.02 and 0.03)."""
+    adjusted, reject = holm_adjust([0.01, float("nan"), 0.03], nan_policy="count")
+    assert adjusted[[0, 2]] == pytest.approx([0.03, 0.06]) and math.isnan(adjusted[1])
+    assert reject.tolist() == [True, False, False]
+    adjusted, _ = holm_adjust([float("nan"), float("nan")], nan_policy="count")
+    assert np.isnan(adjusted).all()
+    with pytest.raises(ValueError, match="nan_policy"):
+        holm_adjust([0.1], nan_policy="drop")
+
+
 def test_holm_rejects_bad_arguments():
     with pytest.raises(ValueError, match="alpha"):
         holm_adjust([0.1], alpha=1.5)
@@ -336,12 +478,56 @@ def test_compare_methods_does_not_depend_on_the_order_of_records():
         pd.testing.assert_frame_equal(got, expected)
 
 
+def test_compare_methods_holm_p_follows_its_rows_out_of_sorted_order():
+    """Bug caught: p_holm attached to the wrong rows. Rows come sorted by method (mm_student, mm_student/none,
+    um_student) while their p values run largest, smallest, middle; Holm by hand from scipy's p values."""
+    rng = np.random.default_rng(5)
+    base = 0.70 + 0.01 * rng.normal(size=6)
+    frame = frame_of({"teacher": base, "mm_student": base + 0.01 * rng.normal(size=6),
+                      ("mm_student", "none"): base + 0.05 + 0.01 * rng.normal(size=6),
+                      "um_student": base + 0.01 + 0.01 * rng.normal(size=6)})
+    table = compare_methods(frame, "test_accuracy", "teacher")
+    p = [sst.ttest_rel(frame[(frame.method == m) & (frame.variant == v)].sort_values("seed")["value"],
+                       frame[frame.method == "teacher"].sort_values("seed")["value"]).pvalue
+         for m, v in (("mm_student", ""), ("mm_student", "none"), ("um_student", ""))]
+    assert p[1] < p[2] < p[0]  # the fixture is out of sorted order
+    none = 3 * p[1]
+    um = max(none, 2 * p[2])
+    mm = min(1.0, max(um, p[0]))
+    assert len({round(v, 6) for v in (none, um, mm)}) == 3  # all different: the order matters
+    assert table["p_holm"].tolist() == pytest.approx([mm, none, um])
+
+
+def test_degenerate_comparisons_are_noted_and_counted_in_the_holm_family():
+    """Bug caught: a comparison whose differences are all equal got p = NaN and silently left the Holm family,
+    making the others' correction laxer. It is now "not tested", never significant, and counts towards m:
+    the one testable row's p_holm is min(1, 3 p), m = 3 (constant shift, identical runs, testable)."""
+    frame = frame_of({"teacher": [0.70, 0.80, 0.90], "mm_student": [0.75, 0.85, 0.95],
+                      "um_student": [0.70, 0.80, 0.90], "mm_student_confident": [0.80, 0.81, 0.96]})
+    table = compare_methods(frame, "test_accuracy", "teacher").set_index("method")
+    shifted, same, tested = table.loc["mm_student"], table.loc["um_student"], table.loc["mm_student_confident"]
+    for row in (shifted, same):
+        assert math.isnan(row.p) and math.isnan(row.p_holm) and not row.significant
+        assert "not tested: counted in the Holm family (m = 3)" in row.note
+    assert "all differences are equal" in shifted.note and "all differences are zero" in same.note
+    p = sst.ttest_rel([0.80, 0.81, 0.96], [0.70, 0.80, 0.90]).pvalue
+    assert tested.p_holm == pytest.approx(min(1.0, 3 * p)) and tested.note == ""
+    # the constant difference keeps its mean and a zero-width interval; the Wilcoxon test is defined for it
+    assert (shifted.mean_diff, shifted.diff_ci_low, shifted.diff_ci_high) == pytest.approx((0.05, 0.05, 0.05))
+    wilcoxon = compare_methods(frame, "test_accuracy", "teacher", test="wilcoxon").set_index("method")
+    assert wilcoxon.loc["mm_student"].p == pytest.approx(2 / 2**3)
+    assert "not tested" in wilcoxon.loc["um_student"].note and "not tested" not in wilcoxon.loc["mm_student"].note
+
+
 def test_compare_methods_reports_a_method_without_shared_seeds():
     frame = frame_of({"teacher": [0.7, 0.71, 0.72], "mm_student": [0.8, 0.82, 0.81],
                       "um_student": [None, None, None, 0.75]})
     table = compare_methods(frame, "test_accuracy", "teacher")
     um = table[table.method == "um_student"].iloc[0]
     assert um.n == 0 and math.isnan(um.p_holm) and not um.significant and "no seed shared" in um.note
+    assert "not in the Holm family (m = 1)" in um.note  # no pairs by design: the family is mm_student alone
+    mm = table[table.method == "mm_student"].iloc[0]
+    assert mm.p_holm == pytest.approx(mm.p_t)  # Holm over m = 1 leaves p as it is
 
 
 def test_compare_methods_rejects_bad_arguments():
@@ -376,7 +562,9 @@ def rows_of(markdown: str) -> dict:
 def test_markdown_table_cells_marker_and_caption():
     text = table_parts(caption="TwoMoon, 3 runs", reference={"mm_student": "78.0"})
     lines = text.splitlines()
-    assert lines[0] == "| task | method | mean ± std | n | 95 % CI | paper |"
+    # changed: the head gains the paired difference with its interval, d_z and the Holm p (was "... | 95 % CI |
+    # paper |", which gave no interval for the difference a reader compares)
+    assert lines[0] == "| task | method | mean ± std | n | 95 % CI | Δ vs teacher [95 % CI] | d_z | p (Holm) | paper |"
     rows = rows_of(text)
     assert "| 77.7 ± 0.7 † | 3 |" in rows["mm_student"] and rows["mm_student"].endswith("| 78.0 |")
     assert "| 71.0 ± 1.0 | 3 |" in rows["teacher"]
@@ -385,9 +573,36 @@ def test_markdown_table_cells_marker_and_caption():
 
 
 def test_table_caption_names_the_wilcoxon_test_and_marks_nothing_it_cannot_detect():
-    # 3 seeds: the exact two-sided Wilcoxon p is at least 0.25, so no row can be significant.
+    # 3 seeds: the exact two-sided Wilcoxon p is at least 2 / 2^3 = 0.25, so no row can be significant.
     text = table_parts(test="wilcoxon")
     assert text.count("†") == 1 and "Wilcoxon signed-rank" in text.splitlines()[-1]
+    # added (bug caught: the table then silently marked nothing): the caption says why, and the rows point to it
+    assert text.splitlines()[-1].endswith(
+        "(a) Wilcoxon cannot reach p ≤ 0.05 with 3 nonzero differences (smallest two-sided p = 0.25).")
+    rows = rows_of(text)
+    assert rows["mm_student"].endswith("(a) |") and rows["um_student"].endswith("(a) |")
+
+
+def test_table_shows_the_paired_difference_its_interval_d_z_and_holm_p_by_hand():
+    """Bug caught: the table gave no interval for the paired difference (what a reader wants) nor an effect size.
+    mm_student − teacher: d = 0.070, 0.067, 0.064 (mean 0.067, sd 0.003); um_student − teacher: d = −0.01, 0.02,
+    −0.02 (mean −1/300, sd sqrt(0.00086667 / 2)); t_{0.975, 2} = 4.302653; for 2 degrees of freedom the two-sided p
+    of t is 1 − |t| / sqrt(t² + 2); Holm over 2: the smaller p doubled, the larger kept (it is larger)."""
+    rows = rows_of(table_parts())
+    assert rows["teacher"].endswith("| baseline |  |  |")
+
+    def cells(mean, sd):
+        half = 4.302653 * sd / math.sqrt(3)
+        t = mean / sd * math.sqrt(3)
+        return (f"{100 * mean:+.1f} [{100 * (mean - half):+.1f}, {100 * (mean + half):+.1f}]", f"{mean / sd:+.2f}",
+                1 - abs(t) / math.sqrt(t * t + 2))
+
+    mm_delta, mm_dz, mm_p = cells(0.067, 0.003)
+    um_delta, um_dz, um_p = cells(-1 / 300, math.sqrt(0.00086667 / 2))
+    assert (mm_delta, mm_dz, um_delta, um_dz) == ("+6.7 [+6.0, +7.4]", "+22.33", "-0.3 [-5.5, +4.8]", "-0.16")
+    assert f"| {mm_delta} | {mm_dz} | {2 * mm_p:.3f} |" in rows["mm_student"]
+    assert f"| {um_delta} | {um_dz} | {um_p:.3f} |" in rows["um_student"]
+    assert "†" in rows["mm_student"] and 2 * mm_p < 0.05 < um_p
 
 
 def test_table_without_comparisons_has_no_marker_or_note():
@@ -405,6 +620,7 @@ def test_latex_table_uses_booktabs_and_escapes():
     caption = next(line for line in text.splitlines() if line.startswith(r"\caption{"))
     assert r"TwoMoon 50\%." in caption and "paired t-test over seeds, Holm-corrected, vs teacher" in caption
     assert text.count(r"$^\dagger$") == 2  # the caption and the one significant row
+    assert r"95\,\% CI & $\Delta$ vs teacher [95\,\% CI] & $d_z$ & $p$ (Holm) & paper \\" in text
 
 
 def test_table_shows_variants_and_single_runs():

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mke_theory import palette, reference
 from mke_theory.methods import NAMES
 from mke_theory.records import make_record
 from mke_theory.stats import compare_methods, records_frame, summarize
-from mke_theory.tables import format_check, format_sweep, format_table, latex_escape, markdown_escape
+from mke_theory.tables import format_bootstrap, format_check, format_sweep, format_table, latex_escape, markdown_escape
 
 FACTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mke-paper.md"
 
@@ -35,7 +36,8 @@ FRAME = frame_of({"teacher": [0.70, 0.71, 0.72], "mm_student": [0.770, 0.777, 0.
 @pytest.mark.parametrize("char, escaped", [("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
                                            ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
                                            ("^", r"\textasciicircum{}"), ("\\", r"\textbackslash{}"),
-                                           ("±", r"$\pm$"), ("†", r"$^\dagger$")])
+                                           ("±", r"$\pm$"), ("†", r"$^\dagger$"), ("Δ", r"$\Delta$"), ("≤", r"$\le$"),
+                                           ("≥", r"$\ge$"), ("×", r"$\times$")])
 def test_every_latex_special_character_is_escaped(char, escaped):
     assert latex_escape(f"a{char}b") == f"a{escaped}b"
 
@@ -99,6 +101,78 @@ def test_plain_table_marks_significant_rows_and_names_the_test():
     mm = next(line for line in text.splitlines() if line.startswith("mm_student"))
     assert "†" in mm and text.count("†") == 2
     assert text.splitlines()[-1].startswith("† p < 0.05, paired t-test")
+
+
+def test_plain_table_carries_the_paired_difference_columns():
+    text = format_table(summarize(FRAME, "test_accuracy"), compare_methods(FRAME, "test_accuracy", "teacher"),
+                        fmt="plain")
+    head = text.splitlines()[0]
+    assert head.endswith("Δ vs teacher [95% CI]     d_z      p (Holm)")
+    mm = next(line for line in text.splitlines() if line.startswith("mm_student"))
+    assert "+6.70 [+5.95, +7.45]" in mm and "+22.33" in mm  # d = 0.070, 0.067, 0.064; see test_stats_paired
+    assert next(line for line in text.splitlines() if line.startswith("teacher")).rstrip().endswith("baseline")
+
+
+def _degenerate():
+    """mm_student − teacher is always +0.05 (t-test undefined), um_student = teacher (no test at all)."""
+    frame = frame_of({"teacher": [0.70, 0.80, 0.90], "mm_student": [0.75, 0.85, 0.95],
+                      "um_student": [0.70, 0.80, 0.90], "mm_student_confident": [0.80, 0.81, 0.96]})
+    return summarize(frame, "test_accuracy"), compare_methods(frame, "test_accuracy", "teacher")
+
+
+def test_degenerate_comparisons_show_in_the_table_as_footnotes():
+    """Bug caught: comparisons whose differences are all equal dropped out of the table's tests silently. Each note
+    becomes a lettered footnote after the caption; the row shows "–" for p and d_z and points to its notes."""
+    summary, comparisons = _degenerate()
+    text = format_table(summary, comparisons, caption="degenerate")
+    rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| twomoon")}
+    # letters in the order of the rows (the method table's order: um_student before mm_student)
+    assert rows["um_student"].endswith("| +0.0 [+0.0, +0.0] | – | – (a, b, c) |")
+    assert rows["mm_student"].endswith("| +5.0 [+5.0, +5.0] | – | – (a, c) |")
+    assert "(" not in rows["mm_student_confident"].split("|")[-2]  # tested: a p and no footnote
+    caption = text.splitlines()[-1]
+    assert caption.startswith("degenerate. † p < 0.05, paired t-test over seeds, Holm-corrected, vs teacher. ")
+    assert caption.endswith("(a) all differences are equal: t-test and d_z undefined. (b) all differences are zero: "
+                            "Wilcoxon test undefined. (c) not tested: counted in the Holm family (m = 3) as p = 1.")
+    latex = format_table(summary, comparisons, fmt="latex")
+    assert r"+5.0 [+5.0, +5.0] & -- & -- (a, c) \\" in latex
+    assert "(c) not tested: counted in the Holm family (m = 3) as p = 1.}" in latex
+
+
+def test_wilcoxon_floor_in_the_latex_caption_is_escaped():
+    comparisons = compare_methods(FRAME, "test_accuracy", "teacher", test="wilcoxon")
+    latex = format_table(summarize(FRAME, "test_accuracy"), comparisons, fmt="latex")
+    caption = next(line for line in latex.splitlines() if line.startswith(r"\caption{"))
+    assert caption.endswith(r"(a) Wilcoxon cannot reach p $\le$ 0.05 with 3 nonzero differences "
+                            r"(smallest two-sided p = 0.25).}")
+
+
+def test_bootstrap_intervals_are_labelled_as_computed_and_warned_about_at_few_runs():
+    """Bug caught: `mke-exp report --bootstrap` called per-cell intervals "stratified bootstrap 95 %": they are a
+    plain percentile bootstrap (one stratum per cell) and at fewer than 10 runs cover far less than 95 %."""
+    summary = summarize(FRAME, "test_accuracy", bootstrap=True, random_state=0)
+    text = format_bootstrap(summary)
+    lines = text.splitlines()
+    assert lines[0] == "percentile bootstrap 95 % intervals of the mean (2000 resamples, random_state=0):"
+    assert "stratified" not in text
+    mm = summary[summary.method == "mm_student"].iloc[0]
+    assert f"  twomoon mm_student: [{100 * mm.boot_low:.1f}, {100 * mm.boot_high:.1f}] (3 runs)" in lines
+    assert lines[-1].startswith("Warning: 3 of 3 cells have fewer than 10 runs")
+    assert "50 % of the time at 2 runs, 75 % at 3, 84 % at 5 and 90 % at 10" in lines[-1]
+
+    many = frame_of({"teacher": [0.70 + 0.001 * i for i in range(10)],
+                     "mm_student": [0.8 + 0.002 * i for i in range(12)]})
+    text = format_bootstrap(summarize(many, "test_accuracy", bootstrap=True, random_state=np.random.default_rng(1)))
+    assert "Warning" not in text  # every cell has >= 10 runs; a generator seed is not printed
+    assert text.splitlines()[0] == "percentile bootstrap 95 % intervals of the mean (2000 resamples):"
+    with pytest.raises(ValueError, match="bootstrap=True"):
+        format_bootstrap(summarize(FRAME, "test_accuracy"))
+
+
+def test_stratified_label_only_for_several_strata():
+    summary = summarize(FRAME, "test_accuracy", bootstrap=True, random_state=0, n_resamples=100)
+    summary.attrs["bootstrap"] = dict(summary.attrs["bootstrap"], strata=2)
+    assert format_bootstrap(summary).startswith("stratified percentile bootstrap (2 strata) 95 % intervals")
 
 
 def test_format_table_digits_default_per_format_and_validation():
