@@ -1,11 +1,12 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by every test module."""
 
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """Tiny batched MLPs: on a shared two-core machine torch's intra-op threads only add contention."""
+    """Tiny networks on tiny data: on a shared two-core machine torch's intra-op threads only add
+    contention (measured: the leakage canaries took 8 min with the default threads, 42 s with one)."""
     import torch
 
     before = torch.get_num_threads()
