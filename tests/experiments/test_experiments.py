@@ -281,3 +281,26 @@ def test_click_reuses_the_declared_limits():
     assert CliRunner().invoke(cli, ["run", "mfeat", "--epochs", "0"]).exit_code == 2
     assert click_type(TrainConfig, "batch_size").min == 2
     assert list(click_type(TrainConfig, "optimizer").choices) == ["adam", "sgd"]
+
+
+def test_noisy_student_learns_from_d_l_with_labels_and_d_u_with_pseudo_labels():
+    """NOISY student (Xie et al.): α of D_l with its labels ∪ α of D_u with the teacher's pseudo labels;
+    dropping D_l (or its labels) would make it a second UM student."""
+    import torch
+
+    from mke_experiments.pipeline import RunFiles, SeedRun
+    from mke_theory.methods import get_method
+
+    split = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
+    cfg = resolve_config(get_task("arrays"), FAST)
+    seed_run = SeedRun(cfg, split, 0, RunFiles(None, "arrays", 0, "x", split.split_id), torch.device("cpu"))
+    teacher, _ = seed_run.train_teacher()
+    pl = seed_run.pseudo_label(teacher)
+    (inputs,), targets, _ = seed_run.student_data(get_method("noisy_student"), pl)
+    n_l = split.n_labeled
+    assert len(inputs) == len(targets) == n_l + split.n_unlabeled
+    np.testing.assert_array_equal(inputs[:n_l].numpy(), split.labeled_alpha.astype(np.float32))
+    np.testing.assert_array_equal(targets[:n_l].numpy(), split.labels)
+    np.testing.assert_array_equal(targets[n_l:].numpy(), pl.predicted)
+    (um_inputs,), um_targets, _ = seed_run.student_data(get_method("um_student"), pl)
+    assert len(um_inputs) == split.n_unlabeled and torch.equal(um_targets, pl.targets)

@@ -329,3 +329,15 @@ def test_zero_noise_dims_and_zero_separation_are_allowed():
     assert (split.alpha_dim, split.beta_dim) == (2, 2)
     flat = gaussian_mixture(alpha_separation=0.0, beta_separation=0.0, random_state=0)
     assert np.allclose(flat.meta["alpha_means"], 0.0) and np.allclose(flat.meta["beta_means"], 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_labeled_unlabeled_and_test_parts_share_no_sample(name):
+    """Data hygiene of every generator: D_l, D_u and the test set are drawn as disjoint samples (continuous
+    features: two parts holding the same α row means one sample sits in both, e.g. an off-by-one cut)."""
+    split = make_split(name, random_state=0)
+    rows = {part: {tuple(np.round(r, 12)) for r in getattr(split, f"{part}_alpha")}
+            for part in ("labeled", "unlabeled", "test")}
+    assert not rows["labeled"] & rows["unlabeled"]
+    assert not rows["labeled"] & rows["test"]
+    assert not rows["unlabeled"] & rows["test"]
