@@ -43,7 +43,6 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
     cache = rv.load_cache(data_dir_or_error(data_dir, "ravdess"))
     frames = cache["frames"].astype(np.float32) / 255.0  # (n, K, 3, S, S)
     logmel = cache["logmel"]  # (n, 1, M, T), dB
-    logmel = (logmel - logmel.mean()) / (logmel.std() + 1e-6)
     labels, actors = cache["labels"], cache["actors"]
     if data.split == "actor":
         masks = rv.actor_split(actors)
@@ -64,6 +63,9 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
     if not (labeled.any() and unlabeled.any() and test.any()):
         raise MKEError("the cache has too few clips for a split with D_l, D_u and a test set; "
                          "prepare more actors (test 1–4, validation 5–8, train 9–24)")
+    train = np.asarray(cache["logmel"][labeled | unlabeled], dtype=np.float64)  # statistics of D_l ∪ D_u only:
+    mean, std = train.mean(), train.std()  # the validation and test clips must not shape the training inputs
+    logmel = ((logmel - mean) / (std + 1e-6)).astype(np.float32)
     val_part = dict(val_alpha=frames[val], val_beta=logmel[val], val_labels=labels[val]) if val.any() else {}
     return MultimodalSplit(
         labeled_alpha=frames[labeled], labels=labels[labeled],

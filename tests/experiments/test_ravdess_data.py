@@ -350,3 +350,33 @@ def test_random_split_is_seeded_and_sized():
     assert not (random_split(1440, seed=1)["test"] == masks["test"]).all()
     with pytest.raises(ValueError, match="summing to 1"):
         random_split(10, seed=0, fractions=(0.5, 0.2, 0.2))
+
+
+def _synthetic_cache(rng, actors):
+    n = len(actors)
+    return dict(frames=rng.integers(0, 255, (n, 1, 3, 8, 8)).astype(np.uint8),
+                logmel=rng.normal(-40, 10, (n, 1, 4, 5)).astype(np.float32),
+                labels=np.arange(n) % 8, actors=np.asarray(actors),
+                manifest=dict(params=dict(frames=1, size=8, n_mels=4)))
+
+
+def test_logmel_statistics_come_from_the_training_clips_only(monkeypatch):
+    """Canary: changing only the test (and validation) clips' log-mels leaves D_l and D_u unchanged."""
+    from mke_experiments.data import ravdess as rv
+    from mke_experiments.tasks.ravdess import RavdessData, load
+
+    actors = np.repeat([1, 5, 9, 10, 11], 8)
+    cache = _synthetic_cache(np.random.default_rng(0), actors)
+    monkeypatch.setattr(rv, "load_cache", lambda folder: cache)
+    data = RavdessData(labeled_actors=1)
+    before = load(data, ".")
+    held_out = np.isin(actors, [1, 5])
+    cache["logmel"] = cache["logmel"].copy()
+    cache["logmel"][held_out] = cache["logmel"][held_out] * 50 + 1000  # a canary only in test/validation
+    after = load(data, ".")
+    np.testing.assert_array_equal(before.unlabeled_beta, after.unlabeled_beta)
+    np.testing.assert_array_equal(before.labeled_alpha, after.labeled_alpha)
+    assert not np.allclose(before.test_beta, after.test_beta)
+    train = cache["logmel"][~held_out].astype(np.float64)
+    z = (train - train.mean()) / (train.std() + 1e-6)
+    assert abs(z.mean()) < 1e-6 and np.isclose(np.concatenate([after.unlabeled_beta.ravel()]).std(), 1, atol=0.2)
