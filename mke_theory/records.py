@@ -8,12 +8,14 @@ the split id, the git revision, the hardware and the world size.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import platform
 import subprocess
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,14 +131,52 @@ def write_record(record: dict, out_dir: str | os.PathLike, force: bool = False) 
     return path
 
 
+STALE_TMP_S = 3600.0  # a temporary file untouched this long belongs to a killed writer, never a live one
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells (Linux), else set and reset."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(path: str | os.PathLike, older_than_s: float = STALE_TMP_S) -> list[Path]:
+    """Delete the hidden ``.NAME.XXXX.tmp`` files a killed ``atomic_write`` of ``path`` left behind.
+
+    Only files not modified for ``older_than_s`` seconds go: a live writer (another process writing
+    the same file now) keeps touching its own temporary file and is never disturbed. Returns them.
+    """
+    path = Path(path)
+    removed, now = [], time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+        except OSError:  # vanished or not ours to remove: leave it
+            continue
+    return removed
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """``write(binary_file)`` into a temporary file beside ``path``, fsync, then rename over ``path``.
 
-    A reader sees the old file or the new one, never half of one; a failed write leaves no trace.
+    A reader sees the old file or the new one, never half of one; a failed write leaves no trace, and
+    the temporaries of a killed earlier write of ``path`` are removed (``remove_stale_temporaries``).
+    The file gets the mode a plain ``open`` would give it (0666 less the umask), not mkstemp's 0600.
     """
     path = Path(path)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

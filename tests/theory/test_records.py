@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import time
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +255,37 @@ def test_duplicate_runs_in_copied_folders_are_detected(tmp_path):
     other = make_record("twomoon", "mm_student", 3, {"test_accuracy": 0.775}, {"lr": 0.02}, 0.1)
     write_record(other, tmp_path / "b")
     assert len(read_records(tmp_path, on_duplicate="first")) == 2  # another config is another run
+
+
+# ---- file modes and temporaries of killed writers --------------------------------------------------
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_records_honour_the_umask_like_a_plain_open(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = write_record(a_record(), tmp_path)
+        other = tmp_path / "blob.bin"
+        records.atomic_write(other, lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # mkstemp alone gives 0600 whatever the umask
+    assert stat.S_IMODE(other.stat().st_mode) == mode
+
+
+def test_a_write_removes_the_stale_temporaries_of_its_target_only(tmp_path):
+    """A kill between mkstemp and rename leaves ``.NAME.XXXX.tmp``; the next write of NAME removes those
+    untouched for an hour, never a fresh one (another writer's, live) nor those of other files."""
+    path = record_path(a_record(), tmp_path)
+    stale = tmp_path / f".{path.name}.abc123.tmp"
+    live = tmp_path / f".{path.name}.def456.tmp"
+    other = tmp_path / ".other.json.ghi789.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"half a record")
+    old = time.time() - 2 * records.STALE_TMP_S
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    write_record(a_record(), tmp_path)
+    assert not stale.exists()
+    assert live.exists() and other.exists()
+    assert folder_names(tmp_path) == sorted([path.name, live.name, other.name])
