@@ -44,17 +44,23 @@ def progress_bar(length: int, label: str):
 
 
 def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
+    """Write the run records to ``out``; without ``force`` a record that exists is kept, not overwritten.
+
+    Returns the number written. Kept records are counted on stderr, so a second run into the same
+    folder adds only the missing ones (as ``mke-exp run`` does) instead of refusing.
+    """
     if out is None:
         return 0
+    if out.exists() and not out.is_dir():
+        raise RecordError(f"--out {out} is a file, not a folder; pass a folder for the run records")
     records = [make_record(**row) for row in rows]
-    if not force:  # refuse before writing anything, so a refused run leaves the folder as it was
-        for path in map(lambda r: record_path(r, out), records):
-            if path.exists():
-                raise RecordError(f"{path} exists already; pass --force to overwrite it")
-    for record in records:
+    todo = records if force else [r for r in records if not record_path(r, out).exists()]
+    for record in todo:
         write_record(record, out, force=force)
-    click.echo(f"wrote {len(rows)} run records to {out}/", err=True)
-    return len(rows)
+    kept = len(records) - len(todo)
+    note = f"; kept {kept} existing record(s) (pass --force to overwrite them)" if kept else ""
+    click.echo(f"wrote {len(todo)} run records to {out}/{note}", err=True)
+    return len(todo)
 
 
 @click.group(context_settings=dict(help_option_names=["-h", "--help"], show_default=True))
@@ -151,18 +157,26 @@ def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regulariz
 def _load_npz(path: Path) -> dict:
     import numpy as np
 
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise MKEError(f"{path} is not a readable .npz file ({e})") from None
+    from mke_theory.npz import load_npz
+
+    arrays = load_npz(path, what=".npz file for --data")
     missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
     if missing:
         raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
                          f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
     for key in ("alpha", "beta"):
+        if np.issubdtype(arrays[key].dtype, np.complexfloating):
+            raise MKEError(f"{path}: {key} holds complex numbers; save real features (e.g. the magnitude or the "
+                           "real and imaginary parts side by side)")
+        if not (np.issubdtype(arrays[key].dtype, np.number) or arrays[key].dtype == bool):
+            raise MKEError(f"{path}: {key} holds {arrays[key].dtype} values; save numeric features")
         if arrays[key].ndim == 1:
             arrays[key] = arrays[key][:, None]
+    for key in ("pseudo_labels", "labels"):
+        value = arrays.get(key)
+        if value is not None and value.dtype.kind not in "iuf":  # integers or whole floats, checked later
+            raise MKEError(f"{path}: {key} holds {value.dtype} values; save integer class indices 0 … K−1 "
+                           "(map class names to indices first)")
     return arrays
 
 

@@ -25,6 +25,11 @@ def radius_rule(k: int, quantile: float) -> str:
             f"space separately, so that a ball B(x) holds at least {k} samples for {100 * quantile:g} % of them")
 
 
+def _unit_scale(x: np.ndarray) -> np.ndarray:
+    scale = np.max(np.abs(x), axis=0) if len(x) else np.ones(x.shape[1])
+    return x / np.where(scale > 0, scale, 1.0)
+
+
 def _space(points, labels, pseudo_labels, radius, a, random_state) -> dict:
     graph = ex.neighbourhood_graph(points, radius)
     out = dict(radius=radius, mean_neighbours=float(graph.sum() / len(points) - 1))
@@ -76,8 +81,13 @@ def check(alpha, beta, pseudo_labels, labels=None, k: int = 10, quantile: float 
     alpha = check_features("alpha", alpha)
     n = len(alpha)
     beta = check_features("beta", beta)
+    if n < 2:
+        raise MKEError(f"alpha has {n} row(s); the check needs at least k + 1 paired samples of D_u (one per row)")
     if len(beta) != n:
         raise MKEError(f"alpha has {n} rows but beta has {len(beta)}; they must hold the same samples")
+    # divide each feature by its largest |value|: embed() z-scores, which this does not change, but
+    # features of 1e200 would overflow its variance and collapse every point onto one
+    alpha, beta = _unit_scale(alpha), _unit_scale(beta)
     pseudo_labels = check_labels("pseudo_labels", pseudo_labels)
     if len(pseudo_labels) != n:
         raise MKEError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")

@@ -128,8 +128,8 @@ def test_twomoon_never_overwrites_without_force(twomoon_run, tmp_path):
     before = {p.name: p.read_text() for p in out.iterdir()}
 
     again = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
-    error = assert_clean_failure(again, "--force", exit_code=1)
-    assert any(str(out / name) in error for name in before), error
+    assert again.exit_code == 0, again.output  # resumes like mke-exp run: existing records are kept
+    assert "wrote 0 run records" in again.output and "kept 7 existing record(s)" in again.output
     assert {p.name: p.read_text() for p in out.iterdir()} == before
 
     forced = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out), "--force")
@@ -138,6 +138,23 @@ def test_twomoon_never_overwrites_without_force(twomoon_run, tmp_path):
     metrics = lambda folder: sorted((r["method"], r["seed"], r["metrics"]["test_accuracy"])  # noqa: E731
                                     for r in read_records(folder))
     assert metrics(out) == metrics(first)  # same seeds, same numbers
+
+
+def test_twomoon_with_some_records_present_writes_only_the_missing_ones(twomoon_run, tmp_path):
+    _, first = twomoon_run
+    out = tmp_path / "runs"
+    shutil.copytree(first, out)
+    files = sorted(out.iterdir())
+    kept, removed = files[0], files[1:]
+    kept.write_text(kept.read_text())  # the one record present; its bytes must stay
+    before = kept.read_bytes()
+    for path in removed:
+        path.unlink()
+    again = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert f"wrote {len(removed)} run records" in again.output and "kept 1 existing record(s)" in again.output
+    assert kept.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in files)
 
 
 # ---- simulate ------------------------------------------------------------------------------------

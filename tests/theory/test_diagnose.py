@@ -120,3 +120,17 @@ def test_the_worst_case_search_runs_on_the_true_classes_not_the_pseudo_labels():
     spacing = float(np.diff(embed(x)[:2, 0])[0])
     report = check(x, x.copy(), pseudo, labels, radius=0.75 * spacing)
     assert report["um"]["c_search"] == pytest.approx(4 / 3)
+
+
+def test_zero_rows_are_reported_as_zero_rows_not_as_a_single_class():
+    with pytest.raises(ValueError, match="alpha has 0 row"):
+        check(np.zeros((0, 2)), np.zeros((0, 1)), np.zeros(0, int), np.zeros(0, int))
+
+
+@pytest.mark.parametrize("factor", [1e200, 1e-200])
+def test_the_check_does_not_depend_on_the_scale_of_the_features(factor):
+    split, pseudo, r = _report(True)
+    r2 = check(split.unlabeled_alpha * factor, split.unlabeled_beta * factor, pseudo, split.unlabeled_labels)
+    for space in ("um", "mm"):
+        for key in ("c", "mu", "pseudo_label_error", "condition_holds"):
+            assert r2[space][key] == pytest.approx(r[space][key], rel=1e-6), (space, key)
