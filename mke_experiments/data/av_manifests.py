@@ -101,6 +101,27 @@ def _check_file(path: Path, what: str) -> None:
         raise ManifestError(f"{path}: no such file; pass the path of {what}.")
 
 
+class _Utf8Text:
+    """``open(path)`` as UTF-8 text whose decoding errors become a ManifestError naming the file."""
+
+    def __init__(self, path: Path):
+        self.path, self.handle = path, path.open(encoding="utf-8-sig", newline="")
+
+    def __enter__(self):
+        return self.handle
+
+    def __exit__(self, kind, exc, tb):
+        self.handle.close()
+        if kind is not None and issubclass(kind, UnicodeDecodeError):
+            raise ManifestError(f"{self.path}: is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                                "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
+        return False
+
+
+def _utf8(path: Path) -> _Utf8Text:
+    return _Utf8Text(path)
+
+
 def _rows(path: Path, handle, **fmt) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) for each non-blank csv record; a quote left open or a csv error is reported."""
     reader = csv.reader(handle, **fmt)
@@ -157,7 +178,8 @@ def read_vggsound_csv(path: str | os.PathLike) -> list[VggRow]:
     path = Path(path)
     _check_file(path, "vggsound.csv")
     out: list[VggRow] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    seen: dict[str, tuple[int, str, str]] = {}  # clip name -> (line, label, split) of its first row
+    with _utf8(path) as handle:
         for line, row in _rows(path, handle):
             if len(row) != 4:
                 raise ManifestError(f"{path}:{line}: expected 4 columns ({', '.join(VGGSOUND_COLUMNS)}), found "
@@ -178,7 +200,16 @@ def read_vggsound_csv(path: str | os.PathLike) -> list[VggRow]:
                                     f"{_VGG_FIX}.")
             if not label.strip():
                 raise ManifestError(f"{path}:{line}: the label is empty; {_VGG_FIX}.")
-            out.append(VggRow(_ytid(path, line, ytid), start_s, label, split))
+            name = clip_name(_ytid(path, line, ytid), start_s)
+            if name in seen:
+                first, first_label, first_split = seen[name]
+                if (first_label, first_split) != (label, split):
+                    raise ManifestError(f"{path}:{line}: clip {ytid} at {start_s} s is listed again as "
+                                        f"{label!r}/{split}, but line {first} lists it as {first_label!r}/"
+                                        f"{first_split}; keep one of the two lines.")
+                continue  # an exact repeat of an earlier line adds nothing
+            seen[name] = (line, label, split)
+            out.append(VggRow(ytid, start_s, label, split))
     if not out:
         raise ManifestError(f"{path}: holds no rows; pass the full vggsound.csv.")
     return out
@@ -208,7 +239,7 @@ def read_audioset_segments(path: str | os.PathLike) -> list[SegmentRow]:
     path = Path(path)
     _check_file(path, "an AudioSet segments csv")
     out: list[SegmentRow] = []
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with _utf8(path) as handle:
         for number, text in enumerate(handle, start=1):  # one record per physical line: the numbering is exact
             if text.startswith("#") or not text.strip():
                 continue
@@ -257,7 +288,7 @@ def read_class_labels(path: str | os.PathLike) -> list[AudioSetClass]:
     _check_file(path, "class_labels_indices.csv")
     out: list[AudioSetClass] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with _utf8(path) as handle:
         rows = _rows(path, handle)
         first = next(rows, None)
         if first is None or tuple(f.strip() for f in first[1]) != CLASS_LABELS_HEADER:

@@ -20,6 +20,7 @@ Missing clips are counted and listed, never fatal.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +72,19 @@ def _load_vggsound(data: SoundData, data_dir, classes: list[str]):
     splits_path = Path(folder) / SPLITS_FILE
     try:
         splits = json.loads(splits_path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise MKEError(f"{splits_path} is missing or corrupt; run mke-exp prepare vggsound --raw DIR "
                          f"--out {folder}") from None
+    if not isinstance(splits, dict) or not all(v in ("train", "test") for v in splits.values()):
+        raise MKEError(f"{splits_path} must be a JSON object of clip name -> \"train\" or \"test\"; run "
+                       f"mke-exp prepare vggsound --raw DIR --out {folder} again")
     index = {c: i for i, c in enumerate(classes)}
-    keep = np.array([lab in index for lab in cache["labels"]])
+    keep = np.array([lab in index for lab in cache["labels"]], dtype=bool)
+    if not keep.all():
+        dropped = sorted({str(lab) for lab in np.asarray(cache["labels"])[~keep]})
+        warnings.warn(f"{folder}: {int((~keep).sum())} clip(s) of {len(dropped)} label(s) outside the "
+                      f"{len(classes)} classes of data.classes={data.classes} are left out (e.g. {dropped[0]!r})",
+                      stacklevel=2)
     labels = np.array([index.get(lab, -1) for lab in cache["labels"]])
     part = np.array([splits.get(str(n), "missing") for n in cache["names"]])
     return cache, keep, labels, part

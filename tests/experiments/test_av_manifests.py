@@ -106,6 +106,34 @@ def test_vggsound_malformed_line_names_file_and_line(tmp_path, bad, fragments):
     _raises_at(read_vggsound_csv, path, 4, *fragments)
 
 
+@pytest.mark.parametrize("change", ["split", "label"])
+def test_vggsound_clip_listed_twice_with_conflicting_rows_names_both_lines(tmp_path, change):
+    ytid, start, label, split = VGG_ROWS[0]
+    other = (ytid, start, "dog barking" if change == "label" else label,
+             ("test" if split == "train" else "train") if change == "split" else split)
+    path = tmp_path / "vggsound.csv"
+    path.write_text(_with_line(vggsound_text(), 4, ",".join(map(str, other))))
+    message = _raises_at(read_vggsound_csv, path, 4, "line 1", ytid, "keep one of the two lines")
+    assert "line 1 lists it" in message
+
+
+def test_vggsound_exact_repeat_is_read_once(tmp_path):
+    ytid, start, label, split = VGG_ROWS[-1]
+    path = tmp_path / "vggsound.csv"
+    quoted = f'"{label}"' if "," in label else label
+    path.write_text(vggsound_text() + f"{ytid},{start},{quoted},{split}\n")
+    assert read_vggsound_csv(path) == [VggRow(*row) for row in VGG_ROWS]
+
+
+@pytest.mark.parametrize("read", [read_vggsound_csv, read_audioset_segments, read_class_labels])
+def test_a_latin1_csv_names_the_file_and_asks_for_utf8(tmp_path, read):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("abcdefghijk,0,caf\xe9 noise,train\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="UTF-8") as info:
+        read(path)
+    assert str(path) in str(info.value)
+
+
 def test_vggsound_header_line_is_reported_as_such(tmp_path):
     path = tmp_path / "vggsound.csv"
     path.write_text("YouTube ID,start seconds,label,train/test split\n" + vggsound_text())

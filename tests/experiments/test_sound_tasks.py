@@ -62,3 +62,38 @@ def test_bad_input_is_named(tmp_path):
     assert done.exit_code == 1 and "segments.csv" in done.output
     done = runner.invoke(cli, ["run", "audioset-vggsound", "--data", str(raw), "--epochs", "1"])
     assert done.exit_code == 1 and "data.audioset" in done.output
+
+
+def _fake_cache(monkeypatch, tmp_path, labels, splits):
+    """A VGGSound cache of tiny arrays (no media): ``load_cache`` is replaced, splits.json written."""
+    import mke_experiments.data.avclips as avclips
+
+    n = len(labels)
+    names = [f"clip{i:02d}" for i in range(n)]
+    cache = dict(labels=np.array(labels), names=np.array(names), logmel=np.zeros((n, 1, 4, 8), np.float32),
+                 frames=np.zeros((n, 1, 3, 8, 8), np.uint8),
+                 manifest=dict(params=dict(frames=1, size=8, n_mels=4, seconds=1.0)))
+    monkeypatch.setattr(avclips, "load_cache", lambda folder, name="vggsound": cache)
+    (tmp_path / "splits.json").write_text(splits if isinstance(splits, str) else json.dumps(splits))
+    return names
+
+
+def test_clips_of_classes_outside_the_list_are_counted_and_reported(monkeypatch, tmp_path):
+    import pytest
+
+    labels = [*(LABELS[i % 3] for i in range(12)), "not a vggsound class", "not a vggsound class"]
+    names = [f"clip{i:02d}" for i in range(len(labels))]
+    _fake_cache(monkeypatch, tmp_path, labels, {n: "test" if i % 4 == 0 else "train" for i, n in enumerate(names)})
+    with pytest.warns(UserWarning, match=r"2 clip\(s\) of 1 label\(s\).*'not a vggsound class'"):
+        split = get_task("vggsound").load(SoundData(val_fraction=0.0, labeled_fraction=0.3), tmp_path)
+    assert len(split.labeled_alpha) + len(split.unlabeled_alpha) + len(split.test_alpha) == 12
+
+
+def test_a_splits_file_that_is_not_an_object_is_named(monkeypatch, tmp_path):
+    import pytest
+
+    from mke_theory.errors import MKEError
+
+    _fake_cache(monkeypatch, tmp_path, [LABELS[0]] * 4, "[\"train\", \"test\"]")
+    with pytest.raises(MKEError, match="splits.json must be a JSON object"):
+        get_task("vggsound").load(SoundData(), tmp_path)
