@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -108,14 +109,22 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     spec = get_task(task)
     if spec.needs_data and data is None:
         raise MKEError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+    if not spec.needs_data and data is not None:
+        raise MKEError(f"task {task} brings its own data and would ignore --data {data}; drop --data "
+                       "(your own arrays: mke-exp run arrays --data FILE.npz)")
     if pipeline.distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
     cfg = resolve_config(spec, overrides, epochs)
     cfg, split = spec.load_split(cfg, data, overrides)
     total = pipeline.total_steps(split, cfg, methods, len(seeds))
     rank = distributed()[0]
-    with click.progressbar(length=total, label=f"{task}: {len(seeds)} seeds × {len(methods)} methods",
-                           file=sys.stderr if rank == 0 else open(os.devnull, "w")) as bar:
+    for method, why in pipeline.skipped_methods(split, methods).items():
+        if rank == 0:
+            click.echo(f"WARNING: {method} is skipped: {why}.", err=True)
+    label = f"{task}: {len(seeds)} seeds × {len(methods)} methods"
+    with warnings.catch_warnings(), click.progressbar(
+            length=total, label=label, file=sys.stderr if rank == 0 else open(os.devnull, "w")) as bar:
+        warnings.simplefilter("ignore", pipeline.SkippedMethodWarning)  # said above, in one line
         records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
                                      progress=bar.update, tensorboard=tensorboard)
     if rank != 0:
@@ -128,7 +137,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
         if len(seeds) > 1 and "teacher" in methods and len(methods) > 1:
             tests = compare_methods(frame, metric, baseline="teacher")
         click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
-                                f"{len(seeds)} seeds, model selection: {cfg.train.selection}"))
+                                f"{len(seeds)} seeds, model selection: {pipeline.selection_used(cfg, split)}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
@@ -163,6 +172,25 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides):
         click.echo(f"  {r['variant']:<40} {r['samples_per_s']:>10.1f} samples/s{ratio}")
 
 
+def _default_metric(frame, runs) -> str:
+    """The metric a table of ``frame`` shows without ``--metric``: each task's primary (``test_<primary>``)
+    where the task is registered and its records hold it, else test_accuracy, else the first one found;
+    tasks that disagree are an error asking for ``--metric`` or ``--task``."""
+    from mke_experiments.tasks import TASKS
+
+    chosen = {}
+    for name, rows in frame.groupby("task", sort=True):
+        metrics = list(dict.fromkeys(rows["metric"]))
+        primary = f"test_{TASKS[name].primary}" if name in TASKS else None
+        chosen[name] = (primary if primary in metrics else
+                        "test_accuracy" if "test_accuracy" in metrics else metrics[0])
+    if len(set(chosen.values())) > 1:
+        listed = ", ".join(f"{t}: {m}" for t, m in chosen.items())
+        raise MKEError(f"the tasks in {runs} have different primary metrics ({listed}); "
+                       "pass --metric NAME or --task NAME")
+    return next(iter(chosen.values()))
+
+
 def _baseline(value: str):
     method, _, variant = value.partition(":")
     return (method, variant) if variant else method
@@ -170,7 +198,7 @@ def _baseline(value: str):
 
 @cli.command()
 @click.argument("runs", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--metric", default=None, help="Metric to tabulate (default: test_accuracy, else the first one found).")
+@click.option("--metric", default=None, help="Metric to tabulate (default: the task's primary, test_<primary>).")
 @click.option("--task", default=None, help="Only this task (default: every task in the folder).")
 @click.option("--baseline", default="teacher", help="Method (or METHOD:VARIANT) the others are tested against.")
 @click.option("--test", type=click.Choice(["t", "wilcoxon"]), default="t", help="Paired test over shared seeds.")
@@ -195,8 +223,10 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
         if task not in set(frame["task"]):
             raise MKEError(f"no records of task {task!r} in {runs}; tasks: {', '.join(sorted(set(frame.task)))}")
         frame = frame[frame["task"] == task]
-    metrics = list(dict.fromkeys(frame["metric"]))
-    metric = metric or ("test_accuracy" if "test_accuracy" in metrics else metrics[0])
+    metric = metric or _default_metric(frame, runs)
+    if metric not in set(frame["metric"]):
+        raise MKEError(f"no records in {runs} hold metric {metric!r}; metrics: "
+                       f"{', '.join(sorted(set(frame['metric'])))}; pass one of them as --metric")
     summary = summarize(frame, metric, bootstrap=bootstrap, random_state=0)
     base = _baseline(baseline)
     has_base = (frame["method"] == (base if isinstance(base, str) else base[0])).any()

@@ -7,6 +7,7 @@ labels only, and the supervised upper bound); ``SeedRun`` turns a row into a tra
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,17 @@ class RunFiles:
     def checkpoint(self, method: str) -> Path | None:
         return None if self.out is None else self.out / "checkpoints" / f"{self.stem(method)}.pt"
 
+    def identity(self, method: str) -> dict:
+        """What a checkpoint of ``method`` belongs to; one of another identity is never resumed."""
+        return dict(task=self.task, method=method, seed=self.seed, config_hash=self.config_hash)
+
+    def start_fresh(self, method: str) -> None:
+        """``force``: the checkpoint of a run that is redone goes before it trains (rank 0), so neither this
+        run nor a later resume can pick it up; ``fit`` is told not to resume on every rank."""
+        ckpt = self.checkpoint(method)
+        if self.force and ckpt is not None and self.rank == 0:
+            ckpt.unlink(missing_ok=True)
+
     def log_dir(self, method: str) -> Path | None:
         return None if self.tensorboard is None else Path(self.tensorboard) / f"{self.task}__{method}__seed{self.seed}"
 
@@ -74,8 +86,8 @@ class RunFiles:
             return
         write_record(record, self.out, force=True)
         ckpt = self.checkpoint(record["method"])
-        if ckpt is not None and ckpt.exists() and not keep_checkpoint:
-            ckpt.unlink()
+        if ckpt is not None and not keep_checkpoint:
+            ckpt.unlink(missing_ok=True)  # a concurrent run of the same identity may have removed it already
 
     def save_examples(self, method: str, pred: np.ndarray, split: MultimodalSplit, n: int) -> None:
         """Predictions of the first ``n`` test samples (and, once per split, those inputs), for figures."""
@@ -145,9 +157,11 @@ class SeedRun:
 
     def fit(self, method: Method, model, inputs: tuple, targets, pl: PseudoLabels | None):
         tr = self.cfg.train
+        self.files.start_fresh(method.name)
         return fit(model, inputs, targets, tr, self.cfg.mke, regularised=method.regularised, seed=self.seed,
                    device=self.device, score=self.selection(method, pl),
                    checkpoint=self.files.checkpoint(method.name) if tr.checkpoint else None,
+                   identity=self.files.identity(method.name), resume=not self.files.force,
                    progress=self.progress, stop_after=self.stop_after, log_dir=self.files.log_dir(method.name),
                    augment=self.augment, perturb=self.perturb)
 
@@ -234,6 +248,26 @@ class SeedRun:
             self.files.save_examples(method.name, pred, split, n)
         self.files.write(record, keep_checkpoint=method.is_teacher)  # the teacher's is kept for its pseudo labels
         return record
+
+
+class SkippedMethodWarning(UserWarning):
+    """A requested method that cannot run on this split (e.g. the supervised bound without D_u's labels)."""
+
+
+def skipped_methods(split: MultimodalSplit, methods) -> dict:
+    """method -> why it is not trained on ``split``, for the requested ``methods`` that cannot run."""
+    return {m: "the split has no unlabeled_labels (the true labels of D_u) to train it on"
+            for m in methods if get_method(m).targets == "true" and split.unlabeled_labels is None}
+
+
+def selection_used(cfg: ExperimentConfig, split: MultimodalSplit) -> str:
+    """The model selection the runs really get, in words: ``train.selection=val`` without a validation set
+    keeps the last epoch (the records' histories then hold no selection score)."""
+    if cfg.train.selection == "val" and split.val_alpha is None:
+        return "last (no validation set)"
+    if cfg.train.selection == "agreement":
+        return "agreement (the teacher: last epoch)"
+    return cfg.train.selection
 
 
 def _label_targets(split: MultimodalSplit) -> torch.Tensor:
@@ -354,6 +388,8 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     if cfg.mke.pseudo_labels == "soft" and any(get_method(m).select is not None for m in methods):
         raise MKEError("the methods that keep only confident pseudo labels need hard ones: "
                        "drop mke.pseudo_labels=soft or those methods")
+    for method, why in skipped_methods(split, methods).items():
+        warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=2)
     dev = resolve_device(device)
     records = []
     for seed in seeds:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,7 +87,8 @@ IGNORE = SPLIT_IGNORE  # target value of pixels without a label (void); they add
 def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig, mke: MKEConfig | None = None,
         regularised: bool = False, seed: int = 0, device=torch.device("cpu"), score=None,
         checkpoint: Path | None = None, progress=None, stop_after: int | None = None,
-        log_dir: Path | None = None, augment=None, perturb=None) -> FitResult:
+        log_dir: Path | None = None, augment=None, perturb=None, identity: dict | None = None,
+        resume: bool = True) -> FitResult:
     """Train ``model(*inputs)`` on ``targets``.
 
     Parameters
@@ -99,7 +101,14 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
     score : ``score(model) -> float`` after every epoch (higher is better: validation metric, or
         label-free agreement with the teacher); the best epoch's weights are returned. None: the
         last epoch.
-    checkpoint : file written after every epoch and resumed from if it exists.
+    checkpoint : file written after every epoch and resumed from if it exists and was written for
+        ``identity``; one that vanished before it could be read is absent (a concurrent run finished).
+    identity : what the run is (e.g. task, method, seed, config hash), stored in the checkpoint; a
+        checkpoint of another identity (copied in, renamed, or from before identities were stored) is
+        never resumed: training restarts from scratch with a warning and overwrites it. Restarting is
+        what a fresh run of this identity would do anyway, so there is nothing for the user to decide.
+        A checkpoint that cannot be read is an ``MKEError`` naming it ("delete it or pass --force").
+    resume : False trains from scratch whatever ``checkpoint`` holds (``--force``), overwriting it.
     stop_after : stop (as if killed) after this many epochs; for resume tests.
     log_dir : TensorBoard folder for the per-epoch loss and selection score (needs ``tensorboard``).
     augment : ``augment(inputs, targets, generator) -> (inputs, targets)`` applied to every batch
@@ -123,18 +132,22 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
     history, best_score, best_state, best_epoch, start = [], -np.inf, None, -1, 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history, best_score, best_state, best_epoch = (state["history"], state["best_score"],
-                                                       state["best_state"], state["best_epoch"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if draws is not generator:
-            draws.set_state(state["device_generator"])
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        start = state["epoch"] + 1
+    state = load_checkpoint(checkpoint, identity) if checkpoint is not None and resume else None
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            history, best_score, best_state, best_epoch = (state["history"], state["best_score"],
+                                                           state["best_state"], state["best_epoch"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            if draws is not generator:
+                draws.set_state(state["device_generator"])
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            start = state["epoch"] + 1
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise MKEError(f"{checkpoint}: the checkpoint does not fit this run ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0] if str(e) else e!r}); delete it or pass --force") from None
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     writer = _tensorboard(log_dir) if log_dir is not None and rank == 0 else None
     use_amp = cfg.amp and device.type == "cuda"
@@ -180,7 +193,8 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
                 if key != "epoch":
                     writer.add_scalar(key, value, epoch)
         if checkpoint is not None and rank == 0:
-            state = dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch, history=history,
+            state = dict(identity=identity, model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
+                         history=history,
                          best_score=best_score, best_state=best_state, best_epoch=best_epoch,
                          generator=generator.get_state(), torch_rng=torch.get_rng_state())
             if draws is not generator:
@@ -194,6 +208,27 @@ def fit(model: nn.Module, inputs: tuple, targets: torch.Tensor, cfg: TrainConfig
         best_epoch = len(history) - 1
     model.eval()
     return FitResult(model, history, best_epoch, time.perf_counter() - t0, resumed_from=start)
+
+
+def load_checkpoint(checkpoint: Path, identity: dict | None = None) -> dict | None:
+    """The state ``fit`` resumes from, or None: no file (or it vanished before it could be read: a
+    concurrent run of the same identity finished and removed it), or one written for another identity
+    (warned, never resumed). A file that cannot be read is an ``MKEError`` naming it."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... on a damaged file
+        text = str(e).splitlines()[0] if str(e) else repr(e)
+        raise MKEError(f"{checkpoint}: not a readable checkpoint ({type(e).__name__}: {text}); "
+                       "delete it or pass --force") from None
+    if not isinstance(state, dict) or "epoch" not in state:
+        raise MKEError(f"{checkpoint}: not a training checkpoint of this library; delete it or pass --force")
+    if identity is not None and state.get("identity") != identity:
+        warnings.warn(f"{checkpoint} was written for {state.get('identity') or 'an unnamed run'}, not "
+                      f"{identity}; training from scratch (it is overwritten)", stacklevel=3)
+        return None
+    return state
 
 
 def _tensorboard(log_dir: Path):

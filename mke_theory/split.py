@@ -15,6 +15,10 @@ from mke_theory._validation import check_labels
 from mke_theory._validation import check_samples as check_features
 from mke_theory.errors import MKEError
 
+# every array of a split, in the order ``split_id`` hashes them
+SPLIT_PARTS = ("labeled_alpha", "labels", "unlabeled_alpha", "unlabeled_beta", "unlabeled_labels",
+               "val_alpha", "val_beta", "val_labels", "test_alpha", "test_beta", "test_labels")
+
 IGNORE = -1  # label of a pixel (or sample) without a label, e.g. void pixels in segmentation
 
 
@@ -159,11 +163,19 @@ class MultimodalSplit:
 
     @property
     def split_id(self) -> str:
-        """A short content hash: two splits with the same id hold the same numbers."""
-        h = hashlib.sha256()
-        for a in (self.labeled_alpha, self.labels, self.unlabeled_alpha, self.unlabeled_beta,
-                  self.test_alpha, self.test_beta, self.test_labels):
-            h.update(np.ascontiguousarray(a).tobytes())
+        """A short content hash of every part that can change a result: D_l, D_u (α, β and the true
+        labels the supervised bound trains on and diagnostics score), the validation set (model
+        selection), the test set and K. Each part enters with its name, shape and dtype, an absent
+        part as such: two splits with the same id hold the same numbers."""
+        h = hashlib.sha256(f"n_classes={self.n_classes};".encode())
+        for name in SPLIT_PARTS:
+            a = getattr(self, name)
+            if a is None:
+                h.update(f"{name}:none;".encode())
+                continue
+            a = np.ascontiguousarray(a)
+            h.update(f"{name}:{a.dtype.str}{a.shape};".encode())
+            h.update(a.tobytes())
         return h.hexdigest()[:12]
 
     def __repr__(self) -> str:
