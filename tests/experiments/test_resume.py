@@ -298,3 +298,18 @@ def test_report_of_tasks_with_different_primaries_asks_for_metric_or_task(tmp_pa
     bad = invoke("report", tmp_path, "--metric", "test_nope")
     assert bad.exit_code == 1 and "test_nope" in bad.output
 
+
+
+def test_finishing_a_run_whose_checkpoint_another_run_removed_is_fine(tmp_path, monkeypatch):
+    """The other half of the race, made deterministic: the checkpoint existed when looked at and is gone when
+    removed (a concurrent run of the same identity finished first). Before: FileNotFoundError from unlink."""
+    from mke_experiments.pipeline import RunFiles
+
+    files = RunFiles(tmp_path, "arrays", 0, "abc", "split")
+    (tmp_path / "checkpoints").mkdir()
+    record = make_record(task="arrays", method="mm_student", seed=0, config={"task": "arrays"}, wall_time_s=1.0,
+                         metrics={"test_accuracy": 0.8})
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda p: p.suffix == ".pt" or real_exists(p))  # "there" when checked
+    files.write(record, keep_checkpoint=False)
+    assert len(read_records(tmp_path)) == 1
