@@ -16,6 +16,7 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, TrainConfig
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
+from mke_theory.npz import load_npz
 from mke_theory.split import MultimodalSplit
 
 REQUIRED = ("labeled_alpha", "labels", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta", "test_labels")
@@ -27,22 +28,45 @@ class ArraysData:
     standardize: bool = True  # z-score every feature with training statistics
 
 
-def standardize(split: MultimodalSplit) -> MultimodalSplit:
-    """z-score α with the mean/std of D_l ∪ D_u and β with those of D_u; other sets reuse them."""
-    def stats(x):
-        mean, std = x.mean(axis=0), x.std(axis=0)
-        return mean, np.where(std > 0, std, 1.0)
+def _scaler(train: np.ndarray, modality: str, source: str):
+    """z = (x / s − mean) / std with s = max |x| per feature over ``train``, all in float64.
 
-    ma, sa = stats(np.concatenate([split.labeled_alpha, split.unlabeled_alpha]))
-    mb, sb = stats(split.unlabeled_beta)
-    za, zb = (lambda x: ((x - ma) / sa).astype(np.float32)), (lambda x: ((x - mb) / sb).astype(np.float32))
+    Dividing by s first keeps mean and variance finite for features of any finite scale (values of
+    1e200 overflow the variance otherwise); a z-score does not change under that rescaling.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    scale = np.max(np.abs(train), axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = train / scale
+    mean, std = scaled.mean(axis=0), scaled.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+
+    def apply(x, key):
+        z = (np.asarray(x, dtype=np.float64) / scale - mean) / std
+        if not np.all(np.isfinite(z)):
+            raise MKEError(f"{source}: {key} overflows when standardised with the training statistics of "
+                           f"{modality} (values far beyond the training range); rescale it or pass "
+                           "--set data.standardize=false")
+        return z.astype(np.float32)
+
+    return apply
+
+
+def standardize(split: MultimodalSplit, source: str = "the bundle") -> MultimodalSplit:
+    """z-score α with the mean/std of D_l ∪ D_u and β with those of D_u; other sets reuse them."""
+    sa = _scaler(np.concatenate([split.labeled_alpha, split.unlabeled_alpha]), "α (D_l ∪ D_u)", source)
+    sb = _scaler(split.unlabeled_beta, "β (D_u)", source)
+    za, zb = (lambda x, key="alpha": sa(x, key)), (lambda x, key="beta": sb(x, key))
     val = {}
     if split.val_alpha is not None:
-        val = dict(val_alpha=za(split.val_alpha), val_beta=zb(split.val_beta), val_labels=split.val_labels)
+        val = dict(val_alpha=za(split.val_alpha, "val_alpha"), val_beta=zb(split.val_beta, "val_beta"),
+                   val_labels=split.val_labels)
     return MultimodalSplit(
-        labeled_alpha=za(split.labeled_alpha), labels=split.labels, unlabeled_alpha=za(split.unlabeled_alpha),
-        unlabeled_beta=zb(split.unlabeled_beta), unlabeled_labels=split.unlabeled_labels,
-        test_alpha=za(split.test_alpha), test_beta=zb(split.test_beta), test_labels=split.test_labels,
+        labeled_alpha=za(split.labeled_alpha, "labeled_alpha"), labels=split.labels,
+        unlabeled_alpha=za(split.unlabeled_alpha, "unlabeled_alpha"),
+        unlabeled_beta=zb(split.unlabeled_beta, "unlabeled_beta"), unlabeled_labels=split.unlabeled_labels,
+        test_alpha=za(split.test_alpha, "test_alpha"), test_beta=zb(split.test_beta, "test_beta"),
+        test_labels=split.test_labels,
         n_classes=split.n_classes, name=split.name, meta=dict(split.meta, standardized=True), **val)
 
 
@@ -54,15 +78,22 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
                          f"it must hold {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})")
     data = {k: np.asarray(arrays[k]) for k in REQUIRED + OPTIONAL if k in arrays}
     for k, v in data.items():
+        if v.ndim == 0 or len(v) == 0:
+            raise MKEError(f"{source}: {k} holds no rows (shape {v.shape}); every key needs one row per sample")
         if k.endswith("alpha") or k.endswith("beta"):
             data[k] = v[:, None] if v.ndim == 1 else v
-            if not np.issubdtype(data[k].dtype, np.number) or not np.all(np.isfinite(data[k])):
+            if np.issubdtype(v.dtype, np.complexfloating):
+                raise MKEError(f"{source}: {k} holds complex numbers; save real features (e.g. the magnitude "
+                               "or the real and imaginary parts side by side)")
+            if (not np.issubdtype(v.dtype, np.number) and v.dtype != bool) or not np.all(np.isfinite(data[k])):
                 raise MKEError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
     label_keys = [k for k in ("labels", "test_labels", "unlabeled_labels", "val_labels") if k in data]
     for k in label_keys:
-        whole = np.issubdtype(data[k].dtype, np.integer) or np.all(data[k] == np.round(data[k]))
-        if data[k].ndim != 1 or not whole:
-            raise MKEError(f"{source}: {k} must be a 1-d array of integer class indices")
+        v = data[k]
+        whole = v.dtype.kind in "iu" or (v.dtype.kind == "f" and np.all(np.isfinite(v)) and np.all(v == np.round(v)))
+        if v.ndim != 1 or not whole:
+            raise MKEError(f"{source}: {k} must be a 1-d array of integer class indices 0 … K−1, got "
+                           f"{v.dtype} values of shape {v.shape}; map class names to indices before saving")
         if data[k].min() < 0:
             raise MKEError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
     n_classes = int(data["labels"].max()) + 1
@@ -80,13 +111,9 @@ def load(data: ArraysData, data_dir) -> MultimodalSplit:
     path = data_dir_or_error(data_dir, "arrays")
     if path.is_dir():
         raise MKEError(f"{path} is a folder; --data for the arrays task is the .npz bundle itself")
-    try:
-        with np.load(path, allow_pickle=False) as bundle:
-            arrays = {k: bundle[k] for k in bundle.files}
-    except (OSError, ValueError) as e:
-        raise MKEError(f"{path} is not a readable .npz bundle ({e})") from None
+    arrays = load_npz(path, what=".npz bundle")
     split = split_from_arrays(arrays, name=Path(path).stem, source=str(path))
-    return standardize(split) if data.standardize else split
+    return standardize(split, source=str(path)) if data.standardize else split
 
 
 def smoke(folder: Path) -> tuple[Path, tuple]:

@@ -110,10 +110,16 @@ def get_task(name: str) -> Task:
 
 
 def data_dir_or_error(data_dir: Path | None, task: str) -> Path:
+    bundle = task == "arrays"  # the one task whose --data is a file the user writes, not a prepared cache
     if data_dir is None:
+        if bundle:
+            raise MKEError("task arrays needs --data FILE.npz, the npz bundle of your arrays "
+                           "(see mke_experiments.tasks.arrays for its keys)")
         raise MKEError(f"task {task} needs --data DIR (made by: mke-exp prepare {task} --raw DIR --out DIR)")
     data_dir = Path(data_dir)
     if not data_dir.exists():
+        if bundle:
+            raise MKEError(f"{data_dir}: no such file; pass the path of your .npz bundle as --data FILE.npz")
         raise MKEError(f"{data_dir}: no such file or folder; make it with mke-exp prepare {task} --raw DIR --out DIR")
     return data_dir
 
