@@ -101,14 +101,14 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
-    from mke_experiments.tasks import get_task
+    from mke_experiments.tasks import data_dir_or_error, get_task
     from mke_experiments.train import distributed
     from mke_theory.stats import compare_methods, records_frame, summarize
     from mke_theory.tables import format_table
 
     spec = get_task(task)
     if spec.needs_data and data is None:
-        raise MKEError(f"task {task} needs --data (made by: mke-exp prepare {task} --raw DIR --out DIR)")
+        data_dir_or_error(data, task)  # one sentence, with the hint that fits the task
     if not spec.needs_data and data is not None:
         raise MKEError(f"task {task} brings its own data and would ignore --data {data}; drop --data "
                        "(your own arrays: mke-exp run arrays --data FILE.npz)")

@@ -302,6 +302,9 @@ def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=M
     files = RunFiles(None if out is None else Path(out), cfg.task, seed, config_hash(config), split.split_id,
                      force=force, rank=rank, tensorboard=tensorboard)
     if files.out is not None and rank == 0:
+        if (files.out / "checkpoints").exists() and not (files.out / "checkpoints").is_dir():
+            raise MKEError(f"{files.out / 'checkpoints'} is a file, but --out needs a folder of that name for "
+                           "checkpoints: move the file or choose another --out")
         (files.out / "checkpoints").mkdir(parents=True, exist_ok=True)
     run = SeedRun(cfg, split, seed, files, device, progress, stop_after)
     rows = [get_method(m) for m in methods]

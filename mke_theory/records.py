@@ -194,7 +194,12 @@ def read_record(path: str | os.PathLike) -> dict:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RecordError(f"{path}: not a readable JSON run record ({e})") from None
-    return validate_record(record, source=str(path))
+    validate_record(record, source=str(path))
+    undefined = [k for k, v in record["metrics"].items() if v != v]  # NaN: no table or test can use it
+    if undefined:
+        raise RecordError(f"{path}: metric {undefined[0]} is NaN; re-run that method (mke-exp run ... --force) "
+                          "or move the record out of the folder")
+    return record
 
 
 def record_identity(record: dict) -> tuple:

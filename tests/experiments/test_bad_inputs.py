@@ -126,6 +126,16 @@ def _make_files(tmp):
         dict(task="arrays", method="teacher", seed=0, metrics=dict(test_accuracy=float("nan")))).replace(
         '"NaN"', "NaN"))
     f["runs_nan"] = nan_runs
+    nan_metric = tmp / "runs_nan_metric"
+    nan_metric.mkdir()
+    (nan_metric / "r.json").write_text(json.dumps(dict(
+        schema_version=1, task="arrays", method="teacher", seed=0, metrics=dict(test_accuracy=float("nan")),
+        config={}, wall_time_s=1.0, version="0.1.0")))  # json writes NaN as a bare NaN
+    f["runs_nan_metric"] = nan_metric
+    ckpt_file = tmp / "out_with_checkpoints_file"
+    ckpt_file.mkdir()
+    (ckpt_file / "checkpoints").write_text("not a folder")
+    f["out_ckpt_file"] = ckpt_file
     list_runs = tmp / "runs_list"
     list_runs.mkdir()
     (list_runs / "r.json").write_text("[1, 2, 3]")
@@ -226,6 +236,9 @@ CASES = [
     ("report-corrupt", "exp", ["report", "{runs_corrupt}"], "arrays__teacher__seed0.json"),
     ("report-nan", "exp", ["report", "{runs_nan}"], "arrays__teacher__seed0.json"),
     ("report-list", "exp", ["report", "{runs_list}"], "r.json"),
+    ("report-nan-metric", "exp", ["report", "{runs_nan_metric}"], "r.json: metric test_accuracy is NaN"),
+    ("run-checkpoints-is-a-file", "exp", ["run", "arrays", "--data", "{good}", "--out", "{out_ckpt_file}", *RUN],
+     "checkpoints is a file"),
     ("report-empty", "exp", ["report", "{runs_empty}"], "runs_empty"),
     ("report-missing", "exp", ["report", "{missing_dir}"], "no_such_folder"),
     ("report-file", "exp", ["report", "{a_file}"], "a_file.txt"),
@@ -262,10 +275,7 @@ CASES = [
      "a_file.txt"),
 ]
 
-XFAIL = {  # case id -> reason: a fix belongs to a file this change does not own
-    "run-no-data": "mke_experiments/cli.py checks --data itself and tells arrays users to run "
-                   "'mke-exp prepare arrays', which needs no preparation (registry.data_dir_or_error is fixed)",
-}
+XFAIL = {}  # case id -> reason, for a case whose fix is still missing (none)
 
 
 @pytest.fixture(scope="module")
