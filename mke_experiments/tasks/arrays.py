@@ -42,7 +42,8 @@ def _scaler(train: np.ndarray, modality: str, source: str):
     std = np.where(std > 0, std, 1.0)
 
     def apply(x, key):
-        z = (np.asarray(x, dtype=np.float64) / scale - mean) / std
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below, in one sentence
+            z = (np.asarray(x, dtype=np.float64) / scale - mean) / std
         if not np.all(np.isfinite(z)):
             raise MKEError(f"{source}: {key} overflows when standardised with the training statistics of "
                            f"{modality} (values far beyond the training range); rescale it or pass "
