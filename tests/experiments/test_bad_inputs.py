@@ -98,51 +98,34 @@ def _make_files(tmp):
     f["check_rows"] = _check_bundle(tmp / "check_rows.npz", beta=np.zeros((19, 1)))
     f["check_single_class"] = _check_bundle(tmp / "check_single.npz", labels=np.zeros(20, int))
     f["check_truncated"] = _truncated(tmp / "check_truncated.npz", _check_bundle(tmp / "check_ok.npz"))
-    # ---- csv files for prepare vggsound
-    latin = tmp / "latin_raw"
-    latin.mkdir()
-    (latin / "vggsound.csv").write_bytes("abcdefghijk,0,caf\xe9 noise,train\n".encode("latin-1"))
-    f["latin_raw"] = latin
-    twice = tmp / "twice_raw"
-    twice.mkdir()
-    (twice / "vggsound.csv").write_text("abcdefghijk,0,dog barking,train\nabcdefghijk,0,dog barking,test\n")
-    f["twice_raw"] = twice
-    header = tmp / "header_raw"
-    header.mkdir()
-    (header / "vggsound.csv").write_text("YouTube ID,start seconds,label,split\nabcdefghijk,0,dog barking,train\n")
-    f["header_raw"] = header
-    f["no_csv_raw"] = tmp / "no_csv_raw"
-    f["no_csv_raw"].mkdir()
-    (tmp / "ravdess_empty").mkdir()
-    f["ravdess_empty"] = tmp / "ravdess_empty"
-    # ---- record folders for mke-exp report
-    corrupt = tmp / "runs_corrupt"
-    corrupt.mkdir()
-    (corrupt / "arrays__teacher__seed0.json").write_text('{"task": "arrays", "method": ')
-    f["runs_corrupt"] = corrupt
-    nan_runs = tmp / "runs_nan"
-    nan_runs.mkdir()
-    (nan_runs / "arrays__teacher__seed0.json").write_text(json.dumps(
-        dict(task="arrays", method="teacher", seed=0, metrics=dict(test_accuracy=float("nan")))).replace(
-        '"NaN"', "NaN"))
-    f["runs_nan"] = nan_runs
-    nan_metric = tmp / "runs_nan_metric"
-    nan_metric.mkdir()
-    (nan_metric / "r.json").write_text(json.dumps(dict(
-        schema_version=1, task="arrays", method="teacher", seed=0, metrics=dict(test_accuracy=float("nan")),
-        config={}, wall_time_s=1.0, version="0.1.0")))  # json writes NaN as a bare NaN
-    f["runs_nan_metric"] = nan_metric
-    ckpt_file = tmp / "out_with_checkpoints_file"
-    ckpt_file.mkdir()
-    (ckpt_file / "checkpoints").write_text("not a folder")
-    f["out_ckpt_file"] = ckpt_file
-    list_runs = tmp / "runs_list"
-    list_runs.mkdir()
-    (list_runs / "r.json").write_text("[1, 2, 3]")
-    f["runs_list"] = list_runs
-    empty_runs = tmp / "runs_empty"
-    empty_runs.mkdir()
-    f["runs_empty"] = empty_runs
+
+    def folder(name: str, contents: dict | None = None):
+        """``tmp/name`` holding ``contents`` (file name -> str or bytes)."""
+        path = tmp / name
+        path.mkdir()
+        for file, data in (contents or {}).items():
+            (path / file).write_bytes(data if isinstance(data, bytes) else data.encode())
+        return path
+
+    nan_record = dict(schema_version=1, task="arrays", method="teacher", seed=0,
+                      metrics=dict(test_accuracy=float("nan")), config={}, wall_time_s=1.0, version="0.1.0")
+    f.update(  # ---- csv files for prepare vggsound
+        latin_raw=folder("latin_raw", {"vggsound.csv": "abcdefghijk,0,caf\xe9 noise,train\n".encode("latin-1")}),
+        twice_raw=folder("twice_raw", {"vggsound.csv": "abcdefghijk,0,dog barking,train\n"
+                                                        "abcdefghijk,0,dog barking,test\n"}),
+        header_raw=folder("header_raw", {"vggsound.csv": "YouTube ID,start seconds,label,split\n"
+                                                          "abcdefghijk,0,dog barking,train\n"}),
+        no_csv_raw=folder("no_csv_raw"),
+        ravdess_empty=folder("ravdess_empty"),
+        # ---- record folders for mke-exp report
+        runs_corrupt=folder("runs_corrupt", {"arrays__teacher__seed0.json": '{"task": "arrays", "method": '}),
+        runs_nan=folder("runs_nan", {"arrays__teacher__seed0.json": json.dumps(
+            dict(task="arrays", method="teacher", seed=0, metrics=dict(test_accuracy=float("nan"))))}),
+        runs_nan_metric=folder("runs_nan_metric", {"r.json": json.dumps(nan_record)}),  # json writes a bare NaN
+        out_ckpt_file=folder("out_with_checkpoints_file", {"checkpoints": "not a folder"}),
+        runs_list=folder("runs_list", {"r.json": "[1, 2, 3]"}),
+        runs_empty=folder("runs_empty"),
+    )
     f["a_file"] = tmp / "a_file.txt"
     f["a_file"].write_text("not a folder\n")
     f["missing"] = tmp / "does_not_exist.npz"
