@@ -12,6 +12,7 @@ import click
 from mke_experiments.config import TrainConfig, click_type
 from mke_theory.errors import MKEError, user_errors
 from mke_theory.methods import methods_of
+from mke_theory.threads import threads_option
 
 METHOD_NAMES = methods_of("experiments")  # every method mke-exp can train (mke_theory.methods)
 DEFAULT_METHODS = methods_of("experiments", default_only=True)
@@ -64,6 +65,7 @@ def list_tasks():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache folder to write.")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. prepare.frames=8.")
 @user_errors
+@threads_option()
 def prepare(task, raw, out, overrides):
     """Turn a real download into a compact cache (re-running skips finished work)."""
     from mke_experiments.config import resolve_config
@@ -97,6 +99,7 @@ def prepare(task, raw, out, overrides):
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log per-epoch loss and selection score for TensorBoard here.")
 @user_errors
+@threads_option()
 def run(task, data, out, seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
@@ -151,6 +154,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
 @click.option("--compile", "use_compile", is_flag=True, help="Also time torch.compile (slow to start).")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
 @user_errors
+@threads_option()
 def bench(task, data, batch_size, steps, device, use_compile, overrides):
     """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
     from mke_experiments.bench import bench as measure

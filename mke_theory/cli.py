@@ -12,6 +12,7 @@ from mke_theory.errors import MKEError, user_errors
 from mke_theory.generators import GENERATORS
 from mke_theory.noise import NOISE_MODELS
 from mke_theory.records import RecordError, make_record, record_path, write_record
+from mke_theory.threads import threads_option
 
 REGULARIZER_NAMES = ("none", "input_noise", "feature_noise", "dropout", "all")
 
@@ -86,6 +87,7 @@ def cli():
               help="Where to write the six-panel figure (PNG or PDF).")
 @click.option("--no-figure", is_flag=True, help="Skip the figure.")
 @user_errors
+@threads_option(small=True)  # MLPs: one thread unless --threads / $MKE_THREADS say otherwise
 def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
     from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
@@ -133,6 +135,7 @@ def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure,
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Draw error vs η for pseudo labels, UM and MM students with the bounds (PNG or PDF).")
 @user_errors
+@threads_option(small=True)
 def simulate(noise, noise_model, generator, n_seeds, data_seed, steps, regularizer, out, force, plot):
     """Students trained on pseudo labels of error η: test error, labels corrected and corrupted."""
     from mke_theory.simulate import SimulateConfig, total_steps

@@ -13,3 +13,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def back_to_one_thread(one_torch_thread):
+    """A CLI called in-process sets torch's threads for its task (every core for the image and audio
+    tasks, ``mke_theory.threads``); the next test starts on one thread again."""
+    yield
+    import torch
+
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
