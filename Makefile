@@ -33,6 +33,7 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by side)
 	$(BIN)/python benchmarks/bench_twomoon.py
+	$(BIN)/python benchmarks/bench_mfeat.py
 
 # ---- paper figures and tables -------------------------------------------------------------
 # `make figures` (make -j safe) runs the CPU experiments whose records are missing, then draws
