@@ -11,6 +11,7 @@ field (``limit``), which the command line reuses (``click_type``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -20,11 +21,25 @@ from typing import Any
 from mke_theory.errors import MKEError
 
 
-def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None):
+def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None,
+          record: bool = True):
     """A dataclass field with its allowed values declared once: a range (closed unless ``*_open``;
-    numbers must be finite) or a tuple of ``choices``."""
+    numbers must be finite) or a tuple of ``choices``. ``record=False`` marks a field that says how a
+    run is carried out, not what it computes (e.g. how often it checkpoints): it is left out of the
+    record's config and hash (``record_dict``), so changing it never retrains or orphans a record."""
     return field(default=default, metadata=dict(low=low, high=high, low_open=low_open, high_open=high_open,
-                                                choices=choices))
+                                                choices=choices, record=record))
+
+
+def record_dict(config) -> dict:
+    """``dataclasses.asdict(config)`` without the fields declared ``record=False``: what a record stores."""
+    out = {}
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if not spec.metadata.get("record", True):
+            continue
+        out[spec.name] = record_dict(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
+    return out
 
 
 def check_field(key: str, value, spec: dataclasses.Field) -> None:
@@ -93,7 +108,9 @@ class TrainConfig:
     selection: str = limit("val", choices=("val", "agreement", "last"))  # val: best validation score; agreement:
     # label-free, agreement with the teacher on a held-out tenth of D_u; last: the last epoch
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
-    checkpoint: bool = True  # a checkpoint per epoch, resumed automatically
+    checkpoint: bool = True  # checkpoints (train.fit), resumed automatically
+    checkpoint_every_s: float = limit(60.0, 0, record=False)  # write one once this many seconds passed since the
+    # last (0: every epoch), and always after the last epoch: a kill loses at most this much training
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 A task names one of these as its ``evaluate`` hook: ``classification_metrics`` (accuracy and
 macro-F1, the default), ``scores_metrics`` (top-1, top-5 and mAP from class scores, for event
 classification with many classes) or ``segmentation_metrics`` (mIoU, pixel accuracy and per-class
-IoU from one confusion matrix over the whole test set).
+IoU from one confusion matrix over the whole test set). Model selection after every epoch needs
+only the task's primary metric: ``selection_score`` computes it from predicted classes held in
+torch tensors (through their methods: this module still imports neither torch nor, at import,
+scikit-learn), and ``agreement`` the label-free score.
 """
 
 from __future__ import annotations
@@ -106,3 +109,26 @@ def segmentation_metrics(pred: np.ndarray, labels: np.ndarray, n_classes: int,
     names = class_names if class_names is not None else [str(c) for c in range(n_classes)]
     out.update({f"iou_{name.replace(' ', '_')}": float(v) for name, v in zip(names, per_class) if not np.isnan(v)})
     return out
+
+
+def selection_score(pred, labels, primary: str, n_classes: int) -> float:
+    """The task's primary metric (``Task.primary``) of predicted classes ``pred`` (n, ...) against
+    ``labels``, both torch tensors on the CPU: the number the full evaluation reports as that metric,
+    without scikit-learn, for model selection after every epoch.
+
+    accuracy, top1: share of samples whose predicted class is the label, or one of the true classes
+    of multi-hot ``labels`` (n, K); miou: ``miou`` of one confusion matrix, ``IGNORE`` pixels left out.
+    """
+    if primary == "miou":
+        known = labels != IGNORE
+        pairs = labels[known].long() * n_classes + pred[known].long()
+        return miou(pairs.bincount(minlength=n_classes * n_classes).reshape(n_classes, n_classes).numpy())[0]
+    if primary not in ("accuracy", "top1"):
+        raise MKEError(f"no selection score for the primary metric {primary!r}; known: accuracy, top1, miou")
+    hit = labels.gather(1, pred.long()[:, None])[:, 0] > 0 if labels.dim() == 2 else pred == labels
+    return int(hit.sum()) / hit.numel()
+
+
+def agreement(pred, reference) -> float:
+    """Share of entries (samples or pixels) where two tensors of predicted classes agree."""
+    return int((pred == reference).sum()) / pred.numel()

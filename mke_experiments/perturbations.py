@@ -125,9 +125,10 @@ def modality_dropout(features: tuple[torch.Tensor, torch.Tensor], p: float,
     """Zero, per sample and with probability ``p``, the features of one of the two modalities
     (chosen with probability ½ each; never both). ``features`` are ``(B, ...)`` tensors of α and β.
 
-    Called inside a student's forward pass in training mode; ``generator=None`` draws from the
-    global generator of the features' device, which the training loop seeds and checkpoints (as it
-    does for the dropout layers).
+    Called inside a student's forward pass in training mode. The library's ``Student`` passes the
+    generator of the member being trained (``models.drawing``), so that stacked members draw what each
+    draws alone; ``generator=None`` draws from the global generator of the features' device, which the
+    training loop seeds and checkpoints for networks trained one at a time (the segmentation student).
     """
     fa, fb = features
     if p == 0:

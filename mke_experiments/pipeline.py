@@ -3,10 +3,17 @@
 The methods and what each trains on are the rows of ``mke_theory.methods`` (teacher, UM student,
 NOISY student, MM student with and without regularisation, the MKE student on confident pseudo
 labels only, and the supervised upper bound); ``SeedRun`` turns a row into a training run.
+
+Methods outer, seeds inner: ``run_seeds`` trains the teacher of every seed, pseudo-labels D_u with
+each seed's own teacher, then each student method for all its unfinished seeds in one ``fit``
+(``train_method``: one member per seed). Small vector networks train those members stacked in one
+loop; the record of a seed is the same whether it trains alone or with others (tested). Large networks
+go seed by seed (``run_split``), so that only one seed's models and pseudo labels are held at a time.
 """
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mke_experiments.config import ExperimentConfig, resolve_config
-from mke_experiments.train import IGNORE, distributed, fit, predict, predict_logits, resolve_device
+from mke_experiments import metrics
+from mke_experiments.config import ExperimentConfig, record_dict, resolve_config
+from mke_experiments.models import stackable
+from mke_experiments.train import IGNORE, Member, Selection, distributed, fit, predict, predict_logits, resolve_device
 from mke_theory.errors import MKEError
 from mke_theory.methods import Method, get_method, methods_of
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
@@ -118,7 +127,9 @@ class PseudoLabels:
 class SeedRun:
     """The MKE protocol for one initialisation seed, as steps: ``train_teacher`` → ``pseudo_label`` →
     ``train_student`` per method row → ``finish`` (record). Holds the split as tensors, the task's
-    hooks and the run's files; every step reads the method table for what a method trains on."""
+    hooks and the run's files; every step reads the method table for what a method trains on.
+    ``train_method`` trains one method for several seeds at once from their ``build``, ``data`` and
+    ``selection``."""
 
     def __init__(self, cfg: ExperimentConfig, split: MultimodalSplit, seed: int, files: RunFiles, device,
                  progress=None, stop_after: int | None = None):
@@ -128,10 +139,13 @@ class SeedRun:
         self.task = get_task(cfg.task)
         self.progress, self.stop_after = progress, stop_after
         self.world = distributed()[1]
-        self.config = dict(cfg.as_dict(), split_id=split.split_id)
+        self.config = dict(record_dict(cfg), split_id=split.split_id)
         self.t = {name: _t(getattr(split, name)) for name in
                   ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
         self.val = (_t(split.val_alpha), _t(split.val_beta)) if split.val_alpha is not None else None
+        self.val_labels = torch.as_tensor(split.val_labels) if split.val_alpha is not None else None
+        self.primary_score = functools.partial(metrics.selection_score, primary=self.task.primary,
+                                               n_classes=split.n_classes)
         self.perturb = self.task.perturb(cfg)
         self.augment = self.task.augment(cfg) if self.task.augment is not None else None
 
@@ -141,39 +155,41 @@ class SeedRun:
             return self.task.evaluate(predict_logits(model, inputs, self.device).numpy(), labels, self.split.n_classes)
         return self.task.evaluate(predict(model, inputs, self.device).numpy(), labels, self.split.n_classes)
 
-    def selection(self, method: Method, pl: PseudoLabels | None):
-        """``score(model)``, higher is better: the primary metric on validation data, or (label-free) the
-        agreement with the teacher on a held-out tenth of D_u; None keeps the last epoch. Never test data."""
+    def selection(self, method: Method, pl: PseudoLabels | None) -> tuple[Selection | None, object]:
+        """(what selects the epoch, this seed's labels for it), higher is better: the primary metric on
+        validation data, or (label-free) the agreement with this seed's teacher on a held-out tenth of
+        D_u; (None, None) keeps the last epoch. Never test data. Scored in torch from predicted classes."""
         modalities = 2 if method.multimodal else 1
         if self.cfg.train.selection == "val" and self.val is not None:
             inputs = self.val[:modalities]
-            return lambda model: self.metrics_of(model, inputs, self.split.val_labels)[self.task.primary]
+            return Selection(inputs, self.primary_score), self.val_labels
         if self.cfg.train.selection == "agreement" and pl is not None and pl.held_out is not None:
             held = pl.held_out
             inputs = (self.t["unlabeled_alpha"][held], self.t["unlabeled_beta"][held])[:modalities]
-            agree = pl.predicted[held]
-            return lambda model: float((predict(model, inputs, self.device).numpy() == agree).mean())
-        return None  # the teacher cannot be selected by agreement with itself
-
-    def fit(self, method: Method, model, inputs: tuple, targets, pl: PseudoLabels | None):
-        tr = self.cfg.train
-        self.files.start_fresh(method.name)
-        return fit(model, inputs, targets, tr, self.cfg.mke, regularised=method.regularised, seed=self.seed,
-                   device=self.device, score=self.selection(method, pl),
-                   checkpoint=self.files.checkpoint(method.name) if tr.checkpoint else None,
-                   identity=self.files.identity(method.name), resume=not self.files.force,
-                   progress=self.progress, stop_after=self.stop_after, log_dir=self.files.log_dir(method.name),
-                   augment=self.augment, perturb=self.perturb)
+            return Selection(inputs, metrics.agreement), torch.as_tensor(pl.predicted[held])
+        return None, None  # the teacher cannot be selected by agreement with itself
 
     def interrupted(self, fitted) -> bool:
         return self.stop_after is not None and len(fitted.history) < self.cfg.train.epochs
 
     # ---- the steps -----------------------------------------------------------------------------------
-    def train_teacher(self):
-        """Eq. (1): the teacher on α of D_l with its labels (multi-label rows normalised to distributions)."""
+    def build(self, method: Method):
+        """The network of ``method``, initialised after seeding the global generator with this seed."""
         torch.manual_seed(self.seed)
-        teacher = self.task.build_teacher(self.split, self.cfg.model)
-        fitted = self.fit(get_method("teacher"), teacher, (self.t["labeled_alpha"],), _label_targets(self.split), None)
+        if method.multimodal:
+            return self.task.build_student(self.split, self.cfg.model, method.regularised)
+        return self.task.build_teacher(self.split, self.cfg.model)  # UM students share the teacher's network
+
+    def data(self, method: Method, pl: PseudoLabels | None) -> tuple[tuple, torch.Tensor, dict]:
+        """(inputs, targets, extra metrics) of ``method``: the teacher's are α of D_l with its labels,
+        Eq. (1) (multi-label rows normalised to distributions); a student's are ``student_data``."""
+        if method.is_teacher:
+            return (self.t["labeled_alpha"],), _label_targets(self.split), {}
+        return self.student_data(method, pl)
+
+    def train_teacher(self):
+        """Eq. (1) for this seed alone: (teacher, FitResult)."""
+        ((teacher, fitted, _),) = train_method([self], get_method("teacher"), [None])
         return teacher, fitted
 
     def pseudo_label(self, teacher, need_confidence: bool = False) -> PseudoLabels:
@@ -221,13 +237,8 @@ class SeedRun:
         return inputs, targets, extra
 
     def train_student(self, method: Method, pl: PseudoLabels):
-        torch.manual_seed(self.seed)
-        if method.multimodal:
-            model = self.task.build_student(self.split, self.cfg.model, method.regularised)
-        else:  # UM students share the teacher's network
-            model = self.task.build_teacher(self.split, self.cfg.model)
-        inputs, targets, extra = self.student_data(method, pl)
-        return model, self.fit(method, model, inputs, targets, pl), extra
+        """One student method for this seed alone: (model, FitResult, extra metrics)."""
+        return train_method([self], method, [pl])[0]
 
     def finish(self, method: Method, model, fitted, extra: dict) -> dict:
         """Test (and validation) metrics of the selected model → the run record, written to the run's files."""
@@ -240,7 +251,7 @@ class SeedRun:
             metrics[f"val_{primary}"] = self.metrics_of(model, self.val[:modalities], split.val_labels)[primary]
         record = make_record(self.cfg.task, method.name, self.seed, metrics, self.config, fitted.wall_time_s,
                              history=fitted.history, hardware=_hardware(self.device), world_size=self.world,
-                             split_id=split.split_id)
+                             split_id=split.split_id, ensemble_size=fitted.members)
         record["best_epoch"] = fitted.best_epoch
         if self.task.examples:
             n = min(self.task.examples, len(split.test_labels))
@@ -288,51 +299,109 @@ def _joined_targets(split: MultimodalSplit, pseudo: torch.Tensor) -> tuple[torch
     return y_l.long(), pseudo
 
 
-def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
-             device=torch.device("cpu"), force: bool = False, progress=None,
-             stop_after: int | None = None, tensorboard: Path | None = None) -> SeedResult:
-    """Train every requested method for one initialisation seed; write records to ``out``.
+def train_method(runs: list[SeedRun], method: Method, pls: list) -> list[tuple]:
+    """(model, FitResult, extra metrics) of ``method`` for each seed of ``runs``, in one ``fit``: one member
+    per seed, with its own network (``build``), its own targets (its teacher's pseudo labels), selection
+    labels and files; the inputs are the same for every seed (one split, one held-out tenth). Stackable
+    networks in one process train stacked; others one ``fit`` per seed."""
+    first = runs[0]
+    members, extras = [], []
+    for run, pl in zip(runs, pls):
+        inputs, targets, extra = run.data(method, pl)
+        if pl is not None and not np.array_equal(pl.train_idx, pls[0].train_idx):
+            raise MKEError("internal: the seeds of one fit must train on the same part of D_u")
+        selection, select_on = run.selection(method, pl)
+        run.files.start_fresh(method.name)
+        checkpoint = run.files.checkpoint(method.name) if run.cfg.train.checkpoint else None
+        members.append(Member(run.build(method), targets, run.seed, checkpoint, run.files.identity(method.name),
+                              run.files.log_dir(method.name), select_on))
+        extras.append(extra)
+    inputs, _, _ = first.data(method, pls[0])
+    selection, _ = first.selection(method, pls[0])
+    train = functools.partial(fit, inputs=inputs, cfg=first.cfg.train, mke=first.cfg.mke,
+                              regularised=method.regularised, device=first.device, selection=selection,
+                              progress=first.progress, stop_after=first.stop_after, augment=first.augment,
+                              perturb=first.perturb, resume=not first.files.force)
+    together = first.world == 1 and all(stackable(m.model) for m in members)
+    fitted = train(members) if together else [train([m])[0] for m in members]
+    return [(m.model, f, extra) for m, f, extra in zip(members, fitted, extras)]
+
+
+def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out: Path | None = None,
+              device=torch.device("cpu"), force: bool = False, progress=None, stop_after: int | None = None,
+              tensorboard: Path | None = None) -> list[SeedResult]:
+    """Train every requested method for these initialisation seeds, methods outer; write records to ``out``.
 
     The task (``cfg.task``) supplies the networks, the metrics, the augmentation and the
     perturbation T. A method whose record exists in ``out`` is skipped (resume) unless ``force``;
-    an interrupted method continues from its checkpoint.
+    an interrupted method continues from its checkpoints. Returns one ``SeedResult`` per seed.
     """
     rank = distributed()[0]
-    config = dict(cfg.as_dict(), split_id=split.split_id)
-    files = RunFiles(None if out is None else Path(out), cfg.task, seed, config_hash(config), split.split_id,
-                     force=force, rank=rank, tensorboard=tensorboard)
-    if files.out is not None and rank == 0:
-        if (files.out / "checkpoints").exists() and not (files.out / "checkpoints").is_dir():
-            raise MKEError(f"{files.out / 'checkpoints'} is a file, but --out needs a folder of that name for "
+    config = dict(record_dict(cfg), split_id=split.split_id)
+    out = None if out is None else Path(out)
+    if out is not None and rank == 0:
+        if (out / "checkpoints").exists() and not (out / "checkpoints").is_dir():
+            raise MKEError(f"{out / 'checkpoints'} is a file, but --out needs a folder of that name for "
                            "checkpoints: move the file or choose another --out")
-        (files.out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    run = SeedRun(cfg, split, seed, files, device, progress, stop_after)
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    runs = [SeedRun(cfg, split, seed, RunFiles(out, cfg.task, seed, config_hash(config), split.split_id, force=force,
+                                                rank=rank, tensorboard=tensorboard), device, progress, stop_after)
+            for seed in seeds]
+    results = [SeedResult([], {}, np.empty(0)) for _ in runs]
     rows = [get_method(m) for m in methods]
-    records, models = [], {}
+    teacher = get_method("teacher")
 
-    teacher, fitted = run.train_teacher()  # always trained (or resumed): its pseudo labels feed the students
-    if run.interrupted(fitted):
-        return SeedResult(records, models, np.empty(0))  # interrupted (tests)
-    finished = files.finished("teacher")
-    records.append(finished or run.finish(get_method("teacher"), teacher, fitted, {}))
-    models["teacher"] = teacher
-    pl = run.pseudo_label(teacher, need_confidence=any(m.select is not None for m in rows))
+    trained = train_method(runs, teacher, [None] * len(runs))  # always trained (or resumed): students need it
+    if any(run.interrupted(fitted) for run, (_, fitted, _) in zip(runs, trained)):
+        return results  # interrupted (tests)
+    pls = []
+    for run, result, (model, fitted, _) in zip(runs, results, trained):
+        result.records.append(run.files.finished("teacher") or run.finish(teacher, model, fitted, {}))
+        result.models["teacher"] = model
+        pls.append(run.pseudo_label(model, need_confidence=any(m.select is not None for m in rows)))
+        result.pseudo_labels = pls[-1].predicted
 
     for method in rows:
         if method.is_teacher:
             continue
-        finished = files.finished(method.name)
-        if finished is not None:
-            records.append(finished)
-            continue
-        if method.targets == "true" and split.unlabeled_labels is None:
-            continue  # no true labels of D_u: no upper bound
-        model, fitted, extra = run.train_student(method, pl)
-        if run.interrupted(fitted):
-            return SeedResult(records, models, pl.predicted)  # interrupted (tests)
-        records.append(run.finish(method, model, fitted, extra))
-        models[method.name] = model
-    return SeedResult(records, models, pl.predicted)
+        todo = []
+        for i, run in enumerate(runs):
+            finished = run.files.finished(method.name)
+            if finished is not None:
+                results[i].records.append(finished)
+            else:
+                todo.append(i)
+        if not todo or (method.targets == "true" and split.unlabeled_labels is None):
+            continue  # all finished, or no true labels of D_u: no upper bound
+        trained = train_method([runs[i] for i in todo], method, [pls[i] for i in todo])
+        if any(runs[i].interrupted(fitted) for i, (_, fitted, _) in zip(todo, trained)):
+            return results  # interrupted (tests)
+        for i, (model, fitted, extra) in zip(todo, trained):
+            results[i].records.append(runs[i].finish(method, model, fitted, extra))
+            results[i].models[method.name] = model
+    return results
+
+
+def run_seed(cfg: ExperimentConfig, split: MultimodalSplit, seed: int, methods=METHODS, out: Path | None = None,
+             device=torch.device("cpu"), force: bool = False, progress=None,
+             stop_after: int | None = None, tensorboard: Path | None = None) -> SeedResult:
+    """``run_seeds`` for one initialisation seed."""
+    return run_seeds(cfg, split, [seed], methods, out, device, force, progress, stop_after, tensorboard)[0]
+
+
+def seeds_together(cfg: ExperimentConfig, split: MultimodalSplit) -> bool:
+    """Whether ``run_split`` trains all seeds of a method in one fit: one process, and the task's networks
+    for this split are stackable (small vector networks). The probe builds them on the meta device,
+    which allocates and initialises nothing (weights a build would load are not kept: meta tensors)."""
+    from mke_experiments.tasks import get_task
+
+    if distributed()[1] > 1:
+        return False
+    task = get_task(cfg.task)
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")  # loading a weights file into meta tensors is a no-op, and says so
+        nets = task.build_teacher(split, cfg.model), task.build_student(split, cfg.model, True)
+    return all(stackable(net) for net in nets)
 
 
 def _hardware(device) -> str:
@@ -394,10 +463,13 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     for method, why in skipped_methods(split, methods).items():
         warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=2)
     dev = resolve_device(device)
+    out = None if out is None else Path(out)
+    groups = [list(seeds)] if seeds_together(cfg, split) else [[seed] for seed in seeds]
     records = []
-    for seed in seeds:
-        records += run_seed(cfg, split, seed, methods, out=None if out is None else Path(out), device=dev,
-                            force=force, progress=progress, tensorboard=tensorboard).records
+    for group in groups:
+        results = run_seeds(cfg, split, group, methods, out=out, device=dev, force=force, progress=progress,
+                            tensorboard=tensorboard)
+        records += [record for result in results for record in result.records]
     return records
 
 

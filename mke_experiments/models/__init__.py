@@ -3,28 +3,93 @@
 An encoder maps one modality's batch to ``(B, hidden)`` features and exposes ``out_dim``;
 ``build_encoder(shape, cfg)`` picks one from a sample's shape: vectors ``(d,)``, frame stacks
 ``(K, 3, H, W)`` and 2-d maps such as log-mel spectrograms ``(C, H, W)``. Device is never set here.
+
+Small vector models also train as S stacked members at once (``train.fit``): their parameters are
+stacked to ``(S, ...)`` (``torch.func.stack_module_state``) and the same module runs on inputs
+``(S, B, ...)`` through ``torch.func.functional_call``: ``Linear`` multiplies member by member
+(``baddbmm``), and the random layers (``Dropout``, the ``Student``'s modality dropout) draw each
+member's masks from that member's own generator, which ``fit`` hands them with ``drawing``. Member
+s of a stack therefore computes, bit for bit, what it computes alone (tested).
 """
 
 from __future__ import annotations
+
+import contextlib
+import contextvars
 
 import torch
 from torch import nn
 
 from mke_experiments.config import ModelConfig
 from mke_experiments.perturbations import modality_dropout
+from mke_theory import objective
 from mke_theory.errors import MKEError
+
+_DRAWING = contextvars.ContextVar("drawing", default=None)  # (generators, stacked) while fit trains
+
+
+@contextlib.contextmanager
+def drawing(generators: list, stacked: bool):
+    """Within the block, the random layers of this module's networks draw from ``generators``, one per
+    member: ``stacked`` tensors carry a leading member axis ``(S, B, ...)`` and member s draws from
+    ``generators[s]``; otherwise one network draws from ``generators[0]``. Outside any block (a network
+    trained by other code) they draw from the global generator, as torch's layers do."""
+    token = _DRAWING.set((list(generators), stacked))
+    try:
+        yield
+    finally:
+        _DRAWING.reset(token)
+
+
+def each_member(draw, tensors: tuple, generators: list | None = None, stacked: bool | None = None) -> tuple:
+    """``draw(tensors, generator) -> tuple of tensors`` once per member, with that member's generator and
+    its slices of ``tensors``, the results stacked again: the draws and the arithmetic of member s are
+    those of member s alone. ``generators`` and ``stacked`` default to those of ``drawing`` (global
+    generator outside it)."""
+    if generators is None:
+        generators, stacked = _DRAWING.get() or ([None], False)
+    if not stacked:
+        return draw(tensors, generators[0])
+    members = [draw(tuple(t[s] for t in tensors), g) for s, g in enumerate(generators)]
+    return tuple(torch.stack(parts) for parts in zip(*members))
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that also runs stacked members: weight ``(S, out, in)``, bias ``(S, out)`` and input
+    ``(S, B, in)`` give ``(S, B, out)`` by one ``baddbmm``, member by member the numbers of ``F.linear``."""
+
+    def forward(self, x):
+        if self.weight.dim() == 2:
+            return super().forward(x)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class Dropout(nn.Module):
+    """Inverted dropout (as ``nn.Dropout``) whose masks come from the members' generators (``drawing``)."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        return each_member(lambda t, g: (objective.dropout(t[0], self.p, g),), (x,))[0]
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class VectorEncoder(nn.Module):
-    """(B, d) → (B, hidden): two linear layers with ReLU."""
+    """(B, d) → (B, hidden): two linear layers with ReLU (stacked: (S, B, d) → (S, B, hidden))."""
 
     def __init__(self, in_dim: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.net = nn.Sequential(Linear(in_dim, hidden), nn.ReLU(), Linear(hidden, hidden), nn.ReLU())
         self.out_dim = hidden
 
     def forward(self, x):
-        return self.net(x.flatten(1))
+        return self.net(x)
 
 
 def _conv_stack(in_ch: int, width: int) -> nn.Sequential:
@@ -41,7 +106,7 @@ class MapEncoder(nn.Module):
     def __init__(self, in_ch: int, width: int, hidden: int):
         super().__init__()
         self.cnn = _conv_stack(in_ch, width)
-        self.proj = nn.Sequential(nn.Linear(4 * width, hidden), nn.ReLU())
+        self.proj = nn.Sequential(Linear(4 * width, hidden), nn.ReLU())
         self.out_dim = hidden
 
     def forward(self, x):
@@ -79,7 +144,7 @@ class Teacher(nn.Module):
     def __init__(self, encoder: nn.Module, n_classes: int, dropout: float = 0.0):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(encoder.out_dim, n_classes))
+        self.head = nn.Sequential(Dropout(dropout), Linear(encoder.out_dim, n_classes))
 
     def forward(self, alpha):
         return self.head(self.encoder(alpha))
@@ -89,7 +154,8 @@ class Student(nn.Module):
     """f_s(x^α, x^β) with late (sum of per-modality heads) or mid-level (concatenated) fusion.
 
     Modality dropout zeroes, per training sample and with probability p, the features of one
-    randomly chosen modality (never both), a perturbation T of the MM student.
+    randomly chosen modality (never both), a perturbation T of the MM student; like ``Dropout`` it
+    draws from the members' generators (``drawing``).
     """
 
     def __init__(self, encoder_alpha: nn.Module, encoder_beta: nn.Module, n_classes: int, fusion: str = "late",
@@ -99,20 +165,20 @@ class Student(nn.Module):
         self.fusion, self.modality_dropout = fusion, modality_dropout
         da, db = encoder_alpha.out_dim, encoder_beta.out_dim
         if fusion == "late":
-            self.head_alpha = nn.Sequential(nn.Dropout(dropout), nn.Linear(da, n_classes))
-            self.head_beta = nn.Sequential(nn.Dropout(dropout), nn.Linear(db, n_classes))
+            self.head_alpha = nn.Sequential(Dropout(dropout), Linear(da, n_classes))
+            self.head_beta = nn.Sequential(Dropout(dropout), Linear(db, n_classes))
         elif fusion == "mid":
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(da + db, da), nn.ReLU(), nn.Linear(da, n_classes))
+            self.head = nn.Sequential(Dropout(dropout), Linear(da + db, da), nn.ReLU(), Linear(da, n_classes))
         else:
             raise MKEError(f"fusion must be 'late' or 'mid', got {fusion!r}")
 
     def forward(self, alpha, beta):
-        fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db)
-        if self.training:
-            fa, fb = modality_dropout((fa, fb), self.modality_dropout)
+        fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db); stacked (S, B, ·)
+        if self.training and self.modality_dropout > 0:
+            fa, fb = each_member(lambda f, g: modality_dropout(f, self.modality_dropout, g), (fa, fb))
         if self.fusion == "late":
             return self.head_alpha(fa) + self.head_beta(fb)
-        return self.head(torch.cat([fa, fb], dim=1))
+        return self.head(torch.cat([fa, fb], dim=-1))
 
 
 def build_teacher(alpha_shape: tuple, n_classes: int, cfg: ModelConfig, dropout: float | None = None) -> Teacher:
@@ -125,3 +191,12 @@ def build_student(alpha_shape: tuple, beta_shape: tuple, n_classes: int, cfg: Mo
     return Student(build_encoder(alpha_shape, cfg), build_encoder(beta_shape, cfg), n_classes, cfg.fusion,
                    dropout=cfg.dropout if regularised else 0.0,
                    modality_dropout=cfg.modality_dropout if regularised else 0.0)
+
+
+STACKABLE = (Teacher, Student, VectorEncoder, nn.Sequential, Linear, nn.ReLU, Dropout)
+
+
+def stackable(model: nn.Module) -> bool:
+    """Whether ``model`` can train as a member of a stack: built only of the layers above, which run on
+    stacked parameters (no buffers such as batch norm's running statistics)."""
+    return all(type(m) in STACKABLE for m in model.modules())
