@@ -1,9 +1,18 @@
-"""Time the TwoMoon table: all seeds batched vs one seed at a time, and the whole CLI command.
+"""TwoMoon side by side: the library's batched path against a plain per-seed loop, and the whole command.
 
-    python benchmarks/bench_twomoon.py [--runs 10] [--repeat 1]
+    python benchmarks/bench_twomoon.py [--repeat 3]
 
-Prints times (the best of --repeat) and never fails on time.  Compute times are measured in this
-process after the imports and after one short warm-up run, so one-off start-up costs are excluded.
+(a) ``run_twomoon(TwoMoonConfig(rng="notebook"))``: every student of one architecture trained at once
+    in an ``MLPEnsemble`` (10 runs × UM / MM / supervised, the teacher, and the figure's naive student).
+(b) ``per_seed_loop``: the same table trained the way the official notebook trains, written here: one
+    ``nn.Module`` at a time, ``torch.optim.SGD`` full batch, noise drawn from the global generator inside
+    the forward pass, 2000 steps per student; it does not train the figure's extra student.
+
+Both run in this process, alternating (a, b, a, b, ...) on one torch thread each, after one warm-up of
+each; the median of ``--repeat`` timings is reported. Both must give the same 31 accuracies (the teacher
+and 10 runs × 3 students): the script says so, or lists the differences. The last lines time the whole
+``mke-theory twomoon --no-figure`` command (interpreter start included) and print the speed-up.
+Nothing here fails on time.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,75 +28,131 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from mke_theory.twomoon import TwoMoonConfig, run_twomoon
-
-TARGETS = ("target: ≤ 3 s compute for the 10-seed table; ≤ 10 s whole command; "
-           "notebook reference ≈ 120 s on a 2-core machine (not re-measured here)")
-
-
-def accuracies(result) -> dict:
-    return {(r["task"], r["method"], r["variant"], r["seed"]): r["metrics"]["test_accuracy"] for r in result.runs}
+from mke_theory.generators import twomoon
+from mke_theory.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
 
 
-def best_of(repeat, fn):
-    """(seconds, output) of the fastest of ``repeat`` calls of ``fn``."""
-    best = (float("inf"), None)
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, (time.perf_counter() - t0, out), key=lambda b: b[0])
-    return best
+class NotebookNet(nn.Module):
+    """in → h → h → 2 with ReLU; input noise a·mean|x|·ε (drawn when a > 0) and feature noise
+    b·mean|h|·ε (drawn at every call) after the first layer, then dropout p, as the notebook's forward."""
+
+    def __init__(self, d: int, h: int):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(d, h), nn.Linear(h, h), nn.Linear(h, 2)
+
+    def forward(self, x, a=0.0, b=0.0, p=0.0):
+        if a:
+            x = x + a * x.abs().mean() * torch.randn(x.shape)
+        h = torch.relu(self.fc1(x))
+        h = h + b * h.abs().mean() * torch.randn(h.shape)
+        h = F.dropout(h, p, training=self.training)
+        return self.fc3(torch.relu(self.fc2(h)))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="number of official student seeds (default 10)")
-    parser.add_argument("--repeat", type=int, default=1, help="repeat each timing, report the best (default 1)")
-    args = parser.parse_args()
-    cfg = TwoMoonConfig(n_runs=args.runs)
-    seeds = cfg.student_seeds
-    print(f"TwoMoon benchmark: {len(seeds)} seeds {seeds}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
-    print(TARGETS)
+def train_one(seed, x, y, hidden, steps, a, lr=0.01) -> NotebookNet:
+    torch.manual_seed(seed)
+    net = NotebookNet(x.shape[1], hidden)
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(net(x, a), y).backward()
+        opt.step()
+    return net.eval()
 
-    run_twomoon(TwoMoonConfig(n_runs=2, teacher_steps=10, student_steps=10))  # warm-up, not timed
-    print("(compute times below exclude imports and one warm-up run)")
 
-    # (a) the whole table, every student of one architecture batched in one MLPEnsemble
-    t_batched, batched = best_of(args.repeat, lambda: run_twomoon(cfg))
-    # (b) the same code one seed at a time; each such run retrains the teacher
-    t_single, singles = best_of(args.repeat, lambda: [run_twomoon(TwoMoonConfig(seeds=(s,))) for s in seeds])
-    teacher_s = [r["wall_time_s"] for res in singles for r in res.runs if r["method"] == "teacher"]
-    t_single_one_teacher = t_single - sum(teacher_s[1:])  # as if the teacher were trained once
-    n = len(seeds)
-    print(f"(a) {f'batched, {n} seeds in one call':<45}: {t_batched:6.2f} s")
-    print(f"(b) {f'one seed at a time, {n} calls':<45}: {t_single:6.2f} s  (a) is {t_single / t_batched:.1f}x faster")
-    label = f"same, teacher trained once (-{n - 1} x {sum(teacher_s) / n:.2f} s)"
-    print(f"    {label:<45}: {t_single_one_teacher:6.2f} s  (a) is {t_single_one_teacher / t_batched:.1f}x faster")
+def accuracy(net, x, y) -> float:
+    with torch.no_grad():  # correct / n in float64, as the library computes it
+        return int((net(x).argmax(1) == y).sum()) / len(y)
 
-    acc_b, acc_s = accuracies(batched), {}
-    for res in singles:
-        acc_s.update(accuracies(res))
-    common = [k for k in acc_b if k in acc_s]
-    diff = max(abs(acc_b[k] - acc_s[k]) for k in common)
-    print(f"batched vs one-at-a-time: max |Δ test accuracy| over {len(common)} (method, seed) rows = {diff:.4f}")
 
-    # (c) the whole command, interpreter start included; run in a temporary folder so nothing is left behind
+def per_seed_loop(cfg: TwoMoonConfig) -> dict:
+    """(method, run) -> test accuracy, one model at a time."""
+    split = twomoon(random_state=cfg.data_seed, scale_on=cfg.scale_on)
+    t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype)  # noqa: E731
+    test_a, test_ab, test_y = t(split.test_alpha), t(split.test_multimodal), t(split.test_labels, torch.long)
+    teacher = train_one(cfg.teacher_seed, t(split.labeled_alpha), t(split.labels, torch.long),
+                        cfg.teacher_hidden, cfg.teacher_steps, a=0.0, lr=cfg.lr)
+    with torch.no_grad():
+        pseudo = teacher(t(split.unlabeled_alpha)).argmax(1)
+    out = {("teacher", 0): accuracy(teacher, test_a, test_y)}
+    u_a, u_ab, u_y = t(split.unlabeled_alpha), t(split.unlabeled_multimodal), t(split.unlabeled_labels, torch.long)
+    for run, seed in enumerate(cfg.student_seeds):
+        for method, x, y, hidden, x_test in (("um_student", u_a, pseudo, cfg.um_hidden, test_a),
+                                             ("mm_student", u_ab, pseudo, cfg.mm_hidden, test_ab),
+                                             ("mm_supervised", u_ab, u_y, cfg.mm_hidden, test_ab)):
+            net = train_one(seed, x, y, hidden, cfg.student_steps, a=1.0, lr=cfg.lr)
+            out[(method, run)] = accuracy(net, x_test, test_y)
+    return out
+
+
+def batched(cfg: TwoMoonConfig) -> dict:
+    """(method, run) -> test accuracy from the library (runs in the order of the seeds, repeats included)."""
+    result, out, count = run_twomoon(cfg), {}, {}
+    for r in result.runs:
+        if r["task"] != TASK:
+            continue
+        run = count[r["method"]] = count.get(r["method"], -1) + 1
+        out[(r["method"], run)] = r["metrics"]["test_accuracy"]
+    return out
+
+
+def whole_command(repeat: int) -> tuple[float, subprocess.CompletedProcess]:
     script = Path(sys.executable).with_name("mke-theory")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mke_theory.cli"]
     cmd += ["twomoon", "--no-figure"]  # exactly the documented command: its default, 10 seeds
     tmp = tempfile.mkdtemp(prefix="bench_twomoon_")
+    times, proc = [], None
     try:
-        t_cmd, proc = best_of(args.repeat, lambda: subprocess.run(cmd, cwd=tmp, capture_output=True, text=True))
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
+                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
+            times.append(time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    shown = " ".join([Path(cmd[0]).name, *cmd[1:]])
-    if proc.returncode == 0:
-        print(f"(c) whole command `{shown}` (10 seeds): {t_cmd:.2f} s, interpreter start included")
+    return statistics.median(times), proc
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timings of each side, alternating (median; default 3)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = TwoMoonConfig(rng="notebook")
+    print(f"TwoMoon benchmark: seeds {official_seeds(10, repeats=True)} (the notebook's); torch {torch.__version__}, "
+          f"1 thread each side, {os.cpu_count()} CPUs")
+    small = TwoMoonConfig(rng="notebook", n_runs=1, teacher_steps=10, student_steps=10)
+    batched(small), per_seed_loop(small)  # warm-up of both, not timed
+
+    times, results = {"batched": [], "loop": []}, {}
+    for _ in range(args.repeat):  # alternating, so that load on the machine hits both alike
+        for name, fn in (("batched", batched), ("loop", per_seed_loop)):
+            t0 = time.perf_counter()
+            results[name] = fn(cfg)
+            times[name].append(time.perf_counter() - t0)
+    t_b, t_l = statistics.median(times["batched"]), statistics.median(times["loop"])
+    print(f"(a) library, batched ensemble      : {t_b:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['batched'])})")
+    print(f"(b) per-seed loop, notebook's way  : {t_l:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['loop'])})")
+
+    a, b = results["batched"], results["loop"]
+    diff = {k: (a.get(k), b[k]) for k in b if a.get(k) != b[k]}
+    if diff:
+        print(f"accuracies DIFFER in {len(diff)} of {len(b)} (method, run) cells: "
+              + "; ".join(f"{m} run {r + 1}: {x} vs {y}" for (m, r), (x, y) in sorted(diff.items())))
     else:
-        print(f"(c) whole command `{shown}` FAILED (exit {proc.returncode}); stderr tail:")
-        print("    " + "\n    ".join(proc.stderr.strip().splitlines()[-8:]))
+        print(f"identical accuracies: all {len(b)} (teacher + 10 runs × UM / MM / supervised) agree exactly")
+
+    t_cmd, proc = whole_command(args.repeat)
+    if proc.returncode == 0:
+        print(f"(c) whole command `mke-theory twomoon --no-figure` (10 seeds): {t_cmd:.2f} s wall, "
+              "interpreter start included (median)")
+    else:
+        print(f"(c) whole command FAILED (exit {proc.returncode}); stderr tail:\n    "
+              + "\n    ".join(proc.stderr.strip().splitlines()[-8:]))
+    print(f"speed-up vs per-seed loop: {t_l / t_b:.1f}x")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,9 @@ def cli():
 @click.option("--loss-form", type=click.Choice(["perturbed_ce", "consistency"]), default="perturbed_ce",
               help="perturbed_ce: CE on f(T(x)) as the official code; consistency: CE + γ·L_reg (Eq. 3).")
 @click.option("--gamma", type=click.FloatRange(0), default=1.0, help="γ of the consistency form.")
+@click.option("--rng", type=click.Choice(["library", "notebook"]), default="library",
+              help="notebook: the official notebook's random streams and its 10 seeds (94 twice), so every "
+                   "per-run number is the notebook's; also prints the per-run table.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the run records (one JSON per method and seed).")
 @click.option("--force", is_flag=True, help="Overwrite finished records in --out.")
@@ -88,16 +91,22 @@ def cli():
 @click.option("--no-figure", is_flag=True, help="Skip the figure.")
 @user_errors
 @threads_option(small=True)  # MLPs: one thread unless --threads / $MKE_THREADS say otherwise
-def twomoon(n_runs, ablation, regularizer, loss_form, gamma, out, force, figure, no_figure):
+def twomoon(n_runs, ablation, regularizer, loss_form, gamma, rng, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
     from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
     from mke_theory.stats import records_frame, summarize
     from mke_theory.tables import format_table
     from mke_theory.twomoon import ABLATION_TASK, TASK, TwoMoonConfig, run_twomoon, total_steps
 
-    cfg = TwoMoonConfig(n_runs=n_runs, ablation=ablation, regularizer=regularizer, loss_form=loss_form, gamma=gamma)
+    cfg = TwoMoonConfig(n_runs=n_runs, ablation=ablation, regularizer=regularizer, loss_form=loss_form, gamma=gamma,
+                        rng=rng)
     with progress_bar(total_steps(cfg), "training teacher and students") as update:
         result = run_twomoon(cfg, progress=update)
+    if rng == "notebook":
+        from mke_theory.tables import format_runs
+
+        click.echo(format_runs(result.runs, TASK, "test_accuracy", caption="TwoMoon per run (rng=notebook: the "
+                               "notebook's seeds and random streams)") + "\n")
     summary = summarize(records_frame(result.runs), "test_accuracy")
     reference = NOTEBOOK_REFERENCE if regularizer == "input_noise" and loss_form == "perturbed_ce" else None
     click.echo(format_table(summary[summary.task == TASK], fmt="plain", reference=reference,

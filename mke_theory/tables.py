@@ -338,6 +338,24 @@ def format_bootstrap(summary: pd.DataFrame, scale: float = 100, digits: int = 1)
     return "\n".join(lines)
 
 
+def format_runs(runs: list[dict], task: str, metric: str, caption: str, scale: float = 100, digits: int = 1) -> str:
+    """One line per student run (in the order the runs were made, a repeated seed listed each time),
+    one column per method: the per-run numbers a notebook prints, below ``caption``."""
+    rows = [r for r in runs if r["task"] == task and not r.get("variant")]
+    methods = sorted(dict.fromkeys(r["method"] for r in rows), key=table_order)
+    students = [m for m in methods if m != "teacher"]
+    columns = {m: [r for r in rows if r["method"] == m] for m in students}
+    n_runs = max((len(v) for v in columns.values()), default=0)
+    head = f"{'run':>3}  {'seed':>4}  " + "  ".join(f"{m:>14}" for m in students)
+    lines = [caption, head, "-" * len(head)]
+    for i in range(n_runs):
+        cells = [columns[m][i] if i < len(columns[m]) else None for m in students]
+        seed = next(c["seed"] for c in cells if c is not None)
+        lines.append(f"{i + 1:>3}  {seed:>4}  " + "  ".join(
+            f"{'–' if c is None else format(scale * c['metrics'][metric], f'.{digits}f'):>14}" for c in cells))
+    return "\n".join(lines)
+
+
 # ---- mke-theory simulate and check ------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mke_theory._validation import check_choice, check_range
-from mke_theory.ensemble import REGULARIZERS, MLPEnsemble
+from mke_theory.ensemble import REGULARIZERS, RNG_MODES, MLPEnsemble
 from mke_theory.errors import MKEError
 from mke_theory.generators import twomoon
 from mke_theory.methods import get_method, methods_of
@@ -26,18 +26,19 @@ TASK = "twomoon"
 ABLATION_TASK = "twomoon-ablation"
 
 
-def official_seeds(n_runs: int = 10) -> list[int]:
+def official_seeds(n_runs: int = 10, repeats: bool = False) -> list[int]:
     """Student seeds drawn as the notebook draws them (``random.seed(42)``, ``random.randint(0, 100)``).
 
-    The notebook's ten draws repeat seed 94, so one run is counted twice in its mean; here a
+    The notebook's ten draws repeat seed 94 (81, 14, 3, 94, 35, 31, 28, 17, 94, 13), so one run
+    is counted twice in its mean; ``repeats=True`` returns exactly those draws. By default a
     repeated draw is skipped and the next one taken, giving ``n_runs`` distinct seeds
     (81, 14, 3, 94, 35, 31, 28, 17, 13, 86 for ten).
     """
-    check_range("n_runs", n_runs, 1, 101, integer=True)
+    check_range("n_runs", n_runs, 1, None if repeats else 101, integer=True)
     rng, seeds = random.Random(42), []
     while len(seeds) < n_runs:
         s = rng.randint(0, 100)
-        if s not in seeds:
+        if repeats or s not in seeds:
             seeds.append(s)
     return seeds
 
@@ -61,6 +62,7 @@ class TwoMoonConfig:
     loss_form: str = "perturbed_ce"  # the notebook's form (no explicit L_reg)
     gamma: float = 1.0  # only used by loss_form="consistency"
     ablation: bool = False  # also run none / input / feature / dropout / all for UM and MM
+    rng: str = "library"  # "notebook": the notebook's random streams and seed list, every number as it printed
 
     def __post_init__(self):
         check_range("n_runs", self.n_runs, 1, None, integer=True)
@@ -69,12 +71,19 @@ class TwoMoonConfig:
         check_range("lr", self.lr, 0.0, None, low_inclusive=False)
         check_choice("regularizer", self.regularizer, tuple(REGULARIZERS))
         check_choice("loss_form", self.loss_form, ("perturbed_ce", "consistency"))
+        check_choice("rng", self.rng, RNG_MODES)
+        if self.rng == "notebook" and self.loss_form != "perturbed_ce":
+            raise MKEError("rng='notebook' reproduces the official notebook, which trains with the perturbed_ce "
+                           "loss form only; drop the consistency form or use rng='library'")
         if self.seeds is not None and (len(self.seeds) == 0 or len(set(self.seeds)) != len(self.seeds)):
             raise MKEError(f"seeds must hold at least one seed and no seed twice, got {self.seeds}")
 
     @property
     def student_seeds(self) -> list[int]:
-        return list(self.seeds) if self.seeds is not None else official_seeds(self.n_runs)
+        """The seeds of the student runs; with rng="notebook" the notebook's own draws, repeat included."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        return official_seeds(self.n_runs, repeats=self.rng == "notebook")
 
     def as_dict(self) -> dict:
         """The protocol settings one trained model depends on (its seed is stored beside them).
@@ -119,7 +128,7 @@ def run_twomoon(config: TwoMoonConfig | None = None, progress=None) -> TwoMoonRe
 
     # ---- teacher: α of D_l, no perturbation (Eq. 1) ----------------------------------------
     t0 = time.perf_counter()
-    teacher = MLPEnsemble(cfg.teacher_hidden, cfg.teacher_steps, cfg.lr).fit(
+    teacher = MLPEnsemble(cfg.teacher_hidden, cfg.teacher_steps, cfg.lr, rng=cfg.rng).fit(
         split.labeled_alpha, split.labels, seeds=[cfg.teacher_seed], progress=progress)
     add(TASK, "teacher", cfg.teacher_seed, teacher.score(split.test_alpha, split.test_labels)[0],
         time.perf_counter() - t0, regularizer="none")
@@ -148,7 +157,8 @@ def run_twomoon(config: TwoMoonConfig | None = None, progress=None) -> TwoMoonRe
     ):
         members = [(job, s) for job in group for s in (seeds if job[2] else seeds[:1])]
         t0 = time.perf_counter()
-        model = MLPEnsemble(hidden, cfg.student_steps, cfg.lr, loss_form=cfg.loss_form, gamma=cfg.gamma).fit(
+        model = MLPEnsemble(hidden, cfg.student_steps, cfg.lr, loss_form=cfg.loss_form, gamma=cfg.gamma,
+                            rng=cfg.rng).fit(
             x_train, np.stack([job[4] for job, _ in members]), seeds=[s for _, s in members],
             regularizers=[REGULARIZERS[job[3]] for job, _ in members], progress=progress)
         wall = (time.perf_counter() - t0) / len(members)  # amortised over the batched members
