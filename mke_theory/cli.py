@@ -54,12 +54,18 @@ def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
         return 0
     if out.exists() and not out.is_dir():
         raise RecordError(f"--out {out} is a file, not a folder; pass a folder for the run records")
-    records = [make_record(**row) for row in rows]
+    by_path = {}  # a repeated seed (--rng notebook: the notebook draws 94 twice) is one run: one record
+    for row in rows:
+        record = make_record(**row)
+        by_path.setdefault(record_path(record, out), record)
+    records = list(by_path.values())
     todo = records if force else [r for r in records if not record_path(r, out).exists()]
     for record in todo:
         write_record(record, out, force=force)
     kept = len(records) - len(todo)
     note = f"; kept {kept} existing record(s) (pass --force to overwrite them)" if kept else ""
+    if len(rows) > len(records):
+        note += f"; {len(rows) - len(records)} repeated run(s) of the same seed stored once"
     click.echo(f"wrote {len(todo)} run records to {out}/{note}", err=True)
     return len(todo)
 
