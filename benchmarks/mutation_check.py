@@ -79,6 +79,8 @@ T_STATS = "tests/theory/test_stats.py"
 T_PAIRED = "tests/theory/test_stats_paired.py"
 T_LEAK = "tests/experiments/test_leakage.py"
 T_EXP = "tests/experiments/test_experiments.py"
+T_BATCH = "tests/experiments/test_batched_seeds.py"
+TRAIN = "mke_experiments/train.py"
 FAST_TASKS = "mfeat or arrays"  # -k: the leakage canaries of the tasks whose smoke data train in seconds
 
 CANARY = Mutant(
@@ -92,18 +94,16 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---- the eight an audit found uncaught ----
     Mutant("selection-scores-test-split", PIPE,
            "            inputs = self.val[:modalities]\n"
-           "            return lambda model: self.metrics_of(model, inputs, self.split.val_labels)[self.task.primary]",
+           "            return Selection(inputs, self.primary_score), self.val_labels",
            '            inputs = (self.t["test_alpha"], self.t["test_beta"])[:modalities]\n'
-           "            return lambda model: self.metrics_of(model, inputs, self.split.test_labels)[self.task.primary]",
+           "            return Selection(inputs, self.primary_score), torch.as_tensor(self.split.test_labels)",
            "model selection scores the test split instead of the validation data (SeedRun.selection)",
            (T_LEAK,), k=FAST_TASKS, timeout=180),
     Mutant("teacher-trains-on-du-true-labels", PIPE,
-           'fitted = self.fit(get_method("teacher"), teacher, (self.t["labeled_alpha"],), _label_targets(self.split), '
-           "None)",
-           'fitted = self.fit(get_method("teacher"), teacher, '
-           '*(((self.t["labeled_alpha"],), _label_targets(self.split)) if self.split.unlabeled_labels is None '
-           'else ((self.t["unlabeled_alpha"],), torch.as_tensor(self.split.unlabeled_labels))), None)',
-           "the teacher trains on α of D_u with its true labels whenever they exist (SeedRun.train_teacher)",
+           'return (self.t["labeled_alpha"],), _label_targets(self.split), {}',
+           'return (*(((self.t["labeled_alpha"],), _label_targets(self.split)) if self.split.unlabeled_labels is None '
+           'else ((self.t["unlabeled_alpha"],), torch.as_tensor(self.split.unlabeled_labels))), {})',
+           "the teacher trains on α of D_u with its true labels whenever they exist (SeedRun.data)",
            (T_LEAK,), k=FAST_TASKS, timeout=180),
     Mutant("mke-loss-ignores-gamma", OBJ,
            "return loss + gamma * consistency_loss(student_logits, perturbed_logits, class_dim, reduction)",
@@ -116,8 +116,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "γ ignored in the per-member (reduce) consistency form of student_loss",
            (T_OBJ, T_ENS), timeout=240),
     Mutant("ensemble-dropout-no-rescale", ENS,
-           "(torch.rand(shape, generator=g) >= ps) / (1.0 - ps)",
-           "(torch.rand(shape, generator=g) >= ps).float()",
+           "out[s].bernoulli_(1.0 - ps, generator=g).div_(1.0 - ps)",
+           "out[s].bernoulli_(1.0 - ps, generator=g)",
            "ensemble dropout keeps units without the 1/(1−p) rescaling (MLPEnsemble._draw_keep)",
            (T_ENS,), k="plain_torch or dropout"),
     Mutant("holm-sorted-order", STATS,
@@ -161,8 +161,8 @@ MUTANTS: tuple[Mutant, ...] = (
            "L_reg compares logits instead of probabilities",
            (T_OBJ,)),
     Mutant("relative-noise-without-abs", OBJ,
-           "return x + scale * x.detach().abs().mean(dim=(-2, -1), keepdim=True) * eps",
-           "return x + scale * x.detach().mean(dim=(-2, -1), keepdim=True) * eps",
+           "return x + scale * x.abs().mean(dim=(-2, -1), keepdim=True) * eps",
+           "return x + scale * x.mean(dim=(-2, -1), keepdim=True) * eps",
            "relative_gaussian scales by mean(x), not mean(|x|) (≈ no noise on centred data)",
            (T_OBJ, T_ENS), timeout=240),
     Mutant("dropout-no-rescale", OBJ,
@@ -179,6 +179,25 @@ MUTANTS: tuple[Mutant, ...] = (
            "gens = [torch.Generator().manual_seed(s + 1) for s in seeds]",
            "every ensemble member is seeded with its seed + 1",
            (T_ENS,), k="plain_torch or seed"),
+    Mutant("analytic-backward-drops-the-mean-gradient", ENS,
+           "g1 = relative_gaussian_backward(cache[\"a1\"], reg[\"feature_noise\"], cache[\"eps\"], g1)",
+           "pass",
+           "the ensemble's analytic backward pass treats mean|h| of feature noise as a constant",
+           (T_ENS,), k="plain_torch"),
+    Mutant("analytic-backward-ignores-dropout", ENS,
+           "            g1 = g1 * cache[\"keep\"]\n", "            pass\n",
+           "the analytic backward pass lets the gradient through dropped units",
+           (T_ENS,), k="plain_torch"),
+    Mutant("soft-grad-without-target-mass", OBJ,
+           "grad = log_p.exp() * targets.sum(dim=class_dim, keepdim=True) - targets",
+           "grad = log_p.exp() - targets.sum(dim=class_dim, keepdim=True) * targets",
+           "the soft-label gradient of L_pl is not softmax·Σỹ − ỹ",
+           (T_OBJ, T_ENS), timeout=240),
+    Mutant("notebook-rng-skips-feature-draws", ENS,
+           'reg["draw_feature"] = reg["active_feature"] | (self.rng == "notebook")',
+           'reg["draw_feature"] = reg["active_feature"]',
+           "--rng notebook does not draw the notebook's feature noise when b = 0 (its streams drift)",
+           ("tests/theory/test_twomoon.py",), k="notebook", timeout=240),
     Mutant("official-seeds-shifted", "mke_theory/twomoon.py",
            "s = rng.randint(0, 100)", "s = rng.randint(0, 100) + 1",
            "twomoon.official_seeds are the notebook's draws shifted by one",
@@ -283,10 +302,31 @@ MUTANTS: tuple[Mutant, ...] = (
            "targets = targets.masked_fill(~keep, IGNORE)", "targets = targets.masked_fill(keep, IGNORE)",
            "mm_student_confident learns from the unconfident pseudo labels only (select mask inverted)",
            (T_EXP + "::test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student",), timeout=180),
-    Mutant("resume-without-generator-state", "mke_experiments/train.py",
-           'generator.set_state(state["generator"])', "pass",
+    Mutant("resume-without-generator-state", TRAIN,
+           'shuffles[s].set_state(state["generator"])', "pass",
            "resume restores model and optimiser but not the shuffling generator",
            (T_EXP + "::test_resume_after_an_interruption_gives_the_same_records",), timeout=180),
+    # ---- seeds batched in one fit: member s must draw, learn and select on its own ----
+    Mutant("stacked-dropout-member-0-generator", "mke_experiments/models/__init__.py",
+           "torch.rand(x.shape[1:], generator=g, out=u[s])",
+           "torch.rand(x.shape[1:], generator=generators[0], out=u[s])",
+           "stacked members draw their dropout masks from member 0's generator",
+           (T_BATCH,), k="batched_with_others and val"),
+    Mutant("stacked-noise-member-0-generator", "mke_experiments/models/__init__.py",
+           "members = [draw(tuple(t[s] for t in tensors), g) for s, g in enumerate(generators)]",
+           "members = [draw(tuple(t[s] for t in tensors), generators[0]) for s, g in enumerate(generators)]",
+           "stacked members draw their perturbation T from member 0's generator",
+           (T_BATCH,), k="batched_with_others and val"),
+    Mutant("stacked-targets-of-member-0", TRAIN,
+           "targets[torch.arange(n_members)[:, None], idx]",
+           "targets[torch.zeros(n_members, dtype=torch.long)[:, None], idx]",
+           "stacked members all train on member 0's targets (its teacher's pseudo labels)",
+           (T_BATCH,), k="batched_with_others and val"),
+    Mutant("stacked-selection-labels-of-member-0", TRAIN,
+           "value = float(selection.metric(predicted[s], m.select_on))",
+           "value = float(selection.metric(predicted[s], members[0].select_on))",
+           "stacked members select their epoch on member 0's labels (agreement with member 0's teacher)",
+           (T_BATCH,), k="batched_with_others and agreement"),
 )
 
 

@@ -121,20 +121,28 @@ def joint_scale_crop_flip(crop: tuple[int, int], scale: tuple[float, float] = (0
 
 
 def modality_dropout(features: tuple[torch.Tensor, torch.Tensor], p: float,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Zero, per sample and with probability ``p``, the features of one of the two modalities
-    (chosen with probability ½ each; never both). ``features`` are ``(B, ...)`` tensors of α and β.
+    (chosen with probability ½ each; never both). ``features`` are ``(B, ...)`` tensors of α and β,
+    or ``(S, B, ...)`` of S stacked members with ``generator`` a list of S generators: member s draws
+    from its own, the numbers it draws alone.
 
     Called inside a student's forward pass in training mode. The library's ``Student`` passes the
-    generator of the member being trained (``models.drawing``), so that stacked members draw what each
-    draws alone; ``generator=None`` draws from the global generator of the features' device, which the
-    training loop seeds and checkpoints for networks trained one at a time (the segmentation student).
+    generator(s) of the members being trained (``models.drawing``); ``generator=None`` draws from the
+    global generator of the features' device, which the training loop seeds and checkpoints for
+    networks trained one at a time (the segmentation student).
     """
     fa, fb = features
     if p == 0:
         return fa, fb
-    device = fa.device if generator is None else generator.device
-    drop = torch.rand(fa.shape[0], generator=generator, device=device).to(fa.device) < p  # (B,)
-    which = torch.rand(fa.shape[0], generator=generator, device=device).to(fa.device) < 0.5  # True: drop α
-    shape = (-1,) + (1,) * (fa.dim() - 1)
+    if isinstance(generator, list):  # (S, B): member s's row from its own generator
+        def draw():
+            return torch.stack([torch.rand(fa.shape[1], generator=g, device=g.device) for g in generator])
+    else:
+        def draw():
+            return torch.rand(fa.shape[0], generator=generator, device=fa.device if generator is None else
+                              generator.device)
+    drop = draw().to(fa.device) < p  # (B,) or (S, B)
+    which = draw().to(fa.device) < 0.5  # True: drop α
+    shape = drop.shape + (1,) * (fa.dim() - drop.dim())
     return fa * ~(drop & which).view(shape), fb * ~(drop & ~which).view(shape)

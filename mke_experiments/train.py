@@ -182,6 +182,7 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
         raise MKEError("only small vector networks (models.stackable) train several members at once, in one process")
     shuffles = [torch.Generator().manual_seed(m.seed) for m in members]
     draws = shuffles if device.type == "cpu" else [torch.Generator(device).manual_seed(m.seed) for m in members]
+    member_draws = draws if stacked else draws[0]  # what T, augmentation and the models' random layers use
     if not stacked:
         torch.manual_seed(members[0].seed)  # torch layers that draw from the global generator
     for m in members:
@@ -242,11 +243,11 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
             x = tuple(t[rows].to(device, non_blocking=True) for t in inputs)  # (S, B, ...) stacked
             y = (targets[torch.arange(n_members)[:, None], idx] if stacked else targets[rows]).to(device)
             if augment is not None:
-                *x, y = each_member(lambda t, g: _flat(augment(t[:-1], t[-1], g)), (*x, y), draws, stacked)
+                *x, y = each_member(lambda t, g: _flat(augment(t[:-1], t[-1], g)), (*x, y), member_draws)
                 x = tuple(x)
             if y.dtype != torch.int64 and not y.is_floating_point():
                 y = y.long()
-            losses = _losses(net, x, y, draws, stacked, perturb, regularised, loss_kw, use_amp, device)
+            losses = _losses(net, x, y, member_draws, perturb, regularised, loss_kw, use_amp, device)
             for p in params.values():
                 p.grad = None
             losses.sum().backward()  # member s's gradient is that of its own loss: d(sum)/d(loss_s) = 1
@@ -307,19 +308,20 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
     return results
 
 
-def _losses(net, x, y, draws, stacked, perturb, regularised, loss_kw, use_amp, device) -> torch.Tensor:
-    """(S,) the loss of each member on its own logits of one batch (``student_loss``). One forward per
-    call of ``forward`` serves every member; T is drawn per member, dropout inside ``drawing``."""
+def _losses(net, x, y, draws, perturb, regularised, loss_kw, use_amp, device) -> torch.Tensor:
+    """(S,) the loss of each member on its own logits of one batch (``student_loss``); ``draws`` a list of
+    S generators (stacked members) or one (one network). One forward per call of ``forward`` serves
+    every member; T is drawn member by member, dropout inside ``drawing``."""
     logits = {}
 
     def forward(perturbed: bool) -> torch.Tensor:
         if perturbed not in logits:
-            inputs = each_member(perturb, x, draws, stacked) if perturbed else x
+            inputs = each_member(perturb, x, draws) if perturbed else x
             logits[perturbed] = net(*inputs).float()
         return logits[perturbed]
 
-    with drawing(draws, stacked), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-        if not stacked:
+    with drawing(draws), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        if not isinstance(draws, list):
             return student_loss(forward, y, regularised=regularised, class_dim=1, ignore_index=IGNORE,
                                 **loss_kw)[None]
         return torch.stack([student_loss(lambda p, s=s: forward(p)[s], y[s], regularised=regularised, class_dim=1,

@@ -22,36 +22,44 @@ from torch import nn
 
 from mke_experiments.config import ModelConfig
 from mke_experiments.perturbations import modality_dropout
-from mke_theory import objective
 from mke_theory.errors import MKEError
 
-_DRAWING = contextvars.ContextVar("drawing", default=None)  # (generators, stacked) while fit trains
+_DRAWING = contextvars.ContextVar("drawing", default=None)  # what ``drawing`` set while fit trains
 
 
 @contextlib.contextmanager
-def drawing(generators: list, stacked: bool):
-    """Within the block, the random layers of this module's networks draw from ``generators``, one per
-    member: ``stacked`` tensors carry a leading member axis ``(S, B, ...)`` and member s draws from
-    ``generators[s]``; otherwise one network draws from ``generators[0]``. Outside any block (a network
-    trained by other code) they draw from the global generator, as torch's layers do."""
-    token = _DRAWING.set((list(generators), stacked))
+def drawing(generators):
+    """Within the block, the random layers of this module's networks draw from ``generators``: a list of
+    S generators for S stacked members (tensors ``(S, B, ...)``; member s draws from ``generators[s]``),
+    or one generator for one network. Outside any block (a network trained by other code) they draw
+    from the global generator, as torch's layers do."""
+    token = _DRAWING.set(generators)
     try:
         yield
     finally:
         _DRAWING.reset(token)
 
 
-def each_member(draw, tensors: tuple, generators: list | None = None, stacked: bool | None = None) -> tuple:
+def each_member(draw, tensors: tuple, generators) -> tuple:
     """``draw(tensors, generator) -> tuple of tensors`` once per member, with that member's generator and
-    its slices of ``tensors``, the results stacked again: the draws and the arithmetic of member s are
-    those of member s alone. ``generators`` and ``stacked`` default to those of ``drawing`` (global
-    generator outside it)."""
-    if generators is None:
-        generators, stacked = _DRAWING.get() or ([None], False)
-    if not stacked:
-        return draw(tensors, generators[0])
+    its slices of ``tensors``, the results stacked again (``generators`` a list, as in ``drawing``), so
+    that the draws and the arithmetic of member s are those of member s alone; one call for one network."""
+    if not isinstance(generators, list):
+        return draw(tensors, generators)
     members = [draw(tuple(t[s] for t in tensors), g) for s, g in enumerate(generators)]
     return tuple(torch.stack(parts) for parts in zip(*members))
+
+
+def _uniform_like(x: torch.Tensor) -> torch.Tensor:
+    """U[0, 1) numbers of ``x``'s shape on its device, from the generators of ``drawing``: member s's
+    slice from member s's generator, drawn as member s alone draws them."""
+    generators = _DRAWING.get()
+    if not isinstance(generators, list):
+        return torch.rand(x.shape, generator=generators, device=x.device)
+    u = torch.empty(x.shape, device=x.device)
+    for s, g in enumerate(generators):
+        torch.rand(x.shape[1:], generator=g, out=u[s])
+    return u
 
 
 class Linear(nn.Linear):
@@ -65,7 +73,7 @@ class Linear(nn.Linear):
 
 
 class Dropout(nn.Module):
-    """Inverted dropout (as ``nn.Dropout``) whose masks come from the members' generators (``drawing``)."""
+    """Inverted dropout, x · keep / (1 − p), whose masks come from the generators of ``drawing``."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
@@ -74,7 +82,7 @@ class Dropout(nn.Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        return each_member(lambda t, g: (objective.dropout(t[0], self.p, g),), (x,))[0]
+        return x * _uniform_like(x).ge_(self.p).div_(1.0 - self.p).to(x.dtype)  # keep / (1 − p), in place
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -175,7 +183,7 @@ class Student(nn.Module):
     def forward(self, alpha, beta):
         fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db); stacked (S, B, ·)
         if self.training and self.modality_dropout > 0:
-            fa, fb = each_member(lambda f, g: modality_dropout(f, self.modality_dropout, g), (fa, fb))
+            fa, fb = modality_dropout((fa, fb), self.modality_dropout, _DRAWING.get())
         if self.fusion == "late":
             return self.head_alpha(fa) + self.head_beta(fb)
         return self.head(torch.cat([fa, fb], dim=-1))
