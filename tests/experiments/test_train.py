@@ -1,0 +1,109 @@
+"""The training loop's per-epoch work: checkpoints only every ``train.checkpoint_every_s`` (and at the
+end and the interrupt point), model selection by the primary metric computed without scikit-learn,
+and no heavy import (scikit-learn, ``torch._dynamo``) that training itself does not use."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mke_experiments import metrics, train
+from mke_experiments.config import record_dict, resolve_config
+from mke_experiments.pipeline import run_seed
+from mke_experiments.tasks import get_task
+from mke_theory.generators import gaussian_mixture
+from mke_theory.records import read_records
+from mke_theory.split import IGNORE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_split():
+    return gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
+
+
+def count_writes(monkeypatch) -> list:
+    written = []
+    real = train.atomic_write
+    monkeypatch.setattr(train, "atomic_write", lambda path, write: (written.append(Path(path).name), real(path, write)))
+    return written
+
+
+@pytest.mark.parametrize("every_s, stop_after, writes", [(60.0, None, 1), (0.0, None, 4), (60.0, 2, 1)])
+def test_checkpoints_are_written_every_t_seconds_at_the_end_and_at_the_interrupt(tmp_path, monkeypatch, every_s,
+                                                                                 stop_after, writes):
+    """Before: one torch.save per member and epoch (1,200 for mfeat). Now a fit of seconds writes once,
+    after its last epoch (what resume and the kept teacher need); killed at ``stop_after``, it writes there."""
+    cfg = resolve_config(get_task("arrays"), ("train.epochs=4", f"train.checkpoint_every_s={every_s}"))
+    written = count_writes(monkeypatch)
+    run_seed(cfg, small_split(), 0, ("teacher",), out=tmp_path, stop_after=stop_after)
+    assert len(written) == writes and all("teacher" in name for name in written)
+    state = torch.load(next((tmp_path / "checkpoints").glob("*.pt")), weights_only=False)
+    assert state["epoch"] == (1 if stop_after else 3)
+
+
+def test_the_checkpoint_cadence_is_not_part_of_the_record(tmp_path):
+    """How often a run checkpoints changes nothing it computes: records and their hash stay those of runs
+    before the field existed, and a run with another cadence skips the finished records."""
+    task = get_task("arrays")
+    default, often = resolve_config(task), resolve_config(task, ("train.checkpoint_every_s=0",))
+    old = default.as_dict()
+    del old["train"]["checkpoint_every_s"]
+    assert record_dict(default) == record_dict(often) == old
+    cfg = dataclasses.replace(often, train=dataclasses.replace(often.train, epochs=2))
+    first = run_seed(cfg, small_split(), 0, ("teacher",), out=tmp_path).records
+    again = run_seed(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, checkpoint_every_s=30.0)),
+                     small_split(), 0, ("teacher",), out=tmp_path).records
+    assert again == first and len(read_records(tmp_path)) == 1
+    assert "checkpoint_every_s" not in first[0]["config"]["train"]
+
+
+def test_selection_score_is_the_full_evaluations_primary_metric():
+    rng = np.random.default_rng(0)
+    k = 5
+    pred, labels = rng.integers(0, k, 300), rng.integers(0, k, 300)
+    t = torch.as_tensor
+    assert metrics.selection_score(t(pred).short(), t(labels), "accuracy", k) == \
+        metrics.classification_metrics(pred, labels, k)["accuracy"]
+    scores = rng.standard_normal((300, k))
+    multi_hot = (rng.random((300, k)) < 0.3).astype(float)
+    for y in (labels, multi_hot):
+        assert metrics.selection_score(t(scores.argmax(1)), t(y), "top1", k) == \
+            pytest.approx(metrics.scores_metrics(scores, y, k)["top1"])
+    maps, truth = rng.integers(0, k, (4, 6, 7)), rng.integers(-1, k, (4, 6, 7))  # -1: void pixels
+    assert IGNORE == -1
+    assert metrics.selection_score(t(maps), t(truth), "miou", k) == \
+        pytest.approx(metrics.segmentation_metrics(maps, truth, k)["miou"])
+    assert metrics.agreement(t(pred), t(pred)) == 1.0
+    with pytest.raises(ValueError, match="no selection score"):
+        metrics.selection_score(t(pred), t(labels), "map", k)
+
+
+def test_training_imports_neither_scikit_learn_nor_torch_dynamo():
+    """Before: the first torch.optim optimiser imported torch._dynamo (+1.3 s) and every epoch's selection
+    called scikit-learn's f1_score. A fit with selection (stacked members, the plain path of one
+    module) loads neither; the final record's metrics still import scikit-learn, where they are used."""
+    code = """
+import sys, torch
+from mke_experiments import metrics, models, pipeline, train
+from mke_experiments.config import ModelConfig, TrainConfig, MKEConfig
+x, y = (torch.randn(200, 6), torch.randn(200, 4)), torch.randint(0, 3, (200,))
+score = lambda p, l: metrics.selection_score(p, l, "accuracy", 3)
+nets = [models.build_student((6,), (4,), 3, ModelConfig(hidden=8)) for _ in range(2)]
+plain = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.BatchNorm1d(3))
+train.fit([train.Member(n, y, s, select_on=y) for s, n in enumerate(nets)], x, TrainConfig(epochs=2), MKEConfig(),
+          regularised=True, selection=train.Selection(x, score))
+train.fit([train.Member(plain, y, select_on=y)], x[:1], TrainConfig(epochs=2, optimizer="sgd"),
+          selection=train.Selection(x[:1], score))
+print([m for m in ("sklearn", "torch._dynamo") if m in sys.modules])
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
