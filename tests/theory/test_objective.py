@@ -174,3 +174,23 @@ def test_student_loss_composes_each_form_from_the_forward_function():
     np.testing.assert_allclose(per_member.numpy(), [pl_clean.item() + 2.0 * reg.item()] * 2, rtol=1e-6)
     with pytest.raises(ValueError, match="loss_form"):
         obj.student_loss(forward, targets, loss_form="mse")
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("class_dim", [-1, 1])
+def test_the_analytic_loss_gradient_equals_autograd(soft, class_dim):
+    """pseudo_label_loss_and_grad (the ensemble's backward pass starts from it) against autograd of
+    pseudo_label_loss: catches a sign, a missing Σỹ factor for soft targets, or the wrong class axis."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 7, 4, generator=g, dtype=torch.float64)  # (S, n, K)
+    targets = (torch.softmax(torch.randn(3, 7, 4, generator=g, dtype=torch.float64), -1) * 0.9 if soft
+               else torch.randint(0, 4, (3, 7), generator=g))  # soft rows sum to 0.9: the Σỹ term matters
+    if class_dim == 1:
+        logits = logits.transpose(1, 2)
+        targets = targets.transpose(1, 2) if soft else targets
+    z = logits.clone().requires_grad_()
+    expected = obj.pseudo_label_loss(z, targets, class_dim=class_dim, reduction="none")
+    expected.sum().backward()
+    loss, grad = obj.pseudo_label_loss_and_grad(logits, targets, class_dim=class_dim)
+    torch.testing.assert_close(loss, expected.detach())
+    torch.testing.assert_close(grad, z.grad)
