@@ -134,8 +134,9 @@ def main():
             results[name] = fn(cfg)
             times[name].append(time.perf_counter() - t0)
     t_b, t_l = statistics.median(times["batched"]), statistics.median(times["loop"])
-    print(f"(a) library, batched ensemble      : {t_b:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['batched'])})")
-    print(f"(b) per-seed loop, notebook's way  : {t_l:6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['loop'])})")
+    runs = {name: ", ".join(f"{t:.2f}" for t in ts) for name, ts in times.items()}
+    print(f"(a) library, batched ensemble      : {t_b:6.2f} s  (runs: {runs['batched']})")
+    print(f"(b) per-seed loop, notebook's way  : {t_l:6.2f} s  (runs: {runs['loop']})")
 
     a, b = results["batched"], results["loop"]
     diff = {k: (a.get(k), b[k]) for k in b if a.get(k) != b[k]}

@@ -20,8 +20,13 @@ import torch
 
 from mke_theory._validation import check_choice, check_range
 from mke_theory.errors import MKEError
-from mke_theory.objective import (LOSS_FORMS, pseudo_label_loss_and_grad, relative_gaussian,
-                                  relative_gaussian_backward, student_loss)
+from mke_theory.objective import (
+    LOSS_FORMS,
+    pseudo_label_loss_and_grad,
+    relative_gaussian,
+    relative_gaussian_backward,
+    student_loss,
+)
 
 
 @dataclass(frozen=True)

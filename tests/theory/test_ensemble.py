@@ -125,7 +125,8 @@ def test_cuda_members_draw_their_noise_on_the_cuda_device(split):
 
 def plain_torch_student(x, y, seed, reg, steps, lr, optimizer, loss_form, gamma):
     """The official notebook's loop written out with nn.Linear, torch.optim and the global RNG: input noise
-    a·mean|x|·ε, feature noise b·mean|h|·ε and torch's dropout after the first hidden layer; CE on f(T(x)), or CE on f(x) + γ·‖softmax f(x) − softmax f(T(x))‖² (Eq. 3)."""
+    a·mean|x|·ε, feature noise b·mean|h|·ε and torch's dropout after the first hidden layer; CE on f(T(x)),
+    or CE on f(x) + γ·‖softmax f(x) − softmax f(T(x))‖² (Eq. 3)."""
     torch.manual_seed(seed)
     l1, l2, l3 = nn.Linear(x.shape[1], 16), nn.Linear(16, 16), nn.Linear(16, 2)
     params = [p for layer in (l1, l2, l3) for p in layer.parameters()]
