@@ -195,7 +195,6 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
             return torch.func.functional_call(template, params, x)
     else:
         params = dict(template.named_parameters())
-        net = nn.parallel.DistributedDataParallel(template) if world > 1 else template
     opt = _Optimizer(params, cfg)
     histories = [[] for _ in members]
     best_scores, best_states, best_epochs = [-np.inf] * n_members, [None] * n_members, [-1] * n_members
@@ -222,6 +221,8 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise MKEError(f"{m.checkpoint}: the checkpoint does not fit this run ({type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else e!r}); delete it or pass --force") from None
+    if not stacked:
+        net = nn.parallel.DistributedDataParallel(template) if world > 1 else template
     writers = [_tensorboard(m.log_dir) if m.log_dir is not None and rank == 0 else None for m in members]
     use_amp = cfg.amp and device.type == "cuda"
     targets = torch.stack([m.targets for m in members]) if stacked else members[0].targets
