@@ -304,20 +304,20 @@ def train_method(runs: list[SeedRun], method: Method, pls: list) -> list[tuple]:
     per seed, with its own network (``build``), its own targets (its teacher's pseudo labels), selection
     labels and files; the inputs are the same for every seed (one split, one held-out tenth). Stackable
     networks in one process train stacked; others one ``fit`` per seed."""
-    first = runs[0]
-    members, extras = [], []
+    members, extras, shared = [], [], None
     for run, pl in zip(runs, pls):
         inputs, targets, extra = run.data(method, pl)
-        if pl is not None and not np.array_equal(pl.train_idx, pls[0].train_idx):
-            raise MKEError("internal: the seeds of one fit must train on the same part of D_u")
         selection, select_on = run.selection(method, pl)
+        if shared is None:
+            shared = inputs, selection
+        elif pl is not None and not np.array_equal(pl.train_idx, pls[0].train_idx):
+            raise MKEError("internal: the seeds of one fit must train on the same part of D_u")
         run.files.start_fresh(method.name)
         checkpoint = run.files.checkpoint(method.name) if run.cfg.train.checkpoint else None
         members.append(Member(run.build(method), targets, run.seed, checkpoint, run.files.identity(method.name),
                               run.files.log_dir(method.name), select_on))
         extras.append(extra)
-    inputs, _, _ = first.data(method, pls[0])
-    selection, _ = first.selection(method, pls[0])
+    (inputs, selection), first = shared, runs[0]
     train = functools.partial(fit, inputs=inputs, cfg=first.cfg.train, mke=first.cfg.mke,
                               regularised=method.regularised, device=first.device, selection=selection,
                               progress=first.progress, stop_after=first.stop_after, augment=first.augment,
@@ -464,7 +464,7 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
         warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=2)
     dev = resolve_device(device)
     out = None if out is None else Path(out)
-    groups = [list(seeds)] if seeds_together(cfg, split) else [[seed] for seed in seeds]
+    groups = [list(seeds)] if len(seeds) > 1 and seeds_together(cfg, split) else [[seed] for seed in seeds]
     records = []
     for group in groups:
         results = run_seeds(cfg, split, group, methods, out=out, device=dev, force=force, progress=progress,
