@@ -2,11 +2,14 @@
 
     python benchmarks/bench_twomoon.py [--repeat 3]
 
-(a) ``run_twomoon(TwoMoonConfig(rng="notebook"))``: every student of one architecture trained at once
-    in an ``MLPEnsemble`` (10 runs × UM / MM / supervised, the teacher, and the figure's naive student).
+(a) ``run_twomoon(TwoMoonConfig(rng=...))``: every student of one architecture trained at once in an
+    ``MLPEnsemble`` (10 runs × UM / MM / supervised, the teacher, and the figure's naive student).
 (b) ``per_seed_loop``: the same table trained the way the official notebook trains, written here: one
     ``nn.Module`` at a time, ``torch.optim.SGD`` full batch, noise drawn from the global generator inside
     the forward pass, 2000 steps per student; it does not train the figure's extra student.
+
+Both are timed for ``--rng notebook`` (the notebook's seeds and streams; the last line's speed-up)
+and for the default streams, where the loop draws feature noise only when b > 0 as the library does.
 
 Both run in this process, alternating (a, b, a, b, ...) on one torch thread each, after one warm-up of
 each; the median of ``--repeat`` timings is reported. Both must give the same 31 accuracies (the teacher
@@ -37,24 +40,27 @@ from mke_theory.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
 
 class NotebookNet(nn.Module):
     """in → h → h → 2 with ReLU; input noise a·mean|x|·ε (drawn when a > 0) and feature noise
-    b·mean|h|·ε (drawn at every call) after the first layer, then dropout p, as the notebook's forward."""
+    b·mean|h|·ε (drawn at every call, as the notebook's forward does; with ``draw_always=False`` only
+    when b > 0, as the library's default) after the first layer, then dropout p."""
 
-    def __init__(self, d: int, h: int):
+    def __init__(self, d: int, h: int, draw_always: bool = True):
         super().__init__()
         self.fc1, self.fc2, self.fc3 = nn.Linear(d, h), nn.Linear(h, h), nn.Linear(h, 2)
+        self.draw_always = draw_always
 
     def forward(self, x, a=0.0, b=0.0, p=0.0):
         if a:
             x = x + a * x.abs().mean() * torch.randn(x.shape)
         h = torch.relu(self.fc1(x))
-        h = h + b * h.abs().mean() * torch.randn(h.shape)
+        if b or self.draw_always:
+            h = h + b * h.abs().mean() * torch.randn(h.shape)
         h = F.dropout(h, p, training=self.training)
         return self.fc3(torch.relu(self.fc2(h)))
 
 
-def train_one(seed, x, y, hidden, steps, a, lr=0.01) -> NotebookNet:
+def train_one(seed, x, y, hidden, steps, a, lr=0.01, draw_always=True) -> NotebookNet:
     torch.manual_seed(seed)
-    net = NotebookNet(x.shape[1], hidden)
+    net = NotebookNet(x.shape[1], hidden, draw_always)
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     for _ in range(steps):
         opt.zero_grad()
@@ -69,12 +75,12 @@ def accuracy(net, x, y) -> float:
 
 
 def per_seed_loop(cfg: TwoMoonConfig) -> dict:
-    """(method, run) -> test accuracy, one model at a time."""
-    split = twomoon(random_state=cfg.data_seed, scale_on=cfg.scale_on)
+    """(method, run) -> test accuracy, one model at a time (random streams as ``cfg.rng`` says)."""
+    split, notebook = twomoon(random_state=cfg.data_seed, scale_on=cfg.scale_on), cfg.rng == "notebook"
     t = lambda a, dtype=torch.float32: torch.as_tensor(a, dtype=dtype)  # noqa: E731
     test_a, test_ab, test_y = t(split.test_alpha), t(split.test_multimodal), t(split.test_labels, torch.long)
     teacher = train_one(cfg.teacher_seed, t(split.labeled_alpha), t(split.labels, torch.long),
-                        cfg.teacher_hidden, cfg.teacher_steps, a=0.0, lr=cfg.lr)
+                        cfg.teacher_hidden, cfg.teacher_steps, a=0.0, lr=cfg.lr, draw_always=notebook)
     with torch.no_grad():
         pseudo = teacher(t(split.unlabeled_alpha)).argmax(1)
     out = {("teacher", 0): accuracy(teacher, test_a, test_y)}
@@ -83,7 +89,7 @@ def per_seed_loop(cfg: TwoMoonConfig) -> dict:
         for method, x, y, hidden, x_test in (("um_student", u_a, pseudo, cfg.um_hidden, test_a),
                                              ("mm_student", u_ab, pseudo, cfg.mm_hidden, test_ab),
                                              ("mm_supervised", u_ab, u_y, cfg.mm_hidden, test_ab)):
-            net = train_one(seed, x, y, hidden, cfg.student_steps, a=1.0, lr=cfg.lr)
+            net = train_one(seed, x, y, hidden, cfg.student_steps, a=1.0, lr=cfg.lr, draw_always=notebook)
             out[(method, run)] = accuracy(net, x_test, test_y)
     return out
 
@@ -121,30 +127,34 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="timings of each side, alternating (median; default 3)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = TwoMoonConfig(rng="notebook")
-    print(f"TwoMoon benchmark: seeds {official_seeds(10, repeats=True)} (the notebook's); torch {torch.__version__}, "
-          f"1 thread each side, {os.cpu_count()} CPUs")
+    print(f"TwoMoon benchmark: torch {torch.__version__}, 1 thread each side, {os.cpu_count()} CPUs")
     small = TwoMoonConfig(rng="notebook", n_runs=1, teacher_steps=10, student_steps=10)
     batched(small), per_seed_loop(small)  # warm-up of both, not timed
 
-    times, results = {"batched": [], "loop": []}, {}
-    for _ in range(args.repeat):  # alternating, so that load on the machine hits both alike
-        for name, fn in (("batched", batched), ("loop", per_seed_loop)):
-            t0 = time.perf_counter()
-            results[name] = fn(cfg)
-            times[name].append(time.perf_counter() - t0)
-    t_b, t_l = statistics.median(times["batched"]), statistics.median(times["loop"])
-    runs = {name: ", ".join(f"{t:.2f}" for t in ts) for name, ts in times.items()}
-    print(f"(a) library, batched ensemble      : {t_b:6.2f} s  (runs: {runs['batched']})")
-    print(f"(b) per-seed loop, notebook's way  : {t_l:6.2f} s  (runs: {runs['loop']})")
-
-    a, b = results["batched"], results["loop"]
-    diff = {k: (a.get(k), b[k]) for k in b if a.get(k) != b[k]}
-    if diff:
-        print(f"accuracies DIFFER in {len(diff)} of {len(b)} (method, run) cells: "
-              + "; ".join(f"{m} run {r + 1}: {x} vs {y}" for (m, r), (x, y) in sorted(diff.items())))
-    else:
-        print(f"identical accuracies: all {len(b)} (teacher + 10 runs × UM / MM / supervised) agree exactly")
+    ratio = {}
+    for rng, what in (("notebook", f"the notebook's seeds {official_seeds(10, repeats=True)} and random streams"),
+                      ("library", f"the default: seeds {official_seeds(10)}")):
+        cfg = TwoMoonConfig(rng=rng)
+        print(f"\n--rng {rng}: {what}")
+        times, results = {"batched": [], "loop": []}, {}
+        for _ in range(args.repeat):  # alternating, so that load on the machine hits both alike
+            for name, fn in (("batched", batched), ("loop", per_seed_loop)):
+                t0 = time.perf_counter()
+                results[name] = fn(cfg)
+                times[name].append(time.perf_counter() - t0)
+        t_b, t_l = statistics.median(times["batched"]), statistics.median(times["loop"])
+        runs = {name: ", ".join(f"{t:.2f}" for t in ts) for name, ts in times.items()}
+        print(f"(a) library, batched ensemble      : {t_b:6.2f} s  (runs: {runs['batched']})")
+        print(f"(b) per-seed loop, notebook's way  : {t_l:6.2f} s  (runs: {runs['loop']})  "
+              f"ratio {t_l / t_b:.1f}x")
+        a, b = results["batched"], results["loop"]
+        diff = {k: (a.get(k), b[k]) for k in b if a.get(k) != b[k]}
+        if diff:
+            print(f"accuracies DIFFER in {len(diff)} of {len(b)} (method, run) cells: "
+                  + "; ".join(f"{m} run {r + 1}: {x} vs {y}" for (m, r), (x, y) in sorted(diff.items())))
+        else:
+            print(f"identical accuracies: all {len(b)} (teacher + 10 runs × UM / MM / supervised) agree exactly")
+        ratio[rng] = t_l / t_b
 
     t_cmd, proc = whole_command(args.repeat)
     if proc.returncode == 0:
@@ -153,7 +163,7 @@ def main():
     else:
         print(f"(c) whole command FAILED (exit {proc.returncode}); stderr tail:\n    "
               + "\n    ".join(proc.stderr.strip().splitlines()[-8:]))
-    print(f"speed-up vs per-seed loop: {t_l / t_b:.1f}x")
+    print(f"speed-up vs per-seed loop: {ratio['notebook']:.1f}x")
 
 
 if __name__ == "__main__":
