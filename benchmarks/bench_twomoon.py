@@ -14,7 +14,9 @@ and for the default streams, where the loop draws feature noise only when b > 0 
 Both run in this process, alternating (a, b, a, b, ...) on one torch thread each, after one warm-up of
 each; the median of ``--repeat`` timings is reported. Both must give the same 31 accuracies (the teacher
 and 10 runs × 3 students): the script says so, or lists the differences. The last lines time the whole
-``mke-theory twomoon --no-figure`` command (interpreter start included) and print the speed-up.
+``mke-theory twomoon --no-figure`` command (interpreter start included), then the same command with a
+busy process on every core but one, on its default one torch thread and with ``--threads`` = all
+cores (the thread collapse the default avoids), and print the speed-up.
 Nothing here fails on time.
 """
 
@@ -105,17 +107,17 @@ def batched(cfg: TwoMoonConfig) -> dict:
     return out
 
 
-def whole_command(repeat: int) -> tuple[float, subprocess.CompletedProcess]:
+def whole_command(repeat: int, extra=()) -> tuple[float, subprocess.CompletedProcess]:
     script = Path(sys.executable).with_name("mke-theory")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "mke_theory.cli"]
-    cmd += ["twomoon", "--no-figure"]  # exactly the documented command: its default, 10 seeds
+    cmd += ["twomoon", "--no-figure", *extra]  # the documented command: its default, 10 seeds
     tmp = tempfile.mkdtemp(prefix="bench_twomoon_")
     times, proc = [], None
     try:
         for _ in range(repeat):
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,
-                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKE_THREADS")}
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, env=env)
             times.append(time.perf_counter() - t0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -163,6 +165,18 @@ def main():
     else:
         print(f"(c) whole command FAILED (exit {proc.returncode}); stderr tail:\n    "
               + "\n    ".join(proc.stderr.strip().splitlines()[-8:]))
+    # (d) a loaded machine: one busy process per core but one; the default (1 thread) against every core
+    cores = os.cpu_count() or 1
+    if cores > 1:
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores - 1)]
+        try:
+            t_one, _ = whole_command(1)  # once each: the collapsed run can take minutes
+            t_all, _ = whole_command(1, ("--threads", str(cores)))
+        finally:
+            for p in burners:
+                p.kill()
+        print(f"(d) with {cores - 1} busy process(es) beside it: default (1 thread) {t_one:.2f} s, "
+              f"--threads {cores} {t_all:.2f} s wall ({t_all / t_one:.1f}x slower)")
     print(f"speed-up vs per-seed loop: {ratio['notebook']:.1f}x")
 
 
