@@ -23,7 +23,7 @@ def twomoon_runs(tmp_path_factory):
     from mke_theory.cli import cli
 
     out = tmp_path_factory.mktemp("runs") / "twomoon"
-    result = CliRunner().invoke(cli, ["twomoon", "--seeds", "3", "--ablation", "--no-figure", "--out", str(out)])
+    result = CliRunner().invoke(cli, ["twomoon", "--n-seeds", "3", "--ablation", "--no-figure", "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
 

@@ -62,20 +62,51 @@ def table_lines(output):
     (["simulate", "--noise", "nan"], ["--noise", "[0, 1]"]),
     (["simulate", "--noise", "a,b"], ["--noise", "'a,b'", "comma-separated"]),
     (["simulate", "--noise", ","], ["--noise", "at least one rate"]),
-    (["simulate", "--seeds", "0"], ["--seeds", "0", ">=1"]),
+    (["simulate", "--n-seeds", "0"], ["--n-seeds", "0", ">=1"]),
+    (["simulate", "--seeds", "a,b"], ["--seeds", "comma-separated"]),
+    (["simulate", "--seeds", "1,1"], ["--seeds", "distinct"]),
     (["simulate", "--steps", "0"], ["--steps"]),
     (["simulate", "--data-seed", "-1"], ["--data-seed", ">=0"]),
     (["simulate", "--generator", "nope"], ["--generator", "'nope'", "'twomoon'", "'gaussian'", "'shared-specific'"]),
     (["simulate", "--noise-model", "uniform"], ["--noise-model", "'symmetric'", "'structured'"]),
-    (["twomoon", "--seeds", "0"], ["--seeds", ">=1"]),
+    (["twomoon", "--n-seeds", "0"], ["--n-seeds", ">=1"]),
     (["twomoon", "--regularizer", "noise"], ["--regularizer", "'input_noise'"]),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) and v[0] in ("simulate", "twomoon") else None)
 def test_bad_option_fails_with_one_clear_sentence(args, mentions):
     assert_clean_failure(invoke(*args), *mentions, exit_code=2)
 
 
+@pytest.mark.parametrize("args, mentions", [
+    # a bare integer used to be a count: refused with what to write, never silently one seed
+    (["twomoon", "--seeds", "5"], ["--seeds is a list of seeds", "--n-seeds 5", "--seeds 5,"]),
+    (["simulate", "--seeds", "3"], ["--seeds is a list of seeds", "--n-seeds 3"]),
+    (["twomoon", "--seeds", "3,14", "--n-seeds", "2"], ["not both"]),
+    (["simulate", "--seeds", "1,2"], ["0, 1, ..., N−1", "--n-seeds"]),
+], ids=["twomoon-bare", "simulate-bare", "both", "simulate-not-a-prefix"])
+def test_seeds_is_a_list_and_a_bare_count_is_refused(args, mentions):
+    assert_clean_failure(invoke(*args, "--steps" if args[0] == "simulate" else "--no-figure",
+                                *(["1"] if args[0] == "simulate" else [])), *mentions, exit_code=1)
+
+
+def test_twomoon_seeds_list_trains_those_seeds_and_n_seeds_the_notebook_stream(monkeypatch):
+    import mke_theory.twomoon as twomoon
+
+    seen = []
+
+    def fake_run(cfg, progress=None):
+        seen.append(cfg.student_seeds)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(twomoon, "run_twomoon", fake_run)
+    assert invoke("twomoon", "--seeds", "3,14", "--no-figure").exit_code == 0
+    assert invoke("twomoon", "--seeds", "7,", "--no-figure").exit_code == 0
+    assert invoke("twomoon", "--n-seeds", "3", "--no-figure").exit_code == 0
+    assert invoke("twomoon", "--no-figure").exit_code == 0
+    assert seen == [[3, 14], [7], twomoon.official_seeds(3), twomoon.official_seeds(10)]
+
+
 def test_repeated_noise_rate_fails_before_training():
-    error = assert_clean_failure(invoke("simulate", "--noise", "0.3,0.3", "--seeds", "1", "--steps", "1"),
+    error = assert_clean_failure(invoke("simulate", "--noise", "0.3,0.3", "--n-seeds", "1", "--steps", "1"),
                                  "noise", "repeat", exit_code=1)
     assert "0.3" in error
 
@@ -94,7 +125,7 @@ def test_bad_option_in_a_real_process_prints_no_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def twomoon_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("twomoon") / "runs"
-    result = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    result = invoke("twomoon", "--n-seeds", "2", "--no-figure", "--out", str(out))
     return result, out
 
 
@@ -127,12 +158,12 @@ def test_twomoon_never_overwrites_without_force(twomoon_run, tmp_path):
     shutil.copytree(first, out)
     before = {p.name: p.read_text() for p in out.iterdir()}
 
-    again = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    again = invoke("twomoon", "--n-seeds", "2", "--no-figure", "--out", str(out))
     assert again.exit_code == 0, again.output  # resumes like mke-exp run: existing records are kept
     assert "wrote 0 run records" in again.output and "kept 7 existing record(s)" in again.output
     assert {p.name: p.read_text() for p in out.iterdir()} == before
 
-    forced = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out), "--force")
+    forced = invoke("twomoon", "--n-seeds", "2", "--no-figure", "--out", str(out), "--force")
     assert forced.exit_code == 0, forced.output
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
     metrics = lambda folder: sorted((r["method"], r["seed"], r["metrics"]["test_accuracy"])  # noqa: E731
@@ -150,7 +181,7 @@ def test_twomoon_with_some_records_present_writes_only_the_missing_ones(twomoon_
     before = kept.read_bytes()
     for path in removed:
         path.unlink()
-    again = invoke("twomoon", "--seeds", "2", "--no-figure", "--out", str(out))
+    again = invoke("twomoon", "--n-seeds", "2", "--no-figure", "--out", str(out))
     assert again.exit_code == 0, again.output
     assert f"wrote {len(removed)} run records" in again.output and "kept 1 existing record(s)" in again.output
     assert kept.read_bytes() == before
@@ -162,7 +193,7 @@ def test_twomoon_with_some_records_present_writes_only_the_missing_ones(twomoon_
 
 def test_simulate_prints_one_row_per_eta_and_method_and_writes_records(tmp_path):
     out = tmp_path / "sim"
-    result = invoke("simulate", "--noise", "0.1,0.3", "--seeds", "2", "--steps", "200", "--out", str(out))
+    result = invoke("simulate", "--noise", "0.1,0.3", "--n-seeds", "2", "--steps", "200", "--out", str(out))
     assert result.exit_code == 0, result.output
     rows = [line.split() for line in table_lines(result.stdout)]
     assert sorted((float(r[0]), r[2]) for r in rows) == sorted((eta, m) for eta in (0.1, 0.3) for m in STUDENT_METHODS)
@@ -182,7 +213,7 @@ def test_simulate_prints_one_row_per_eta_and_method_and_writes_records(tmp_path)
 
 def test_simulate_reports_the_theory_per_eta_and_plots_it(tmp_path):
     figure = tmp_path / "sweep.png"
-    result = invoke("simulate", "--noise", "0.1,0.3", "--seeds", "1", "--steps", "50", "--plot", str(figure))
+    result = invoke("simulate", "--noise", "0.1,0.3", "--n-seeds", "1", "--steps", "50", "--plot", str(figure))
     assert result.exit_code == 0, result.output
     theory = result.stdout.split("Theory on D_u")[1]
     rows = table_lines(theory)
@@ -204,7 +235,43 @@ def _simulate_teacher_rows():
 
 def test_simulate_without_out_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = invoke("simulate", "--noise", "0.2", "--seeds", "1", "--steps", "5")
+    result = invoke("simulate", "--noise", "0.2", "--n-seeds", "1", "--steps", "5")
     assert result.exit_code == 0, result.output
     assert len(table_lines(result.stdout)) == len(STUDENT_METHODS)
     assert os.listdir(tmp_path) == []
+
+
+# ---- progress when stderr is not a terminal ------------------------------------------------------
+
+
+def test_progress_lines_every_interval_with_rate_and_eta_not_per_step():
+    import io
+
+    from mke_theory.cli import progress_bar
+
+    now = [0]  # ms
+    out = io.StringIO()  # not a terminal: click's bar would print nothing useful here
+    with progress_bar(5000, "training", file=out, interval=5.0, clock=lambda: now[0] / 1000) as update:
+        for _ in range(5000):
+            now[0] += 4  # 250 steps/s, 20 s in all
+            update(1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3 + 1  # at 5, 10 and 15 s (not 5000 lines), then the last line
+    assert lines[0] == "training: 1250/5000 steps (25 %), 250 steps/s, ETA 15 s"
+    assert lines[-1] == "training: 5000/5000 steps done in 20 s"
+
+
+def test_twomoon_prints_progress_lines_into_a_log(monkeypatch):
+    import mke_theory.cli as theory_cli
+    import mke_theory.twomoon as twomoon
+
+    def fake_run(cfg, progress=None):
+        for _ in range(10):
+            progress(1)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(twomoon, "run_twomoon", fake_run)
+    monkeypatch.setattr(theory_cli, "PROGRESS_INTERVAL_S", 0.0)
+    result = CliRunner().invoke(cli, ["twomoon", "--n-seeds", "1", "--no-figure"])
+    progress = [line for line in result.stderr.splitlines() if line.startswith("training teacher and students: ")]
+    assert len(progress) >= 10 and "steps/s" in progress[0] and "/" in progress[0], result.stderr
