@@ -10,22 +10,13 @@ from pathlib import Path
 import click
 
 from mke_experiments.config import TrainConfig, click_type
+from mke_theory.cli import parse_seeds, progress_bar, resolve_seeds
 from mke_theory.errors import MKEError, user_errors
 from mke_theory.methods import methods_of
 from mke_theory.threads import threads_option
 
 METHOD_NAMES = methods_of("experiments")  # every method mke-exp can train (mke_theory.methods)
 DEFAULT_METHODS = methods_of("experiments", default_only=True)
-
-
-def _int_list(ctx, param, value):
-    try:
-        seeds = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise click.BadParameter("give distinct seeds >= 0, e.g. 0,1,2")
-    return seeds
 
 
 def _methods(ctx, param, value):
@@ -77,10 +68,8 @@ def prepare(task, raw, out, overrides):
     if not raw.exists():
         raise MKEError(f"{raw}: no such folder; point --raw at the unpacked download")
     cfg = resolve_config(spec, overrides)
-    with click.progressbar(length=0, label=f"preparing {task}", file=sys.stderr) as bar:
-        def progress(n):
-            bar.update(n)
-        manifest = prepare_data(raw, out, cfg.prepare, progress=progress)
+    with progress_bar(0, f"preparing {task}", unit="items") as update:
+        manifest = prepare_data(raw, out, cfg.prepare, progress=update)
     click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
 
 
@@ -89,7 +78,10 @@ def prepare(task, raw, out, overrides):
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for run records and checkpoints (re-running resumes).")
-@click.option("--seeds", default="0,1,2,3,4", callback=_int_list, help="Initialisation seeds (the split has its own).")
+@click.option("--seeds", default=None, callback=parse_seeds,
+              help="Initialisation seeds, comma-separated (the split has its own); one seed alone: 3,  "
+                   "[default: 0,1,2,3,4]")
+@click.option("--n-seeds", type=click.IntRange(1), default=None, help="Shorthand: seeds 0, 1, ..., N−1.")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), callback=_methods,
               help=f"Comma-separated methods, of: {', '.join(METHOD_NAMES)}.")
 @click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
@@ -100,7 +92,7 @@ def prepare(task, raw, out, overrides):
               help="Also log per-epoch loss and selection score for TensorBoard here.")
 @user_errors
 @threads_option()
-def run(task, data, out, seeds, methods, epochs, device, overrides, force, tensorboard):
+def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
@@ -109,6 +101,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     from mke_theory.stats import compare_methods, records_frame, summarize
     from mke_theory.tables import format_table
 
+    seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
     spec = get_task(task)
     if spec.needs_data and data is None:
         data_dir_or_error(data, task)  # one sentence, with the hint that fits the task
@@ -121,15 +114,20 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
     cfg, split = spec.load_split(cfg, data, overrides)
     total = pipeline.total_steps(split, cfg, methods, len(seeds))
     rank = distributed()[0]
-    for method, why in pipeline.skipped_methods(split, methods).items():
-        if rank == 0:
+    selection = pipeline.selection_used(cfg, split)
+    if rank == 0:  # every fallback in one line on stderr, before the training it changes
+        for method, why in pipeline.skipped_methods(split, methods).items():
             click.echo(f"WARNING: {method} is skipped: {why}.", err=True)
-    label = f"{task}: {len(seeds)} seeds × {len(methods)} methods"
-    with warnings.catch_warnings(), click.progressbar(
-            length=total, label=label, file=sys.stderr if rank == 0 else open(os.devnull, "w")) as bar:
+        if cfg.train.selection == "val" and split.val_alpha is None:
+            click.echo("WARNING: train.selection=val but the data have no validation set (val_alpha, val_beta, "
+                       "val_labels): every model keeps its last epoch instead.", err=True)
+    label = (f"{task}: {len(seeds)} seed{'s' * (len(seeds) > 1)} × {len(methods)} "
+             f"method{'s' * (len(methods) > 1)}")
+    with warnings.catch_warnings(), open(os.devnull, "w") as devnull, progress_bar(
+            total, label, file=sys.stderr if rank == 0 else devnull) as update:
         warnings.simplefilter("ignore", pipeline.SkippedMethodWarning)  # said above, in one line
         records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
-                                     progress=bar.update, tensorboard=tensorboard)
+                                     progress=update, tensorboard=tensorboard)
     if rank != 0:
         return
     if split.meta.get("leaky"):
@@ -140,7 +138,7 @@ def run(task, data, out, seeds, methods, epochs, device, overrides, force, tenso
         if len(seeds) > 1 and "teacher" in methods and len(methods) > 1:
             tests = compare_methods(frame, metric, baseline="teacher")
         click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
-                                f"{len(seeds)} seeds, model selection: {pipeline.selection_used(cfg, split)}"))
+                                f"{len(seeds)} seeds, model selection: {selection}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
