@@ -244,6 +244,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
     summary = summarize(records_frame(result.runs), "test_accuracy")
     reference = NOTEBOOK_REFERENCE if regularizer == "input_noise" and loss_form == "perturbed_ce" else None
     click.echo(format_table(summary[summary.task == TASK], fmt="plain", reference=reference,
+                            reference_label="official notebook",
                             caption=f"TwoMoon, {len(cfg.student_seeds)} runs (30 labeled / 270 unlabeled / 200 test); "
                             f"pseudo-label accuracy on D_u {100 * result.pseudo_label_accuracy:.1f} %"))
     if ablation:
@@ -251,6 +252,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
         ref = {(method, reg): f"{um} / {mm}" for reg, (um, mm) in NOTEBOOK_ABLATION.items()
                for method in ("um_student", "mm_student")}  # each row shows both students' numbers
         click.echo("\n" + format_table(ab, fmt="plain", reference=ref if loss_form == "perturbed_ce" else None,
+                                       reference_label="official notebook",
                                        caption="Regulariser ablation (UM / MM students); reference column: UM / MM"))
     write_records(result.runs, out, force)
     if not no_figure:

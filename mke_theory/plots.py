@@ -25,7 +25,7 @@ def _member(students: dict, keys, seed, seeds):
     return model, i, first  # the first seed's member (the naive UM student of a default run has no other)
 
 
-def plot_twomoon(result, path=None, member_seed=None):
+def plot_twomoon(result, path=None, member_seed=None, n_runs=None):
     """Redraw the paper's six-panel TwoMoon figure from a finished ``run_twomoon`` result.
 
     Parameters
@@ -38,6 +38,10 @@ def plot_twomoon(result, path=None, member_seed=None):
         Which student seed to draw (default: the first of ``result.config.student_seeds``).  A model
         trained for the first seed only (the naive UM student of a default run) keeps that seed,
         and its panel title says so.
+    n_runs : int, optional
+        How many student runs the drawn seed is one of, for the title (default: the result's seeds).
+        ``paper_figures/twomoon_figure.py`` retrains one recorded seed and passes how many the
+        records hold, so the title does not say "(first of 1 run)" beside ten records.
 
     Returns
     -------
@@ -129,7 +133,7 @@ def plot_twomoon(result, path=None, member_seed=None):
                 Patch(facecolor=CLASS_REGIONS[0], edgecolor="0.6", label="region: predicts class 0"),
                 Patch(facecolor=CLASS_REGIONS[1], edgecolor="0.6", label="region: predicts class 1")]
     fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=11, frameon=False)
-    n = len(seeds)
+    n = len(seeds) if n_runs is None else n_runs
     fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
                  f"of {n} run{'s' * (n > 1)}); points in (b), (d)–(f) are the test set", fontsize=15)
     fig.tight_layout(rect=(0, 0.045, 1, 0.97))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 import pandas as pd
 
@@ -24,7 +25,10 @@ from mke_theory.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
 FORMATS = ("markdown", "latex", "plain")
 DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
 PLAIN_METRIC = "test accuracy %"  # column heads of the plain table (mke-theory twomoon)
-PLAIN_REFERENCE = "official notebook"
+REFERENCE_LABEL = "reference"  # head of the reference column unless the caller names the source
+# the regularisers' order (mke_theory.ensemble.REGULARIZERS, which imports torch): ablation rows go
+# none -> input noise -> feature noise -> dropout -> all, not alphabetically
+VARIANT_ORDER = ("none", "input_noise", "feature_noise", "dropout", "all")
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -141,16 +145,28 @@ class _Compared:
         return " ".join(f"({letter}) {piece}." for piece, letter in self.notes.items())
 
 
+def _variant_rank(variant) -> int:
+    return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+
+
 def _in_table_order(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows grouped by task (first appearance), then in the method table's order (mke_theory.methods)."""
+    """Rows grouped by task (first appearance), then in the method table's order (mke_theory.methods),
+    a method's variants in the regularisers' order (``VARIANT_ORDER``; others after, as they come)."""
     task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
-    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order))
-    return ordered.sort_values(["_rank", "_method"], kind="mergesort")
+    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order),
+                             _variant=summary["variant"].map(_variant_rank))
+    return ordered.sort_values(["_rank", "_method", "_variant"], kind="mergesort")
+
+
+def _reference_decimals(reference: dict) -> int:
+    """The most decimals any reference value is written with ("72.65" and "72.4 / 77.7": 2 and 1)."""
+    found = [len(m) for v in reference.values() for m in re.findall(r"\d\.(\d+)", str(v))]
+    return max(found, default=0)
 
 
 def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, fmt: str = "markdown",
                  scale: float = 100, digits: int | None = None, caption: str | None = None,
-                 reference: dict | None = None) -> str:
+                 reference: dict | None = None, reference_label: str | None = None) -> str:
     """A results table: one row per (method, variant) per task, mean ± std, n, CI and significance.
 
     Parameters
@@ -176,13 +192,17 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         Factor applied to mean, std and CI (100: fractions shown as percentages).
     digits : int, optional
         Decimals of mean ± std (and of the CI; plain text shows the CI with one fewer). Default:
-        1 for Markdown and LaTeX, 2 for plain text.
+        1 for Markdown and LaTeX, 2 for plain text, or more where ``reference`` has more (a
+        reference of 72.65 is shown beside 72.55, not 72.5).
     caption : str, optional
         Markdown / LaTeX: text put before the significance note; plain: the title line.
     reference : dict, optional
-        Numbers to show in a reference column ("paper"; plain: "official notebook"), keyed by
-        method (rows without a variant), by (method, variant) or by "method (variant)"; values
-        are shown as given.
+        Numbers to show in a reference column, keyed by method (rows without a variant), by
+        (method, variant) or by "method (variant)"; values are shown as given.
+    reference_label : str, optional
+        Head of the reference column: its source, e.g. "official notebook" or "paper" (default
+        "reference"). Rows of a method's variants come in the regularisers' order (none, input
+        noise, feature noise, dropout, all).
 
     Returns
     -------
@@ -193,7 +213,9 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     """
     check_choice("fmt", fmt, FORMATS)
     check_range("scale", scale, 0.0, low_inclusive=False)
-    digits = DIGITS[fmt] if digits is None else digits
+    if digits is None:
+        digits = max(DIGITS[fmt], _reference_decimals(reference) if reference else 0)
+    label = reference_label or REFERENCE_LABEL
     check_range("digits", digits, 0, 15, integer=True)
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
@@ -214,13 +236,13 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
 
     if fmt == "plain":
         return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
-                      caption, note, compared)
+                      caption, note, compared, label)
 
     # the cells first: they number the footnotes in the order of the rows
     ci_head = _ci_head(summary)
     with_variant = bool((summary["variant"].astype(str) != "").any())
     head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head] + compared.head
-    head += ["paper"] if reference else []
+    head += [label] if reference else []
     body, tasks = [], []
     for r in ordered.itertuples():
         n = int(r.n)
@@ -272,12 +294,12 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     return "\n".join(lines)
 
 
-def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note, compared) -> str:
+def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note, compared, label) -> str:
     """The plain-text layout of ``format_table``: method [variant], runs, mean ± std, CI, Δ, d_z, p, reference."""
     head = f"{'method':<28}{'runs':>5}  {PLAIN_METRIC:>16}  {_ci_head(summary, space=''):>15}"
     widths = (24, 6, 12)
     head += "".join(f"  {h.replace(' % ', '% '):>{w}}" for h, w in zip(compared.head, widths))
-    head += f"  {PLAIN_REFERENCE:>17}" if ref_of else ""
+    head += f"  {label:>17}" if ref_of else ""
     lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
     for r in ordered.itertuples():
         n = int(r.n)

@@ -45,6 +45,8 @@ def write_table(out: Path, name: str, markdown: str, latex: str) -> None:
 
 def write_figure(fig, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight")
-    fig.savefig(out / f"{name}.pdf", bbox_inches="tight")
+    title = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    metadata = {"Title": title} if title else {}  # the title as text, for readers and tests
+    fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight", metadata=metadata)
+    fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata=metadata)
     print(f"wrote {out / name}.png and .pdf")

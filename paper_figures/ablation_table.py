@@ -22,5 +22,7 @@ reference = {(m, reg): f"{pair[i]}" for reg, pair in NOTEBOOK_ABLATION.items()
 caption = (f"Regulariser ablation on TwoMoon, test accuracy (%), mean ± std over {summary['n'].max()} seeds; "
            "reference column: official notebook")
 write_table(args.out, "ablation_table",
-            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference),
-            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference))
+            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
+                         reference_label="official notebook"),
+            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
+                         reference_label="official notebook"))

@@ -33,5 +33,7 @@ summary = summarize(frame, metric)
 comparisons = compare_methods(frame, metric, baseline="teacher", task=args.task)
 caption = f"{args.task}: {what}, mean ± std over seeds" + ("; reference column: the paper" if reference else "")
 write_table(args.out, f"table_{args.task}",
-            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference),
-            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference))
+            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
+                         reference_label="paper"),
+            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
+                         reference_label="paper"))

@@ -20,5 +20,7 @@ reference = {k: f"{v:.1f}" for k, v in NOTEBOOK_REFERENCE.items()}
 caption = (f"TwoMoon test accuracy (%), mean ± std over {summary['n'].max()} seeds; "
            "reference column: official notebook, 10 runs")
 write_table(args.out, "twomoon_table",
-            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference),
-            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference))
+            format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
+                         reference_label="official notebook"),
+            format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
+                         reference_label="official notebook"))

@@ -54,8 +54,24 @@ def test_twomoon_outputs(twomoon_runs, tmp_path, name, outputs):
         # the paired difference with its interval and d_z beside the p (bug caught: only a † and no interval)
         assert "| Δ vs um_student [95 % CI] | d_z | p (Holm) |" in text
         assert "| baseline |" in text  # the um_student row
+    if name == "twomoon_figure":
+        from PIL import Image
+
+        title = Image.open(tmp_path / "twomoon_figure.png").info["Title"]
+        assert "(first of 3 runs)" in title, title  # bug caught: "(first of 1 run)" beside 3 records' runs
+    if name == "twomoon_table":
+        text = (tmp_path / "twomoon_table.md").read_text()
+        assert "| official notebook |" in text and "paper" not in text.replace("paired", "")
     if name == "ablation_table":
         text = (tmp_path / "ablation_table.md").read_text()
+        # none -> input noise -> feature noise -> dropout -> all (bug caught: alphabetical), two decimals
+        # beside the notebook's 72.65 (bug caught: 72.5 beside 72.65); the notebook's numbers headed as its
+        rows = [line.split(" | ")[1:3] for line in text.splitlines()[2:] if line.startswith("| twomoon")]
+        order = ["none", "input_noise", "feature_noise", "dropout", "all"]
+        assert rows == [["um_student", r] for r in order] + [["mm_student", r] for r in order], rows
+        um_all = next(line for line in text.splitlines() if line.startswith("| twomoon-ablation | um_student | all |"))
+        assert "72.65" in um_all and __import__("re").search(r"\| \d+\.\d\d ± \d+\.\d\d", um_all), um_all
+        assert "| official notebook |" in text and "paper" not in text
         assert "| Δ vs mm_student (none) [95 % CI] | d_z | p (Holm) |" in text
         assert r"$\Delta$ vs mm\_student (none) [95\,\% CI] & $d_z$ & $p$ (Holm)" in (
             tmp_path / "ablation_table.tex").read_text()
@@ -78,7 +94,8 @@ def test_realdata_table_carries_the_papers_reference_column(tmp_path):
     done = _script("realdata_table", "nyudv2", "--runs", tmp_path / "runs", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "table_nyudv2.md").read_text()
-    assert "48.88" in text and "44.15" in text and "49.0 ± 1.0" in text
+    assert "48.88" in text and "44.15" in text and "49.00 ± 1.00" in text  # two decimals, as the paper's
+    assert "| paper |" in text and "reference column: the paper" in text
 
 
 def test_corrupt_record_is_named(tmp_path, twomoon_runs):

@@ -64,7 +64,8 @@ def test_markdown_cells_escape_pipes():
 
 def test_plain_table_keeps_its_reference_column_title_and_layout():
     summary = summarize(FRAME, "test_accuracy")
-    text = format_table(summary, fmt="plain", caption="TwoMoon, 3 runs", reference={"mm_student": 77.7})
+    text = format_table(summary, fmt="plain", caption="TwoMoon, 3 runs", reference={"mm_student": 77.7},
+                        reference_label="official notebook")
     lines = text.splitlines()
     assert lines[0] == "TwoMoon, 3 runs"
     assert lines[1].split() == ["method", "runs", "test", "accuracy", "%", "95%", "CI", "official", "notebook"]
@@ -74,6 +75,44 @@ def test_plain_table_keeps_its_reference_column_title_and_layout():
     assert rows["mm_student"].endswith("77.7") and "77.70 ± 0.70" in rows["mm_student"]
     assert "[" in rows["mm_student"] and rows["teacher"].rstrip().endswith("]")  # no reference: blank cell
     assert all(len(line) == len(lines[1]) for line in lines[3:])  # aligned under the head
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "plain"])
+def test_reference_column_is_headed_by_its_source_never_paper_by_default(fmt):
+    summary = summarize(FRAME, "test_accuracy")
+    unnamed = format_table(summary, fmt=fmt, reference={"mm_student": 77.7})
+    assert "paper" not in unnamed and "official notebook" not in unnamed and "reference" in unnamed
+    notebook = format_table(summary, fmt=fmt, reference={"mm_student": 77.7}, reference_label="official notebook")
+    assert "official notebook" in notebook and "paper" not in notebook
+    assert "paper" in format_table(summary, fmt=fmt, reference={"mm_student": 48.88}, reference_label="paper")
+
+
+def test_ablation_rows_in_the_regularisers_order_not_alphabetical():
+    values = {"none": [0.69, 0.70], "input_noise": [0.72, 0.73], "feature_noise": [0.69, 0.70],
+              "dropout": [0.70, 0.71], "all": [0.72, 0.73]}
+    frame = frame_of({(m, reg): v for reg, v in sorted(values.items()) for m in ("um_student", "mm_student")},
+                     task="twomoon-ablation")
+    text = format_table(summarize(frame, "test_accuracy"), fmt="markdown")
+    rows = [line.split(" | ")[1:3] for line in text.splitlines()[2:] if line.startswith("|")]
+    order = ["none", "input_noise", "feature_noise", "dropout", "all"]
+    assert rows == [["um_student", reg] for reg in order] + [["mm_student", reg] for reg in order]
+
+
+def test_regularisers_order_is_the_ensembles():
+    from mke_theory.ensemble import REGULARIZERS
+    from mke_theory.tables import VARIANT_ORDER
+
+    assert VARIANT_ORDER == tuple(REGULARIZERS)
+
+
+def test_two_decimals_where_the_reference_has_them():
+    frame = frame_of({("um_student", "all"): [0.7250, 0.7260]}, task="twomoon-ablation")  # mean 72.55
+    summary = summarize(frame, "test_accuracy")
+    text = format_table(summary, fmt="markdown", reference={("um_student", "all"): "72.65"})
+    assert "72.55 ± " in text and "| 72.65 |" in text
+    assert "72.5 ± " not in text and "72.6 ± " not in text
+    assert "72.5 ± " in format_table(summary, fmt="markdown", reference={("um_student", "all"): "72.6"}) or \
+        "72.6 ± " in format_table(summary, fmt="markdown", reference={("um_student", "all"): "72.6"})
 
 
 def test_plain_table_reference_by_method_and_variant_and_no_column_without_reference():
