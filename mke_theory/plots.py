@@ -233,6 +233,20 @@ def _title(config: dict, what: str) -> str:
     return f"{what}: {config.get('generator', '?')} data, {config.get('noise_model', '?')} pseudo-label noise"
 
 
+def _suptitle(fig, text: str, fontsize: float) -> float:
+    """Put ``text`` above ``fig``, broken at "; " into lines that fit its width (never clipped at the
+    edges); returns the top of the room left for the axes, for ``tight_layout(rect=...)``."""
+    fits = int(fig.get_figwidth() * 72 / (0.6 * fontsize))  # characters of average width per line
+    lines = []
+    for piece in text.split("; "):
+        if lines and len(lines[-1]) + 2 + len(piece) <= fits:
+            lines[-1] += "; " + piece
+        else:
+            lines.append(piece)
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
+    return 1 - (0.05 + 0.045 * (len(lines) - 1)) * 5.6 / fig.get_figheight()
+
+
 def _eta_ticks(ax, etas) -> None:
     ax.set_xticks(etas)
     ax.set_xticklabels([f"{e:g}" for e in etas])
@@ -374,8 +388,8 @@ def plot_noise_sweep(records, path=None):
     what = "Noise sweep"
     if config.get("regularizer"):
         what += f" (students regularised with {REG_LABELS.get(config['regularizer'], config['regularizer'])})"
-    fig.suptitle(_title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", fontsize=13.5)
-    fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, 0.95))
+    top = _suptitle(fig, _title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", 13.5)
+    fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, top))
     _save(fig, path)
     return fig
 
@@ -460,7 +474,7 @@ def plot_expansion(records, path=None):
         _eta_ticks(ax, etas)
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=10.5, frameon=False)
     n_rows = (len(handles) + 2) // 3
-    fig.suptitle(_title(config, "Expansion and separation") + " (estimated on $D_u$)", fontsize=13.5)
-    fig.tight_layout(rect=(0, 0.05 * n_rows + 0.01, 1, 0.95))
+    top = _suptitle(fig, _title(config, "Expansion and separation") + " (estimated on $D_u$)", 13.5)
+    fig.tight_layout(rect=(0, 0.05 * n_rows + 0.01, 1, top))
     _save(fig, path)
     return fig

@@ -110,3 +110,20 @@ def test_scripts_without_runs_name_the_command(tmp_path, name):
     done = _script(name, "--runs", tmp_path / "nothing", "--out", tmp_path)
     assert done.returncode == 0 and "no runs for simulate: run mke-theory simulate" in done.stdout
     assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("plot", [plot_noise_sweep, plot_expansion])
+def test_the_readme_sweeps_title_fits_the_figure(plot):
+    # bug caught: `mke-theory simulate --noise 0.1,0.2,0.3 --noise-model structured --generator shared-specific
+    # --plot sweep.png` (the README's) had its one-line title clipped at both edges of the PNG
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = simulate(SimulateConfig(generator="shared-specific", noise=(0.1, 0.2, 0.3), noise_model="structured",
+                                   n_seeds=2, steps=20))
+    fig = plot(rows)
+    FigureCanvasAgg(fig).draw()
+    box = fig._suptitle.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height, (box, fig.bbox)
+    assert "shared-specific" in fig.get_suptitle() and "structured" in fig.get_suptitle()
+    for ax in fig.axes:  # the title does not run into the panels' titles
+        assert ax.title.get_window_extent().y1 < box.y0
