@@ -46,12 +46,24 @@ FIGURES := twomoon_figure.png twomoon_table.md ablation_table.md noise_sweep.png
 
 figures: $(addprefix $(FIG)/,$(FIGURES))
 
+# TwoMoon: records already in $(RUNS)/twomoon (e.g. `make demo`'s, which has no ablation) are reused,
+# never overwritten; the command runs only when the ablation records are missing, and says why.
+TWOMOON_HAS = $(wildcard $(RUNS)/twomoon/twomoon__*.json)
+ABLATION_HAS = $(wildcard $(RUNS)/twomoon/twomoon-ablation__*.json)
 $(RUNS)/twomoon/.done: $(VENV)/.installed
-	$(BIN)/mke-theory twomoon --ablation --no-figure --force --out $(RUNS)/twomoon
+ifneq ($(and $(TWOMOON_HAS),$(ABLATION_HAS)),)
+	@echo "$(RUNS)/twomoon holds TwoMoon and ablation records: reusing them (delete the folder to rerun)"
+else ifneq ($(TWOMOON_HAS),)
+	@echo "$(RUNS)/twomoon has TwoMoon records but no ablation (make demo runs without --ablation): running it;" \
+	      "the TwoMoon students are retrained alongside; the records already there are kept"
+	$(BIN)/mke-theory twomoon --ablation --no-figure --out $(RUNS)/twomoon
+else
+	$(BIN)/mke-theory twomoon --ablation --no-figure --out $(RUNS)/twomoon
+endif
 	touch $@
 
 $(RUNS)/simulate/.done: $(VENV)/.installed
-	$(BIN)/mke-theory simulate --noise 0,0.1,0.2,0.3,0.4 --seeds 5 --force --out $(RUNS)/simulate
+	$(BIN)/mke-theory simulate --noise 0,0.1,0.2,0.3,0.4 --n-seeds 5 --force --out $(RUNS)/simulate
 	touch $@
 
 $(RUNS)/mfeat/.done: $(VENV)/.installed

@@ -1,5 +1,6 @@
 """Every paper_figures script runs on fixture records and writes non-empty outputs."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,27 @@ def test_report_prints_a_table_with_tests(twomoon_runs):
     assert latex.exit_code == 0 and r"\toprule" in latex.output
     missing = CliRunner().invoke(mke_exp, ["report", str(twomoon_runs), "--task", "nyudv2"])
     assert missing.exit_code == 1 and "no records of task 'nyudv2'" in missing.output
+
+
+@pytest.mark.skipif(shutil.which("make") is None or not (ROOT / ".venv" / ".installed").exists(),
+                    reason="needs make and the Makefile's virtual environment")
+@pytest.mark.parametrize("present, runs, says", [
+    ((), True, None),
+    (("twomoon__teacher__seed39__abc.json",), True, "no ablation (make demo runs without --ablation)"),
+    (("twomoon__teacher__seed39__abc.json", "twomoon-ablation__um_student__none__seed81__abc.json"), False,
+     "reusing them"),
+], ids=["empty", "after-make-demo", "complete"])
+def test_make_figures_reuses_the_demos_twomoon_records(tmp_path, present, runs, says):
+    # bug caught: after `make demo`, `make figures` silently reran TwoMoon with --ablation --force
+    folder = tmp_path / "runs" / "twomoon"
+    folder.mkdir(parents=True)
+    for name in present:
+        (folder / name).write_text("{}")
+    done = subprocess.run(["make", "-n", f"RUNS={tmp_path / 'runs'}", str(folder / ".done")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    commands = [line for line in done.stdout.splitlines() if "mke-theory twomoon" in line]
+    assert bool(commands) == runs, done.stdout
+    assert all("--force" not in line for line in commands)  # what is there is kept
+    if says:
+        assert says in done.stdout, done.stdout
