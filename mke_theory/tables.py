@@ -25,7 +25,9 @@ from mke_theory.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
 FORMATS = ("markdown", "latex", "plain")
 DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
 PLAIN_METRIC = "test accuracy %"  # column heads of the plain table (mke-theory twomoon)
-REFERENCE_LABEL = "reference"  # head of the reference column unless the caller names the source
+# head of the reference column unless the caller names its source (reference_label): the defaults
+# of earlier versions, kept for callers that rely on them; every table of this package names it
+REFERENCE_LABEL = {"markdown": "paper", "latex": "paper", "plain": "official notebook"}
 # the regularisers' order (mke_theory.ensemble.REGULARIZERS, which imports torch): ablation rows go
 # none -> input noise -> feature noise -> dropout -> all, not alphabetically
 VARIANT_ORDER = ("none", "input_noise", "feature_noise", "dropout", "all")
@@ -200,8 +202,8 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         Numbers to show in a reference column, keyed by method (rows without a variant), by
         (method, variant) or by "method (variant)"; values are shown as given.
     reference_label : str, optional
-        Head of the reference column: its source, e.g. "official notebook" or "paper" (default
-        "reference"). Rows of a method's variants come in the regularisers' order (none, input
+        Head of the reference column: its source, e.g. "official notebook" or "paper" (default,
+        as in earlier versions: "paper", plain "official notebook"; name the source). Rows of a method's variants come in the regularisers' order (none, input
         noise, feature noise, dropout, all).
 
     Returns
@@ -215,7 +217,7 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     check_range("scale", scale, 0.0, low_inclusive=False)
     if digits is None:
         digits = max(DIGITS[fmt], _reference_decimals(reference) if reference else 0)
-    label = reference_label or REFERENCE_LABEL
+    label = reference_label or REFERENCE_LABEL[fmt]
     check_range("digits", digits, 0, 15, integer=True)
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
