@@ -77,7 +77,7 @@ def test_set_threads_applies_the_choice_to_torch():
 
 
 # ---- the command-line tools apply the choice ----------------------------------------------------------------
-SIMULATE = ["simulate", "--noise", "0.2", "--seeds", "1", "--steps", "1"]
+SIMULATE = ["simulate", "--noise", "0.2", "--n-seeds", "1", "--steps", "1"]
 RUN_MFEAT = ["run", "mfeat", "--epochs", "1", "--seeds", "0", "--methods", "teacher", "--device", "cpu"]
 
 
