@@ -4,6 +4,11 @@ The methods and what each trains on are the rows of ``mke_theory.methods`` (teac
 NOISY student, MM student with and without regularisation, the MKE student on confident pseudo
 labels only, and the supervised upper bound); ``SeedRun`` turns a row into a training run.
 
+Your own teacher: a split whose ``meta["teacher_output"]`` holds a teacher's output on D_u (the ``arrays``
+bundle's ``pseudo_labels`` or ``teacher_probs``) trains no teacher; every seed's students learn from those
+labels, and the teacher's record, when the bundle has its test predictions, is scored from them
+(``config["teacher"] == "external"``).
+
 Methods outer, seeds inner: ``run_seeds`` trains the teacher of every seed, pseudo-labels D_u with
 each seed's own teacher, then each student method for all its unfinished seeds in one ``fit``
 (``train_method``: one member per seed). Small vector networks train those members stacked in one
@@ -14,6 +19,8 @@ go seed by seed (``run_split``), so that only one seed's models and pseudo label
 from __future__ import annotations
 
 import functools
+import hashlib
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +46,29 @@ METHODS = methods_of("experiments", default_only=True)  # what mke-exp run train
 def _t(a) -> torch.Tensor:
     a = np.asarray(a)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
+
+
+def external_teacher(split: MultimodalSplit) -> dict | None:
+    """The teacher's output the split carries (``pseudo_labels`` or ``teacher_probs`` on D_u, optionally
+    ``teacher_test_pred`` or ``teacher_test_probs``), or None when the pipeline trains its own teacher."""
+    return split.meta.get("teacher_output")
+
+
+def run_config(cfg: ExperimentConfig, split: MultimodalSplit) -> dict:
+    """What a record's ``config`` holds (and its hash covers): the resolved config, the split's id, the
+    class values behind 0 … K−1 when the data had others (``classes``), and for an external teacher
+    ``teacher: "external"`` with a hash of its output (other pseudo labels: other records)."""
+    config = dict(record_dict(cfg), split_id=split.split_id)
+    if "classes" in split.meta:
+        config["classes"] = list(split.meta["classes"])
+    teacher = external_teacher(split)
+    if teacher is not None:
+        h = hashlib.sha256()
+        for key in sorted(teacher):
+            a = np.ascontiguousarray(teacher[key])
+            h.update(f"{key}:{a.dtype.str}{a.shape};".encode() + a.tobytes())
+        config.update(teacher="external", teacher_output_id=h.hexdigest()[:12])
+    return config
 
 
 @dataclass
@@ -139,7 +169,7 @@ class SeedRun:
         self.task = get_task(cfg.task)
         self.progress, self.stop_after = progress, stop_after
         self.world = distributed()[1]
-        self.config = dict(record_dict(cfg), split_id=split.split_id)
+        self.config = run_config(cfg, split)
         self.t = {name: _t(getattr(split, name)) for name in
                   ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
         self.val = (_t(split.val_alpha), _t(split.val_beta)) if split.val_alpha is not None else None
@@ -218,6 +248,45 @@ class SeedRun:
         return PseudoLabels(predicted, targets[train_idx], train_idx, held_out,
                             None if confidence is None else confidence.numpy()[train_idx], metrics)
 
+    def external_pseudo_label(self) -> PseudoLabels:
+        """Eq. (2) read off the bundle: the external teacher's ``pseudo_labels``, or ``teacher_probs`` (their
+        argmax; with ``mke.pseudo_labels=soft`` the probabilities themselves, as given: no temperature).
+        The same for every seed; the confidence is the top probability (``teacher_probs`` only)."""
+        teacher, split = external_teacher(self.split), self.split
+        probs = teacher.get("teacher_probs")
+        predicted = teacher["pseudo_labels"] if probs is None else probs.argmax(axis=1)
+        if self.cfg.mke.pseudo_labels == "soft" and probs is not None:
+            targets = torch.as_tensor(probs, dtype=torch.float32)
+        else:
+            targets = torch.as_tensor(predicted.astype(np.int64))
+        held_out = None
+        if self.cfg.train.selection == "agreement":  # the same held-out tenth as for a trained teacher
+            held_out = np.zeros(split.n_unlabeled, bool)
+            held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
+        train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
+        metrics = {}
+        if split.unlabeled_labels is not None:
+            metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels).mean())
+        confidence = None if probs is None else probs.max(axis=1)[train_idx]
+        return PseudoLabels(predicted, targets[train_idx], train_idx, held_out, confidence, metrics)
+
+    def external_teacher_record(self) -> dict | None:
+        """The teacher's row from the bundle's ``teacher_test_probs`` / ``teacher_test_pred`` (the task's own
+        metrics), or None when the bundle has no test predictions."""
+        teacher, split = external_teacher(self.split), self.split
+        probs, pred = teacher.get("teacher_test_probs"), teacher.get("teacher_test_pred")
+        if probs is None and pred is None:
+            return None
+        if probs is None:
+            probs = np.eye(split.n_classes, dtype=np.float32)[pred]
+        scores = np.log(np.clip(probs, 1e-12, None)) if self.task.scores else probs.argmax(axis=1)
+        metrics = {f"test_{k}": v for k, v in self.task.evaluate(scores, split.test_labels, split.n_classes).items()}
+        record = make_record(self.cfg.task, "teacher", self.seed, metrics, self.config, 0.0,
+                             hardware="external (predictions from the bundle)", split_id=split.split_id)
+        record["best_epoch"] = None
+        self.files.write(record, keep_checkpoint=False)
+        return record
+
     def student_data(self, method: Method, pl: PseudoLabels) -> tuple[tuple, torch.Tensor, dict]:
         """(inputs, targets, extra metrics) of a student, read off its row of the method table."""
         t, idx = self.t, pl.train_idx
@@ -267,8 +336,21 @@ class SkippedMethodWarning(UserWarning):
 
 def skipped_methods(split: MultimodalSplit, methods) -> dict:
     """method -> why it is not trained on ``split``, for the requested ``methods`` that cannot run."""
-    return {m: "the split has no unlabeled_labels (the true labels of D_u) to train it on"
-            for m in methods if get_method(m).targets == "true" and split.unlabeled_labels is None}
+    why = {}
+    teacher = external_teacher(split)
+    for m in methods:
+        row = get_method(m)
+        if row.targets == "true" and split.unlabeled_labels is None:
+            why[m] = "the split has no unlabeled_labels (the true labels of D_u) to train it on"
+        elif teacher is not None and row.is_teacher and not {"teacher_test_pred", "teacher_test_probs"} & set(teacher):
+            why[m] = ("the teacher's output comes from the bundle and it has no teacher_test_pred or "
+                      "teacher_test_probs: no teacher row")
+        elif row.targets == "labels+pseudo" and split.n_labeled == 0:
+            why[m] = "it trains on D_l with its labels, and the bundle has no labeled_alpha / labels"
+        elif teacher is not None and row.select is not None and "teacher_probs" not in teacher:
+            why[m] = ("it keeps pseudo labels by the teacher's confidence: the bundle needs teacher_probs, "
+                      "not pseudo_labels")
+    return why
 
 
 def selection_used(cfg: ExperimentConfig, split: MultimodalSplit) -> str:
@@ -337,7 +419,7 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     an interrupted method continues from its checkpoints. Returns one ``SeedResult`` per seed.
     """
     rank = distributed()[0]
-    config = dict(record_dict(cfg), split_id=split.split_id)
+    config = run_config(cfg, split)
     out = None if out is None else Path(out)
     if out is not None and rank == 0:
         if (out / "checkpoints").exists() and not (out / "checkpoints").is_dir():
@@ -351,10 +433,20 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     rows = [get_method(m) for m in methods]
     teacher = get_method("teacher")
 
-    trained = train_method(runs, teacher, [None] * len(runs))  # always trained (or resumed): students need it
+    skip = skipped_methods(split, methods)
+    pls = []
+    if external_teacher(split) is not None:  # your own teacher: its pseudo labels from the bundle, no training
+        pl = runs[0].external_pseudo_label()
+        for run, result in zip(runs, results):
+            if "teacher" in methods and "teacher" not in skip:
+                result.records.append(run.external_teacher_record())
+            pls.append(pl)
+            result.pseudo_labels = pl.predicted
+        trained = []
+    else:
+        trained = train_method(runs, teacher, [None] * len(runs))  # always trained (or resumed): students need it
     if any(run.interrupted(fitted) for run, (_, fitted, _) in zip(runs, trained)):
         return results  # interrupted (tests)
-    pls = []
     for run, result, (model, fitted, _) in zip(runs, results, trained):
         result.records.append(run.files.finished("teacher") or run.finish(teacher, model, fitted, {}))
         result.models["teacher"] = model
@@ -371,8 +463,8 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
                 results[i].records.append(finished)
             else:
                 todo.append(i)
-        if not todo or (method.targets == "true" and split.unlabeled_labels is None):
-            continue  # all finished, or no true labels of D_u: no upper bound
+        if not todo or method.name in skip:
+            continue  # all finished, or it cannot run on this split (skipped_methods says why)
         trained = train_method([runs[i] for i in todo], method, [pls[i] for i in todo])
         if any(runs[i].interrupted(fitted) for i, (_, fitted, _) in zip(todo, trained)):
             return results  # interrupted (tests)
@@ -448,7 +540,9 @@ def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds:
     """Optimisation steps of ``run_split`` (a progress bar's length)."""
     per = {"labels": split.n_labeled, "labels+pseudo": split.n_labeled + split.n_unlabeled}
     batches = lambda n: cfg.train.epochs * -(-n // cfg.train.batch_size)  # noqa: E731
-    return n_seeds * sum(batches(per.get(get_method(m).targets, split.n_unlabeled)) for m in set(methods) | {"teacher"})
+    trained = set(methods) - set(skipped_methods(split, methods))
+    trained = trained - {"teacher"} if external_teacher(split) is not None else trained | {"teacher"}
+    return n_seeds * sum(batches(per.get(get_method(m).targets, split.n_unlabeled)) for m in trained)
 
 
 def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out=None, device="auto",
@@ -462,6 +556,10 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
                        "drop mke.pseudo_labels=soft or those methods")
     for method, why in skipped_methods(split, methods).items():
         warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=2)
+    if external_teacher(split) is not None and distributed()[0] == 0:
+        print("teacher: external predictions from the bundle (pseudo labels on D_u"
+              + (", test scores from its test predictions)" if "teacher" in methods and "teacher" not in
+                 skipped_methods(split, methods) else ")") + "; no teacher is trained", file=sys.stderr)
     dev = resolve_device(device)
     out = None if out is None else Path(out)
     groups = [list(seeds)] if len(seeds) > 1 and seeds_together(cfg, split) else [[seed] for seed in seeds]

@@ -224,7 +224,7 @@ def cli():
 @threads_option(small=True)  # MLPs: one thread unless --threads / $MKE_THREADS say otherwise
 def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
-    from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
+    from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL, NOTEBOOK_REFERENCE
     from mke_theory.stats import records_frame, summarize
     from mke_theory.tables import format_table
     from mke_theory.twomoon import ABLATION_TASK, TASK, TwoMoonConfig, run_twomoon, total_steps
@@ -244,7 +244,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
     summary = summarize(records_frame(result.runs), "test_accuracy")
     reference = NOTEBOOK_REFERENCE if regularizer == "input_noise" and loss_form == "perturbed_ce" else None
     click.echo(format_table(summary[summary.task == TASK], fmt="plain", reference=reference,
-                            reference_label="official notebook",
+                            reference_label=NOTEBOOK_LABEL,
                             caption=f"TwoMoon, {len(cfg.student_seeds)} runs (30 labeled / 270 unlabeled / 200 test); "
                             f"pseudo-label accuracy on D_u {100 * result.pseudo_label_accuracy:.1f} %"))
     if ablation:
@@ -252,7 +252,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
         ref = {(method, reg): f"{um} / {mm}" for reg, (um, mm) in NOTEBOOK_ABLATION.items()
                for method in ("um_student", "mm_student")}  # each row shows both students' numbers
         click.echo("\n" + format_table(ab, fmt="plain", reference=ref if loss_form == "perturbed_ce" else None,
-                                       reference_label="official notebook",
+                                       reference_label=NOTEBOOK_LABEL,
                                        caption="Regulariser ablation (UM / MM students); reference column: UM / MM"))
     write_records(result.runs, out, force)
     if not no_figure:
@@ -311,34 +311,58 @@ def simulate(noise, noise_model, generator, seeds, n_seeds, data_seed, steps, re
 
 
 def _load_npz(path: Path) -> dict:
+    """alpha, beta, pseudo_labels and (when known) labels of D_u from ``path``: the run's bundle (the keys
+    of ``mke_theory.npz.KEYS``: unlabeled_alpha, unlabeled_beta, pseudo_labels or teacher_probs,
+    unlabeled_labels) or the old check format (alpha, beta, pseudo_labels, labels; deprecated)."""
     import numpy as np
 
-    from mke_theory.npz import load_npz
+    from mke_theory.npz import LABEL_KEYS, OLD_CHECK_KEYS, encode_labels, load_npz
 
     arrays = load_npz(path, what=".npz file for --data")
-    missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
-    if missing:
-        raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
-                         f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
-    for key in ("alpha", "beta"):
-        if np.issubdtype(arrays[key].dtype, np.complexfloating):
+    old = "alpha" in arrays and "unlabeled_alpha" not in arrays
+    if old:
+        click.echo(f"note: {path} uses the old check keys ({', '.join(OLD_CHECK_KEYS)}); they still work, but the "
+                   "one bundle format of check and run is unlabeled_alpha, unlabeled_beta, pseudo_labels (or "
+                   "teacher_probs) and unlabeled_labels", err=True)
+        missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
+        if missing:
+            raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
+                           f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
+        keys = dict(alpha="alpha", beta="beta", labels="labels")
+        encoded, _ = encode_labels(arrays, ("pseudo_labels", "labels"), str(path), allow_missing=True)
+    else:
+        missing = [k for k in ("unlabeled_alpha", "unlabeled_beta") if k not in arrays]
+        if missing:
+            raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; check reads D_u of the run's bundle: "
+                           "unlabeled_alpha (M, d_α), unlabeled_beta (M, d_β), pseudo_labels (M,) or teacher_probs "
+                           "(M, K), and, when known, unlabeled_labels (M,)")
+        if "pseudo_labels" not in arrays and "teacher_probs" not in arrays:
+            raise MKEError(f"{path} holds no teacher output: check needs pseudo_labels (M,) or teacher_probs (M, K), "
+                           "the teacher's classes or probabilities on D_u (unlabeled_alpha); add one to the bundle")
+        keys = dict(alpha="unlabeled_alpha", beta="unlabeled_beta", labels="unlabeled_labels")
+        encoded, _ = encode_labels(arrays, LABEL_KEYS, str(path), allow_missing=True)
+        if "pseudo_labels" not in encoded:
+            probs = np.asarray(arrays["teacher_probs"])
+            if probs.ndim != 2 or probs.dtype.kind not in "fiu" or not np.all(np.isfinite(probs)):
+                raise MKEError(f"{path}: teacher_probs must be a finite (M, K) array of class probabilities, "
+                               f"got {probs.dtype} values of shape {probs.shape}")
+            encoded["pseudo_labels"] = probs.argmax(axis=1)
+    out = dict(pseudo_labels=encoded["pseudo_labels"], labels=encoded.get(keys["labels"]))
+    for role in ("alpha", "beta"):
+        key, value = keys[role], arrays[keys[role]]
+        if np.issubdtype(value.dtype, np.complexfloating):
             raise MKEError(f"{path}: {key} holds complex numbers; save real features (e.g. the magnitude or the "
                            "real and imaginary parts side by side)")
-        if not (np.issubdtype(arrays[key].dtype, np.number) or arrays[key].dtype == bool):
-            raise MKEError(f"{path}: {key} holds {arrays[key].dtype} values; save numeric features")
-        if arrays[key].ndim == 1:
-            arrays[key] = arrays[key][:, None]
-    for key in ("pseudo_labels", "labels"):
-        value = arrays.get(key)
-        if value is not None and value.dtype.kind not in "iuf":  # integers or whole floats, checked later
-            raise MKEError(f"{path}: {key} holds {value.dtype} values; save integer class indices 0 … K−1 "
-                           "(map class names to indices first)")
-    return arrays
+        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+            raise MKEError(f"{path}: {key} holds {value.dtype} values; save numeric features")
+        out[role] = value[:, None] if value.ndim == 1 else value
+    return out
 
 
 @cli.command()
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="npz with alpha (n, d_α), beta (n, d_β), pseudo_labels (n,) and, when known, labels (n,).")
+              help="The run's npz bundle: D_u as unlabeled_alpha, unlabeled_beta, the teacher's pseudo_labels (or "
+                   "teacher_probs) and, when known, unlabeled_labels. Old keys alpha/beta/labels still work.")
 @click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
               help="Check a built-in generator's D_u instead of --data.")
 @click.option("--noise", type=click.FloatRange(0, 1), default=0.2, help="With --generator: pseudo-label error η.")

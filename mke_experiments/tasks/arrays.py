@@ -1,9 +1,22 @@
 """Task ``arrays``: bring your own data as one npz bundle.
 
-Keys: ``labeled_alpha`` (N, d_α), ``labels`` (N,), ``unlabeled_alpha`` (M, d_α),
-``unlabeled_beta`` (M, d_β), ``test_alpha``, ``test_beta``, ``test_labels``; optional
-``unlabeled_labels`` (upper bound and diagnostics) and ``val_alpha``, ``val_beta``, ``val_labels``.
-Features are standardised with statistics of the training data only (α: D_l ∪ D_u; β: D_u).
+The bundle's keys (``KEYS``; the one list ``mke-exp run arrays`` and ``mke-theory check`` read):
+
+- ``labeled_alpha`` (N, d_α), ``labels`` (N,): D_l; optional when the bundle carries the teacher's output;
+- ``unlabeled_alpha`` (M, d_α), ``unlabeled_beta`` (M, d_β): D_u;
+- ``test_alpha``, ``test_beta``, ``test_labels``: the test set;
+- optional ``unlabeled_labels`` (upper bound and diagnostics) and ``val_alpha``, ``val_beta``, ``val_labels``;
+- optional teacher output (your own teacher, trained outside the library): ``pseudo_labels`` (M,) its classes
+  on D_u or ``teacher_probs`` (M, K) its class probabilities on D_u (rows sum to 1; columns in the order of
+  the encoded classes), and ``teacher_test_pred`` (n_test,) or ``teacher_test_probs`` (n_test, K) on the
+  test set for the teacher's row of the table. With one of them no teacher is trained.
+
+Labels may be integers or strings: the sorted distinct values of every label array (including
+``pseudo_labels`` and ``teacher_test_pred``) become classes 0 … K−1, and the original values are kept in
+``split.meta["classes"]`` and in every run record (``config["classes"]``). Integer labels must not skip a
+value between their smallest and largest (``data.allow_missing_classes=true`` keeps the skipped ones as
+classes without samples). Features are standardised with statistics of the training data only
+(α: D_l ∪ D_u; β: D_u).
 """
 
 from __future__ import annotations
@@ -16,16 +29,16 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, TrainConfig
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
-from mke_theory.npz import load_npz
+from mke_theory.npz import KEYS, LABEL_KEYS, LABELED, OPTIONAL, REQUIRED, TEACHER, encode_labels, load_npz
 from mke_theory.split import MultimodalSplit
 
-REQUIRED = ("labeled_alpha", "labels", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta", "test_labels")
-OPTIONAL = ("unlabeled_labels", "val_alpha", "val_beta", "val_labels")
+__all__ = ["KEYS", "OPTIONAL", "REQUIRED", "TEACHER", "ArraysData", "split_from_arrays", "standardize", "load"]
 
 
 @dataclass(frozen=True)
 class ArraysData:
     standardize: bool = True  # z-score every feature with training statistics
+    allow_missing_classes: bool = False  # integer labels that skip a value: keep it as a class without samples
 
 
 def _scaler(train: np.ndarray, modality: str, source: str):
@@ -71,13 +84,58 @@ def standardize(split: MultimodalSplit, source: str = "the bundle") -> Multimoda
         n_classes=split.n_classes, name=split.name, meta=dict(split.meta, standardized=True), **val)
 
 
-def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bundle") -> MultimodalSplit:
-    """A ``MultimodalSplit`` from a dict of arrays with the bundle's keys; errors name the key."""
-    missing = [k for k in REQUIRED if k not in arrays]
+def _teacher_output(data: dict, encoded: dict, n_classes: int, m: int, n_test: int, source: str) -> dict | None:
+    """The teacher's output the bundle carries, checked: pseudo_labels / teacher_probs on D_u and
+    teacher_test_pred / teacher_test_probs on the test set (class indices, probabilities as float32)."""
+    if not any(k in data for k in TEACHER):
+        return None
+    for hard, soft in (("pseudo_labels", "teacher_probs"), ("teacher_test_pred", "teacher_test_probs")):
+        if hard in data and soft in data:
+            raise MKEError(f"{source}: give one of {hard} (classes) or {soft} (probabilities), not both")
+    if "pseudo_labels" not in data and "teacher_probs" not in data:
+        raise MKEError(f"{source}: teacher_test_pred / teacher_test_probs need the teacher's output on D_u as well: "
+                       "add pseudo_labels (M,) or teacher_probs (M, K)")
+    out = {}
+    for key, rows, part in (("pseudo_labels", m, "unlabeled_alpha"), ("teacher_probs", m, "unlabeled_alpha"),
+                            ("teacher_test_pred", n_test, "test_alpha"), ("teacher_test_probs", n_test, "test_alpha")):
+        if key not in data:
+            continue
+        v = encoded[key] if key in encoded else np.asarray(data[key])
+        if key.endswith("probs"):
+            if v.ndim != 2 or v.shape[1] != n_classes:
+                raise MKEError(f"{source}: {key} must be (n, {n_classes}), one column per class in the order of the "
+                               f"sorted label values, got shape {v.shape}")
+            if v.dtype.kind not in "fiu" or not np.all(np.isfinite(v)) or v.min() < 0 or v.max() > 1:
+                raise MKEError(f"{source}: {key} must hold probabilities in [0, 1] (finite numbers)")
+            sums = v.sum(axis=1)
+            if not np.allclose(sums, 1.0, atol=1e-3):
+                bad = int(np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-3))[0])
+                raise MKEError(f"{source}: row {bad} of {key} sums to {sums[bad]:.4g}, not 1; save the softmax "
+                               "probabilities (or pass pseudo_labels with the classes instead)")
+            v = (v / sums[:, None]).astype(np.float32)
+        if len(v) != rows:
+            raise MKEError(f"{source}: {key} has {len(v)} rows but {part} has {rows}; one per sample")
+        out[key] = v
+    return out
+
+
+def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bundle",
+                      allow_missing_classes: bool = False) -> MultimodalSplit:
+    """A ``MultimodalSplit`` from a dict of arrays with the bundle's keys (``KEYS``); errors name the key.
+
+    Labels are encoded to 0 … K−1 (``mke_theory.npz.encode_labels``; the original values in
+    ``meta["classes"]``); the teacher's output, when the bundle carries it, is in ``meta["teacher_output"]``.
+    """
+    external = "pseudo_labels" in arrays or "teacher_probs" in arrays
+    needed = [k for k in REQUIRED if not (external and k in LABELED)]
+    missing = [k for k in needed if k not in arrays]
+    if external and (("labeled_alpha" in arrays) != ("labels" in arrays)):
+        missing.append("labels" if "labeled_alpha" in arrays else "labeled_alpha")
     if missing:
         raise MKEError(f"{source} misses the key(s) {', '.join(missing)}; "
-                         f"it must hold {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)})")
-    data = {k: np.asarray(arrays[k]) for k in REQUIRED + OPTIONAL if k in arrays}
+                       f"it must hold {', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL + TEACHER)}; "
+                       f"{' and '.join(LABELED)} may go when pseudo_labels or teacher_probs are given)")
+    data = {k: np.asarray(arrays[k]) for k in KEYS if k in arrays}
     for k, v in data.items():
         if v.ndim == 0 or len(v) == 0:
             raise MKEError(f"{source}: {k} holds no rows (shape {v.shape}); every key needs one row per sample")
@@ -88,22 +146,22 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
                                "or the real and imaginary parts side by side)")
             if (not np.issubdtype(v.dtype, np.number) and v.dtype != bool) or not np.all(np.isfinite(data[k])):
                 raise MKEError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
-    label_keys = [k for k in ("labels", "test_labels", "unlabeled_labels", "val_labels") if k in data]
-    for k in label_keys:
-        v = data[k]
-        whole = v.dtype.kind in "iu" or (v.dtype.kind == "f" and np.all(np.isfinite(v)) and np.all(v == np.round(v)))
-        if v.ndim != 1 or not whole:
-            raise MKEError(f"{source}: {k} must be a 1-d array of integer class indices 0 … K−1, got "
-                           f"{v.dtype} values of shape {v.shape}; map class names to indices before saving")
-        if data[k].min() < 0:
-            raise MKEError(f"{source}: {k} holds a negative label; labels must be 0 … K−1")
-    n_classes = int(data["labels"].max()) + 1
-    for k in label_keys[1:]:
-        if data[k].max() >= n_classes:
-            raise MKEError(f"{source}: {k} holds class {int(data[k].max())}, but labels (D_l) only go up to "
-                             f"{n_classes - 1}; every class must appear among the labeled samples")
+    encoded, classes = encode_labels(data, LABEL_KEYS, source, allow_missing=allow_missing_classes)
+    teacher = _teacher_output(data, encoded, len(classes), len(data["unlabeled_alpha"]), len(data["test_alpha"]),
+                              source)
+    for k in TEACHER:
+        data.pop(k, None)
+    data.update({k: v for k, v in encoded.items() if k not in TEACHER})
+    if "labeled_alpha" not in data:  # your own teacher and no D_l: an empty D_l (no method trains on it)
+        data["labeled_alpha"] = np.zeros((0,) + data["unlabeled_alpha"].shape[1:], np.float32)
+        data["labels"] = np.zeros(0, np.int64)
+    if len(classes) < 2:
+        raise MKEError(f"{source}: the labels hold a single class ({classes[0]!r}); MKE needs at least two")
+    meta = dict(classes=classes)
+    if teacher is not None:
+        meta["teacher_output"] = teacher
     try:
-        return MultimodalSplit(**data, n_classes=n_classes, name=name)
+        return MultimodalSplit(**data, n_classes=len(classes), name=name, meta=meta)
     except ValueError as e:
         raise MKEError(f"{source}: {e}") from None
 
@@ -113,7 +171,8 @@ def load(data: ArraysData, data_dir) -> MultimodalSplit:
     if path.is_dir():
         raise MKEError(f"{path} is a folder; --data for the arrays task is the .npz bundle itself")
     arrays = load_npz(path, what=".npz bundle")
-    split = split_from_arrays(arrays, name=Path(path).stem, source=str(path))
+    split = split_from_arrays(arrays, name=Path(path).stem, source=str(path),
+                              allow_missing_classes=data.allow_missing_classes)
     return standardize(split, source=str(path)) if data.standardize else split
 
 

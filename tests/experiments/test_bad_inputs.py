@@ -87,6 +87,28 @@ def _make_files(tmp):
     f["test_overflow"] = _bundle(tmp / "overflow.npz", test_alpha=np.full_like(split.test_alpha, 1e308),
                                  labeled_alpha=split.labeled_alpha * 1e-300,
                                  unlabeled_alpha=split.unlabeled_alpha * 1e-300)
+    # ---- bundles with the teacher's output (your own teacher) and labels to encode
+    m, n_test = len(split.unlabeled_labels), len(split.test_labels)
+    probs = np.full((m, 3), 1 / 3)
+    f["ext_probs_sum"] = _bundle(tmp / "ext_probs_sum.npz", teacher_probs=probs * 2)
+    f["ext_probs_cols"] = _bundle(tmp / "ext_probs_cols.npz", teacher_probs=np.full((m, 5), 0.2))
+    f["ext_probs_nan"] = _bundle(tmp / "ext_probs_nan.npz", teacher_probs=np.full((m, 3), np.nan))
+    f["ext_pseudo_rows"] = _bundle(tmp / "ext_pseudo_rows.npz", pseudo_labels=split.unlabeled_labels[:-1])
+    f["ext_pseudo_strings"] = _bundle(tmp / "ext_pseudo_str.npz", pseudo_labels=np.array(["a"] * m))
+    f["ext_test_rows"] = _bundle(tmp / "ext_test_rows.npz", pseudo_labels=split.unlabeled_labels,
+                                 teacher_test_pred=split.test_labels[:5])
+    f["ext_test_probs_shape"] = _bundle(tmp / "ext_test_probs.npz", pseudo_labels=split.unlabeled_labels,
+                                        teacher_test_probs=np.full((n_test, 2), 0.5))
+    f["ext_both"] = _bundle(tmp / "ext_both.npz", pseudo_labels=split.unlabeled_labels, teacher_probs=probs)
+    f["ext_test_only"] = _bundle(tmp / "ext_test_only.npz", teacher_test_pred=split.test_labels)
+    f["ext_half_dl"] = _bundle(tmp / "ext_half_dl.npz", pseudo_labels=split.unlabeled_labels, labels=None)
+    f["label_gap"] = _bundle(tmp / "label_gap.npz", labels=split.labels * 2, test_labels=split.test_labels * 2,
+                             unlabeled_labels=split.unlabeled_labels * 2)
+    f["single_class"] = _bundle(tmp / "single_class.npz", labels=np.zeros(30, int), test_labels=np.zeros(60, int),
+                                unlabeled_labels=np.zeros(m, int))
+    f["check_run_probs_1d"] = _bundle(tmp / "check_run_probs_1d.npz", teacher_probs=np.full(m, 0.5))
+    f["check_run_no_u"] = _savez(tmp / "check_run_no_u.npz", unlabeled_alpha=split.unlabeled_alpha,
+                                 pseudo_labels=split.unlabeled_labels)
     # ---- npz files for mke-theory check --data
     f["check_missing"] = _check_bundle(tmp / "check_missing.npz", pseudo_labels=None)
     f["check_zero_rows"] = _check_bundle(tmp / "check_zero.npz", n=0)
@@ -170,6 +192,22 @@ CASES = [
     ("run-beta-rows", "exp", ["run", "arrays", "--data", "{beta_rows}", *RUN], "beta_rows.npz"),
     ("run-width-mismatch", "exp", ["run", "arrays", "--data", "{width_mismatch}", *RUN], "width.npz"),
     ("run-test-overflow", "exp", ["run", "arrays", "--data", "{test_overflow}", *RUN], "test_alpha"),
+    # ---- mke-exp run arrays: your own teacher's output and labels to encode
+    ("run-ext-probs-sum", "exp", ["run", "arrays", "--data", "{ext_probs_sum}", *RUN], "sums to 2"),
+    ("run-ext-probs-cols", "exp", ["run", "arrays", "--data", "{ext_probs_cols}", *RUN],
+     "teacher_probs must be (n, 3)"),
+    ("run-ext-probs-nan", "exp", ["run", "arrays", "--data", "{ext_probs_nan}", *RUN], "teacher_probs must hold"),
+    ("run-ext-pseudo-rows", "exp", ["run", "arrays", "--data", "{ext_pseudo_rows}", *RUN],
+     "pseudo_labels has 119 rows"),
+    ("run-ext-pseudo-strings", "exp", ["run", "arrays", "--data", "{ext_pseudo_strings}", *RUN], "pseudo_labels"),
+    ("run-ext-test-rows", "exp", ["run", "arrays", "--data", "{ext_test_rows}", *RUN], "teacher_test_pred has 5"),
+    ("run-ext-test-probs", "exp", ["run", "arrays", "--data", "{ext_test_probs_shape}", *RUN],
+     "teacher_test_probs must be (n, 3)"),
+    ("run-ext-both", "exp", ["run", "arrays", "--data", "{ext_both}", *RUN], "not both"),
+    ("run-ext-test-only", "exp", ["run", "arrays", "--data", "{ext_test_only}", *RUN], "output on D_u"),
+    ("run-ext-half-dl", "exp", ["run", "arrays", "--data", "{ext_half_dl}", *RUN], "misses the key(s) labels"),
+    ("run-label-gap", "exp", ["run", "arrays", "--data", "{label_gap}", *RUN], "skip class(es) 1, 3"),
+    ("run-single-class", "exp", ["run", "arrays", "--data", "{single_class}", *RUN], "single class"),
     # ---- mke-exp bench arrays
     ("bench-truncated", "exp", ["bench", "arrays", "--data", "{truncated}", "--steps", "1", "--device", "cpu"],
      "truncated.npz"),
@@ -240,7 +278,10 @@ CASES = [
     ("check-nan", "theory", ["check", "--data", "{check_nan}"], "NaN"),
     ("check-rows", "theory", ["check", "--data", "{check_rows}"], "beta"),
     ("check-single-class", "theory", ["check", "--data", "{check_single_class}"], "single class"),
-    ("check-arrays-bundle", "theory", ["check", "--data", "{good}"], "misses the key"),
+    ("check-arrays-bundle", "theory", ["check", "--data", "{good}"],
+     "check needs pseudo_labels (M,) or teacher_probs"),
+    ("check-run-probs-1d", "theory", ["check", "--data", "{check_run_probs_1d}"], "teacher_probs must be"),
+    ("check-run-no-beta", "theory", ["check", "--data", "{check_run_no_u}"], "misses the key(s) unlabeled_beta"),
     ("check-missing-file", "theory", ["check", "--data", "{missing}"], "does_not_exist.npz"),
     ("check-both", "theory", ["check", "--data", "{check_rows}", "--generator", "gaussian"], "exactly one"),
     ("check-neither", "theory", ["check"], "exactly one"),
