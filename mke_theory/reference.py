@@ -10,6 +10,11 @@ reference column (``mke_theory.tables.format_table(..., reference=...)``).
 
 from __future__ import annotations
 
+# The head of a reference column names where its numbers come from (format_table(reference_label=...)):
+# the TwoMoon numbers are the official notebook's, not the paper's (docs/twomoon.md says how they differ).
+NOTEBOOK_LABEL = "official notebook"
+PAPER_LABEL = "paper"
+
 # TwoMoon test accuracy (%) of the current official notebook (github.com/zihuixue/MKE), 10-run means (docs/twomoon.md).
 NOTEBOOK_REFERENCE = {"teacher": 69.5, "um_student": 72.4, "mm_student": 77.7, "mm_supervised": 87.6}
 

@@ -203,8 +203,9 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         (method, variant) or by "method (variant)"; values are shown as given.
     reference_label : str, optional
         Head of the reference column: its source, e.g. "official notebook" or "paper" (default,
-        as in earlier versions: "paper", plain "official notebook"; name the source). Rows of a method's variants come in the regularisers' order (none, input
-        noise, feature noise, dropout, all).
+        as in earlier versions: "paper", plain "official notebook"; name the source). Rows of a
+        method's variants come in the regularisers' order (none, input noise, feature noise,
+        dropout, all).
 
     Returns
     -------

@@ -4,7 +4,7 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.reference import NOTEBOOK_ABLATION
+from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL
 from mke_theory.stats import compare_methods, records_frame, summarize
 from mke_theory.tables import format_table
 from mke_theory.twomoon import ABLATION_TASK
@@ -23,6 +23,6 @@ caption = (f"Regulariser ablation on TwoMoon, test accuracy (%), mean ± std ove
            "reference column: official notebook")
 write_table(args.out, "ablation_table",
             format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
-                         reference_label="official notebook"),
+                         reference_label=NOTEBOOK_LABEL),
             format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
-                         reference_label="official notebook"))
+                         reference_label=NOTEBOOK_LABEL))

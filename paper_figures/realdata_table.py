@@ -8,7 +8,7 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.reference import PAPER_NYUDV2
+from mke_theory.reference import PAPER_LABEL, PAPER_NYUDV2
 from mke_theory.stats import compare_methods, records_frame, summarize
 from mke_theory.tables import format_table
 
@@ -34,6 +34,6 @@ comparisons = compare_methods(frame, metric, baseline="teacher", task=args.task)
 caption = f"{args.task}: {what}, mean ± std over seeds" + ("; reference column: the paper" if reference else "")
 write_table(args.out, f"table_{args.task}",
             format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
-                         reference_label="paper"),
+                         reference_label=PAPER_LABEL),
             format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
-                         reference_label="paper"))
+                         reference_label=PAPER_LABEL))

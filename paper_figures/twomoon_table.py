@@ -4,7 +4,7 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.reference import NOTEBOOK_REFERENCE
+from mke_theory.reference import NOTEBOOK_LABEL, NOTEBOOK_REFERENCE
 from mke_theory.stats import compare_methods, records_frame, summarize
 from mke_theory.tables import format_table
 from mke_theory.twomoon import TASK
@@ -21,6 +21,6 @@ caption = (f"TwoMoon test accuracy (%), mean ± std over {summary['n'].max()} se
            "reference column: official notebook, 10 runs")
 write_table(args.out, "twomoon_table",
             format_table(summary, comparisons, fmt="markdown", caption=caption, reference=reference,
-                         reference_label="official notebook"),
+                         reference_label=NOTEBOOK_LABEL),
             format_table(summary, comparisons, fmt="latex", caption=caption, reference=reference,
-                         reference_label="official notebook"))
+                         reference_label=NOTEBOOK_LABEL))
