@@ -512,7 +512,9 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
     Parameters
     ----------
     split : a ``MultimodalSplit`` (features standardised on training data), or a dict of arrays
-        with the keys of the ``arrays`` task's bundle, which is checked and standardised here.
+        with the keys of the ``arrays`` task's bundle, which is checked, label-encoded (the original
+        values in the records' ``config["classes"]``) and standardised here. A dict with your own
+        teacher's ``pseudo_labels`` or ``teacher_probs`` on D_u trains no teacher.
     config : defaults to the ``arrays`` task's preset.
     methods : which methods to train (the teacher always is).
 

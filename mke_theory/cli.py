@@ -346,6 +346,9 @@ def _load_npz(path: Path) -> dict:
             if probs.ndim != 2 or probs.dtype.kind not in "fiu" or not np.all(np.isfinite(probs)):
                 raise MKEError(f"{path}: teacher_probs must be a finite (M, K) array of class probabilities, "
                                f"got {probs.dtype} values of shape {probs.shape}")
+            if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+                raise MKEError(f"{path}: the rows of teacher_probs must sum to 1 (the teacher's class probabilities "
+                               "on D_u); save the softmax output, or pseudo_labels with its classes")
             encoded["pseudo_labels"] = probs.argmax(axis=1)
     out = dict(pseudo_labels=encoded["pseudo_labels"], labels=encoded.get(keys["labels"]))
     for role in ("alpha", "beta"):

@@ -107,6 +107,7 @@ def _make_files(tmp):
     f["single_class"] = _bundle(tmp / "single_class.npz", labels=np.zeros(30, int), test_labels=np.zeros(60, int),
                                 unlabeled_labels=np.zeros(m, int))
     f["check_run_probs_1d"] = _bundle(tmp / "check_run_probs_1d.npz", teacher_probs=np.full(m, 0.5))
+    f["check_run_probs_sum"] = _bundle(tmp / "check_run_probs_sum.npz", teacher_probs=probs * 2)
     f["check_run_no_u"] = _savez(tmp / "check_run_no_u.npz", unlabeled_alpha=split.unlabeled_alpha,
                                  pseudo_labels=split.unlabeled_labels)
     # ---- npz files for mke-theory check --data
@@ -281,6 +282,7 @@ CASES = [
     ("check-arrays-bundle", "theory", ["check", "--data", "{good}"],
      "check needs pseudo_labels (M,) or teacher_probs"),
     ("check-run-probs-1d", "theory", ["check", "--data", "{check_run_probs_1d}"], "teacher_probs must be"),
+    ("check-run-probs-sum", "theory", ["check", "--data", "{check_run_probs_sum}"], "must sum to 1"),
     ("check-run-no-beta", "theory", ["check", "--data", "{check_run_no_u}"], "misses the key(s) unlabeled_beta"),
     ("check-missing-file", "theory", ["check", "--data", "{missing}"], "does_not_exist.npz"),
     ("check-both", "theory", ["check", "--data", "{check_rows}", "--generator", "gaussian"], "exactly one"),
