@@ -135,8 +135,8 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
     frame = records_frame(records)
     if not frame.empty:
         metric, tests = f"test_{spec.primary}", None
-        if len(seeds) > 1 and "teacher" in methods and len(methods) > 1:
-            tests = compare_methods(frame, metric, baseline="teacher")
+        if len(seeds) > 1 and "teacher" in methods and len(methods) > 1 and (frame["method"] == "teacher").any():
+            tests = compare_methods(frame, metric, baseline="teacher")  # not without a teacher row
         click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
                                 f"{len(seeds)} seeds, model selection: {selection}"))
     if out is not None:
@@ -239,6 +239,43 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
         click.echo("\n" + format_bootstrap(summary))
     if comparisons is None:
         click.echo(f"(no significance tests: baseline {baseline!r} has no records here)", err=True)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="npz with alpha (n, d_α) and, for multimodal methods, beta (n, d_β): raw, as in the bundle.")
+@click.option("--method", default="mm_student", show_default=True, help="Whose predictions (a method of the run).")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Which seed's model (default: the only or lowest).")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path("predictions.npz"),
+              help="Where to write pred (n,) in the bundle's label values and probs (n, K).")
+@user_errors
+def predict(run_dir, data, method, seed, out_file):
+    """Predict with a model of a finished run (RUN: its --out folder), on raw arrays."""
+    import numpy as np
+
+    from mke_experiments.predictor import Predictor
+    from mke_theory.npz import load_npz
+    from mke_theory.records import atomic_write
+
+    files = sorted((run_dir / "models").glob(f"*__{method}__seed*.pt"))
+    if not files:
+        raise MKEError(f"{run_dir}/models holds no model of {method}; models are saved by `mke-exp run ... --out` "
+                       "for tasks with vector inputs (arrays, mfeat)")
+    by_seed = {int(f.name.split("__seed")[1].split("__")[0]): f for f in files}
+    if seed is not None and seed not in by_seed:
+        raise MKEError(f"{run_dir} holds {method} for seed(s) {', '.join(map(str, sorted(by_seed)))}, not {seed}")
+    chosen = by_seed[min(by_seed) if seed is None else seed]
+    model = Predictor.load(chosen)
+    arrays = load_npz(data, what=".npz file for --data")
+    if "alpha" not in arrays or (model.modalities == 2 and "beta" not in arrays):
+        raise MKEError(f"{data} needs the key(s) alpha{' and beta' if model.modalities == 2 else ''} "
+                       f"(the raw features {method} takes)")
+    probs = model.predict_proba(arrays["alpha"], arrays.get("beta"))
+    pred = probs.argmax(axis=1) if model.classes is None else np.asarray(model.classes)[probs.argmax(axis=1)]
+    atomic_write(out_file, lambda f: np.savez(f, pred=pred, probs=probs))
+    click.echo(f"{len(pred)} predictions of {method} (seed {chosen.name.split('__seed')[1].split('__')[0]}) "
+               f"written to {out_file}", err=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import functools
 import hashlib
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from mke_experiments import metrics
 from mke_experiments.config import ExperimentConfig, record_dict, resolve_config
 from mke_experiments.models import stackable
+from mke_experiments.predictor import Predictor
 from mke_experiments.train import IGNORE, Member, Selection, distributed, fit, predict, predict_logits, resolve_device
 from mke_theory.errors import MKEError
 from mke_theory.methods import Method, get_method, methods_of
@@ -74,8 +75,9 @@ def run_config(cfg: ExperimentConfig, split: MultimodalSplit) -> dict:
 @dataclass
 class SeedResult:
     records: list
-    models: dict  # method -> trained model (evaluation mode)
+    models: dict  # method -> trained model (evaluation mode), on the run's standardised inputs
     pseudo_labels: np.ndarray
+    predictors: dict = field(default_factory=dict)  # method -> Predictor: the model with its preprocessing
 
 
 @dataclass
@@ -128,6 +130,16 @@ class RunFiles:
         if ckpt is not None and not keep_checkpoint:
             ckpt.unlink(missing_ok=True)  # a concurrent run of the same identity may have removed it already
 
+    def model_path(self, method: str) -> Path | None:
+        return None if self.out is None else self.out / "models" / f"{self.stem(method)}.pt"
+
+    def save_model(self, method: str, predictor: Predictor) -> None:
+        """The trained network with its preprocessing (``mke-exp predict`` reads it), rank 0."""
+        if self.out is None or self.rank != 0:
+            return
+        self.model_path(method).parent.mkdir(exist_ok=True)
+        predictor.save(self.model_path(method))
+
     def save_examples(self, method: str, pred: np.ndarray, split: MultimodalSplit, n: int) -> None:
         """Predictions of the first ``n`` test samples (and, once per split, those inputs), for figures."""
         if self.out is None or self.rank != 0:
@@ -162,10 +174,11 @@ class SeedRun:
     ``selection``."""
 
     def __init__(self, cfg: ExperimentConfig, split: MultimodalSplit, seed: int, files: RunFiles, device,
-                 progress=None, stop_after: int | None = None):
+                 progress=None, stop_after: int | None = None, student=None):
         from mke_experiments.tasks import get_task
 
         self.cfg, self.split, self.seed, self.files, self.device = cfg, split, seed, files, device
+        self.student = student  # a user's MM student network: student() -> nn.Module, or None (the task's)
         self.task = get_task(cfg.task)
         self.progress, self.stop_after = progress, stop_after
         self.world = distributed()[1]
@@ -206,6 +219,8 @@ class SeedRun:
     def build(self, method: Method):
         """The network of ``method``, initialised after seeding the global generator with this seed."""
         torch.manual_seed(self.seed)
+        if method.multimodal and self.student is not None:
+            return self.student()
         if method.multimodal:
             return self.task.build_student(self.split, self.cfg.model, method.regularised)
         return self.task.build_teacher(self.split, self.cfg.model)  # UM students share the teacher's network
@@ -327,7 +342,16 @@ class SeedRun:
             pred = predict(model, tuple(x[:n] for x in inputs), self.device).numpy()
             self.files.save_examples(method.name, pred, split, n)
         self.files.write(record, keep_checkpoint=method.is_teacher)  # the teacher's is kept for its pseudo labels
+        if self.split.unlabeled_alpha.ndim == 2:  # vector inputs: small networks, saved with the run
+            self.files.save_model(method.name, self.predictor(method, model))
         return record
+
+    def predictor(self, method: Method, model) -> Predictor:
+        """``model`` with the preprocessing the run fitted: standardisation statistics and label values."""
+        return Predictor(model, 2 if method.multimodal else 1, self.split.meta.get("standardization"),
+                         self.split.meta.get("classes"),
+                         dict(task=self.cfg.task, method=method.name, seed=self.seed,
+                              config_hash=self.files.config_hash))
 
 
 class SkippedMethodWarning(UserWarning):
@@ -411,7 +435,7 @@ def train_method(runs: list[SeedRun], method: Method, pls: list) -> list[tuple]:
 
 def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out: Path | None = None,
               device=torch.device("cpu"), force: bool = False, progress=None, stop_after: int | None = None,
-              tensorboard: Path | None = None) -> list[SeedResult]:
+              tensorboard: Path | None = None, student=None) -> list[SeedResult]:
     """Train every requested method for these initialisation seeds, methods outer; write records to ``out``.
 
     The task (``cfg.task``) supplies the networks, the metrics, the augmentation and the
@@ -427,7 +451,8 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
                            "checkpoints: move the file or choose another --out")
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     runs = [SeedRun(cfg, split, seed, RunFiles(out, cfg.task, seed, config_hash(config), split.split_id, force=force,
-                                                rank=rank, tensorboard=tensorboard), device, progress, stop_after)
+                                                rank=rank, tensorboard=tensorboard), device, progress, stop_after,
+                    student)
             for seed in seeds]
     results = [SeedResult([], {}, np.empty(0)) for _ in runs]
     rows = [get_method(m) for m in methods]
@@ -450,6 +475,7 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     for run, result, (model, fitted, _) in zip(runs, results, trained):
         result.records.append(run.files.finished("teacher") or run.finish(teacher, model, fitted, {}))
         result.models["teacher"] = model
+        result.predictors["teacher"] = run.predictor(teacher, model)
         pls.append(run.pseudo_label(model, need_confidence=any(m.select is not None for m in rows)))
         result.pseudo_labels = pls[-1].predicted
 
@@ -471,6 +497,7 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
         for i, (model, fitted, extra) in zip(todo, trained):
             results[i].records.append(runs[i].finish(method, model, fitted, extra))
             results[i].models[method.name] = model
+            results[i].predictors[method.name] = runs[i].predictor(method, model)
     return results
 
 
@@ -506,22 +533,29 @@ def _hardware(device) -> str:
 
 
 def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
-            methods=("teacher", "mm_student")) -> SeedResult:
-    """MKE on your own arrays: train the teacher on α of D_l, pseudo-label D_u, train the students.
+            methods=("teacher", "mm_student"), teacher=None, student=None) -> SeedResult:
+    """MKE on your own arrays: pseudo-label D_u with a teacher, train the students on them.
 
     Parameters
     ----------
-    split : a ``MultimodalSplit`` (features standardised on training data), or a dict of arrays
-        with the keys of the ``arrays`` task's bundle, which is checked, label-encoded (the original
-        values in the records' ``config["classes"]``) and standardised here. A dict with your own
-        teacher's ``pseudo_labels`` or ``teacher_probs`` on D_u trains no teacher.
+    split : a dict of arrays with the keys of the ``arrays`` task's bundle (``mke_theory.npz.KEYS``), which
+        is checked, label-encoded and standardised here; or a ``MultimodalSplit`` used as it is.
     config : defaults to the ``arrays`` task's preset.
-    methods : which methods to train (the teacher always is).
+    methods : which methods to train.
+    teacher : your own trained teacher, a ``torch.nn.Module`` taking α (any shape: vectors, images) and
+        returning logits over the classes (in the order of the sorted label values). It pseudo-labels
+        D_u in evaluation mode on α as you give it (before the library standardises anything) and gives
+        the teacher's row from the test set; no teacher is trained. None: a teacher is trained on D_l
+        (unless the bundle carries a teacher's output, ``pseudo_labels`` or ``teacher_probs``).
+    student : your own MM student network: a callable with no arguments that returns a fresh
+        ``nn.Module`` taking (α, β) (a class works); None: the task's. It is built after seeding torch.
 
     Returns
     -------
-    SeedResult with ``models["mm_student"]`` (call it as ``student(alpha, beta)`` on tensors),
-    ``models["teacher"]``, the pseudo labels and one record per method with its test metrics.
+    SeedResult with ``predictors["mm_student"]``, the student with the run's preprocessing:
+    ``predict(alpha, beta)`` on raw arrays gives labels in your own label values, ``predict_proba``
+    the class probabilities, ``save(path)`` / ``Predictor.load(path)`` keep it. ``models`` holds the bare
+    networks (they expect standardised inputs), plus the pseudo labels and one record per method.
 
     Example
     -------
@@ -532,10 +566,35 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
     from mke_experiments.tasks import get_task
     from mke_experiments.tasks.arrays import split_from_arrays, standardize
 
+    if teacher is not None:
+        split = _with_teacher_output(split, teacher)
     if isinstance(split, dict):  # the arrays of an npz bundle, by the bundle's key names
         split = standardize(split_from_arrays(split, source="the arrays"))
     cfg = config or get_task("arrays").default_config
-    return run_seed(cfg, split, seed, methods=methods, device=resolve_device(device))
+    dev = resolve_device(device)
+    return run_seeds(cfg, split, [seed], methods=methods, device=dev, student=student)[0]
+
+
+@torch.no_grad()
+def _with_teacher_output(split: MultimodalSplit | dict, teacher) -> MultimodalSplit | dict:
+    """The split with a trained teacher's output (softmax of its logits, evaluation mode) on α of D_u and
+    of the test set, as the bundle keys ``teacher_probs`` / ``teacher_test_probs`` carry it."""
+    get = split.get if isinstance(split, dict) else lambda key: getattr(split, key)
+    device = next(teacher.parameters()).device
+    teacher.eval()
+
+    def probs(alpha) -> np.ndarray:
+        x = _t(alpha)
+        out = [torch.softmax(teacher(x[i:i + 256].to(device)).float(), dim=1).cpu() for i in range(0, len(x), 256)]
+        return torch.cat(out).numpy()
+
+    output = dict(teacher_probs=probs(get("unlabeled_alpha")), teacher_test_probs=probs(get("test_alpha")))
+    if isinstance(split, dict):
+        return {**{k: v for k, v in split.items() if k not in ("pseudo_labels", "teacher_test_pred")}, **output}
+    if output["teacher_probs"].shape[1] != split.n_classes:
+        raise MKEError(f"the teacher returns {output['teacher_probs'].shape[1]} class scores, the split has "
+                       f"{split.n_classes} classes")
+    return replace(split, meta=dict(split.meta, teacher_output=output))
 
 
 def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds: int) -> int:

@@ -63,6 +63,7 @@ def _scaler(train: np.ndarray, modality: str, source: str):
                            "--set data.standardize=false")
         return z.astype(np.float32)
 
+    apply.stats = dict(scale=scale.tolist(), mean=mean.tolist(), std=std.tolist())  # for the run's Predictor
     return apply
 
 
@@ -81,7 +82,8 @@ def standardize(split: MultimodalSplit, source: str = "the bundle") -> Multimoda
         unlabeled_beta=zb(split.unlabeled_beta, "unlabeled_beta"), unlabeled_labels=split.unlabeled_labels,
         test_alpha=za(split.test_alpha, "test_alpha"), test_beta=zb(split.test_beta, "test_beta"),
         test_labels=split.test_labels,
-        n_classes=split.n_classes, name=split.name, meta=dict(split.meta, standardized=True), **val)
+        n_classes=split.n_classes, name=split.name,
+        meta=dict(split.meta, standardized=True, standardization=dict(alpha=sa.stats, beta=sb.stats)), **val)
 
 
 def _teacher_output(data: dict, encoded: dict, n_classes: int, m: int, n_test: int, source: str) -> dict | None:

@@ -115,9 +115,6 @@ def test_cli_says_the_teacher_is_external(tmp_path):
     assert "| teacher | 100.0" in result.output
 
 
-@pytest.mark.xfail(strict=True, reason="mke_experiments/cli.py run compares against baseline 'teacher' whenever "
-                   "'teacher' is in --methods, also when skipped_methods() skips it (external teacher without test "
-                   "predictions): it needs `and 'teacher' not in pipeline.skipped_methods(split, methods)`")
 def test_cli_without_teacher_test_predictions_and_several_seeds_prints_the_table(tmp_path):
     path = write_bundle(tmp_path / "b.npz", SPLIT, pseudo_labels=SPLIT.unlabeled_labels)
     result = CliRunner().invoke(exp_cli, ["run", "arrays", "--data", str(path), "--epochs", "1", "--seeds", "0,1",

@@ -1,0 +1,120 @@
+"""The student a run returns and saves carries its preprocessing; your own torch teacher and student."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from mke_experiments.cli import cli
+from mke_experiments.config import resolve_config
+from mke_experiments.pipeline import fit_mke
+from mke_experiments.predictor import Predictor
+from mke_experiments.tasks import get_task
+from mke_theory.errors import MKEError
+from mke_theory.generators import gaussian_mixture
+
+CLASSES = np.array(["cat", "dog", "owl"])
+
+
+@pytest.fixture(scope="module")
+def raw_bundle():
+    """Far from standardised (×1000 + 5) features and string labels: what a user's arrays look like."""
+    s = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=150, n_test=90, random_state=0)
+    raw = lambda x: 1000 * x + 5  # noqa: E731
+    return dict(labeled_alpha=raw(s.labeled_alpha), labels=CLASSES[s.labels], unlabeled_alpha=raw(s.unlabeled_alpha),
+                unlabeled_beta=raw(s.unlabeled_beta), test_alpha=raw(s.test_alpha), test_beta=raw(s.test_beta),
+                test_labels=CLASSES[s.test_labels])
+
+
+@pytest.fixture(scope="module")
+def config():
+    return resolve_config(get_task("arrays"), ["train.epochs=5"], None)
+
+
+@pytest.fixture(scope="module")
+def fitted(raw_bundle, config):
+    return fit_mke(raw_bundle, config, device="cpu")
+
+
+def test_the_predictor_takes_raw_inputs_and_gives_the_records_accuracy_in_the_users_labels(fitted, raw_bundle):
+    """Catches a student that expects standardised inputs (the newcomer's 28.6 % instead of 73.8 %) and
+    predictions left as class indices."""
+    for method in ("teacher", "mm_student"):
+        p = fitted.predictors[method]
+        inputs = (raw_bundle["test_alpha"], raw_bundle["test_beta"])[: p.modalities]
+        pred = p.predict(*inputs)
+        assert set(pred) <= set(CLASSES)
+        record = next(r for r in fitted.records if r["method"] == method)
+        assert (pred == raw_bundle["test_labels"]).mean() == record["metrics"]["test_accuracy"]
+    bare = fitted.models["mm_student"](torch.as_tensor(raw_bundle["test_alpha"], dtype=torch.float32),
+                                       torch.as_tensor(raw_bundle["test_beta"], dtype=torch.float32))
+    assert not np.array_equal(bare.argmax(1).numpy(), fitted.predictors["mm_student"].predict_proba(
+        raw_bundle["test_alpha"], raw_bundle["test_beta"]).argmax(1))  # the preprocessing matters here
+
+
+def test_save_and_load_give_the_same_probabilities(fitted, raw_bundle, tmp_path):
+    p = fitted.predictors["mm_student"]
+    p.save(tmp_path / "s.pt")
+    q = Predictor.load(tmp_path / "s.pt")
+    np.testing.assert_array_equal(q.predict_proba(raw_bundle["test_alpha"], raw_bundle["test_beta"]),
+                                  p.predict_proba(raw_bundle["test_alpha"], raw_bundle["test_beta"]))
+    assert list(q.classes) == list(CLASSES) and q.info["method"] == "mm_student"
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    with pytest.raises(MKEError, match="not a readable model file"):
+        Predictor.load(tmp_path / "bad.pt")
+    with pytest.raises(MKEError, match="two modalities"):
+        q.predict(raw_bundle["test_alpha"])
+    with pytest.raises(MKEError, match=r"alpha must be \(n, "):
+        q.predict(raw_bundle["test_alpha"][:, :1], raw_bundle["test_beta"])
+
+
+def test_a_torch_teacher_is_used_not_trained(raw_bundle, config):
+    """Its argmax on α of D_u are the pseudo labels; the teacher row is its own test accuracy."""
+    torch.manual_seed(0)
+    net = nn.Linear(raw_bundle["labeled_alpha"].shape[1], 3)  # a (bad) teacher of 3 classes on raw α
+    result = fit_mke(raw_bundle, config, device="cpu", teacher=net)
+    with torch.no_grad():
+        on_u = net(torch.as_tensor(raw_bundle["unlabeled_alpha"], dtype=torch.float32)).argmax(1).numpy()
+        on_test = net(torch.as_tensor(raw_bundle["test_alpha"], dtype=torch.float32)).argmax(1).numpy()
+    np.testing.assert_array_equal(result.pseudo_labels, on_u)
+    teacher = next(r for r in result.records if r["method"] == "teacher")
+    assert teacher["config"]["teacher"] == "external" and teacher["history"] == []
+    assert teacher["metrics"]["test_accuracy"] == pytest.approx((CLASSES[on_test] == raw_bundle["test_labels"]).mean())
+
+
+class TinyFusion(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+
+    def forward(self, alpha, beta):
+        return self.a(alpha) + self.b(beta)
+
+
+def test_your_own_student_network_is_the_one_trained(raw_bundle, config):
+    result = fit_mke(raw_bundle, config, device="cpu", student=TinyFusion)
+    assert isinstance(result.models["mm_student"], TinyFusion)
+    assert isinstance(result.predictors["mm_student"].model, TinyFusion)
+
+
+def test_run_saves_models_and_predict_writes_the_predictors_output(raw_bundle, tmp_path):
+    np.savez(tmp_path / "b.npz", **raw_bundle)
+    np.savez(tmp_path / "new.npz", alpha=raw_bundle["test_alpha"], beta=raw_bundle["test_beta"])
+    runner = CliRunner()
+    out = tmp_path / "run"
+    res = runner.invoke(cli, ["run", "arrays", "--data", str(tmp_path / "b.npz"), "--out", str(out),
+                              "--seeds", "0,1", "--epochs", "2", "--device", "cpu", "--methods", "teacher,mm_student"])
+    assert res.exit_code == 0, res.output
+    assert len(list((out / "models").glob("*__mm_student__seed*.pt"))) == 2
+    res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--seed", "1",
+                              "--out", str(tmp_path / "p.npz")])
+    assert res.exit_code == 0, res.output
+    saved = np.load(tmp_path / "p.npz")
+    model = Predictor.load(next((out / "models").glob("*__mm_student__seed1__*.pt")))
+    np.testing.assert_array_equal(saved["pred"], model.predict(raw_bundle["test_alpha"], raw_bundle["test_beta"]))
+    assert saved["probs"].shape == (len(raw_bundle["test_labels"]), 3)
+    res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--seed", "7"])
+    assert res.exit_code == 1 and "not 7" in res.output
+    res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--method", "um_student"])
+    assert res.exit_code == 1 and "no model of um_student" in res.output
