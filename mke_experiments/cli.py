@@ -137,8 +137,9 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
         metric, tests = f"test_{spec.primary}", None
         if len(seeds) > 1 and "teacher" in methods and len(methods) > 1 and (frame["method"] == "teacher").any():
             tests = compare_methods(frame, metric, baseline="teacher")  # not without a teacher row
+        teacher = "; teacher: external (its predictions from the bundle)" if pipeline.external_teacher(split) else ""
         click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
-                                f"{len(seeds)} seeds, model selection: {selection}"))
+                                f"{len(seeds)} seeds, model selection: {selection}{teacher}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 

@@ -113,6 +113,7 @@ def test_cli_says_the_teacher_is_external(tmp_path):
     assert "teacher: external predictions from the bundle" in result.output
     assert "noisy_student is skipped" in result.output
     assert "| teacher | 100.0" in result.output
+    assert "teacher: external (its predictions from the bundle)" in result.output  # the table's caption says it too
 
 
 def test_cli_without_teacher_test_predictions_and_several_seeds_prints_the_table(tmp_path):

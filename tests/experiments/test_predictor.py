@@ -118,3 +118,26 @@ def test_run_saves_models_and_predict_writes_the_predictors_output(raw_bundle, t
     assert res.exit_code == 1 and "not 7" in res.output
     res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--method", "um_student"])
     assert res.exit_code == 1 and "no model of um_student" in res.output
+
+
+def test_a_torch_image_teacher_labels_a_split_of_images(config):
+    """'Any task, images included': α as (N, 1, 8, 8) images, β as vectors; the teacher is a small CNN."""
+    from sklearn.datasets import load_digits
+
+    from mke_theory.split import MultimodalSplit
+
+    images, digits = load_digits(return_X_y=True)
+    images = (images / 16.0).astype(np.float32)
+    alpha, beta = images.reshape(-1, 1, 8, 8), images[:, ::2].copy()
+    idx = np.random.default_rng(0).permutation(len(digits))
+    u, t = idx[:300], idx[300:400]
+    split = MultimodalSplit(labeled_alpha=alpha[:0], labels=digits[:0], unlabeled_alpha=alpha[u],
+                            unlabeled_beta=beta[u], test_alpha=alpha[t], test_beta=beta[t], test_labels=digits[t],
+                            n_classes=10)
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10))
+    result = fit_mke(split, config, device="cpu", teacher=cnn)
+    with torch.no_grad():
+        expected = cnn(torch.as_tensor(alpha[u])).argmax(1).numpy()
+    np.testing.assert_array_equal(result.pseudo_labels, expected)
+    assert {r["method"] for r in result.records} == {"teacher", "mm_student"}
