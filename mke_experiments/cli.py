@@ -125,7 +125,7 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
              f"method{'s' * (len(methods) > 1)}")
     with warnings.catch_warnings(), open(os.devnull, "w") as devnull, progress_bar(
             total, label, file=sys.stderr if rank == 0 else devnull) as update:
-        warnings.simplefilter("ignore", pipeline.SkippedMethodWarning)  # said above, in one line
+        warnings.simplefilter("ignore", pipeline.FallbackWarning)  # said above, in one line each
         records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
                                      progress=update, tensorboard=tensorboard)
     if rank != 0:

@@ -354,7 +354,11 @@ class SeedRun:
                               config_hash=self.files.config_hash))
 
 
-class SkippedMethodWarning(UserWarning):
+class FallbackWarning(UserWarning):
+    """The run does something other than asked, and says what (e.g. the last epoch for want of a validation set)."""
+
+
+class SkippedMethodWarning(FallbackWarning):
     """A requested method that cannot run on this split (e.g. the supervised bound without D_u's labels)."""
 
 
@@ -572,6 +576,7 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
         split = standardize(split_from_arrays(split, source="the arrays"))
     cfg = config or get_task("arrays").default_config
     dev = resolve_device(device)
+    warn_fallbacks(cfg, split, methods)
     return run_seeds(cfg, split, [seed], methods=methods, device=dev, student=student)[0]
 
 
@@ -606,6 +611,15 @@ def total_steps(split: MultimodalSplit, cfg: ExperimentConfig, methods, n_seeds:
     return n_seeds * sum(batches(per.get(get_method(m).targets, split.n_unlabeled)) for m in trained)
 
 
+def warn_fallbacks(cfg: ExperimentConfig, split: MultimodalSplit, methods) -> None:
+    """One ``FallbackWarning`` per thing the run will do other than asked (the CLI prints them as lines)."""
+    for method, why in skipped_methods(split, methods).items():
+        warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=3)
+    if cfg.train.selection == "val" and split.val_alpha is None:
+        warnings.warn("train.selection=val but the split has no validation set: every model keeps its last epoch",
+                      FallbackWarning, stacklevel=3)
+
+
 def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out=None, device="auto",
               force: bool = False, progress=None, tensorboard=None) -> list[dict]:
     """Every method × seed on one split; returns the records of this call (written to ``out``)."""
@@ -615,8 +629,7 @@ def run_split(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     if cfg.mke.pseudo_labels == "soft" and any(get_method(m).select is not None for m in methods):
         raise MKEError("the methods that keep only confident pseudo labels need hard ones: "
                        "drop mke.pseudo_labels=soft or those methods")
-    for method, why in skipped_methods(split, methods).items():
-        warnings.warn(f"{method} is skipped: {why}", SkippedMethodWarning, stacklevel=2)
+    warn_fallbacks(cfg, split, methods)
     if external_teacher(split) is not None and distributed()[0] == 0:
         print("teacher: external predictions from the bundle (pseudo labels on D_u"
               + (", test scores from its test predictions)" if "teacher" in methods and "teacher" not in

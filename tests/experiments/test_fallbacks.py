@@ -97,3 +97,22 @@ def test_run_prints_progress_lines_into_a_log(no_val_no_truth, monkeypatch):
     lines = [line for line in result.stderr.splitlines() if line.startswith("arrays: 2 seeds × 1 method: ")]
     assert len(lines) >= 2 and "steps/s" in lines[0] and "/" in lines[0], result.stderr
     assert "done in" in lines[-1], result.stderr
+
+
+def test_the_python_api_warns_each_fallback_once(no_val_no_truth):
+    """fit_mke / run_split callers see the same two fallbacks the CLI prints, as one warning each."""
+    import warnings
+
+    import numpy as np
+
+    from mke_experiments.config import resolve_config
+    from mke_experiments.pipeline import FallbackWarning, fit_mke
+    from mke_experiments.tasks import get_task
+
+    cfg = resolve_config(get_task("arrays"), ["train.epochs=1", "train.selection=val"], None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_mke(dict(np.load(no_val_no_truth)), cfg, device="cpu", methods=("teacher", "mm_student", "mm_supervised"))
+    said = [str(w.message) for w in caught if issubclass(w.category, FallbackWarning)]
+    assert len(said) == 2 and any("last epoch" in s for s in said)
+    assert any("mm_supervised is skipped" in s for s in said)
