@@ -204,7 +204,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "integer labels 1..K become K+1 classes (class 0 without samples), as before issue 16",
            ("tests/experiments/test_arrays_labels.py",)),
     Mutant("predictor-skips-standardisation", "mke_experiments/predictor.py",
-           "x = (x / scale - mean) / std", "x = x",
+           'x = zscore(x, stats["scale"], stats["mean"], stats["std"])', "pass",
            "the saved student takes raw inputs without the run's standardisation (the newcomer's 28.6 %)",
            ("tests/experiments/test_predictor.py",)),
     Mutant("external-teacher-ignored", "mke_experiments/pipeline.py",

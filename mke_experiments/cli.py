@@ -273,7 +273,7 @@ def predict(run_dir, data, method, seed, out_file):
         raise MKEError(f"{data} needs the key(s) alpha{' and beta' if model.modalities == 2 else ''} "
                        f"(the raw features {method} takes)")
     probs = model.predict_proba(arrays["alpha"], arrays.get("beta"))
-    pred = probs.argmax(axis=1) if model.classes is None else np.asarray(model.classes)[probs.argmax(axis=1)]
+    pred = model.labels(probs)
     atomic_write(out_file, lambda f: np.savez(f, pred=pred, probs=probs))
     click.echo(f"{len(pred)} predictions of {method} (seed {chosen.name.split('__seed')[1].split('__')[0]}) "
                f"written to {out_file}", err=True)

@@ -49,11 +49,12 @@ class Predictor:
             x = x[:, None] if x.ndim == 1 else x
             stats = (self.standardization or {}).get(name)
             if stats is not None:
-                scale, mean, std = (np.asarray(stats[k], dtype=np.float64) for k in ("scale", "mean", "std"))
-                if x.ndim != 2 or x.shape[1] != len(scale):
-                    raise MKEError(f"{name} must be (n, {len(scale)}) like the run's training data, "
+                from mke_experiments.tasks.arrays import zscore
+
+                if x.ndim != 2 or x.shape[1] != len(stats["scale"]):
+                    raise MKEError(f"{name} must be (n, {len(stats['scale'])}) like the run's training data, "
                                    f"got shape {x.shape}")
-                x = (x / scale - mean) / std
+                x = zscore(x, stats["scale"], stats["mean"], stats["std"])
             if not np.all(np.isfinite(x)):
                 raise MKEError(f"{name} holds NaN or infinite values (after standardisation); clean them first")
             out.append(torch.from_numpy(x.astype(np.float32)))
@@ -73,7 +74,11 @@ class Predictor:
 
     def predict(self, alpha, beta=None) -> np.ndarray:
         """(n,) predicted labels in the bundle's own values."""
-        index = self.predict_proba(alpha, beta).argmax(axis=1)
+        return self.labels(self.predict_proba(alpha, beta))
+
+    def labels(self, probs: np.ndarray) -> np.ndarray:
+        """The label value of each row's most probable class."""
+        index = probs.argmax(axis=1)
         return index if self.classes is None else np.asarray(self.classes)[index]
 
     def save(self, path) -> None:

@@ -41,6 +41,13 @@ class ArraysData:
     allow_missing_classes: bool = False  # integer labels that skip a value: keep it as a class without samples
 
 
+def zscore(x, scale, mean, std) -> np.ndarray:
+    """(x / scale − mean) / std in float64: the one formula of the fit (``_scaler``) and of a saved
+    student on raw inputs (``mke_experiments.predictor``); overflow shows as inf, for the caller to name."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(x, dtype=np.float64) / np.asarray(scale) - np.asarray(mean)) / np.asarray(std)
+
+
 def _scaler(train: np.ndarray, modality: str, source: str):
     """z = (x / s − mean) / std with s = max |x| per feature over ``train``, all in float64.
 
@@ -55,8 +62,7 @@ def _scaler(train: np.ndarray, modality: str, source: str):
     std = np.where(std > 0, std, 1.0)
 
     def apply(x, key):
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below, in one sentence
-            z = (np.asarray(x, dtype=np.float64) / scale - mean) / std
+        z = zscore(x, scale, mean, std)
         if not np.all(np.isfinite(z)):
             raise MKEError(f"{source}: {key} overflows when standardised with the training statistics of "
                            f"{modality} (values far beyond the training range); rescale it or pass "
