@@ -45,9 +45,11 @@ def load_npz(path, what: str = ".npz file") -> dict[str, np.ndarray]:
 LABELED = ("labeled_alpha", "labels")  # D_l: optional when the bundle carries the teacher's output on D_u
 REQUIRED = LABELED + ("unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta", "test_labels")
 OPTIONAL = ("unlabeled_labels", "val_alpha", "val_beta", "val_labels")
-TEACHER = ("pseudo_labels", "teacher_probs", "teacher_test_pred", "teacher_test_probs")  # your own teacher's output
+TEACHER = ("pseudo_labels", "teacher_probs", "teacher_test_pred", "teacher_test_probs",  # your own teacher's output
+           "teacher_val_pred", "teacher_val_probs")  # ... on the validation set: read by mke-theory check
 KEYS = REQUIRED + OPTIONAL + TEACHER
-LABEL_KEYS = ("labels", "val_labels", "test_labels", "unlabeled_labels", "pseudo_labels", "teacher_test_pred")
+LABEL_KEYS = ("labels", "val_labels", "test_labels", "unlabeled_labels", "pseudo_labels", "teacher_test_pred",
+              "teacher_val_pred")
 OLD_CHECK_KEYS = ("alpha", "beta", "pseudo_labels", "labels")  # mke-theory check's former format (deprecated)
 
 
