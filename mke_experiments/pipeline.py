@@ -9,6 +9,11 @@ bundle's ``pseudo_labels`` or ``teacher_probs``) trains no teacher; every seed's
 labels, and the teacher's record, when the bundle has its test predictions, is scored from them
 (``config["teacher"] == "external"``).
 
+From a run to a check: for tasks with vector inputs, every seed writes ``OUT/check/<stem>.npz`` as soon as
+its teacher's pseudo labels on D_u are known (``check_arrays``: D_u as the students see it with the teacher's
+output, the validation set with the teacher's probabilities on it, and the scale of T), the bundle that
+``mke-theory check --data`` and ``mke-exp check`` read.
+
 Methods outer, seeds inner: ``run_seeds`` trains the teacher of every seed, pseudo-labels D_u with
 each seed's own teacher, then each student method for all its unfinished seeds in one ``fit``
 (``train_method``: one member per seed). Small vector networks train those members stacked in one
@@ -55,6 +60,39 @@ def external_teacher(split: MultimodalSplit) -> dict | None:
     return split.meta.get("teacher_output")
 
 
+def vector_inputs(split: MultimodalSplit) -> bool:
+    """Whether α and β of D_u are vectors (2-d arrays, as in mfeat and arrays): only then is a check bundle
+    written. Images, spectrograms and clips get none: the check's neighbourhoods are balls in feature space."""
+    return np.ndim(split.unlabeled_alpha) == 2 and np.ndim(split.unlabeled_beta) == 2
+
+
+def check_arrays(split: MultimodalSplit, pseudo_labels, teacher_probs=None, teacher_val_probs=None,
+                 teacher_val_pred=None, input_noise: float = 0.0) -> dict:
+    """The check bundle of one teacher, in the keys of the one bundle format (``mke_theory.npz``).
+
+    ``unlabeled_alpha``, ``unlabeled_beta``: D_u as the students see it (the split's standardised float32
+    arrays); ``pseudo_labels`` (M,) the teacher's classes on it and ``teacher_probs`` (M, K) its probabilities
+    when known; ``val_alpha``, ``val_beta``, ``val_labels`` with ``teacher_val_probs`` (or
+    ``teacher_val_pred``) when the split has a validation set; ``unlabeled_labels`` when the split knows them
+    (diagnostics only); ``input_noise``, the scale a of the students' perturbation T (x + a·mean|x|·ε), 0-d.
+    """
+    f32, i64 = (lambda a: np.asarray(a, np.float32)), (lambda a: np.asarray(a, np.int64))
+    arrays = dict(unlabeled_alpha=f32(split.unlabeled_alpha), unlabeled_beta=f32(split.unlabeled_beta),
+                  pseudo_labels=i64(pseudo_labels))
+    if teacher_probs is not None:
+        arrays["teacher_probs"] = f32(teacher_probs)
+    if split.val_alpha is not None:
+        arrays.update(val_alpha=f32(split.val_alpha), val_beta=f32(split.val_beta), val_labels=i64(split.val_labels))
+        if teacher_val_probs is not None:
+            arrays["teacher_val_probs"] = f32(teacher_val_probs)
+        elif teacher_val_pred is not None:
+            arrays["teacher_val_pred"] = i64(teacher_val_pred)
+    if split.unlabeled_labels is not None:
+        arrays["unlabeled_labels"] = i64(split.unlabeled_labels)
+    arrays["input_noise"] = np.asarray(float(input_noise))
+    return arrays
+
+
 def run_config(cfg: ExperimentConfig, split: MultimodalSplit) -> dict:
     """What a record's ``config`` holds (and its hash covers): the resolved config, the split's id, the
     class values behind 0 … K−1 when the data had others (``classes``), and for an external teacher
@@ -78,6 +116,7 @@ class SeedResult:
     models: dict  # method -> trained model (evaluation mode), on the run's standardised inputs
     pseudo_labels: np.ndarray
     predictors: dict = field(default_factory=dict)  # method -> Predictor: the model with its preprocessing
+    check: dict | None = None  # the seed's check bundle (``check_arrays``), for tasks with vector inputs
 
 
 @dataclass
@@ -139,6 +178,17 @@ class RunFiles:
             return
         self.model_path(method).parent.mkdir(exist_ok=True)
         predictor.save(self.model_path(method))
+
+    def check_path(self) -> Path | None:
+        """``OUT/check/<task>__check__seed<seed>__<config hash>.npz``: this seed's check bundle."""
+        return None if self.out is None else self.out / "check" / f"{self.stem('check')}.npz"
+
+    def save_check(self, arrays: dict) -> None:
+        """The check bundle of this seed (rank 0), rewritten every time: it must match the current teacher."""
+        if self.out is None or self.rank != 0:
+            return
+        self.check_path().parent.mkdir(exist_ok=True)
+        atomic_write(self.check_path(), lambda f: np.savez(f, **arrays))
 
     def save_examples(self, method: str, pred: np.ndarray, split: MultimodalSplit, n: int) -> None:
         """Predictions of the first ``n`` test samples (and, once per split, those inputs), for figures."""
@@ -284,6 +334,24 @@ class SeedRun:
             metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels).mean())
         confidence = None if probs is None else probs.max(axis=1)[train_idx]
         return PseudoLabels(predicted, targets[train_idx], train_idx, held_out, confidence, metrics)
+
+    def check(self, teacher, pl: PseudoLabels) -> dict | None:
+        """This seed's check bundle (``check_arrays``), written to the run's files; None for inputs that are
+        not vectors (images, audio: no bundle). ``teacher``: the trained teacher, whose softmax on α of D_u
+        and of the validation set are its probabilities; None: the bundle's own teacher output."""
+        if not vector_inputs(self.split):
+            return None
+        noise = self.cfg.mke.input_noise
+        if teacher is None:
+            given = external_teacher(self.split)
+            arrays = check_arrays(self.split, pl.predicted, given.get("teacher_probs"), given.get("teacher_val_probs"),
+                                  given.get("teacher_val_pred"), input_noise=noise)
+        else:
+            probs = lambda x: torch.softmax(predict_logits(teacher, (x,), self.device), dim=1).numpy()  # noqa: E731
+            arrays = check_arrays(self.split, pl.predicted, probs(self.t["unlabeled_alpha"]),
+                                  probs(self.val[0]) if self.val is not None else None, input_noise=noise)
+        self.files.save_check(arrays)
+        return arrays
 
     def external_teacher_record(self) -> dict | None:
         """The teacher's row from the bundle's ``teacher_test_probs`` / ``teacher_test_pred`` (the task's own
@@ -471,6 +539,7 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
                 result.records.append(run.external_teacher_record())
             pls.append(pl)
             result.pseudo_labels = pl.predicted
+            result.check = run.check(None, pl)
         trained = []
     else:
         trained = train_method(runs, teacher, [None] * len(runs))  # always trained (or resumed): students need it
@@ -482,6 +551,7 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
         result.predictors["teacher"] = run.predictor(teacher, model)
         pls.append(run.pseudo_label(model, need_confidence=any(m.select is not None for m in rows)))
         result.pseudo_labels = pls[-1].predicted
+        result.check = run.check(model, pls[-1])  # also on resume: the teacher is resumed from its checkpoint
 
     for method in rows:
         if method.is_teacher:

@@ -9,7 +9,9 @@ The bundle's keys (``KEYS``; the one list ``mke-exp run arrays`` and ``mke-theor
 - optional teacher output (your own teacher, trained outside the library): ``pseudo_labels`` (M,) its classes
   on D_u or ``teacher_probs`` (M, K) its class probabilities on D_u (rows sum to 1; columns in the order of
   the encoded classes), and ``teacher_test_pred`` (n_test,) or ``teacher_test_probs`` (n_test, K) on the
-  test set for the teacher's row of the table. With one of them no teacher is trained.
+  test set for the teacher's row of the table. With one of them no teacher is trained. Optional
+  ``teacher_val_pred`` (n_val,) or ``teacher_val_probs`` (n_val, K), its output on the validation set (needs
+  ``val_alpha``): not used for training, kept for the check (``mke-exp check``, ``mke-theory check``).
 
 Labels may be integers or strings: the sorted distinct values of every label array (including
 ``pseudo_labels`` and ``teacher_test_pred``) become classes 0 … K−1, and the original values are kept in
@@ -92,22 +94,30 @@ def standardize(split: MultimodalSplit, source: str = "the bundle") -> Multimoda
         meta=dict(split.meta, standardized=True, standardization=dict(alpha=sa.stats, beta=sb.stats)), **val)
 
 
-def _teacher_output(data: dict, encoded: dict, n_classes: int, m: int, n_test: int, source: str) -> dict | None:
-    """The teacher's output the bundle carries, checked: pseudo_labels / teacher_probs on D_u and
-    teacher_test_pred / teacher_test_probs on the test set (class indices, probabilities as float32)."""
+def _teacher_output(data: dict, encoded: dict, n_classes: int, m: int, n_test: int, source: str,
+                    n_val: int | None = None) -> dict | None:
+    """The teacher's output the bundle carries, checked: pseudo_labels / teacher_probs on D_u,
+    teacher_test_pred / teacher_test_probs on the test set and teacher_val_pred / teacher_val_probs on the
+    validation set (``n_val`` rows; None: no validation set) as class indices, probabilities as float32."""
     if not any(k in data for k in TEACHER):
         return None
-    for hard, soft in (("pseudo_labels", "teacher_probs"), ("teacher_test_pred", "teacher_test_probs")):
+    for hard, soft in (("pseudo_labels", "teacher_probs"), ("teacher_test_pred", "teacher_test_probs"),
+                       ("teacher_val_pred", "teacher_val_probs")):
         if hard in data and soft in data:
             raise MKEError(f"{source}: give one of {hard} (classes) or {soft} (probabilities), not both")
     if "pseudo_labels" not in data and "teacher_probs" not in data:
-        raise MKEError(f"{source}: teacher_test_pred / teacher_test_probs need the teacher's output on D_u as well: "
+        given = ", ".join(k for k in TEACHER if k in data)
+        raise MKEError(f"{source}: {given} need(s) the teacher's output on D_u as well: "
                        "add pseudo_labels (M,) or teacher_probs (M, K)")
     out = {}
     for key, rows, part in (("pseudo_labels", m, "unlabeled_alpha"), ("teacher_probs", m, "unlabeled_alpha"),
-                            ("teacher_test_pred", n_test, "test_alpha"), ("teacher_test_probs", n_test, "test_alpha")):
+                            ("teacher_test_pred", n_test, "test_alpha"), ("teacher_test_probs", n_test, "test_alpha"),
+                            ("teacher_val_pred", n_val, "val_alpha"), ("teacher_val_probs", n_val, "val_alpha")):
         if key not in data:
             continue
+        if rows is None:
+            raise MKEError(f"{source}: {key} is the teacher's output on the validation set, but the bundle has no "
+                           "val_alpha; add val_alpha, val_beta and val_labels, or drop it")
         v = encoded[key] if key in encoded else np.asarray(data[key])
         if key.endswith("probs"):
             if v.ndim != 2 or v.shape[1] != n_classes:
@@ -156,7 +166,7 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
                 raise MKEError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
     encoded, classes = encode_labels(data, LABEL_KEYS, source, allow_missing=allow_missing_classes)
     teacher = _teacher_output(data, encoded, len(classes), len(data["unlabeled_alpha"]), len(data["test_alpha"]),
-                              source)
+                              source, len(data["val_alpha"]) if "val_alpha" in data else None)
     for k in TEACHER:
         data.pop(k, None)
     data.update({k: v for k, v in encoded.items() if k not in TEACHER})
