@@ -1,7 +1,8 @@
-"""``mke-exp``: real-data experiments (list, prepare, run, bench) and reports over run records."""
+"""``mke-exp``: real-data experiments (list, prepare, run, check, bench) and reports over run records."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -96,22 +97,15 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
-    from mke_experiments.tasks import data_dir_or_error, get_task
     from mke_experiments.train import distributed
     from mke_theory.stats import compare_methods, records_frame, summarize
     from mke_theory.tables import format_table
 
     seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
-    spec = get_task(task)
-    if spec.needs_data and data is None:
-        data_dir_or_error(data, task)  # one sentence, with the hint that fits the task
-    if not spec.needs_data and data is not None:
-        raise MKEError(f"task {task} brings its own data and would ignore --data {data}; drop --data "
-                       "(your own arrays: mke-exp run arrays --data FILE.npz)")
+    spec = _task_with_data(task, data)
     if pipeline.distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
-    cfg = resolve_config(spec, overrides, epochs)
-    cfg, split = spec.load_split(cfg, data, overrides)
+    cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
     total = pipeline.total_steps(split, cfg, methods, len(seeds))
     rank = distributed()[0]
     selection = pipeline.selection_used(cfg, split)
@@ -142,6 +136,99 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
                                 f"{len(seeds)} seeds, model selection: {selection}{teacher}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
+
+
+def _task_with_data(task: str, data):
+    """The task, after the one-sentence errors for a missing or a superfluous ``--data``."""
+    from mke_experiments.tasks import data_dir_or_error, get_task
+
+    spec = get_task(task)
+    if spec.needs_data and data is None:
+        data_dir_or_error(data, task)  # one sentence, with the hint that fits the task
+    if not spec.needs_data and data is not None:
+        raise MKEError(f"task {task} brings its own data and would ignore --data {data}; drop --data "
+                       "(your own arrays: mke-exp run arrays --data FILE.npz)")
+    return spec
+
+
+def _subsample(arrays: dict, max_samples: int, seed: int) -> tuple[dict, str]:
+    """At most ``max_samples`` rows of D_u (every key of D_u alike), drawn with ``default_rng(seed)``, and the
+    sentence that says so."""
+    import numpy as np
+
+    m = len(arrays["unlabeled_alpha"])
+    if m <= max_samples:
+        return arrays, f"check on all {m} samples of D_u"
+    keep = np.sort(np.random.default_rng(seed).choice(m, max_samples, replace=False))
+    rows = ("unlabeled_alpha", "unlabeled_beta", "unlabeled_labels", "pseudo_labels", "teacher_probs")
+    arrays = {k: v[keep] if k in rows else v for k, v in arrays.items()}
+    return arrays, f"check on {max_samples} of {m} samples of D_u, drawn at random (seed {seed})"
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float as None (JSON null) and numpy scalars as Python numbers."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
+@click.option("--seed", type=click.IntRange(0), default=0, help="Initialisation seed of the teacher.")
+@click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--max-samples", type=click.IntRange(10), default=2000,
+              help="Check at most this many samples of D_u, drawn at random (seeded by --seed).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the teacher's record and the check bundle (OUT/check/), as mke-exp run does.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@user_errors
+@threads_option()
+def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json):
+    """Train only TASK's teacher for one seed and check whether MKE should help (mke_theory.diagnose).
+
+    The check reads D_u as the students see it with the teacher's pseudo labels (the run's check bundle);
+    an arrays bundle with its own teacher output trains nothing."""
+    import json
+
+    from mke_experiments import pipeline
+    from mke_experiments.config import resolve_config
+    from mke_experiments.train import resolve_device
+    from mke_theory.diagnose import check_bundle
+    from mke_theory.tables import format_check
+
+    spec = _task_with_data(task, data)
+    cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
+    if not pipeline.vector_inputs(split):
+        kind = "images" if split.unlabeled_alpha.ndim == 4 else f"arrays of shape {split.unlabeled_alpha.shape[1:]}"
+        raise MKEError(f"mke-exp check needs vector features (mfeat, arrays); {task}'s inputs are {kind}: "
+                       "save a network's features of α and β per sample in an arrays bundle and run "
+                       "mke-exp check arrays --data FILE.npz")
+    external = pipeline.external_teacher(split) is not None  # the bundle's own teacher output: nothing to train
+    bar = contextlib.nullcontext() if external else progress_bar(
+        pipeline.total_steps(split, cfg, ("teacher",), 1), f"{task}: the teacher, seed {seed}", file=sys.stderr)
+    with warnings.catch_warnings(), bar as update:
+        warnings.simplefilter("ignore", pipeline.FallbackWarning)
+        (result,) = pipeline.run_seeds(cfg, split, [seed], methods=("teacher",), out=out,
+                                       device=resolve_device(device), progress=update)
+    arrays, said = _subsample(result.check, max_samples, seed)
+    click.echo(said + ("; the teacher's output from the bundle" if external else ""), err=True)
+    report = check_bundle(arrays, source=f"{task} (seed {seed})")
+    click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
+    if out is not None:
+        click.echo(f"the teacher's record in {out}/, the check bundle in {out / 'check'}/", err=True)
 
 
 @cli.command()
