@@ -310,102 +310,62 @@ def simulate(noise, noise_model, generator, seeds, n_seeds, data_seed, steps, re
     write_records(rows, out, force)
 
 
-def _load_npz(path: Path) -> dict:
-    """alpha, beta, pseudo_labels and (when known) labels of D_u from ``path``: the run's bundle (the keys
-    of ``mke_theory.npz.KEYS``: unlabeled_alpha, unlabeled_beta, pseudo_labels or teacher_probs,
-    unlabeled_labels) or the old check format (alpha, beta, pseudo_labels, labels; deprecated)."""
-    import numpy as np
-
-    from mke_theory.npz import LABEL_KEYS, OLD_CHECK_KEYS, encode_labels, load_npz
-
-    arrays = load_npz(path, what=".npz file for --data")
-    old = "alpha" in arrays and "unlabeled_alpha" not in arrays
-    if old:
-        click.echo(f"note: {path} uses the old check keys ({', '.join(OLD_CHECK_KEYS)}); they still work, but the "
-                   "one bundle format of check and run is unlabeled_alpha, unlabeled_beta, pseudo_labels (or "
-                   "teacher_probs) and unlabeled_labels", err=True)
-        missing = [k for k in ("alpha", "beta", "pseudo_labels") if k not in arrays]
-        if missing:
-            raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; it must hold alpha (n, d_alpha), "
-                           f"beta (n, d_beta), pseudo_labels (n,) and, when known, labels (n,)")
-        keys = dict(alpha="alpha", beta="beta", labels="labels")
-        encoded, _ = encode_labels(arrays, ("pseudo_labels", "labels"), str(path), allow_missing=True)
-    else:
-        missing = [k for k in ("unlabeled_alpha", "unlabeled_beta") if k not in arrays]
-        if missing:
-            raise MKEError(f"{path} misses the key(s) {', '.join(missing)}; check reads D_u of the run's bundle: "
-                           "unlabeled_alpha (M, d_α), unlabeled_beta (M, d_β), pseudo_labels (M,) or teacher_probs "
-                           "(M, K), and, when known, unlabeled_labels (M,)")
-        if "pseudo_labels" not in arrays and "teacher_probs" not in arrays:
-            raise MKEError(f"{path} holds no teacher output: check needs pseudo_labels (M,) or teacher_probs (M, K), "
-                           "the teacher's classes or probabilities on D_u (unlabeled_alpha); add one to the bundle")
-        keys = dict(alpha="unlabeled_alpha", beta="unlabeled_beta", labels="unlabeled_labels")
-        encoded, _ = encode_labels(arrays, LABEL_KEYS, str(path), allow_missing=True)
-        if "pseudo_labels" not in encoded:
-            probs = np.asarray(arrays["teacher_probs"])
-            if probs.ndim != 2 or probs.dtype.kind not in "fiu" or not np.all(np.isfinite(probs)):
-                raise MKEError(f"{path}: teacher_probs must be a finite (M, K) array of class probabilities, "
-                               f"got {probs.dtype} values of shape {probs.shape}")
-            if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
-                raise MKEError(f"{path}: the rows of teacher_probs must sum to 1 (the teacher's class probabilities "
-                               "on D_u); save the softmax output, or pseudo_labels with its classes")
-            encoded["pseudo_labels"] = probs.argmax(axis=1)
-    out = dict(pseudo_labels=encoded["pseudo_labels"], labels=encoded.get(keys["labels"]))
-    for role in ("alpha", "beta"):
-        key, value = keys[role], arrays[keys[role]]
-        if np.issubdtype(value.dtype, np.complexfloating):
-            raise MKEError(f"{path}: {key} holds complex numbers; save real features (e.g. the magnitude or the "
-                           "real and imaginary parts side by side)")
-        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-            raise MKEError(f"{path}: {key} holds {value.dtype} values; save numeric features")
-        out[role] = value[:, None] if value.ndim == 1 else value
-    return out
-
-
 @cli.command()
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The run's npz bundle: D_u as unlabeled_alpha, unlabeled_beta, the teacher's pseudo_labels (or "
-                   "teacher_probs) and, when known, unlabeled_labels. Old keys alpha/beta/labels still work.")
+              help="A check bundle (mke-exp run writes one per seed under OUT/check/) or any bundle of the one "
+                   "format: unlabeled_alpha, unlabeled_beta, pseudo_labels or teacher_probs, val_alpha, val_beta, "
+                   "val_labels, teacher_val_probs.")
 @click.option("--generator", type=click.Choice(list(GENERATORS)), default=None,
-              help="Check a built-in generator's D_u instead of --data.")
+              help="Check a built-in generator's D_u instead (its test set serves as the labeled validation data).")
 @click.option("--noise", type=click.FloatRange(0, 1), default=0.2, help="With --generator: pseudo-label error η.")
 @click.option("--noise-model", type=click.Choice(list(NOISE_MODELS)), default="symmetric",
               help="With --generator: how the pseudo-labeller errs.")
 @click.option("--data-seed", type=click.IntRange(0), default=0, help="With --generator: its random_state.")
-@click.option("--k", type=click.IntRange(1), default=10, help="Radius rule: a ball B(x) holds ≥ k samples ...")
-@click.option("--quantile", type=click.FloatRange(0, 1), default=0.5, help="... for this share of the samples.")
-@click.option("--radius", type=click.FloatRange(0, min_open=True), default=None,
-              help="Fixed radius for both spaces instead of the rule.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with keys um and mm instead.")
+@click.option("--input-noise", type=click.FloatRange(0), default=None,
+              help="The scale a of the student's perturbation T(x) = x + a·mean|x|·ε, which sets the ball "
+                   "(default: the bundle's input_noise, else 0.5, mke-exp's default).")
+@click.option("--probe", type=click.Choice(["knn", "linear"]), default="knn", show_default=True,
+              help="The probe fitted to the pseudo labels.")
+@click.option("--max-samples", type=click.IntRange(2), default=5000, show_default=True,
+              help="Use at most this many samples of D_u, drawn at random (said on stderr).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON object: verdict, predicted_gain {estimate, low, high}, um, mm, ...")
 @user_errors
-def check(data, generator, noise, noise_model, data_seed, k, quantile, radius, as_json):
-    """Before training: will the extra modality β help? Expansion c, separation μ and the bound, UM vs MM."""
+def check(data, generator, noise, noise_model, data_seed, input_noise, probe, max_samples, as_json):
+    """Before training: will the extra modality β help? A label-free prediction, and Thm 4.3 in both spaces."""
     import json
 
     import numpy as np
 
-    from mke_theory.diagnose import check as run_check
-    from mke_theory.generators import make_split
-    from mke_theory.noise import make_pseudo_labels
-    from mke_theory.tables import format_check
+    from mke_theory.diagnose import check_bundle
+    from mke_theory.tables import format_check, json_safe
 
     if (data is None) == (generator is None):
         raise MKEError("give exactly one of --data FILE.npz or --generator NAME")
     if data is not None:
-        arrays = _load_npz(data)
-        alpha, beta, pseudo, labels = arrays["alpha"], arrays["beta"], arrays["pseudo_labels"], arrays.get("labels")
+        from mke_theory.npz import load_npz
+
+        arrays, source = load_npz(data, what=".npz file for --data"), str(data)
     else:
+        from mke_theory.generators import make_split
+        from mke_theory.noise import make_pseudo_labels
+
         split = make_split(generator, random_state=data_seed)
-        alpha, beta, labels = split.unlabeled_alpha, split.unlabeled_beta, split.unlabeled_labels
-        pseudo = make_pseudo_labels(noise_model, labels, noise, alpha=alpha, n_classes=split.n_classes,
-                                    random_state=np.random.default_rng([data_seed, 1]))
-    report = run_check(alpha, beta, pseudo, labels, k=k, quantile=quantile, radius=radius)
-    if as_json:
-        clean = lambda v: None if isinstance(v, float) and not np.isfinite(v) and not np.isinf(v) else v  # noqa: E731
-        click.echo(json.dumps({key: ({kk: clean(vv) for kk, vv in val.items()} if isinstance(val, dict) else val)
-                               for key, val in report.items()}, indent=1))
-    else:
-        click.echo(format_check(report))
+        noisy = lambda y, x, i: make_pseudo_labels(noise_model, y, noise, alpha=x, n_classes=split.n_classes,  # noqa: E731
+                                                   random_state=np.random.default_rng([data_seed, i]))
+        arrays = dict(unlabeled_alpha=split.unlabeled_alpha, unlabeled_beta=split.unlabeled_beta,
+                      pseudo_labels=noisy(split.unlabeled_labels, split.unlabeled_alpha, 1),
+                      val_alpha=split.test_alpha, val_beta=split.test_beta, val_labels=split.test_labels,
+                      teacher_val_pred=noisy(split.test_labels, split.test_alpha, 2))
+        source = f"generator {generator}"
+    options = dict(probe=probe, max_samples=max_samples)
+    if input_noise is not None:
+        options["input_noise"] = input_noise
+    report = check_bundle(arrays, source=source, **options)
+    if report["n_used"] < report["n_samples"]:
+        click.echo(f"note: check on {report['n_used']} of {report['n_samples']} samples of D_u, drawn at random "
+                   "(--max-samples)", err=True)
+    click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,29 @@
-""""Will MKE help on my data?": the expansion analysis in the teacher's and the student's space.
+""""Will the extra modality β help on my data?" — answered before training, without D_u's labels.
 
-For the UM space (α) and the MM space (α, β) the check estimates the expansion factor c of the
-pseudo-labeller's mistake sets, the separation μ of the true labels, the pseudo-label error, the
-self-training bound of Wei et al. (2021, Thm 4.3) and whether it guarantees label correction.
-MKE's claim, stated as a testable hypothesis: the MM space shows a larger c and a smaller μ, hence
-a smaller bound.  numpy/scipy only.
+Two parts, kept apart because they answer different questions:
+
+1. **The prediction** (the verdict). Probes fitted to the teacher's pseudo labels on D_u — one in
+   the teacher's space α, one in the student's space (α, β) — are scored on labeled validation
+   data. The (α, β) probe's accuracy minus the teacher's estimates the MM student's gain over its
+   teacher; minus the α probe's, what β adds beyond self-training on α alone. Each difference has
+   a paired 95 % interval over the validation samples. The verdict is ``helps`` when both
+   intervals lie above 0, ``hurts`` when the gain over the teacher lies below 0, ``unclear``
+   otherwise. Validated on the benchmark that ships (``benchmarks/bench_check.py``,
+   docs/check_benchmark.md), not proved.
+2. **The theory** of Wei et al. (2021, Thm 4.3) in both spaces, estimated on the labeled
+   validation data: the (ā, c)-expansion over every set of class mass ≤ ā (ā: the teacher's largest
+   per-class error), bracketed by a certified lower bound and a search's upper bound; the
+   separation μ; the teacher's error; the bound. "Guaranteed" only when the certified c clears the
+   condition. The ball B(x) is the student's perturbation T (``t_radius``), the same rule in both
+   spaces, and its sensitivity to the radius is reported.
+
+D_u's true labels, when a bundle has them, are never used for either part. numpy, scipy and
+scikit-learn only.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -17,118 +33,304 @@ from mke_theory.bounds import label_correction
 from mke_theory.errors import MKEError
 
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
+VERDICTS = ("helps", "unclear", "hurts")
+RADIUS_SCALES = (0.5, 1.0, 2.0)  # the radius's sensitivity: r × these
+PROBE_K = 10  # neighbours of the kNN probe
+N_PERMUTATIONS = 3  # shuffles of β for the probe that says what β itself adds
+Z95 = 1.959963984540054
 
 
-def radius_rule(k: int, quantile: float) -> str:
-    """How ``choose_radius`` picked r, in words (the check reports it beside the numbers)."""
-    return (f"r = the {quantile:g} quantile of the distance to the k-th nearest neighbour (k = {k}), chosen in each "
-            f"space separately, so that a ball B(x) holds at least {k} samples for {100 * quantile:g} % of them")
+# ---- spaces and the ball of T -----------------------------------------------------------------------
 
 
-def _unit_scale(x: np.ndarray) -> np.ndarray:
-    scale = np.max(np.abs(x), axis=0) if len(x) else np.ones(x.shape[1])
-    return x / np.where(scale > 0, scale, 1.0)
+def _zscore(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """z-score with ``train``'s mean and std (features of zero spread are left centred); float64."""
+    train = np.asarray(train, dtype=np.float64)
+    scale = np.max(np.abs(train), axis=0)
+    scale = np.where(scale > 0, scale, 1.0)  # features of 1e200 would overflow the variance otherwise
+    mean, std = (train / scale).mean(axis=0), (train / scale).std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return [(np.asarray(x, dtype=np.float64) / scale - mean) / std for x in (train, *others)]
 
 
-def _space(points, labels, pseudo_labels, radius, a, random_state) -> dict:
+def t_radius(modalities, input_noise: float) -> float:
+    """The radius r of the ball of T(x) = x + a·mean|x|·ε (ε standard normal, per modality; the
+    perturbation of ``mke_experiments``' vector students and of ``objective.input_noise``):
+    r = a · sqrt(Σ_m d_m · mean|x_m|²), the typical length ‖T(x) − x‖. One rule for both spaces: the
+    MM ball is the UM ball with β's share added, as the MM student is perturbed."""
+    return float(input_noise * np.sqrt(sum(m.shape[1] * np.mean(np.abs(m)) ** 2 for m in modalities)))
+
+
+# ---- the prediction: probes fitted to the pseudo labels, scored on labeled data ---------------------
+
+
+def _probe(kind: str, train: np.ndarray, targets: np.ndarray, test: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class predictions on ``test`` of a probe fitted to (``train``, ``targets``): ``knn`` (10 nearest
+    neighbours, majority vote) or ``linear`` (multinomial logistic regression, L2, C = 1)."""
+    present = np.unique(targets)
+    if present.size == 1:
+        return np.full(len(test), present[0])
+    if kind == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        model = KNeighborsClassifier(n_neighbors=min(PROBE_K, len(train)), algorithm="brute")
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=1.0, max_iter=500)
+    return model.fit(train, targets).predict(test)
+
+
+def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Mean of a − b over paired 0/1 outcomes with a normal 95 % interval (accuracy as a fraction)."""
+    d = correct_a.astype(np.float64) - correct_b.astype(np.float64)
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
+    mean = float(d.mean())
+    return dict(estimate=mean, low=float(mean - Z95 * se), high=float(mean + Z95 * se))
+
+
+def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val, n_classes: int,
+                 probe: str = "knn", random_state=0) -> dict:
+    """The label-free prediction: probes fitted to D_u's pseudo labels, scored on the labeled validation data.
+
+    Returns ``predicted_gain`` (the (α, β) probe − the teacher), ``predicted_gain_over_um`` (− the α probe),
+    ``beta_contribution`` (− the same probe with D_u's β rows shuffled, ``N_PERMUTATIONS`` times: β's
+    marginal kept, its link to the sample cut — a built-in negative control, since merely adding
+    dimensions changes what a probe smooths over), the accuracies behind them and ``teacher_on_val``
+    ("given", or "α probe" when the teacher's output on the validation data is missing: the α probe
+    then stands in for the teacher)."""
+    rng = np.random.default_rng(random_state)
+    val_mm = np.hstack([val_alpha, val_beta])
+    um = _probe(probe, u_alpha, pseudo_labels, val_alpha, n_classes) == val_labels
+    mm = _probe(probe, np.hstack([u_alpha, u_beta]), pseudo_labels, val_mm, n_classes) == val_labels
+    shuffled = np.mean([_probe(probe, np.hstack([u_alpha, u_beta[rng.permutation(len(u_beta))]]), pseudo_labels,
+                               val_mm, n_classes) == val_labels for _ in range(N_PERMUTATIONS)], axis=0)
+    teacher = um if teacher_val is None else (teacher_val == val_labels)
+    return dict(predicted_gain=_paired(mm, teacher), predicted_gain_over_um=_paired(mm, um),
+                beta_contribution=_paired(mm, shuffled),
+                accuracy=dict(teacher=float(teacher.mean()), um_probe=float(um.mean()), mm_probe=float(mm.mean()),
+                              shuffled_beta_probe=float(shuffled.mean())),
+                teacher_on_val="given" if teacher_val is not None else "α probe", probe=probe)
+
+
+def verdict(prediction: dict) -> tuple[str, str]:
+    """(``helps`` | ``unclear`` | ``hurts``, one sentence) from ``predict_gain``'s intervals: ``hurts`` when the
+    gain over the teacher lies below 0, ``helps`` when it and β's contribution lie above 0."""
+    g, b = prediction["predicted_gain"], prediction["beta_contribution"]
+    span = lambda x: f"{100 * x['estimate']:+.1f} points [{100 * x['low']:+.1f}, {100 * x['high']:+.1f}]"  # noqa: E731
+    against = "the teacher" if prediction["teacher_on_val"] == "given" else "an α probe standing in for the teacher"
+    if g["high"] < 0:
+        return "hurts", (f"β hurts (self-training loses to the teacher here): the (α, β) probe on the pseudo labels "
+                         f"scores {span(g)} against {against} on the labeled validation data.")
+    if g["low"] > 0 and b["low"] > 0:
+        return "helps", (f"β helps: the (α, β) probe on the pseudo labels scores {span(g)} against {against} and "
+                         f"{span(b)} against the same probe with β shuffled, on the labeled validation data (a "
+                         "prediction validated on docs/check_benchmark.md, not a guarantee).")
+    if g["low"] > 0:
+        return "unclear", (f"No evidence that β helps: self-training gains {span(g)} against {against}, but β itself "
+                           f"adds {span(b)} (against the probe with β shuffled).")
+    return "unclear", (f"No evidence either way: the (α, β) probe scores {span(g)} against {against}; the interval "
+                       "includes 0.")
+
+
+# ---- the theory, on the labeled validation data -----------------------------------------------------
+
+
+def _theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius: float, a_bar: float,
+            random_state) -> dict:
+    """c bracketed over sets of class mass ≤ ā, μ, Err(G_pl) and Thm 4.3's bound at one radius."""
     graph = ex.neighbourhood_graph(points, radius)
-    out = dict(radius=radius, mean_neighbours=float(graph.sum() / len(points) - 1))
-    if labels is None:  # without true labels only the pseudo-labeller's own consistency can be measured
-        out.update(c=None, c_search=None, mu=None, pseudo_label_error=None, bound=None, condition_holds=None,
-                   robustness_of_pseudo_labels=ex.robustness(pseudo_labels, points, radius),
-                   reason="true labels unknown: c, μ and the bound need them")
-        return out
-    mistakes = ex.mistake_set_expansion(graph, labels, pseudo_labels)
-    search = ex.worst_case_expansion(graph, labels, a=a, method="spectral", random_state=random_state)
+    upper = ex.worst_case_expansion(graph, labels, a=a_bar, method="both", random_state=random_state)
+    lower = ex.certified_expansion(graph, labels, a=a_bar)
     mu = ex.separation(labels, points, radius)
-    err = float(np.mean(pseudo_labels != labels))
-    c = float(mistakes["c"])
-    correction = label_correction(err, mu, c)  # NaN c (no mistakes) is reported as outside the domain
-    bound = correction.bound
-    out.update(
-        c=None if np.isnan(c) else c, c_search=float(search.c), mu=float(mu), pseudo_label_error=err,
-        bound=float(bound.value) if bool(bound.in_domain) else None, bound_vacuous=bool(bound.vacuous),
-        condition_holds=bool(correction.holds),
-        improvement=float(correction.improvement) if bool(bound.in_domain) else None,
-        robustness_of_pseudo_labels=ex.robustness(pseudo_labels, points, radius),
-        reason=str(bound.reason) or ("bound ≥ 1 says nothing" if bool(bound.vacuous) else ""),
-        summary=correction.describe(),
-    )
-    return out
+    err = float(np.mean(teacher != labels))
+    certified = label_correction(err, mu, lower)
+    optimistic = label_correction(err, mu, upper.c)
+    finite = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
+    if upper.c <= 3:
+        status = (f"does not apply: a set of mass ≤ ā = {a_bar:.2f} of class {upper.cls} expands by only "
+                  f"{upper.c:.2f} (Thm 4.3 needs c > 3)")
+    elif bool(certified.holds):
+        status = (f"label correction guaranteed on the sample graph: c ≥ {lower:.2f} certified, "
+                  f"bound {float(certified.bound.value):.3f} < Err(G_pl) = {err:.3f}")
+    elif lower > 3 and not bool(certified.holds):
+        status = f"applies (c ≥ {lower:.2f} certified) but μ = {mu:.3f} is too large for label correction"
+    else:
+        status = (f"undetermined: c lies between {lower:.2f} (certified) and {upper.c:.2f} (search); "
+                  "no guarantee")
+    return dict(radius=float(radius), mean_neighbours=float(graph.sum() / len(points) - 1),
+                c=finite(lower), c_lower=finite(lower), c_upper=finite(upper.c), mu=float(mu),
+                pseudo_label_error=err, a_bar=a_bar,
+                bound=float(certified.bound.value) if bool(certified.bound.in_domain) else None,
+                bound_at_c_upper=float(optimistic.bound.value) if bool(optimistic.bound.in_domain) else None,
+                condition_holds=bool(certified.holds), applies=bool(upper.c > 3), status=status)
 
 
-def check(alpha, beta, pseudo_labels, labels=None, k: int = 10, quantile: float = 0.5, radius=None,
-          a: float = 0.5, random_state=0) -> dict:
-    """Run the diagnostic on paired samples of D_u.
+def _a_bar(labels: np.ndarray, teacher: np.ndarray) -> float:
+    """ā: the teacher's largest per-class error on the labeled data (Wei et al.'s sets must expand up to it);
+    at least one sample of the smallest class, so that a set is admissible."""
+    classes, counts = np.unique(labels, return_counts=True)
+    errors = [np.mean(teacher[labels == i] != i) for i in classes]
+    return float(min(1.0, max(max(errors), 1.0 / counts.min())))
+
+
+# ---- the check --------------------------------------------------------------------------------------
+
+
+def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=None, teacher_val=None, *,
+          input_noise: float = 0.5, probe: str = "knn", max_samples: int | None = None, random_state=0) -> dict:
+    """Will β help? The prediction and the theory, from D_u and labeled validation data.
 
     Parameters
     ----------
-    alpha : (n_samples, d_alpha) modality α.
-    beta : (n_samples, d_beta) modality β of the same samples.
-    pseudo_labels : (n_samples,) the teacher's pseudo labels.
-    labels : (n_samples,) true labels, or None when unknown (then only robustness is reported).
-    k, quantile : the radius rule of ``expansion.choose_radius`` (see ``radius_rule``).
-    radius : a fixed radius for both spaces instead of the rule (distances after ``expansion.embed``).
-    a : the largest class share of a set in the worst-case expansion search.
+    alpha, beta : (M, d_α), (M, d_β) the two modalities of D_u.
+    pseudo_labels : (M,) the teacher's classes on D_u.
+    val_alpha, val_beta, val_labels : labeled validation data with both modalities (e.g. the validation
+        part of a run's split); without it only the sample sizes are reported and the verdict is unclear.
+    teacher_val : (n_val,) the teacher's classes on ``val_alpha``; None: an α probe fitted to the pseudo
+        labels stands in for the teacher (said in the report).
+    input_noise : the scale a of the student's perturbation T(x) = x + a·mean|x|·ε (``t_radius``).
+    probe : ``"knn"`` or ``"linear"`` (see ``_probe``).
+    max_samples : use at most this many rows of D_u, drawn at random (``n_used`` says how many).
+    random_state : the subsample's and the expansion search's seed.
 
     Returns
     -------
-    dict with ``um`` and ``mm`` (each: c, c_search, mu, pseudo_label_error, bound,
-    condition_holds, radius, ...), ``n_samples``, ``n_classes``, ``radius_rule`` and ``verdict``.
-    c is the expansion of the mistake sets (used in the bound); c_search the smallest ratio a
-    spectral search found over sets of share ≤ a (an upper bound on the worst-case c).
+    dict: ``verdict`` (one of ``VERDICTS``), ``verdict_text``, ``predicted_gain`` and
+    ``predicted_gain_over_um`` (``estimate``, ``low``, ``high``: accuracy differences as fractions),
+    ``accuracy``, ``um`` and ``mm`` (the theory per space: ``c`` = certified lower bound, ``c_upper``, ``mu``,
+    ``bound``, ``condition_holds``, ``status``, ``sensitivity`` over ``RADIUS_SCALES``), sizes and ``seconds``.
     """
-    alpha = check_features("alpha", alpha)
+    start = time.perf_counter()
+    alpha, beta = check_features("alpha", alpha), check_features("beta", beta)
     n = len(alpha)
-    beta = check_features("beta", beta)
-    if n < 2:
-        raise MKEError(f"alpha has {n} row(s); the check needs at least k + 1 paired samples of D_u (one per row)")
     if len(beta) != n:
-        raise MKEError(f"alpha has {n} rows but beta has {len(beta)}; they must hold the same samples")
-    # divide each feature by its largest |value|: embed() z-scores, which this does not change, but
-    # features of 1e200 would overflow its variance and collapse every point onto one
-    alpha, beta = _unit_scale(alpha), _unit_scale(beta)
+        raise MKEError(f"alpha has {n} rows but beta has {len(beta)}; they must hold the same samples of D_u")
     pseudo_labels = check_labels("pseudo_labels", pseudo_labels)
     if len(pseudo_labels) != n:
         raise MKEError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")
-    if labels is not None:
-        labels = check_labels("labels", labels)
-        if len(labels) != n:
-            raise MKEError(f"labels has {len(labels)} entries but alpha has {n} rows")
-        if len(np.unique(labels)) < 2:
-            raise MKEError("labels hold a single class; expansion and separation need at least two")
-    elif len(np.unique(pseudo_labels)) < 2:
-        raise MKEError("pseudo_labels hold a single class; the check needs at least two")
-    check_range("k", k, 1, n - 1, integer=True)
-    if radius is not None:
-        check_range("radius", radius, 0.0, None, low_inclusive=False)
-    points = {"um": ex.embed(alpha), "mm": ex.embed(alpha, beta)}
-    result = dict(n_samples=n, n_classes=int(max(pseudo_labels.max(), -1 if labels is None else labels.max()) + 1),
-                  radius_rule=radius_rule(k, quantile) if radius is None else f"r = {radius:g} fixed by the user")
-    for name, pts in points.items():
-        r = radius if radius is not None else ex.choose_radius(pts, k=k, quantile=quantile, random_state=random_state)
-        result[name] = _space(pts, labels, pseudo_labels, r, a, random_state)
-    result["verdict"] = verdict(result["um"], result["mm"])
-    return result
+    if n < 2:
+        raise MKEError(f"D_u has {n} sample(s); the check needs at least 2")
+    check_range("input_noise", input_noise, 0.0, None)
+    if probe not in ("knn", "linear"):
+        raise MKEError(f"probe must be 'knn' or 'linear', got {probe!r}")
+    rng = np.random.default_rng(random_state)
+    if max_samples is not None and n > max_samples:
+        keep = np.sort(rng.choice(n, size=max_samples, replace=False))
+        alpha, beta, pseudo_labels = alpha[keep], beta[keep], pseudo_labels[keep]
+    have_val = val_alpha is not None and val_beta is not None and val_labels is not None
+    report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise), probe=probe)
+    if not have_val:
+        report.update(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None,
+                      predicted_gain=dict(estimate=None, low=None, high=None),
+                      predicted_gain_over_um=dict(estimate=None, low=None, high=None),
+                      beta_contribution=dict(estimate=None, low=None, high=None),
+                      verdict_text="No labeled validation data (val_alpha, val_beta, val_labels): nothing to score "
+                                   "the pseudo labels against, so no prediction and no estimate of μ.",
+                      seconds=time.perf_counter() - start)
+        return report
+    val_alpha, val_beta = check_features("val_alpha", val_alpha), check_features("val_beta", val_beta)
+    val_labels = check_labels("val_labels", val_labels)
+    if not len(val_alpha) == len(val_beta) == len(val_labels):
+        raise MKEError(f"val_alpha, val_beta and val_labels have {len(val_alpha)}, {len(val_beta)} and "
+                       f"{len(val_labels)} rows; they must hold the same validation samples")
+    if val_alpha.shape[1] != alpha.shape[1] or val_beta.shape[1] != beta.shape[1]:
+        raise MKEError(f"val_alpha / val_beta have {val_alpha.shape[1]} / {val_beta.shape[1]} features, D_u's "
+                       f"alpha / beta {alpha.shape[1]} / {beta.shape[1]}; they must be the same features")
+    if len(val_labels) < 2 or len(np.unique(val_labels)) < 2:
+        raise MKEError("val_labels need at least two samples of two classes to score the probes")
+    if teacher_val is not None:
+        teacher_val = check_labels("teacher_val", teacher_val)
+        if len(teacher_val) != len(val_labels):
+            raise MKEError(f"teacher_val has {len(teacher_val)} entries but val_labels {len(val_labels)}")
+    n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
+    za, va = _zscore(alpha, val_alpha)
+    zb, vb = _zscore(beta, val_beta)
+    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, n_classes, probe, random_state)
+    report["verdict"], report["verdict_text"] = verdict(prediction)
+    report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
+
+    teacher = prediction_teacher = teacher_val
+    if teacher is None:
+        prediction_teacher = _probe(probe, za, pseudo_labels, va, n_classes)
+    a_bar = _a_bar(val_labels, prediction_teacher)
+    radii = {"um": t_radius([za], input_noise), "mm": t_radius([za, zb], input_noise)}
+    spaces = {"um": va, "mm": np.hstack([va, vb])}
+    report["a_bar"] = a_bar
+    for name, points in spaces.items():
+        if radii[name] <= 0:
+            report[name] = dict(radius=0.0, c=None, c_upper=None, mu=None, bound=None, condition_holds=False,
+                                applies=False, sensitivity=[],
+                                status="does not apply: input_noise 0 makes T the identity, every ball a point")
+            continue
+        rows = [_theory(points, val_labels, prediction_teacher, s * radii[name], a_bar, random_state)
+                for s in RADIUS_SCALES]
+        block = dict(rows[RADIUS_SCALES.index(1.0)])
+        block["sensitivity"] = [dict(scale=s, radius=r["radius"], c=r["c"], c_upper=r["c_upper"], mu=r["mu"],
+                                     condition_holds=r["condition_holds"]) for s, r in zip(RADIUS_SCALES, rows)]
+        report[name] = block
+    report["seconds"] = time.perf_counter() - start
+    return report
 
 
-def verdict(um: dict, mm: dict, tolerance: float = 0.15) -> str:
-    """One sentence: does the theory expect the extra modality to help?
+# ---- the bundle -------------------------------------------------------------------------------------
 
-    Differences smaller than ``tolerance`` (relative) are not taken as a sign either way, and a
-    vacuous bound (≥ 1) is never compared.
-    """
-    if um.get("mu") is None:
-        return "Without true labels the bound cannot be computed; compare the pseudo labels' robustness instead."
-    if mm["condition_holds"] and not um["condition_holds"]:
-        return "The bound guarantees label correction in the MM space but not in the UM space: β is expected to help."
-    if mm["condition_holds"]:
-        return "The bound guarantees label correction in both spaces."
-    usable = mm["bound"] is not None and not mm["bound_vacuous"]
-    if usable and (um["bound"] is None or um["bound_vacuous"] or mm["bound"] < (1 - tolerance) * um["bound"]):
-        return ("No guarantee, but the MM bound is clearly smaller than the UM bound: "
-                "β looks helpful, without proof.")
-    if mm["mu"] < (1 - tolerance) * um["mu"]:
-        return (f"No usable bound; β lowers the separation μ from {um['mu']:.3g} to {mm['mu']:.3g}, "
-                "the direction MKE needs.")
-    return "No sign that β helps: the MM space does not separate the classes better than α alone."
+ALIASES = {"alpha": "unlabeled_alpha", "beta": "unlabeled_beta", "labels": "unlabeled_labels"}  # old check keys
+
+
+def _teacher_classes(arrays: dict, hard: str, soft: str, rows: int, part: str, source: str):
+    """The teacher's classes from ``hard`` (labels) or the argmax of ``soft`` (probabilities), checked."""
+    if hard in arrays:
+        return arrays[hard]
+    if soft not in arrays:
+        return None
+    probs = np.asarray(arrays[soft])
+    if probs.ndim != 2 or probs.dtype.kind not in "fiu" or not np.all(np.isfinite(probs)):
+        raise MKEError(f"{source}: {soft} must be a finite (n, K) array of class probabilities, "
+                       f"got {probs.dtype} values of shape {probs.shape}")
+    if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise MKEError(f"{source}: the rows of {soft} must sum to 1 (the teacher's class probabilities on {part}); "
+                       f"save the softmax output, or {hard} with its classes")
+    if len(probs) != rows:
+        raise MKEError(f"{source}: {soft} has {len(probs)} rows but {part} has {rows}; one per sample")
+    return probs.argmax(axis=1)
+
+
+def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
+    """``check`` on a bundle of the one format (``mke_theory.npz``): D_u as ``unlabeled_alpha``,
+    ``unlabeled_beta``; the teacher's ``pseudo_labels`` or ``teacher_probs``; labeled ``val_alpha``,
+    ``val_beta``, ``val_labels`` and the teacher's ``teacher_val_pred`` / ``teacher_val_probs`` on them;
+    ``input_noise`` (0-d, the student's T; ``options`` override it). ``unlabeled_labels`` is not read.
+    The keys ``alpha``, ``beta`` of the former check format are accepted for ``unlabeled_*``."""
+    from mke_theory.npz import encode_labels
+
+    arrays = {ALIASES.get(k, k) if ALIASES.get(k, k) not in arrays else k: v for k, v in arrays.items()}
+    missing = [k for k in ("unlabeled_alpha", "unlabeled_beta") if k not in arrays]
+    if missing:
+        raise MKEError(f"{source} misses the key(s) {', '.join(missing)}; the check reads D_u as unlabeled_alpha "
+                       "(M, d_α) and unlabeled_beta (M, d_β), the teacher's pseudo_labels (M,) or teacher_probs "
+                       "(M, K), and labeled val_alpha, val_beta, val_labels")
+    for key in ("unlabeled_alpha", "unlabeled_beta", "val_alpha", "val_beta"):
+        if key in arrays:
+            value = np.asarray(arrays[key])
+            if np.issubdtype(value.dtype, np.complexfloating):
+                raise MKEError(f"{source}: {key} holds complex numbers; save real features (e.g. the magnitude or "
+                               "the real and imaginary parts side by side)")
+            if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+                raise MKEError(f"{source}: {key} holds {value.dtype} values; save numeric features")
+            arrays[key] = value[:, None] if value.ndim == 1 else value
+    m = len(arrays["unlabeled_alpha"])
+    pseudo = _teacher_classes(arrays, "pseudo_labels", "teacher_probs", m, "unlabeled_alpha", source)
+    if pseudo is None:
+        raise MKEError(f"{source} holds no teacher output: the check needs pseudo_labels (M,) or teacher_probs "
+                       "(M, K), the teacher's classes or probabilities on D_u (unlabeled_alpha); add one")
+    n_val = len(arrays["val_labels"]) if "val_labels" in arrays else 0
+    teacher_val = _teacher_classes(arrays, "teacher_val_pred", "teacher_val_probs", n_val, "val_alpha", source)
+    labels = {"pseudo_labels": pseudo, "val_labels": arrays.get("val_labels"), "teacher_val_pred": teacher_val}
+    encoded, _ = encode_labels({k: v for k, v in labels.items() if v is not None},
+                               ("pseudo_labels", "val_labels", "teacher_val_pred"), source, allow_missing=True)
+    if "input_noise" in arrays and "input_noise" not in options:
+        options["input_noise"] = float(np.asarray(arrays["input_noise"]))
+    return check(arrays["unlabeled_alpha"], arrays["unlabeled_beta"], encoded["pseudo_labels"],
+                 arrays.get("val_alpha"), arrays.get("val_beta"), encoded.get("val_labels"),
+                 encoded.get("teacher_val_pred"), **options)

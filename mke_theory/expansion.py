@@ -49,6 +49,7 @@ __all__ = [
     "BRUTE_FORCE_MAX_VERTICES",
     "ExpansionEstimate",
     "brute_force_expansion",
+    "certified_expansion",
     "choose_radius",
     "cycle_graph",
     "embed",
@@ -700,6 +701,66 @@ def brute_force_expansion(graph, labels, a: float = 0.5, min_mass: float = 0.0) 
         ratios = np.where(covered >= n_i, np.inf, covered / np.maximum(size, 1))
         best = min(best, float(ratios[admissible].min()))
     return best
+
+
+def certified_expansion(graph, labels, a: float) -> float:
+    """A proved **lower** bound on the (a, c)-expansion factor of the sample graph.
+
+    For every class i and every ``V ⊆ C_i`` with ``|V| <= a |C_i|`` the certified ratio (the largest c with
+    ``P_i(N(V)) >= min{c P_i(V), 1}``) is at least the value returned; with ``worst_case_expansion``'s
+    upper bound it brackets the true minimum. Classes of at most ``BRUTE_FORCE_MAX_VERTICES`` samples
+    are enumerated (exact). Larger ones use a spectral argument on the class subgraph A (0/1, self-loops,
+    symmetric): with ``s = |V|``, ``e = Σ_{v∈V} deg(v) = Σ_{u∈N(V)} (A 1_V)_u`` and Cauchy–Schwarz,
+
+        |N(V)| ≥ e² / (1_Vᵀ A² 1_V),   1_Vᵀ A² 1_V ≤ λ₁² p + λ₂² (s − p),   p = (1_V · v₁)²,
+
+    where λ₁ is A's Perron eigenvalue with unit eigenvector v₁, λ₂² the second largest squared
+    eigenvalue, ``e >=`` the sum of the s smallest degrees and ``p <= min(s, (sum of the s largest |v₁|)²)``.
+    A size s whose bound reaches ``|C_i|`` certifies every set of that size (ratio +inf); otherwise the
+    ratio is at least ``max(1, bound / s)``. Exact for complete class graphs (every set covers its class).
+
+    Parameters
+    ----------
+    graph : (n, n) symmetric adjacency (sparse or dense); the diagonal is taken as set.
+    labels : (n,) int class indices.
+    a : the largest mass of V, in (0, 1].
+
+    Returns
+    -------
+    float c ≥ 1, ``+inf`` when no class has an admissible set or every admissible set covers its class.
+    """
+    labels = check_labels("labels", labels)
+    graph = _check_graph(graph, labels.shape[0])
+    a = _check_a(a)
+    best = float("inf")
+    for i in np.unique(labels).tolist():
+        members = np.flatnonzero(labels == i)
+        n_i = members.size
+        largest = _size_limits(n_i, a, 0.0)[1]
+        if largest < 1:
+            continue
+        sub = _class_graph(graph, members)
+        if n_i <= BRUTE_FORCE_MAX_VERTICES:
+            best = min(best, brute_force_expansion(sub, np.zeros(n_i, np.int64), a=a))
+            continue
+        best = min(best, _spectral_certified(sub.toarray(), largest))
+    return best
+
+
+def _spectral_certified(adjacency: np.ndarray, largest: int) -> float:
+    """``certified_expansion``'s spectral lower bound for one class: dense (n_i, n_i) 0/1 adjacency with
+    self-loops, sets of 1 … ``largest`` vertices."""
+    dense = np.asarray(adjacency, dtype=np.float64)
+    n_i = dense.shape[0]
+    values, vectors = scipy.linalg.eigh(dense)  # the check's labeled classes are small: dense is fine
+    top = int(np.argmax(np.abs(values)))
+    lam1_sq = values[top] ** 2
+    lam2_sq = float(np.max(np.delete(values, top) ** 2)) if n_i > 1 else 0.0
+    s = np.arange(1, largest + 1, dtype=np.float64)
+    edges = np.cumsum(np.sort(dense.sum(axis=1)))[:largest]  # e >= the s smallest degrees
+    p = np.minimum(s, np.cumsum(np.sort(np.abs(vectors[:, top]))[::-1])[:largest] ** 2)
+    covered = edges ** 2 / np.maximum(lam1_sq * p + lam2_sq * (s - p), 1e-300)  # lower bound on |N(V)|
+    return float(np.where(covered >= n_i - 1e-9, np.inf, np.maximum(1.0, covered / s)).min())
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
