@@ -324,14 +324,12 @@ def simulate(noise, noise_model, generator, seeds, n_seeds, data_seed, steps, re
 @click.option("--input-noise", type=click.FloatRange(0), default=None,
               help="The scale a of the student's perturbation T(x) = x + a·mean|x|·ε, which sets the ball "
                    "(default: the bundle's input_noise, else 0.5, mke-exp's default).")
-@click.option("--probe", type=click.Choice(["knn", "linear"]), default="knn", show_default=True,
-              help="The probe fitted to the pseudo labels.")
 @click.option("--max-samples", type=click.IntRange(2), default=5000, show_default=True,
               help="Use at most this many samples of D_u, drawn at random (said on stderr).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON object: verdict, predicted_gain {estimate, low, high}, um, mm, ...")
 @user_errors
-def check(data, generator, noise, noise_model, data_seed, input_noise, probe, max_samples, as_json):
+def check(data, generator, noise, noise_model, data_seed, input_noise, max_samples, as_json):
     """Before training: will the extra modality β help? A label-free prediction, and Thm 4.3 in both spaces."""
     import json
 
@@ -358,7 +356,7 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, probe, ma
                       val_alpha=split.test_alpha, val_beta=split.test_beta, val_labels=split.test_labels,
                       teacher_val_pred=noisy(split.test_labels, split.test_alpha, 2))
         source = f"generator {generator}"
-    options = dict(probe=probe, max_samples=max_samples)
+    options = dict(max_samples=max_samples)
     if input_noise is not None:
         options["input_noise"] = input_noise
     report = check_bundle(arrays, source=source, **options)

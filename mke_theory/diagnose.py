@@ -35,7 +35,7 @@ from mke_theory.errors import MKEError
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
 RADIUS_SCALES = (0.5, 1.0, 2.0)  # the radius's sensitivity: r × these
-PROBE_K = 10  # neighbours of the kNN probe
+PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on benchmarks/bench_check.py)
 N_PERMUTATIONS = 3  # shuffles of β for the probe that says what β itself adds
 Z95 = 1.959963984540054
 
@@ -64,20 +64,15 @@ def t_radius(modalities, input_noise: float) -> float:
 # ---- the prediction: probes fitted to the pseudo labels, scored on labeled data ---------------------
 
 
-def _probe(kind: str, train: np.ndarray, targets: np.ndarray, test: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class predictions on ``test`` of a probe fitted to (``train``, ``targets``): ``knn`` (10 nearest
-    neighbours, majority vote) or ``linear`` (multinomial logistic regression, L2, C = 1)."""
+def _probe(train: np.ndarray, targets: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Class predictions on ``test`` of the kNN probe fitted to (``train``, ``targets``): the ``PROBE_K``
+    nearest neighbours, votes weighted by 1 / distance (no ties that would depend on class names)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
     present = np.unique(targets)
     if present.size == 1:
         return np.full(len(test), present[0])
-    if kind == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-
-        model = KNeighborsClassifier(n_neighbors=min(PROBE_K, len(train)), algorithm="brute")
-    else:
-        from sklearn.linear_model import LogisticRegression
-
-        model = LogisticRegression(C=1.0, max_iter=500)
+    model = KNeighborsClassifier(n_neighbors=min(PROBE_K, len(train)), weights="distance", algorithm="brute")
     return model.fit(train, targets).predict(test)
 
 
@@ -89,8 +84,8 @@ def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     return dict(estimate=mean, low=float(mean - Z95 * se), high=float(mean + Z95 * se))
 
 
-def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val, n_classes: int,
-                 probe: str = "knn", random_state=0) -> dict:
+def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val,
+                 random_state=0) -> dict:
     """The label-free prediction: probes fitted to D_u's pseudo labels, scored on the labeled validation data.
 
     Returns ``predicted_gain`` (the (α, β) probe − the teacher), ``predicted_gain_over_um`` (− the α probe),
@@ -101,16 +96,16 @@ def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels
     then stands in for the teacher)."""
     rng = np.random.default_rng(random_state)
     val_mm = np.hstack([val_alpha, val_beta])
-    um = _probe(probe, u_alpha, pseudo_labels, val_alpha, n_classes) == val_labels
-    mm = _probe(probe, np.hstack([u_alpha, u_beta]), pseudo_labels, val_mm, n_classes) == val_labels
-    shuffled = np.mean([_probe(probe, np.hstack([u_alpha, u_beta[rng.permutation(len(u_beta))]]), pseudo_labels,
-                               val_mm, n_classes) == val_labels for _ in range(N_PERMUTATIONS)], axis=0)
+    um = _probe(u_alpha, pseudo_labels, val_alpha) == val_labels
+    mm = _probe(np.hstack([u_alpha, u_beta]), pseudo_labels, val_mm) == val_labels
+    shuffled = np.mean([_probe(np.hstack([u_alpha, u_beta[rng.permutation(len(u_beta))]]), pseudo_labels,
+                               val_mm) == val_labels for _ in range(N_PERMUTATIONS)], axis=0)
     teacher = um if teacher_val is None else (teacher_val == val_labels)
     return dict(predicted_gain=_paired(mm, teacher), predicted_gain_over_um=_paired(mm, um),
                 beta_contribution=_paired(mm, shuffled),
                 accuracy=dict(teacher=float(teacher.mean()), um_probe=float(um.mean()), mm_probe=float(mm.mean()),
                               shuffled_beta_probe=float(shuffled.mean())),
-                teacher_on_val="given" if teacher_val is not None else "α probe", probe=probe)
+                teacher_on_val="given" if teacher_val is not None else "α probe", probe=f"kNN, k = {PROBE_K}")
 
 
 def verdict(prediction: dict) -> tuple[str, str]:
@@ -146,7 +141,6 @@ def _theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius:
     err = float(np.mean(teacher != labels))
     certified = label_correction(err, mu, lower)
     optimistic = label_correction(err, mu, upper.c)
-    finite = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
     if upper.c <= 3:
         status = (f"does not apply: a set of mass ≤ ā = {a_bar:.2f} of class {upper.cls} expands by only "
                   f"{upper.c:.2f} (Thm 4.3 needs c > 3)")
@@ -159,7 +153,7 @@ def _theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius:
         status = (f"undetermined: c lies between {lower:.2f} (certified) and {upper.c:.2f} (search); "
                   "no guarantee")
     return dict(radius=float(radius), mean_neighbours=float(graph.sum() / len(points) - 1),
-                c=finite(lower), c_lower=finite(lower), c_upper=finite(upper.c), mu=float(mu),
+                c=float(lower), c_lower=float(lower), c_upper=float(upper.c), mu=float(mu),
                 pseudo_label_error=err, a_bar=a_bar,
                 bound=float(certified.bound.value) if bool(certified.bound.in_domain) else None,
                 bound_at_c_upper=float(optimistic.bound.value) if bool(optimistic.bound.in_domain) else None,
@@ -178,7 +172,7 @@ def _a_bar(labels: np.ndarray, teacher: np.ndarray) -> float:
 
 
 def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=None, teacher_val=None, *,
-          input_noise: float = 0.5, probe: str = "knn", max_samples: int | None = None, random_state=0) -> dict:
+          input_noise: float = 0.5, max_samples: int | None = None, random_state=0) -> dict:
     """Will β help? The prediction and the theory, from D_u and labeled validation data.
 
     Parameters
@@ -190,7 +184,6 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     teacher_val : (n_val,) the teacher's classes on ``val_alpha``; None: an α probe fitted to the pseudo
         labels stands in for the teacher (said in the report).
     input_noise : the scale a of the student's perturbation T(x) = x + a·mean|x|·ε (``t_radius``).
-    probe : ``"knn"`` or ``"linear"`` (see ``_probe``).
     max_samples : use at most this many rows of D_u, drawn at random (``n_used`` says how many).
     random_state : the subsample's and the expansion search's seed.
 
@@ -210,16 +203,14 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     if len(pseudo_labels) != n:
         raise MKEError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")
     if n < 2:
-        raise MKEError(f"D_u has {n} sample(s); the check needs at least 2")
+        raise MKEError(f"D_u has {n} row(s); the check needs at least 2 samples of D_u")
     check_range("input_noise", input_noise, 0.0, None)
-    if probe not in ("knn", "linear"):
-        raise MKEError(f"probe must be 'knn' or 'linear', got {probe!r}")
     rng = np.random.default_rng(random_state)
     if max_samples is not None and n > max_samples:
         keep = np.sort(rng.choice(n, size=max_samples, replace=False))
         alpha, beta, pseudo_labels = alpha[keep], beta[keep], pseudo_labels[keep]
     have_val = val_alpha is not None and val_beta is not None and val_labels is not None
-    report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise), probe=probe)
+    report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise))
     if not have_val:
         report.update(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None,
                       predicted_gain=dict(estimate=None, low=None, high=None),
@@ -237,8 +228,8 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     if val_alpha.shape[1] != alpha.shape[1] or val_beta.shape[1] != beta.shape[1]:
         raise MKEError(f"val_alpha / val_beta have {val_alpha.shape[1]} / {val_beta.shape[1]} features, D_u's "
                        f"alpha / beta {alpha.shape[1]} / {beta.shape[1]}; they must be the same features")
-    if len(val_labels) < 2 or len(np.unique(val_labels)) < 2:
-        raise MKEError("val_labels need at least two samples of two classes to score the probes")
+    if len(np.unique(val_labels)) < 2:
+        raise MKEError("val_labels hold a single class; scoring the probes needs labeled samples of two classes")
     if teacher_val is not None:
         teacher_val = check_labels("teacher_val", teacher_val)
         if len(teacher_val) != len(val_labels):
@@ -246,14 +237,12 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
     za, va = _zscore(alpha, val_alpha)
     zb, vb = _zscore(beta, val_beta)
-    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, n_classes, probe, random_state)
+    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state)
     report["verdict"], report["verdict_text"] = verdict(prediction)
     report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
 
-    teacher = prediction_teacher = teacher_val
-    if teacher is None:
-        prediction_teacher = _probe(probe, za, pseudo_labels, va, n_classes)
-    a_bar = _a_bar(val_labels, prediction_teacher)
+    teacher = teacher_val if teacher_val is not None else _probe(za, pseudo_labels, va)  # as in predict_gain
+    a_bar = _a_bar(val_labels, teacher)
     radii = {"um": t_radius([za], input_noise), "mm": t_radius([za, zb], input_noise)}
     spaces = {"um": va, "mm": np.hstack([va, vb])}
     report["a_bar"] = a_bar
@@ -263,7 +252,7 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
                                 applies=False, sensitivity=[],
                                 status="does not apply: input_noise 0 makes T the identity, every ball a point")
             continue
-        rows = [_theory(points, val_labels, prediction_teacher, s * radii[name], a_bar, random_state)
+        rows = [_theory(points, val_labels, teacher, s * radii[name], a_bar, random_state)
                 for s in RADIUS_SCALES]
         block = dict(rows[RADIUS_SCALES.index(1.0)])
         block["sensitivity"] = [dict(scale=s, radius=r["radius"], c=r["c"], c_upper=r["c_upper"], mu=r["mu"],

@@ -88,7 +88,9 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
     for eta, pl in pseudo.items():
         err = float((pl != y_u).mean())
         t0 = time.perf_counter()
-        metrics = dict(pseudo_label_error=err, unlabeled_accuracy=1 - err, **theory_metrics(split, pl))
+        on_test = make_pseudo_labels(cfg.noise_model, split.test_labels, eta, alpha=split.test_alpha,
+                                     n_classes=split.n_classes, random_state=_labeller_rng(cfg.data_seed + 1, eta))
+        metrics = dict(pseudo_label_error=err, unlabeled_accuracy=1 - err, **theory_metrics(split, pl, on_test))
         rows.append(dict(task=TASK, method="teacher", variant=f"eta={eta:g}", seed=0, config=dict(base, eta=eta),
                          wall_time_s=time.perf_counter() - t0, metrics=metrics))
     for modality, hidden, x_u, x_test in (("um", cfg.um_hidden, split.unlabeled_alpha, split.test_alpha),
@@ -115,17 +117,20 @@ def simulate(config: SimulateConfig | None = None, progress=None) -> list[dict]:
     return rows
 
 
-def theory_metrics(split, pseudo_labels) -> dict:
-    """c, μ, the bound and the label-correction condition on D_u, for the UM and the MM space.
+def theory_metrics(split, pseudo_labels, teacher_test) -> dict:
+    """``diagnose.check`` of D_u's pseudo labels, with the test set as the labeled validation data and
+    ``teacher_test`` the labeller's classes on it (D_u's true labels unused, as in a real check).
 
-    Keys ``um_c``, ``um_mu``, ``um_bound``, ``um_condition`` (1.0 if the bound guarantees label
-    correction) and the same with ``mm_``; a bound outside the theorem's domain is left out.
+    Keys ``um_c`` (certified lower bound), ``um_c_search`` (the search's upper bound), ``um_mu``,
+    ``um_bound``, ``um_condition`` (1.0 if label correction is guaranteed), ``um_radius`` and the same
+    with ``mm_``, plus ``predicted_gain``; a value the check leaves undefined is left out.
     """
-    report = check(split.unlabeled_alpha, split.unlabeled_beta, pseudo_labels, split.unlabeled_labels)
-    out = {}
+    report = check(split.unlabeled_alpha, split.unlabeled_beta, pseudo_labels, split.test_alpha, split.test_beta,
+                   split.test_labels, teacher_test)
+    out = dict(predicted_gain=report["predicted_gain"]["estimate"])
     for space in ("um", "mm"):
         r = report[space]
-        out.update({f"{space}_c": r["c"], f"{space}_c_search": r["c_search"], f"{space}_mu": r["mu"],
+        out.update({f"{space}_c": r["c"], f"{space}_c_search": r["c_upper"], f"{space}_mu": r["mu"],
                     f"{space}_bound": r["bound"], f"{space}_condition": float(r["condition_holds"]),
                     f"{space}_radius": r["radius"]})
     return {k: float(v) for k, v in out.items() if v is not None}

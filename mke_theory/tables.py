@@ -465,9 +465,8 @@ def format_check(report: dict) -> str:
         return "\n".join(lines + ["", f"verdict: {report['verdict']}", report["verdict_text"]])
     acc = report["accuracy"]
     teacher = "teacher" if report["teacher_on_val"] == "given" else "teacher (α probe standing in)"
-    probe = "kNN, k = 10" if report["probe"] == "knn" else "logistic regression"
-    lines += [f"{report['n_classes']} classes; probes ({probe}) fitted to the pseudo labels of D_u, scored on the "
-              "validation labels; D_u's own labels are not used", "",
+    lines += [f"{report['n_classes']} classes; probes ({report['probe']}) fitted to the pseudo labels of D_u, scored "
+              "on the validation labels; D_u's own labels are not used", "",
               "accuracy on the validation data:",
               *(f"  {name:<46}{100 * acc[key]:>6.1f} %" for name, key in (
                   (teacher, "teacher"), ("α probe", "um_probe"), ("(α, β) probe", "mm_probe"),

@@ -34,7 +34,7 @@ def _truncated(path, good):
 def _check_bundle(path, n=20, **changes):
     rng = np.random.default_rng(0)
     arrays = dict(alpha=rng.normal(size=(n, 2)), beta=rng.normal(size=(n, 1)), pseudo_labels=np.arange(n) % 2,
-                  labels=np.arange(n) % 2)
+                  val_alpha=rng.normal(size=(n, 2)), val_beta=rng.normal(size=(n, 1)), val_labels=np.arange(n) % 2)
     arrays.update(changes)
     return _savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
@@ -114,12 +114,12 @@ def _make_files(tmp):
     f["check_missing"] = _check_bundle(tmp / "check_missing.npz", pseudo_labels=None)
     f["check_zero_rows"] = _check_bundle(tmp / "check_zero.npz", n=0)
     f["check_complex"] = _check_bundle(tmp / "check_complex.npz", alpha=np.ones((20, 2)) * 1j)
-    f["check_string_labels"] = _check_bundle(tmp / "check_str.npz", labels=np.array(["a", "b"] * 10))
+    f["check_string_labels"] = _check_bundle(tmp / "check_str.npz", val_labels=np.array(["a", "b"] * 10))
     f["check_string_pseudo"] = _check_bundle(tmp / "check_strp.npz", pseudo_labels=np.array(["a", "b"] * 10))
     f["check_string_alpha"] = _check_bundle(tmp / "check_stra.npz", alpha=np.array(["a", "b"] * 10))
     f["check_nan"] = _check_bundle(tmp / "check_nan.npz", beta=np.full((20, 1), np.nan))
     f["check_rows"] = _check_bundle(tmp / "check_rows.npz", beta=np.zeros((19, 1)))
-    f["check_single_class"] = _check_bundle(tmp / "check_single.npz", labels=np.zeros(20, int))
+    f["check_single_class"] = _check_bundle(tmp / "check_single.npz", val_labels=np.zeros(20, int))
     f["check_truncated"] = _truncated(tmp / "check_truncated.npz", _check_bundle(tmp / "check_ok.npz"))
 
     def folder(name: str, contents: dict | None = None):

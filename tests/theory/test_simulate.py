@@ -14,7 +14,7 @@ STUDENT_METRICS = {"test_accuracy", "test_error", "pseudo_label_error", "unlabel
 TEACHER_METRICS = {"pseudo_label_error", "unlabeled_accuracy"}
 # the theory per space; a bound outside the domain of Thm 4.3 is left out
 THEORY_METRICS = {f"{space}_{name}" for space in ("um", "mm")
-                  for name in ("c", "c_search", "mu", "bound", "condition", "radius")}
+                  for name in ("c", "c_search", "mu", "bound", "condition", "radius")} | {"predicted_gain"}
 N_UNLABELED = 270  # gaussian_mixture's default size of D_u
 SMALL = SimulateConfig(generator="gaussian", noise=(0.0, 0.3), n_seeds=2, steps=300)
 
