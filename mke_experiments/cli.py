@@ -151,37 +151,6 @@ def _task_with_data(task: str, data):
     return spec
 
 
-def _subsample(arrays: dict, max_samples: int, seed: int) -> tuple[dict, str]:
-    """At most ``max_samples`` rows of D_u (every key of D_u alike), drawn with ``default_rng(seed)``, and the
-    sentence that says so."""
-    import numpy as np
-
-    m = len(arrays["unlabeled_alpha"])
-    if m <= max_samples:
-        return arrays, f"check on all {m} samples of D_u"
-    keep = np.sort(np.random.default_rng(seed).choice(m, max_samples, replace=False))
-    rows = ("unlabeled_alpha", "unlabeled_beta", "unlabeled_labels", "pseudo_labels", "teacher_probs")
-    arrays = {k: v[keep] if k in rows else v for k, v in arrays.items()}
-    return arrays, f"check on {max_samples} of {m} samples of D_u, drawn at random (seed {seed})"
-
-
-def _json_safe(value):
-    """``value`` with every non-finite float as None (JSON null) and numpy scalars as Python numbers."""
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 @cli.command()
 @click.argument("task")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
@@ -206,8 +175,8 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
     from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
     from mke_experiments.train import resolve_device
-    from mke_theory.diagnose import check_bundle
-    from mke_theory.tables import format_check
+    from mke_theory.diagnose import check_bundle, sample_note
+    from mke_theory.tables import format_check, json_safe
 
     spec = _task_with_data(task, data)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
@@ -223,10 +192,9 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
         warnings.simplefilter("ignore", pipeline.FallbackWarning)
         (result,) = pipeline.run_seeds(cfg, split, [seed], methods=("teacher",), out=out,
                                        device=resolve_device(device), progress=update)
-    arrays, said = _subsample(result.check, max_samples, seed)
-    click.echo(said + ("; the teacher's output from the bundle" if external else ""), err=True)
-    report = check_bundle(arrays, source=f"{task} (seed {seed})")
-    click.echo(json.dumps(_json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
+    report = check_bundle(result.check, source=f"{task} (seed {seed})", max_samples=max_samples, random_state=seed)
+    click.echo(sample_note(report, seed) + ("; the teacher's output from the bundle" if external else ""), err=True)
+    click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
     if out is not None:
         click.echo(f"the teacher's record in {out}/, the check bundle in {out / 'check'}/", err=True)
 

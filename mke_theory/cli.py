@@ -335,7 +335,7 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
 
     import numpy as np
 
-    from mke_theory.diagnose import check_bundle
+    from mke_theory.diagnose import check_bundle, sample_note
     from mke_theory.tables import format_check, json_safe
 
     if (data is None) == (generator is None):
@@ -361,8 +361,7 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
         options["input_noise"] = input_noise
     report = check_bundle(arrays, source=source, **options)
     if report["n_used"] < report["n_samples"]:
-        click.echo(f"note: check on {report['n_used']} of {report['n_samples']} samples of D_u, drawn at random "
-                   "(--max-samples)", err=True)
+        click.echo(f"note: {sample_note(report, 0)} (--max-samples)", err=True)
     click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
 
 

@@ -262,6 +262,13 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     return report
 
 
+def sample_note(report: dict, seed) -> str:
+    """How much of D_u the check used, for the command line's stderr."""
+    if report["n_used"] == report["n_samples"]:
+        return f"check on all {report['n_samples']} samples of D_u"
+    return f"check on {report['n_used']} of {report['n_samples']} samples of D_u, drawn at random (seed {seed})"
+
+
 # ---- the bundle -------------------------------------------------------------------------------------
 
 ALIASES = {"alpha": "unlabeled_alpha", "beta": "unlabeled_beta", "labels": "unlabeled_labels"}  # old check keys

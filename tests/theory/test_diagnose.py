@@ -20,7 +20,8 @@ from mke_theory.noise import make_pseudo_labels
 def _mixture(beta_informative=True, alpha_separation=1.0, eta=0.2, model="symmetric", seed=0, n=1000):
     split = gaussian_mixture(n_unlabeled=n, n_test=300, alpha_separation=alpha_separation, beta_separation=4.0,
                              beta_informative=beta_informative, random_state=seed)
-    noisy = lambda y, x, i: make_pseudo_labels(model, y, eta, alpha=x, n_classes=2, random_state=np.random.default_rng([seed, i]))  # noqa: E731
+    noisy = lambda y, x, i: make_pseudo_labels(model, y, eta, alpha=x, n_classes=2,  # noqa: E731
+                                               random_state=np.random.default_rng([seed, i]))
     return (split, noisy(split.unlabeled_labels, split.unlabeled_alpha, 1),
             noisy(split.test_labels, split.test_alpha, 2))
 
@@ -158,7 +159,8 @@ def test_the_old_counterexample_is_no_longer_guaranteed():
     # two moons, η = 0.1: the old check reported c = 7.29 of the mistake sets and "guaranteed" while a
     # set of mass ≤ ā expanded by 1.39; now c is bracketed over all sets of mass ≤ ā
     split = make_split("twomoon", random_state=0)
-    noisy = lambda y, i: make_pseudo_labels("symmetric", y, 0.1, n_classes=2, random_state=np.random.default_rng([0, i]))  # noqa: E731
+    noisy = lambda y, i: make_pseudo_labels("symmetric", y, 0.1, n_classes=2,  # noqa: E731
+                                            random_state=np.random.default_rng([0, i]))
     r = _check(split, noisy(split.unlabeled_labels, 1), noisy(split.test_labels, 2))
     for space in ("um", "mm"):
         block = r[space]

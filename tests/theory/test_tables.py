@@ -251,17 +251,30 @@ def test_sweep_tables_sort_by_eta_and_show_missing_bounds_as_dashes():
 
 
 def test_check_report_text():
-    space = dict(radius=0.5, mean_neighbours=3.0, c=float("inf"), c_search=1.5, mu=0.2, pseudo_label_error=0.0,
-                 bound=None, condition_holds=False, robustness_of_pseudo_labels=0.1, summary="")
-    report = dict(n_samples=10, n_classes=2, radius_rule="rule", verdict="verdict", um=space,
-                  mm=dict(space, condition_holds=True, summary="MM holds"))
-    lines = format_check(report).splitlines()
-    assert lines[0] == "MKE check: 10 samples, 2 classes"
-    rows = {line[:34].strip(): line[34:].split() for line in lines[4:13]}
-    assert rows["expansion c of the mistake sets"] == ["inf", "inf"]
-    assert rows["bound on the student's error"] == ["–", "–"]
-    assert rows["label correction guaranteed"] == ["no", "yes"]
-    assert "MM: MM holds" in lines and "UM: " not in "\n".join(lines)
+    interval = lambda e: dict(estimate=e, low=e - 0.02, high=e + 0.02)  # noqa: E731
+    space = dict(radius=0.5, mean_neighbours=3.0, c=float("inf"), c_lower=float("inf"), c_upper=float("inf"),
+                 mu=0.0, pseudo_label_error=0.2, bound=0.0, condition_holds=True, status="label correction guaranteed",
+                 sensitivity=[dict(scale=s, radius=0.5 * s, c=1.0, c_upper=1.5, mu=0.1 * s, condition_holds=False)
+                              for s in (0.5, 1.0, 2.0)])
+    report = dict(n_samples=10, n_used=8, n_val=6, n_classes=2, probe="kNN, k = 20", teacher_on_val="given",
+                  accuracy=dict(teacher=0.5, um_probe=0.6, mm_probe=0.75, shuffled_beta_probe=0.55),
+                  predicted_gain=interval(0.25), beta_contribution=interval(0.2), predicted_gain_over_um=interval(0.15),
+                  verdict="helps", verdict_text="β helps: because.", a_bar=0.3, input_noise=0.5, um=space,
+                  mm=dict(space, c_lower=1.2, c=1.2, c_upper=4.0, bound=None, condition_holds=False,
+                          status="undetermined"))
+    text = format_check(report)
+    lines = text.splitlines()
+    assert lines[0] == "MKE check: D_u 10 samples (8 used, drawn at random), labeled validation data 6"
+    assert "predicted gain of the MM student over the teacher   +25.0 points [+23.0, +27.0]" in lines
+    assert "verdict: helps" in lines and "β helps: because." in lines
+    rows = {line[:34].strip(): line[34:].split() for line in lines if line[:34].strip()}
+    assert rows["c, certified lower bound"] == ["inf", "1.20"]
+    assert rows["bound (certified c)"] == ["0.000", "–"]
+    assert rows["label correction guaranteed"] == ["yes", "no"]
+    assert rows["at r × 2: c upper / μ"] == ["1.50", "/", "0.200", "1.50", "/", "0.200"]
+    assert "UM: label correction guaranteed" in lines and "MM: undetermined" in lines
+    no_val = format_check(dict(report, um=None, mm=None, verdict="unclear", verdict_text="No labeled validation data."))
+    assert no_val.splitlines()[-2:] == ["verdict: unclear", "No labeled validation data."]
 
 
 # ---- palette and reference numbers -------------------------------------------------------------
