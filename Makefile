@@ -10,7 +10,7 @@ TORCHVISION ?= torchvision==0.29.1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean figures
+.PHONY: demo test lint bench bench-check clean figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by side)
 	$(BIN)/python benchmarks/bench_twomoon.py
 	$(BIN)/python benchmarks/bench_mfeat.py
+
+bench-check: $(VENV)/.installed  ## validation of mke-theory check: 30 mfeat pairs + controls (~15 min CPU first time; cached)
+	$(BIN)/python benchmarks/bench_check.py --json runs/bench_check/bench_check.json
 
 # ---- paper figures and tables -------------------------------------------------------------
 # `make figures` (make -j safe) runs the CPU experiments whose records are missing, then draws
