@@ -36,7 +36,8 @@ SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
 RADIUS_SCALES = (0.5, 1.0, 2.0)  # the radius's sensitivity: r × these
 PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on benchmarks/bench_check.py)
-N_PERMUTATIONS = 3  # shuffles of β for the probe that says what β itself adds
+N_PERMUTATIONS = 10  # shuffles of β for the probe that says what β itself adds
+BETA_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # β's weight in the (α, β) probe, chosen by cross-fitting
 Z95 = 1.959963984540054
 
 
@@ -76,33 +77,53 @@ def _probe(train: np.ndarray, targets: np.ndarray, test: np.ndarray) -> np.ndarr
     return model.fit(train, targets).predict(test)
 
 
-def _paired(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
-    """Mean of a − b over paired 0/1 outcomes with a normal 95 % interval (accuracy as a fraction)."""
+def _paired(correct_a: np.ndarray, correct_b: np.ndarray, extra_variance: float = 0.0) -> dict:
+    """Mean of a − b over paired outcomes with a normal 95 % interval (accuracy as a fraction), its variance
+    the validation sampling's plus ``extra_variance``."""
     d = correct_a.astype(np.float64) - correct_b.astype(np.float64)
-    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
+    se = np.sqrt(d.var(ddof=1) / len(d) + extra_variance) if len(d) > 1 else np.inf
     mean = float(d.mean())
     return dict(estimate=mean, low=float(mean - Z95 * se), high=float(mean + Z95 * se))
+
+
+def _crossfit(correct: dict, folds: np.ndarray) -> np.ndarray:
+    """Per validation sample, the outcome of the β weight chosen on the *other* fold (2-fold cross-fitting:
+    choosing a weight and scoring it on the same labels would favour noise)."""
+    out = np.zeros(len(folds))
+    for k in (0, 1):
+        best = max(correct, key=lambda w: correct[w][folds == k].mean())  # ties: the first, the smaller weight
+        out[folds != k] = correct[best][folds != k]
+    return out
 
 
 def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val,
                  random_state=0) -> dict:
     """The label-free prediction: probes fitted to D_u's pseudo labels, scored on the labeled validation data.
 
-    Returns ``predicted_gain`` (the (α, β) probe − the teacher), ``predicted_gain_over_um`` (− the α probe),
-    ``beta_contribution`` (− the same probe with D_u's β rows shuffled, ``N_PERMUTATIONS`` times: β's
-    marginal kept, its link to the sample cut — a built-in negative control, since merely adding
-    dimensions changes what a probe smooths over), the accuracies behind them and ``teacher_on_val``
-    ("given", or "α probe" when the teacher's output on the validation data is missing: the α probe
-    then stands in for the teacher)."""
+    The (α, β) probe weighs β by w ∈ ``BETA_WEIGHTS`` (w = 0: α alone), as a student can learn to lean on β or
+    ignore it; w is chosen by 2-fold cross-fitting on the validation data. Returns ``predicted_gain`` (the
+    (α, β) probe − the teacher), ``predicted_gain_over_um`` (− the α probe), ``beta_contribution`` (− the
+    same cross-fitted probe with D_u's β rows shuffled, ``N_PERMUTATIONS`` times: β's marginal kept, its
+    link to the sample cut — a built-in negative control, since merely adding dimensions changes what a
+    probe smooths over), the accuracies behind them and ``teacher_on_val`` ("given", or "α probe" when
+    the teacher's output on the validation data is missing: the α probe then stands in for the teacher)."""
     rng = np.random.default_rng(random_state)
-    val_mm = np.hstack([val_alpha, val_beta])
+    folds = rng.permutation(np.arange(len(val_labels)) % 2)
+
+    def weighted(beta) -> np.ndarray:
+        return _crossfit({w: _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
+                                    np.hstack([val_alpha, w * val_beta])) == val_labels for w in BETA_WEIGHTS}, folds)
+
     um = _probe(u_alpha, pseudo_labels, val_alpha) == val_labels
-    mm = _probe(np.hstack([u_alpha, u_beta]), pseudo_labels, val_mm) == val_labels
-    shuffled = np.mean([_probe(np.hstack([u_alpha, u_beta[rng.permutation(len(u_beta))]]), pseudo_labels,
-                               val_mm) == val_labels for _ in range(N_PERMUTATIONS)], axis=0)
+    mm = weighted(u_beta)
+    draws = np.array([weighted(u_beta[rng.permutation(len(u_beta))]) for _ in range(N_PERMUTATIONS)])
+    shuffled = draws.mean(axis=0)
     teacher = um if teacher_val is None else (teacher_val == val_labels)
+    # under "β carries nothing" the real probe is one more shuffle: its accuracy varies like theirs, on top of
+    # the validation sampling the paired interval covers
+    spread = draws.mean(axis=1).var(ddof=1) * (1 + 1 / N_PERMUTATIONS)
     return dict(predicted_gain=_paired(mm, teacher), predicted_gain_over_um=_paired(mm, um),
-                beta_contribution=_paired(mm, shuffled),
+                beta_contribution=_paired(mm, shuffled, extra_variance=spread),
                 accuracy=dict(teacher=float(teacher.mean()), um_probe=float(um.mean()), mm_probe=float(mm.mean()),
                               shuffled_beta_probe=float(shuffled.mean())),
                 teacher_on_val="given" if teacher_val is not None else "α probe", probe=f"kNN, k = {PROBE_K}")

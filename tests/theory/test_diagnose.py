@@ -95,7 +95,8 @@ def test_the_validation_labels_are_what_the_probes_are_scored_on():
     good = _check(split, pseudo, teacher_val)
     flipped = check(split.unlabeled_alpha, split.unlabeled_beta, pseudo, split.test_alpha, split.test_beta,
                     1 - split.test_labels, teacher_val)
-    assert flipped["accuracy"]["mm_probe"] == pytest.approx(1 - good["accuracy"]["mm_probe"])
+    assert flipped["accuracy"]["um_probe"] == pytest.approx(1 - good["accuracy"]["um_probe"])
+    assert flipped["accuracy"]["mm_probe"] < 0.5 < good["accuracy"]["mm_probe"]
     assert flipped["verdict"] != "helps"
 
 
@@ -184,6 +185,27 @@ def test_tight_separated_classes_are_certified_and_guaranteed():
     for space in ("um", "mm"):
         assert r[space]["c_lower"] == np.inf and r[space]["mu"] == 0.0
         assert r[space]["condition_holds"] and "guaranteed" in r[space]["status"]
+
+
+def test_a_bar_is_the_teachers_largest_per_class_error_on_the_validation_data():
+    split, pseudo, teacher_val = _mixture()
+    y = split.test_labels
+    expected = max(np.mean(teacher_val[y == i] != i) for i in (0, 1))
+    assert _check(split, pseudo, teacher_val)["a_bar"] == pytest.approx(expected)
+
+
+def test_guaranteed_needs_the_certified_c_not_the_searched_one(monkeypatch):
+    # a search that finds no bad set (c_upper = 10) while only c ≥ 2 is proved: no guarantee, "undetermined"
+    from mke_theory import diagnose
+
+    monkeypatch.setattr(diagnose.ex, "certified_expansion", lambda graph, labels, a: 2.0)
+    monkeypatch.setattr(diagnose.ex, "worst_case_expansion", lambda *a, **k: ex.ExpansionEstimate(
+        c=10.0, witness=np.zeros(len(a[1]), bool), cls=0, method="spectral", per_class={}, exact=False))
+    split, pseudo, _ = _mixture()
+    r = _check(split, pseudo, 1 - split.test_labels)  # Err(G_pl) = 1: any c > 3 with μ < 1/2 would "guarantee"
+    for space in ("um", "mm"):
+        assert r[space]["c"] == 2.0 and r[space]["c_upper"] == 10.0 and r[space]["bound_at_c_upper"] is not None
+        assert not r[space]["condition_holds"] and r[space]["status"].startswith("undetermined")
 
 
 def test_a_search_witness_at_or_below_3_means_the_theorem_does_not_apply():
