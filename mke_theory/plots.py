@@ -414,11 +414,11 @@ def plot_expansion(records, path=None):
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes.  Left: c of the pseudo-labeller's mistake sets (solid) and, where recorded, the
-        smallest expansion a search for bad sets found (``*_c_search``, dashed: the theorem needs the
-        worst set), with the line c = 3 that Theorem 4.3 needs to exceed; an infinite c (no mistakes,
-        η = 0) is a triangle at the top edge.  Right: μ, the separation of the true classes.  UM
-        orange, MM blue.  One figure legend.
+        Two axes.  Left: the certified lower bound on c over sets of mass ≤ ā (solid) and, where
+        recorded, the smallest expansion a search for bad sets found (``*_c_search``, dashed: an upper
+        bound), with the line c = 3 that Theorem 4.3 needs to exceed; an infinite c (every admissible set
+        reaches its class) is a triangle at the top edge.  Right: μ, the separation of the true classes on
+        the labeled validation data.  UM orange, MM blue.  One figure legend.
     """
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -438,7 +438,7 @@ def plot_expansion(records, path=None):
         c = _cells(frame, f"{space}_c", "teacher", finite_only=True)
         if c is not None:
             line, = cx.plot(c["eta"], c["mean"], color=colour, lw=2.4, marker="o", ms=6,
-                            label=f"{label}: c of the mistake sets")
+                            label=f"{label}: c, certified lower bound")
             handles.append(line)
             top = max(top, float(c["mean"].max()))
         values = frame[frame["metric"] == f"{space}_c"]

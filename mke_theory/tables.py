@@ -416,8 +416,8 @@ def format_sweep(rows: list[dict], caption: str) -> str:
         lines.append(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
                      f"{100 * r.test_error:>8.1f} ± {100 * std:<5.1f}"
                      f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
-    lines += ["", "Theory on D_u (Wei et al. 2021, Thm 4.3; c of the mistake sets, μ of the true labels; "
-                  "'–': outside the theorem's domain, c ≤ 3)"]
+    lines += ["", "Theory (Wei et al. 2021, Thm 4.3, by mke-theory check with the test set as labeled validation data: "
+                  "c certified over sets of mass ≤ ā, μ of the validation labels; '–': outside the theorem's domain)"]
     head = f"{'η':>5}  {'UM c':>6} {'UM μ':>6} {'UM bound':>9}  {'MM c':>6} {'MM μ':>6} {'MM bound':>9}  guarantee"
     lines += [head, "-" * len(head)]
 
