@@ -8,7 +8,8 @@ trains teacher, um_student and mm_student over seeds 0-4; records are cached und
 - the 30 ordered pairs (α, β) of the six mfeat views (``mke-exp run mfeat --set data.alpha=A --set data.beta=B``);
 - three synthetic negative controls, each an ``arrays`` bundle (``mke-exp run arrays --data BUNDLE.npz``):
   ``ctrl-indep`` β independent of the label, ``ctrl-copy`` β = α + N(0, 0.5²), ``ctrl-redundant`` β carries the
-  class only where α is far from the Bayes boundary (pure noise near it); 4 Gaussian classes in 10 dims,
+  class only where α is far from the Bayes boundary (pure noise near it); and one harmful case, ``ctrl-misaligned``:
+  D_u's β is recorded out of sync (it shows the next class), val and test are in sync; 4 Gaussian classes in 10 dims,
   100 labeled / 200 val / 600 test / 1100 unlabeled, fixed data seed;
 - ``twomoon``: the paper's two moons (α = x, β = y) as a bundle, 30 labeled / 100 val / 200 test / 270 unlabeled.
 
@@ -54,7 +55,8 @@ HERE = Path(__file__).resolve().parent
 METHODS = ("teacher", "um_student", "mm_student")
 PAIRS = [f"{a}-{b}" for a in VIEWS for b in VIEWS if a != b]
 NEGATIVE = ("ctrl-indep", "ctrl-copy", "ctrl-redundant")
-CONTROLS = NEGATIVE + ("twomoon",)
+HARMFUL = ("ctrl-misaligned",)  # a case where MKE should lose to its teacher: the "hurts" verdict's test
+CONTROLS = NEGATIVE + HARMFUL + ("twomoon",)
 DEFAULT_PAIR = "zer-fou"
 SIZES = dict(labeled=100, val=200, test=600, unlabeled=1100)  # like mfeat
 K, DIM, SEPARATION = 4, 10, 2.5  # Gaussian controls: class means sep apart, unit noise
@@ -122,13 +124,15 @@ def bayes_gap(alpha: np.ndarray, means: np.ndarray) -> np.ndarray:
 
 
 def gaussian_control(kind: str, seed: int = DATA_SEED) -> dict:
-    """One negative control as an ``arrays`` bundle (D_l, val, test, D_u with its true labels)."""
-    rng = np.random.default_rng([seed, NEGATIVE.index(kind)])
+    """One control as an ``arrays`` bundle (D_l, val, test, D_u with its true labels)."""
+    rng = np.random.default_rng([seed, (NEGATIVE + HARMFUL).index(kind)])
     means = SEPARATION / np.sqrt(2) * np.eye(K, DIM)  # pairwise distance SEPARATION
     beta_means = 4.0 / np.sqrt(2) * np.eye(K, DIM)
 
-    def beta_of(y, a):
+    def beta_of(y, a, part):
         noise = rng.standard_normal(a.shape)
+        if kind == "ctrl-misaligned":  # D_u's β recorded out of sync: it shows the next class; val and test in sync
+            return beta_means[(y + 1) % K if part == "unlabeled" else y] + noise
         if kind == "ctrl-indep":
             return noise
         if kind == "ctrl-copy":
@@ -144,7 +148,7 @@ def gaussian_control(kind: str, seed: int = DATA_SEED) -> dict:
                     test=("test_alpha", "test_beta", "test_labels"))[part]
         out[keys[0]], out[keys[2]] = a.astype(np.float32), y
         if keys[1]:
-            out[keys[1]] = beta_of(y, a).astype(np.float32)
+            out[keys[1]] = beta_of(y, a, part).astype(np.float32)
     return out
 
 
@@ -280,9 +284,13 @@ def summary(results: dict, pairs, timing) -> dict:
     targets = {
         "ρ ≥ 0.85 on the mfeat pairs (seed-0 check)": rho["new_seed0"] >= 0.85,
         "sign agreement new > trivial (combined set)": combined["new"]["agreement"] > combined["trivial"]["agreement"],
-        "every negative control unclear or hurts": bool(negatives) and all(v in ("unclear", "hurts")
-                                                                          for v in negatives.values()),
     }
+    if negatives:  # not with --no-controls
+        targets["every negative control unclear or hurts"] = all(v in ("unclear", "hurts") for v in negatives.values())
+    harmful = {n: results[n]["check"]["new"]["verdict"] if results[n]["check"]["new"] else None
+               for n in HARMFUL if n in results}
+    if harmful:
+        targets["the harmful control (ctrl-misaligned) says hurts"] = all(v == "hurts" for v in harmful.values())
     if timing is not None:  # measured on the default split only
         targets["one check ≤ 5 s (zer→fou, seed 0)"] = timing <= 5.0
     return dict(rho=rho, agreement=agreement, negatives=negatives, check_seconds=timing, targets=targets)

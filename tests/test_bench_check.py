@@ -59,7 +59,7 @@ def _class_means(x, y):
     return np.stack([x[y == k].mean(0) for k in np.unique(y)])
 
 
-@pytest.mark.parametrize("name", ["ctrl-indep", "ctrl-copy", "ctrl-redundant", "twomoon"])
+@pytest.mark.parametrize("name", ["ctrl-indep", "ctrl-copy", "ctrl-redundant", "ctrl-misaligned", "twomoon"])
 def test_control_bundles(bench, name):
     b = bench.control_bundle(name)
     sizes = bench.SIZES if name != "twomoon" else dict(labeled=30, val=100, test=200, unlabeled=270)
@@ -95,3 +95,12 @@ def test_redundant_beta_is_noise_near_the_boundary(bench):
 def test_noisy_copy(bench):
     b = bench.control_bundle("ctrl-copy")
     assert np.std(b["unlabeled_beta"] - b["unlabeled_alpha"]) == pytest.approx(0.5, rel=0.05)
+
+
+def test_misaligned_beta_shows_the_next_class_in_d_u_only(bench):
+    b = bench.control_bundle("ctrl-misaligned")
+    beta_means = 4.0 / np.sqrt(2) * np.eye(bench.K, bench.DIM)
+    for part, shift in (("unlabeled", 1), ("val", 0), ("test", 0)):
+        y = b[f"{part}_labels"]
+        nearest = np.argmin(((b[f"{part}_beta"][:, None, :] - beta_means[None]) ** 2).sum(-1), axis=1)
+        assert np.mean(nearest == (y + shift) % bench.K) > 0.9, part
