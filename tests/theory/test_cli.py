@@ -215,7 +215,7 @@ def test_simulate_reports_the_theory_per_eta_and_plots_it(tmp_path):
     figure = tmp_path / "sweep.png"
     result = invoke("simulate", "--noise", "0.1,0.3", "--n-seeds", "1", "--steps", "50", "--plot", str(figure))
     assert result.exit_code == 0, result.output
-    theory = result.stdout.split("Theory on D_u")[1]
+    theory = result.stdout.split("Theory (Wei et al. 2021, Thm 4.3, by mke-theory check")[1]
     rows = table_lines(theory)
     assert [float(r.split()[0]) for r in rows] == [0.1, 0.3]
     records = {r["config"]["eta"]: r["metrics"] for r in _simulate_teacher_rows()}
