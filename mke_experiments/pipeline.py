@@ -652,8 +652,9 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
 
 @torch.no_grad()
 def _with_teacher_output(split: MultimodalSplit | dict, teacher) -> MultimodalSplit | dict:
-    """The split with a trained teacher's output (softmax of its logits, evaluation mode) on α of D_u and
-    of the test set, as the bundle keys ``teacher_probs`` / ``teacher_test_probs`` carry it."""
+    """The split with a trained teacher's output (softmax of its logits, evaluation mode) on α of D_u, of the
+    test set and of the validation set, as the bundle keys ``teacher_probs`` / ``teacher_test_probs`` /
+    ``teacher_val_probs`` carry it."""
     get = split.get if isinstance(split, dict) else lambda key: getattr(split, key)
     device = next(teacher.parameters()).device
     teacher.eval()
@@ -664,8 +665,11 @@ def _with_teacher_output(split: MultimodalSplit | dict, teacher) -> MultimodalSp
         return torch.cat(out).numpy()
 
     output = dict(teacher_probs=probs(get("unlabeled_alpha")), teacher_test_probs=probs(get("test_alpha")))
+    if get("val_alpha") is not None:  # for the check bundle (mke-theory check scores the teacher on it)
+        output["teacher_val_probs"] = probs(get("val_alpha"))
     if isinstance(split, dict):
-        return {**{k: v for k, v in split.items() if k not in ("pseudo_labels", "teacher_test_pred")}, **output}
+        drop = ("pseudo_labels", "teacher_test_pred", "teacher_val_pred")
+        return {**{k: v for k, v in split.items() if k not in drop}, **output}
     if output["teacher_probs"].shape[1] != split.n_classes:
         raise MKEError(f"the teacher returns {output['teacher_probs'].shape[1]} class scores, the split has "
                        f"{split.n_classes} classes")

@@ -83,6 +83,19 @@ def test_a_torch_teacher_is_used_not_trained(raw_bundle, config):
     assert teacher["metrics"]["test_accuracy"] == pytest.approx((CLASSES[on_test] == raw_bundle["test_labels"]).mean())
 
 
+def test_a_torch_teachers_validation_output_reaches_the_check_bundle(raw_bundle, config):
+    """With a validation set, the check bundle holds the torch teacher's softmax on it (mke-theory check scores
+    the teacher with it; without it an α probe would stand in)."""
+    torch.manual_seed(0)
+    net = nn.Linear(raw_bundle["labeled_alpha"].shape[1], 3)
+    bundle = dict(raw_bundle, val_alpha=raw_bundle["test_alpha"][:30], val_beta=raw_bundle["test_beta"][:30],
+                  val_labels=raw_bundle["test_labels"][:30])
+    result = fit_mke(bundle, config, device="cpu", teacher=net, methods=("teacher",))
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.as_tensor(bundle["val_alpha"], dtype=torch.float32)), 1).numpy()
+    np.testing.assert_allclose(result.check["teacher_val_probs"], expected, rtol=1e-5, atol=1e-6)
+
+
 class TinyFusion(nn.Module):
     def __init__(self):
         super().__init__()
