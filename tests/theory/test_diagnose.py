@@ -137,6 +137,18 @@ def test_max_samples_draws_a_seeded_subsample():
     assert a["accuracy"] == b["accuracy"] and a["accuracy"] != c["accuracy"]
 
 
+def test_a_large_validation_set_is_subsampled_for_the_theory_only(monkeypatch):
+    from mke_theory import diagnose
+
+    split, pseudo, teacher_val = _mixture()
+    full = _check(split, pseudo, teacher_val)
+    monkeypatch.setattr(diagnose, "THEORY_MAX_SAMPLES", 100)
+    capped = _check(split, pseudo, teacher_val)
+    assert full["n_theory"] == 300 and capped["n_theory"] == 100
+    assert capped["predicted_gain"] == full["predicted_gain"] and capped["accuracy"] == full["accuracy"]
+    assert capped["um"]["mu"] != full["um"]["mu"] or capped["um"]["mean_neighbours"] != full["um"]["mean_neighbours"]
+
+
 # ---- the theory: the ball of T, certified c, "guaranteed" only when certified ----------------------
 
 
