@@ -205,6 +205,25 @@ def test_mistake_set_expansion_matches_expansion_ratio():
 # ---- graph, radius, embedding -----------------------------------------------------------------------
 
 
+@settings(max_examples=80, deadline=None)
+@given(data=tiny_labelled_graphs(), a=st.sampled_from([0.2, 0.34, 0.5, 0.75, 1.0]))
+def test_certified_lower_bound_never_above_brute_force(data, a):
+    """certified_expansion ≤ the exact minimum ≤ any search witness; and the spectral argument alone
+    (forced on these small classes) is a lower bound too."""
+    from mke_theory.expansion import _class_graph, _size_limits, _spectral_certified, certified_expansion
+
+    graph, labels = data
+    exact = brute_force_expansion(graph, labels, a=a)
+    assert certified_expansion(graph, labels, a=a) == exact  # classes of ≤ 16 samples: enumerated, exact
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        largest = _size_limits(members.size, a, 0.0)[1]
+        if largest >= 1:
+            sub = _class_graph(graph.tolil().tocsr() + sp.eye(len(labels), dtype=bool, format="csr"), members)
+            own = brute_force_expansion(sub, np.zeros(members.size, int), a=a)
+            assert _spectral_certified(sub.toarray(), largest) <= own + 1e-9
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=SEEDS, n=st.integers(2, 60), d=st.integers(1, 4), radius=st.floats(0.05, 1.0))
 def test_neighbourhood_graph_matches_dense_distances(seed, n, d, radius):
