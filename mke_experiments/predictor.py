@@ -49,7 +49,7 @@ class Predictor:
             x = x[:, None] if x.ndim == 1 else x
             stats = (self.standardization or {}).get(name)
             if stats is not None:
-                from mke_experiments.tasks.arrays import zscore
+                from mke_theory.split import zscore
 
                 if x.ndim != 2 or x.shape[1] != len(stats["scale"]):
                     raise MKEError(f"{name} must be (n, {len(stats['scale'])}) like the run's training data, "

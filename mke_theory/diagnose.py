@@ -31,6 +31,8 @@ from mke_theory import expansion as ex
 from mke_theory._validation import check_features, check_labels, check_range
 from mke_theory.bounds import label_correction
 from mke_theory.errors import MKEError
+from mke_theory.npz import check_probs, encode_labels, feature_array
+from mke_theory.split import zscore, zscore_stats
 
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
@@ -46,13 +48,9 @@ Z95 = 1.959963984540054
 
 
 def _zscore(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """z-score with ``train``'s mean and std (features of zero spread are left centred); float64."""
-    train = np.asarray(train, dtype=np.float64)
-    scale = np.max(np.abs(train), axis=0)
-    scale = np.where(scale > 0, scale, 1.0)  # features of 1e200 would overflow the variance otherwise
-    mean, std = (train / scale).mean(axis=0), (train / scale).std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return [(np.asarray(x, dtype=np.float64) / scale - mean) / std for x in (train, *others)]
+    """``train`` and ``others`` z-scored with ``train``'s statistics (``split.zscore``, the run's own formula)."""
+    stats = zscore_stats(train)
+    return [zscore(x, *stats) for x in (train, *others)]
 
 
 def t_radius(modalities, input_noise: float) -> float:
@@ -306,15 +304,7 @@ def _teacher_classes(arrays: dict, hard: str, soft: str, rows: int, part: str, s
         return arrays[hard]
     if soft not in arrays:
         return None
-    probs = np.asarray(arrays[soft])
-    if probs.ndim != 2 or probs.dtype.kind not in "fiu" or not np.all(np.isfinite(probs)):
-        raise MKEError(f"{source}: {soft} must be a finite (n, K) array of class probabilities, "
-                       f"got {probs.dtype} values of shape {probs.shape}")
-    if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
-        raise MKEError(f"{source}: the rows of {soft} must sum to 1 (the teacher's class probabilities on {part}); "
-                       f"save the softmax output, or {hard} with its classes")
-    if len(probs) != rows:
-        raise MKEError(f"{source}: {soft} has {len(probs)} rows but {part} has {rows}; one per sample")
+    probs = check_probs(source, soft, arrays[soft], rows, part)
     return probs.argmax(axis=1)
 
 
@@ -324,8 +314,6 @@ def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
     ``val_beta``, ``val_labels`` and the teacher's ``teacher_val_pred`` / ``teacher_val_probs`` on them;
     ``input_noise`` (0-d, the student's T; ``options`` override it). ``unlabeled_labels`` is not read.
     The keys ``alpha``, ``beta`` of the former check format are accepted for ``unlabeled_*``."""
-    from mke_theory.npz import encode_labels
-
     arrays = {ALIASES.get(k, k) if ALIASES.get(k, k) not in arrays else k: v for k, v in arrays.items()}
     missing = [k for k in ("unlabeled_alpha", "unlabeled_beta") if k not in arrays]
     if missing:
@@ -334,13 +322,7 @@ def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
                        "(M, K), and labeled val_alpha, val_beta, val_labels")
     for key in ("unlabeled_alpha", "unlabeled_beta", "val_alpha", "val_beta"):
         if key in arrays:
-            value = np.asarray(arrays[key])
-            if np.issubdtype(value.dtype, np.complexfloating):
-                raise MKEError(f"{source}: {key} holds complex numbers; save real features (e.g. the magnitude or "
-                               "the real and imaginary parts side by side)")
-            if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
-                raise MKEError(f"{source}: {key} holds {value.dtype} values; save numeric features")
-            arrays[key] = value[:, None] if value.ndim == 1 else value
+            arrays[key] = feature_array(source, key, arrays[key])
     m = len(arrays["unlabeled_alpha"])
     pseudo = _teacher_classes(arrays, "pseudo_labels", "teacher_probs", m, "unlabeled_alpha", source)
     if pseudo is None:

@@ -53,6 +53,39 @@ LABEL_KEYS = ("labels", "val_labels", "test_labels", "unlabeled_labels", "pseudo
 OLD_CHECK_KEYS = ("alpha", "beta", "pseudo_labels", "labels")  # mke-theory check's former format (deprecated)
 
 
+def feature_array(source: str, key: str, values) -> np.ndarray:
+    """``values`` as a 2-d array of real numbers (a 1-d array becomes one feature), or one ``MKEError``
+    naming ``key``: complex numbers and non-numeric values are refused. NaN is the caller's to check."""
+    v = np.asarray(values)
+    if np.issubdtype(v.dtype, np.complexfloating):
+        raise MKEError(f"{source}: {key} holds complex numbers; save real features (e.g. the magnitude "
+                       "or the real and imaginary parts side by side)")
+    if not np.issubdtype(v.dtype, np.number) and v.dtype != bool:
+        raise MKEError(f"{source}: {key} holds {v.dtype} values, not numbers; save numeric features")
+    return v[:, None] if v.ndim == 1 else v
+
+
+def check_probs(source: str, key: str, values, rows: int, part: str, n_classes: int | None = None) -> np.ndarray:
+    """The teacher's class probabilities ``key`` as float32 rows renormalised to sum 1, or one ``MKEError``:
+    (n, K) shape (K = ``n_classes`` when known), finite values in [0, 1], rows summing to 1 (±1e-3), and
+    ``rows`` rows, one per sample of ``part``. The one check of ``mke-exp run arrays`` and ``mke-theory check``."""
+    v = np.asarray(values)
+    if v.ndim != 2 or (n_classes is not None and v.shape[1] != n_classes):
+        k = "K" if n_classes is None else n_classes
+        raise MKEError(f"{source}: {key} must be (n, {k}), one column per class in the order of the sorted label "
+                       f"values, got shape {v.shape}")
+    if v.dtype.kind not in "fiu" or not np.all(np.isfinite(v)) or v.min() < 0 or v.max() > 1:
+        raise MKEError(f"{source}: {key} must hold probabilities in [0, 1] (finite numbers)")
+    sums = v.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        bad = int(np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-3))[0])
+        raise MKEError(f"{source}: row {bad} of {key} sums to {sums[bad]:.4g}, not 1: the rows must sum to 1; save "
+                       "the softmax probabilities (or the teacher's classes instead)")
+    if len(v) != rows:
+        raise MKEError(f"{source}: {key} has {len(v)} rows but {part} has {rows}; one per sample")
+    return (v / sums[:, None]).astype(np.float32)
+
+
 def _listing(values, n: int = 10) -> str:
     values = list(values)
     return ", ".join(map(str, values[:n])) + (f" … ({len(values)} in all)" if len(values) > n else "")

@@ -43,6 +43,25 @@ def check_targets(name: str, labels, n_classes: int) -> np.ndarray:
     return labels.astype(np.int16, copy=False)
 
 
+def zscore_stats(train) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scale, mean, std) per feature of ``train`` for ``zscore``: s = max |x| (1 where 0), then the mean
+    and std of x / s (std 1 where 0). Dividing by s first keeps mean and variance finite for features of
+    any finite scale (values of 1e200 overflow the variance otherwise); a z-score does not change under it."""
+    train = np.asarray(train, dtype=np.float64)
+    scale = np.max(np.abs(train), axis=0) if len(train) else np.ones(train.shape[1:])
+    scale = np.where(scale > 0, scale, 1.0)
+    scaled = train / scale
+    std = scaled.std(axis=0)
+    return scale, scaled.mean(axis=0), np.where(std > 0, std, 1.0)
+
+
+def zscore(x, scale, mean, std) -> np.ndarray:
+    """(x / scale − mean) / std in float64: the one formula of a run's fit, of its saved student on raw
+    inputs and of ``mke-theory check``; overflow shows as inf, for the caller to name."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(x, dtype=np.float64) / np.asarray(scale) - np.asarray(mean)) / np.asarray(std)
+
+
 @dataclass(frozen=True, eq=False)
 class MultimodalSplit:
     """Labeled unimodal data, unlabeled multimodal data and a multimodal test set.

@@ -31,8 +31,19 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, TrainConfig
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.errors import MKEError
-from mke_theory.npz import KEYS, LABEL_KEYS, LABELED, OPTIONAL, REQUIRED, TEACHER, encode_labels, load_npz
-from mke_theory.split import MultimodalSplit
+from mke_theory.npz import (
+    KEYS,
+    LABEL_KEYS,
+    LABELED,
+    OPTIONAL,
+    REQUIRED,
+    TEACHER,
+    check_probs,
+    encode_labels,
+    feature_array,
+    load_npz,
+)
+from mke_theory.split import MultimodalSplit, zscore, zscore_stats
 
 __all__ = ["KEYS", "OPTIONAL", "REQUIRED", "TEACHER", "ArraysData", "split_from_arrays", "standardize", "load"]
 
@@ -43,25 +54,9 @@ class ArraysData:
     allow_missing_classes: bool = False  # integer labels that skip a value: keep it as a class without samples
 
 
-def zscore(x, scale, mean, std) -> np.ndarray:
-    """(x / scale − mean) / std in float64: the one formula of the fit (``_scaler``) and of a saved
-    student on raw inputs (``mke_experiments.predictor``); overflow shows as inf, for the caller to name."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return (np.asarray(x, dtype=np.float64) / np.asarray(scale) - np.asarray(mean)) / np.asarray(std)
-
-
 def _scaler(train: np.ndarray, modality: str, source: str):
-    """z = (x / s − mean) / std with s = max |x| per feature over ``train``, all in float64.
-
-    Dividing by s first keeps mean and variance finite for features of any finite scale (values of
-    1e200 overflow the variance otherwise); a z-score does not change under that rescaling.
-    """
-    train = np.asarray(train, dtype=np.float64)
-    scale = np.max(np.abs(train), axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    scaled = train / scale
-    mean, std = scaled.mean(axis=0), scaled.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
+    """z = (x / s − mean) / std with the statistics of ``train`` (``mke_theory.split.zscore_stats``)."""
+    scale, mean, std = zscore_stats(train)
 
     def apply(x, key):
         z = zscore(x, scale, mean, std)
@@ -118,21 +113,12 @@ def _teacher_output(data: dict, encoded: dict, n_classes: int, m: int, n_test: i
         if rows is None:
             raise MKEError(f"{source}: {key} is the teacher's output on the validation set, but the bundle has no "
                            "val_alpha; add val_alpha, val_beta and val_labels, or drop it")
-        v = encoded[key] if key in encoded else np.asarray(data[key])
         if key.endswith("probs"):
-            if v.ndim != 2 or v.shape[1] != n_classes:
-                raise MKEError(f"{source}: {key} must be (n, {n_classes}), one column per class in the order of the "
-                               f"sorted label values, got shape {v.shape}")
-            if v.dtype.kind not in "fiu" or not np.all(np.isfinite(v)) or v.min() < 0 or v.max() > 1:
-                raise MKEError(f"{source}: {key} must hold probabilities in [0, 1] (finite numbers)")
-            sums = v.sum(axis=1)
-            if not np.allclose(sums, 1.0, atol=1e-3):
-                bad = int(np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-3))[0])
-                raise MKEError(f"{source}: row {bad} of {key} sums to {sums[bad]:.4g}, not 1; save the softmax "
-                               "probabilities (or pass pseudo_labels with the classes instead)")
-            v = (v / sums[:, None]).astype(np.float32)
-        if len(v) != rows:
-            raise MKEError(f"{source}: {key} has {len(v)} rows but {part} has {rows}; one per sample")
+            v = check_probs(source, key, data[key], rows, part, n_classes)
+        else:
+            v = encoded[key]
+            if len(v) != rows:
+                raise MKEError(f"{source}: {key} has {len(v)} rows but {part} has {rows}; one per sample")
         out[key] = v
     return out
 
@@ -158,12 +144,9 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
         if v.ndim == 0 or len(v) == 0:
             raise MKEError(f"{source}: {k} holds no rows (shape {v.shape}); every key needs one row per sample")
         if k.endswith("alpha") or k.endswith("beta"):
-            data[k] = v[:, None] if v.ndim == 1 else v
-            if np.issubdtype(v.dtype, np.complexfloating):
-                raise MKEError(f"{source}: {k} holds complex numbers; save real features (e.g. the magnitude "
-                               "or the real and imaginary parts side by side)")
-            if (not np.issubdtype(v.dtype, np.number) and v.dtype != bool) or not np.all(np.isfinite(data[k])):
-                raise MKEError(f"{source}: {k} holds NaN, infinite or non-numeric values; clean them before training")
+            data[k] = feature_array(source, k, v)
+            if not np.all(np.isfinite(data[k])):
+                raise MKEError(f"{source}: {k} holds NaN or infinite values; clean them before training")
     encoded, classes = encode_labels(data, LABEL_KEYS, source, allow_missing=allow_missing_classes)
     teacher = _teacher_output(data, encoded, len(classes), len(data["unlabeled_alpha"]), len(data["test_alpha"]),
                               source, len(data["val_alpha"]) if "val_alpha" in data else None)
