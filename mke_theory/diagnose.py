@@ -96,7 +96,7 @@ def _crossfit(correct: dict, folds: np.ndarray) -> np.ndarray:
 
 
 def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val,
-                 random_state=0) -> dict:
+                 random_state=0, alpha_probe=None) -> dict:
     """The label-free prediction: probes fitted to D_u's pseudo labels, scored on the labeled validation data.
 
     The (α, β) probe weighs β by w ∈ ``BETA_WEIGHTS`` (w = 0: α alone), as a student can learn to lean on β or
@@ -113,7 +113,9 @@ def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels
         return _crossfit({w: _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
                                     np.hstack([val_alpha, w * val_beta])) == val_labels for w in BETA_WEIGHTS}, folds)
 
-    um = _probe(u_alpha, pseudo_labels, val_alpha) == val_labels
+    if alpha_probe is None:  # the α probe's classes on the validation data, when the caller has not made them
+        alpha_probe = _probe(u_alpha, pseudo_labels, val_alpha)
+    um = alpha_probe == val_labels
     mm = weighted(u_beta)
     draws = np.array([weighted(u_beta[rng.permutation(len(u_beta))]) for _ in range(N_PERMUTATIONS)])
     shuffled = draws.mean(axis=0)
@@ -257,11 +259,12 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
     za, va = _zscore(alpha, val_alpha)
     zb, vb = _zscore(beta, val_beta)
-    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state)
+    alpha_probe = _probe(za, pseudo_labels, va)  # also the teacher's stand-in below when teacher_val is None
+    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state, alpha_probe)
     report["verdict"], report["verdict_text"] = verdict(prediction)
     report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
 
-    teacher = teacher_val if teacher_val is not None else _probe(za, pseudo_labels, va)  # as in predict_gain
+    teacher = teacher_val if teacher_val is not None else alpha_probe
     a_bar = _a_bar(val_labels, teacher)
     radii = {"um": t_radius([za], input_noise), "mm": t_radius([za, zb], input_noise)}
     keep = np.arange(len(val_labels))
