@@ -111,6 +111,9 @@ class TrainConfig:
     checkpoint: bool = True  # checkpoints (train.fit), resumed automatically
     checkpoint_every_s: float = limit(60.0, 0, record=False)  # write one once this many seconds passed since the
     # last (0: every epoch), and always after the last epoch: a kill loses at most this much training
+    workers: int = limit(2, 0, record=False)  # data-loader processes for data read from a prepared cache (0: the
+    # training process reads); in-memory data (mfeat, arrays, TwoMoon) is sliced directly and needs none
+    prefetch: int = limit(4, 1, record=False)  # batches each loader process reads ahead
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -43,13 +44,18 @@ from mke_theory.errors import MKEError
 from mke_theory.methods import Method, get_method, methods_of
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
 from mke_theory.records import atomic_write, config_hash, make_record, read_record, run_stem, write_record
+from mke_theory.rows import concat, is_lazy
 from mke_theory.split import MultimodalSplit
 
 EXPERIMENT_METHODS = methods_of("experiments")  # every method the pipeline can train
 METHODS = methods_of("experiments", default_only=True)  # what mke-exp run trains unless told otherwise
 
 
-def _t(a) -> torch.Tensor:
+def _t(a):
+    """A split's array as the training loop reads it: a tensor (float32 for floats), or rows of a prepared
+    cache kept as they are (``LazyRows``: read batch by batch by the loader, never all at once)."""
+    if is_lazy(a):
+        return a
     a = np.asarray(a)
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
 
@@ -64,6 +70,11 @@ def vector_inputs(split: MultimodalSplit) -> bool:
     """Whether α and β of D_u are vectors (2-d arrays, as in mfeat and arrays): only then is a check bundle
     written. Images, spectrograms and clips get none: the check's neighbourhoods are balls in feature space."""
     return np.ndim(split.unlabeled_alpha) == 2 and np.ndim(split.unlabeled_beta) == 2
+
+
+def dense_labels(split: MultimodalSplit) -> bool:
+    """Whether the split's labels are per pixel (integer maps, as NYU Depth V2's), not one per sample."""
+    return split.labels.ndim > 1 and split.labels.dtype.kind != "f"
 
 
 def check_arrays(split: MultimodalSplit, pseudo_labels, teacher_probs=None, teacher_val_probs=None,
@@ -179,6 +190,36 @@ class RunFiles:
         self.model_path(method).parent.mkdir(exist_ok=True)
         predictor.save(self.model_path(method))
 
+    def teacher_output_dir(self) -> Path | None:
+        """``OUT/teacher_output/<task>__teacher__seed<seed>__<config hash>/``: this seed's teacher output on D_u,
+        one ``.npy`` per array (``SeedRun.teacher_output``) and ``arrays.txt`` (JSON: name → shape; not
+        ``.json``, a name the record readers claim), written last."""
+        return None if self.out is None else self.out / "teacher_output" / self.stem("teacher")
+
+    def save_teacher_output(self, arrays: dict) -> None:
+        """Write the teacher's output (rank 0), each file atomically, the list of arrays last."""
+        folder = self.teacher_output_dir()
+        if folder is None or self.rank != 0:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "arrays.txt").unlink(missing_ok=True)
+        for name, array in arrays.items():
+            atomic_write(folder / f"{name}.npy", lambda f, a=array: np.save(f, a))
+        shapes = {name: list(np.shape(a)) for name, a in arrays.items()}
+        atomic_write(folder / "arrays.txt", lambda f: f.write(json.dumps(shapes).encode()))
+
+    def teacher_output(self) -> dict | None:
+        """The saved teacher output, or None when there is none (or it is incomplete: it is computed again)."""
+        folder = self.teacher_output_dir()
+        if folder is None or self.force:
+            return None
+        try:
+            shapes = json.loads((folder / "arrays.txt").read_text())
+            arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in shapes}
+        except (OSError, ValueError):
+            return None
+        return arrays if all(list(a.shape) == shapes[k] for k, a in arrays.items()) else None
+
     def check_path(self) -> Path | None:
         """``OUT/check/<task>__check__seed<seed>__<config hash>.npz``: this seed's check bundle."""
         return None if self.out is None else self.out / "check" / f"{self.stem('check')}.npz"
@@ -244,9 +285,12 @@ class SeedRun:
 
     # ---- evaluation and model selection --------------------------------------------------------------
     def metrics_of(self, model, inputs: tuple, labels) -> dict:
+        workers = self.cfg.train.workers
         if self.task.scores:  # top-k and average precision need every class score (classification only)
-            return self.task.evaluate(predict_logits(model, inputs, self.device).numpy(), labels, self.split.n_classes)
-        return self.task.evaluate(predict(model, inputs, self.device).numpy(), labels, self.split.n_classes)
+            scores = predict_logits(model, inputs, self.device, workers=workers).numpy()
+            return self.task.evaluate(scores, labels, self.split.n_classes)
+        return self.task.evaluate(predict(model, inputs, self.device, workers=workers).numpy(), labels,
+                                  self.split.n_classes)
 
     def selection(self, method: Method, pl: PseudoLabels | None) -> tuple[Selection | None, object]:
         """(what selects the epoch, this seed's labels for it), higher is better: the primary metric on
@@ -287,22 +331,49 @@ class SeedRun:
         ((teacher, fitted, _),) = train_method([self], get_method("teacher"), [None])
         return teacher, fitted
 
-    def pseudo_label(self, teacher, need_confidence: bool = False) -> PseudoLabels:
-        """Eq. (2) on D_u with the teacher in evaluation mode; hard or soft by ``mke.pseudo_labels``."""
-        cfg, split, u = self.cfg, self.split, (self.t["unlabeled_alpha"],)
+    def teacher_output(self, teacher, reuse: bool = False) -> dict:
+        """The teacher's output on D_u in evaluation mode, from one pass over D_u batch by batch: ``pseudo_labels``
+        (M, ...) its classes, and ``teacher_logits`` (M, K) for classification or ``confidence`` (M, H, W) float16,
+        the top-class probability, for dense prediction. Saved once per seed as the run's artifact
+        (``RunFiles.save_teacher_output``); with ``reuse`` (the teacher's record was already written) it is
+        read back instead of computed again."""
+        saved = self.files.teacher_output() if reuse else None
+        if saved is not None:
+            return saved
+        u, workers = (self.t["unlabeled_alpha"],), self.cfg.train.workers
+        if dense_labels(self.split):
+            predicted, confidence = predict(teacher, u, self.device, confidence=True, workers=workers)
+            output = dict(pseudo_labels=predicted.numpy(), confidence=confidence.numpy())
+        else:
+            logits = predict_logits(teacher, u, self.device, workers=workers)
+            output = dict(pseudo_labels=logits.argmax(1).numpy(), teacher_logits=logits.numpy())
+        self.files.save_teacher_output(output)
+        return output
+
+    def pseudo_label(self, teacher, need_confidence: bool = False, reuse: bool = False) -> PseudoLabels:
+        """Eq. (2) on D_u from the teacher's output (``teacher_output``); hard or soft by ``mke.pseudo_labels``."""
+        cfg = self.cfg
+        output = self.teacher_output(teacher, reuse)
+        predicted, logits = output["pseudo_labels"], output.get("teacher_logits")
         confidence = None
         if need_confidence:
-            predicted, confidence = predict(teacher, u, self.device, confidence=True)
-        else:
-            predicted = predict(teacher, u, self.device)
-        predicted = predicted.numpy()
-        if cfg.mke.pseudo_labels == "soft":  # holds every logit of D_u in memory: (M, K, ...)
-            targets = make_pseudo_labels(predict_logits(teacher, u, self.device), "soft", cfg.mke.temperature,
-                                         class_dim=1)
+            confidence = output.get("confidence")
+            if logits is not None:
+                confidence = torch.softmax(torch.from_numpy(logits), dim=1).amax(dim=1).half().numpy()
+        if cfg.mke.pseudo_labels == "soft":  # dense: every logit of D_u in memory, (M, K, H, W)
+            scores = torch.from_numpy(logits) if logits is not None else predict_logits(
+                teacher, (self.t["unlabeled_alpha"],), self.device, workers=cfg.train.workers)
+            targets = make_pseudo_labels(scores, "soft", cfg.mke.temperature, class_dim=1)
         else:
             targets = torch.as_tensor(predicted.astype(np.int64))
+        return self._pseudo_labels(predicted, targets, confidence)
+
+    def _pseudo_labels(self, predicted: np.ndarray, targets: torch.Tensor, confidence) -> PseudoLabels:
+        """``PseudoLabels`` of the teacher's classes on D_u: the held-out tenth for label-free selection (by the
+        split, the same for every teacher), the students' part, and the accuracy where D_u's labels are known."""
+        split = self.split
         held_out = None
-        if cfg.train.selection == "agreement":  # hold out a tenth of D_u, by the split, for label-free selection
+        if self.cfg.train.selection == "agreement":
             held_out = np.zeros(split.n_unlabeled, bool)
             held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
         train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
@@ -311,29 +382,20 @@ class SeedRun:
             known = split.unlabeled_labels != IGNORE
             metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels)[known].mean())
         return PseudoLabels(predicted, targets[train_idx], train_idx, held_out,
-                            None if confidence is None else confidence.numpy()[train_idx], metrics)
+                            None if confidence is None else np.asarray(confidence)[train_idx], metrics)
 
     def external_pseudo_label(self) -> PseudoLabels:
         """Eq. (2) read off the bundle: the external teacher's ``pseudo_labels``, or ``teacher_probs`` (their
         argmax; with ``mke.pseudo_labels=soft`` the probabilities themselves, as given: no temperature).
         The same for every seed; the confidence is the top probability (``teacher_probs`` only)."""
-        teacher, split = external_teacher(self.split), self.split
+        teacher = external_teacher(self.split)
         probs = teacher.get("teacher_probs")
         predicted = teacher["pseudo_labels"] if probs is None else probs.argmax(axis=1)
         if self.cfg.mke.pseudo_labels == "soft" and probs is not None:
             targets = torch.as_tensor(probs, dtype=torch.float32)
         else:
             targets = torch.as_tensor(predicted.astype(np.int64))
-        held_out = None
-        if self.cfg.train.selection == "agreement":  # the same held-out tenth as for a trained teacher
-            held_out = np.zeros(split.n_unlabeled, bool)
-            held_out[np.random.default_rng(0).permutation(split.n_unlabeled)[: max(1, split.n_unlabeled // 10)]] = True
-        train_idx = np.flatnonzero(~held_out) if held_out is not None else np.arange(split.n_unlabeled)
-        metrics = {}
-        if split.unlabeled_labels is not None:
-            metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels).mean())
-        confidence = None if probs is None else probs.max(axis=1)[train_idx]
-        return PseudoLabels(predicted, targets[train_idx], train_idx, held_out, confidence, metrics)
+        return self._pseudo_labels(predicted, targets, None if probs is None else probs.max(axis=1))
 
     def check(self, teacher, pl: PseudoLabels) -> dict | None:
         """This seed's check bundle (``check_arrays``), written to the run's files; None for inputs that are
@@ -384,7 +446,8 @@ class SeedRun:
             extra["pseudo_labels_kept"] = float(keep.float().mean())
         if method.targets == "labels+pseudo":  # NOISY student: D_l with labels ∪ D_u with pseudo labels
             labeled, targets = _joined_targets(self.split, targets)
-            inputs = (torch.cat([t["labeled_alpha"], inputs[0]]),)
+            joined = concat if is_lazy(inputs[0]) else lambda a, b: torch.cat([a, b])
+            inputs = (joined(t["labeled_alpha"], inputs[0]),)
             return inputs, torch.cat([labeled, targets.to(labeled.dtype)]), extra
         return inputs, targets, extra
 
@@ -546,10 +609,12 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
     if any(run.interrupted(fitted) for run, (_, fitted, _) in zip(runs, trained)):
         return results  # interrupted (tests)
     for run, result, (model, fitted, _) in zip(runs, results, trained):
-        result.records.append(run.files.finished("teacher") or run.finish(teacher, model, fitted, {}))
+        finished = run.files.finished("teacher")
+        result.records.append(finished or run.finish(teacher, model, fitted, {}))
         result.models["teacher"] = model
         result.predictors["teacher"] = run.predictor(teacher, model)
-        pls.append(run.pseudo_label(model, need_confidence=any(m.select is not None for m in rows)))
+        pls.append(run.pseudo_label(model, need_confidence=any(m.select is not None for m in rows),
+                                    reuse=finished is not None))  # a finished teacher's output is on disk
         result.pseudo_labels = pls[-1].predicted
         result.check = run.check(model, pls[-1])  # also on resume: the teacher is resumed from its checkpoint
 
@@ -660,9 +725,7 @@ def _with_teacher_output(split: MultimodalSplit | dict, teacher) -> MultimodalSp
     teacher.eval()
 
     def probs(alpha) -> np.ndarray:
-        x = _t(alpha)
-        out = [torch.softmax(teacher(x[i:i + 256].to(device)).float(), dim=1).cpu() for i in range(0, len(x), 256)]
-        return torch.cat(out).numpy()
+        return torch.softmax(predict_logits(teacher, (_t(alpha),), device, batch_size=256), dim=1).numpy()
 
     output = dict(teacher_probs=probs(get("unlabeled_alpha")), teacher_test_probs=probs(get("test_alpha")))
     if get("val_alpha") is not None:  # for the check bundle (mke-theory check scores the teacher on it)

@@ -31,6 +31,7 @@ from torch import nn
 
 from mke_experiments import perturbations
 from mke_experiments.config import MKEConfig, TrainConfig
+from mke_experiments.loader import Batches, index_batches, shard
 from mke_experiments.models import drawing, each_member, stackable
 from mke_theory.errors import MKEError
 from mke_theory.objective import student_loss
@@ -89,27 +90,30 @@ class FitResult:
     members: int = 1  # how many members trained in the same loop
 
 
+def _batches(inputs: tuple, device, batch_size: int, workers: int):
+    """The inputs in consecutive batches on ``device`` (``loader.Batches``)."""
+    return Batches(inputs, device, workers)(index_batches(len(inputs[0]), batch_size))
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 64) -> torch.Tensor:
-    """(n, K, ...) logits on CPU, evaluation mode, in batches."""
+def predict_logits(model: nn.Module, inputs: tuple, device, batch_size: int = 64, workers: int = 0) -> torch.Tensor:
+    """(n, K, ...) logits on CPU, evaluation mode, in batches (``workers`` loader processes for cache rows)."""
     model.eval()
-    n = len(inputs[0])
-    out = [model(*(x[i:i + batch_size].to(device) for x in inputs)).float().cpu() for i in range(0, n, batch_size)]
-    return torch.cat(out)
+    return torch.cat([model(*x).float().cpu() for x in _batches(inputs, device, batch_size, workers)])
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64, confidence: bool = False):
+def predict(model: nn.Module, inputs: tuple, device, batch_size: int = 64, confidence: bool = False,
+            workers: int = 0):
     """(n, ...) predicted classes on CPU (argmax over the class axis 1), batch by batch.
 
     Unlike ``predict_logits`` it never holds all logits: dense predictions stay small. With
     ``confidence`` it returns ``(classes, top-class softmax probability as float16)``.
     """
     model.eval()
-    n = len(inputs[0])
     classes, top = [], []
-    for i in range(0, n, batch_size):
-        logits = model(*(x[i:i + batch_size].to(device) for x in inputs))
+    for x in _batches(inputs, device, batch_size, workers):
+        logits = model(*x)
         classes.append(logits.argmax(1).to(torch.int16).cpu())
         if confidence:
             top.append(torch.softmax(logits.float(), dim=1).amax(dim=1).half().cpu())
@@ -129,7 +133,9 @@ def fit(members: list[Member], inputs: tuple, cfg: TrainConfig, mke: MKEConfig |
     ----------
     members : S ≥ 1 networks of one architecture; S > 1 only for stackable ones (``models.stackable``)
         in one process, which train stacked (module docstring); a single other network trains as a module.
-    inputs : tuple of CPU tensors (n, ...), one per modality, shared by the members.
+    inputs : tuple, one per modality, shared by the members: CPU tensors (n, ...), sliced directly, or rows of
+        a prepared cache (``LazyRows``), read batch by batch by a DataLoader with ``cfg.workers`` processes
+        (``loader.Batches``); either way the batches hold the same rows in the same order.
     targets (of each member) : class indices (n,) or per pixel (n, H, W) with ``IGNORE`` for void, or
         soft labels with the class axis second: (n, K) or (n, K, H, W).
     regularised : apply the perturbations T (``perturb``, the model's dropout) and the MKE loss
@@ -228,21 +234,23 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
     targets = torch.stack([m.targets for m in members]) if stacked else members[0].targets
     loss_kw = dict(loss_form=mke.loss_form, gamma=mke.gamma) if regularised else {}
     n = len(inputs[0])
+    read = Batches(inputs, device, cfg.workers, cfg.prefetch)  # one loader (its workers) for every epoch
+    read_selection = (Batches(selection.inputs, device, cfg.workers, cfg.prefetch)
+                      if selection is not None else None)
     t0 = last_write = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and epoch >= stop_after:
             break
         template.train()
         order = torch.stack([torch.randperm(n, generator=g) for g in shuffles])  # (S, n), the same on every rank
-        order = order[:, : n - n % world][:, rank::world]  # equal shares, as DistributedSampler
+        order = shard(order, rank, world)  # this rank's equal share, as DistributedSampler
+        batch_rows = [order[:, i:i + cfg.batch_size] for i in range(0, order.shape[1], cfg.batch_size)]
+        if len(batch_rows) > 1 and batch_rows[-1].shape[1] == 1:
+            batch_rows.pop()  # a last batch of one sample: batch norm cannot train on it
         totals, batches = [0.0] * n_members, 0
-        for i in range(0, order.shape[1], cfg.batch_size):
-            idx = order[:, i:i + cfg.batch_size]  # (S, B): each member's own batch
-            if idx.shape[1] == 1 and order.shape[1] > 1:
-                continue  # a last batch of one sample: batch norm cannot train on it
-            rows = idx if stacked else idx[0]
-            x = tuple(t[rows].to(device, non_blocking=True) for t in inputs)  # (S, B, ...) stacked
-            y = (targets[torch.arange(n_members)[:, None], idx] if stacked else targets[rows]).to(device)
+        for idx, x in zip(batch_rows, read(idx if stacked else idx[0] for idx in batch_rows)):
+            # idx (S, B): each member's own batch; x its inputs on the device, (S, B, ...) stacked
+            y = (targets[torch.arange(n_members)[:, None], idx] if stacked else targets[idx[0]]).to(device)
             if augment is not None:
                 *x, y = each_member(lambda t, g: _flat(augment(t[:-1], t[-1], g)), (*x, y), member_draws)
                 x = tuple(x)
@@ -259,7 +267,7 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
                 progress(n_members)
         entries = [dict(epoch=epoch, loss=total / max(batches, 1)) for total in totals]
         if selection is not None:
-            predicted = _classes(net, template, selection.inputs, device, n_members if stacked else 0)
+            predicted = _classes(net, template, read_selection, len(selection.inputs[0]), n_members if stacked else 0)
             for s, m in enumerate(members):
                 value = float(selection.metric(predicted[s], m.select_on))
                 entries[s]["selection_score"] = value
@@ -341,16 +349,16 @@ def _flat(pair: tuple) -> tuple:
 
 
 @torch.no_grad()
-def _classes(net, template: nn.Module, inputs: tuple, device, members: int, batch_size: int = 64):
-    """Predicted classes on ``inputs`` in evaluation mode: of one network (``members`` 0: ``predict``), or
-    (S, n, ...) of S stacked members, which all see the same inputs."""
-    if not members:
-        return predict(template, inputs, device, batch_size)[None]
+def _classes(net, template: nn.Module, read: Batches, n: int, members: int, batch_size: int = 64):
+    """Predicted classes on the ``n`` inputs ``read`` gives, in evaluation mode: (1, n, ...) of one network
+    (``members`` 0), or (S, n, ...) of S stacked members, which all see the same inputs."""
     template.eval()
-    n, out = len(inputs[0]), []
-    for i in range(0, n, batch_size):
-        x = tuple(t[i:i + batch_size].to(device) for t in inputs)
-        out.append(net(*(t.expand(members, *t.shape) for t in x)).argmax(2).to(torch.int16).cpu())
+    out = []
+    for x in read(index_batches(n, batch_size)):
+        if members:
+            out.append(net(*(t.expand(members, *t.shape) for t in x)).argmax(2).to(torch.int16).cpu())
+        else:
+            out.append(template(*x).argmax(1).to(torch.int16).cpu()[None])
     return torch.cat(out, dim=1)
 
 

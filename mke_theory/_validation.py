@@ -87,8 +87,16 @@ def check_features(name: str, x, n_samples: int | None = None) -> np.ndarray:
 def check_samples(name: str, x, n_samples: int | None = None) -> np.ndarray:
     """A finite float array ``(n_samples, ...)``: features, images or spectrograms, one row per sample.
 
-    Floating arrays keep their dtype (float32 image stacks stay float32); others become float64.
+    Floating arrays keep their dtype (float32 image stacks stay float32); others become float64. Rows of a
+    memory-mapped cache (``mke_theory.rows.LazyRows``) stay lazy: their shape is checked here, their values
+    were checked finite when the cache was prepared, and reading them all here would defeat the cache.
     """
+    if getattr(x, "lazy_rows", False):
+        if x.ndim < 2:
+            raise MKEError(f"{name} must have a sample axis and at least one feature axis, got shape {x.shape}")
+        if n_samples is not None and len(x) != n_samples:
+            raise MKEError(f"{name} has {len(x)} rows but {n_samples} were expected")
+        return x
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float64)

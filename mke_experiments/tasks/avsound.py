@@ -94,15 +94,18 @@ def _prepared(cache) -> SoundPrepare:
     return SoundPrepare.from_manifest(cache["manifest"]["params"])
 
 
-def _logmel(cache) -> np.ndarray:
-    x = cache["logmel"].astype(np.float32)
-    return (x + 40.0) / 40.0  # dB around −40 → roughly unit scale; the same map for every cache
+def _logmel(cache):
+    return cache["logmel"].scaled(-40.0, 40.0)  # dB around −40 → roughly unit scale; the same map for every cache
+
+
+def _frames(cache):
+    return cache["frames"].scaled(0.0, 255.0)  # uint8 → [0, 1], per batch
 
 
 def load_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
     classes = class_list(data.classes)
     cache, keep, labels, part = _load_vggsound(data, data_dir, classes)
-    audio, frames = _logmel(cache), cache["frames"].astype(np.float32) / 255.0
+    audio, frames = _logmel(cache), _frames(cache)
     train = np.flatnonzero(keep & (part == "train"))
     test = keep & (part == "test")
     order = np.random.default_rng(data.split_seed).permutation(train)
@@ -143,7 +146,7 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
     if _prepared(teacher_cache) != prepared:
         raise MKEError(f"the AudioSet cache {data.audioset} was prepared with {_prepared(teacher_cache)}, the "
                        f"VGGSound cache {data_dir} with {prepared}: prepare both with the same --set prepare.* values")
-    audio, frames = _logmel(cache), cache["frames"].astype(np.float32) / 255.0
+    audio, frames = _logmel(cache), _frames(cache)
     train = np.random.default_rng(data.split_seed).permutation(np.flatnonzero(keep & (part == "train")))
     n_val = int(round(data.val_fraction * len(train)))
     val, unlabeled = train[:n_val], train[n_val:]

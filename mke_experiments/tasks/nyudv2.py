@@ -68,13 +68,14 @@ def load(data: NyuData, data_dir) -> MultimodalSplit:
     cache = nyu.load_cache(data_dir_or_error(data_dir, "nyudv2"))
     if data.depth == "hha" and "hha" not in cache:
         raise MKEError("this cache has no HHA; prepare it again with --set prepare.hha=true")
-    rgb = (cache["rgb"].astype(np.float32) / 255.0 - RGB_MEAN) / RGB_STD  # (n, 3, H, W)
+    rgb = cache["rgb"].scaled(255.0 * RGB_MEAN.astype(np.float64), 255.0 * RGB_STD.astype(np.float64))  # (n, 3, H, W)
+    # uint8 rows of the cache, read per batch as (x / 255 − mean) / std per channel
     if data.depth == "hha":
-        depth = cache["hha"].astype(np.float32) / 255.0 - 0.5
+        depth = cache["hha"].scaled(127.5, 255.0)  # x / 255 − 0.5
     else:
-        d = cache["depth"].astype(np.float32)  # metres
-        train_depth = d[cache["part"] == "unlabeled"]  # statistics of training data only
-        depth = (d - train_depth.mean()) / (train_depth.std() + 1e-6)
+        d = cache["depth"]  # metres
+        mean, std = d[cache["part"] == "unlabeled"].moments()  # statistics of training data only
+        depth = d.scaled(mean, std + 1e-6)
     labels = cache["labels"].astype(np.int16) - 1  # 1..40 → 0..39; void 0 → IGNORE (−1)
     part = cache["part"]
     take = {name: part == name for name in ("labeled", "unlabeled", "val", "test")}

@@ -41,8 +41,8 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
     from mke_experiments.data import ravdess as rv
 
     cache = rv.load_cache(data_dir_or_error(data_dir, "ravdess"))
-    frames = cache["frames"].astype(np.float32) / 255.0  # (n, K, 3, S, S)
-    logmel = cache["logmel"]  # (n, 1, M, T), dB
+    frames = cache["frames"].scaled(0.0, 255.0)  # (n, K, 3, S, S) uint8 rows of the cache, read as [0, 1]
+    logmel = cache["logmel"]  # (n, 1, M, T) float16 rows, dB
     labels, actors = cache["labels"], cache["actors"]
     if data.split == "actor":
         masks = rv.actor_split(actors)
@@ -63,9 +63,8 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
     if not (labeled.any() and unlabeled.any() and test.any()):
         raise MKEError("the cache has too few clips for a split with D_l, D_u and a test set; "
                          "prepare more actors (test 1–4, validation 5–8, train 9–24)")
-    train = np.asarray(cache["logmel"][labeled | unlabeled], dtype=np.float64)  # statistics of D_l ∪ D_u only:
-    mean, std = train.mean(), train.std()  # the validation and test clips must not shape the training inputs
-    logmel = ((logmel - mean) / (std + 1e-6)).astype(np.float32)
+    mean, std = logmel[labeled | unlabeled].moments()  # statistics of D_l ∪ D_u only: the validation and
+    logmel = logmel.scaled(mean, std + 1e-6)  # test clips must not shape the training inputs
     val_part = dict(val_alpha=frames[val], val_beta=logmel[val], val_labels=labels[val]) if val.any() else {}
     return MultimodalSplit(
         labeled_alpha=frames[labeled], labels=labels[labeled],

@@ -1,0 +1,184 @@
+"""Streaming training: a split whose images and spectrograms are rows of a stored array (``LazyRows``) trains
+through the DataLoader exactly as the same split held in memory, never reads what it does not need, shards
+an epoch like ``DistributedSampler`` and keeps the teacher's output on D_u as a per-seed artifact."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+from mke_experiments import pipeline
+from mke_experiments.config import resolve_config
+from mke_experiments.loader import Batches, shard
+from mke_experiments.pipeline import run_seed
+from mke_experiments.tasks import get_task
+from mke_theory.rows import LazyRows, concat
+from mke_theory.split import MultimodalSplit
+
+N = dict(labeled=24, unlabeled=40, val=16, test=16)
+SETTINGS = ("train.epochs=2", "train.batch_size=8", "model.width=4", "model.hidden=16", "train.checkpoint=false")
+
+
+class Counting(np.ndarray):
+    """A stored array that records the rows every read asked for."""
+
+    def __getitem__(self, item):
+        if isinstance(item, np.ndarray) and item.dtype.kind == "i":
+            self.__dict__.setdefault("reads", []).append(item.copy())
+        return np.asarray(super().__getitem__(item))
+
+
+def stored(poison_test: bool = False, seed: int = 0) -> dict:
+    # (each view(Counting) is a new object: its ``reads`` start empty)
+    """uint8 frames and float16 log-mel rows of a RAVDESS-shaped data set; part → its rows."""
+    rng = np.random.default_rng(seed)
+    n = sum(N.values())
+    labels = rng.integers(0, 8, n)
+    frames = rng.integers(0, 256, (n, 2, 3, 12, 12)).astype(np.uint8)
+    frames[:, :, 0] = (labels * 30)[:, None, None, None]  # the class shows in the red channel
+    logmel = (rng.normal(-40, 10, (n, 1, 8, 20)) + labels[:, None, None, None]).astype(np.float16)
+    bounds = np.cumsum([0, *N.values()])
+    parts = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(N)}
+    if poison_test:  # garbage in the test rows only
+        frames[parts["test"]] = 255 - frames[parts["test"]]
+        logmel[parts["test"]] = np.float16(1e4)
+    return dict(frames=frames.view(Counting), logmel=logmel.view(Counting), labels=labels, parts=parts)
+
+
+def lazy_split(data: dict) -> MultimodalSplit:
+    frames = LazyRows(data["frames"], key="frames").scaled(0.0, 255.0)
+    logmel = LazyRows(data["logmel"], key="logmel")
+    mean, std = logmel[np.concatenate([data["parts"]["labeled"], data["parts"]["unlabeled"]])].moments()
+    logmel = logmel.scaled(mean, std + 1e-6)
+    p, y = data["parts"], data["labels"]
+    return MultimodalSplit(
+        labeled_alpha=frames[p["labeled"]], labels=y[p["labeled"]], unlabeled_alpha=frames[p["unlabeled"]],
+        unlabeled_beta=logmel[p["unlabeled"]], unlabeled_labels=y[p["unlabeled"]], val_alpha=frames[p["val"]],
+        val_beta=logmel[p["val"]], val_labels=y[p["val"]], test_alpha=frames[p["test"]],
+        test_beta=logmel[p["test"]], test_labels=y[p["test"]], n_classes=8, name="lazy")
+
+
+def in_memory(split: MultimodalSplit) -> MultimodalSplit:
+    parts = {f.name: getattr(split, f.name) for f in dataclasses.fields(split)}
+    return MultimodalSplit(**{k: np.asarray(v) if getattr(v, "lazy_rows", False) else v for k, v in parts.items()})
+
+
+def records(split, *settings, methods=("teacher", "mm_student"), out=None) -> dict:
+    cfg = resolve_config(get_task("ravdess"), SETTINGS + settings)
+    result = run_seed(cfg, split, 0, methods, out=out)
+    return {r["method"]: (r["metrics"], [e["loss"] for e in r["history"]], r["best_epoch"]) for r in result.records}
+
+
+def test_the_conversion_is_the_same_in_numpy_and_torch():
+    """The loader converts on the device, ``np.asarray`` on the CPU: one formula, the same float32 numbers
+    (a division done as a multiplication by the reciprocal on one side would differ in the last bit)."""
+    rng = np.random.default_rng(1)
+    for raw, shift, scale in ((rng.integers(0, 256, (64, 3, 5, 5)).astype(np.uint8), 0.0, 255.0),
+                              (rng.normal(-30, 20, (64, 1, 7, 9)).astype(np.float16), -41.3, 17.7),
+                              (rng.integers(0, 256, (64, 3, 5, 5)).astype(np.uint8),
+                               np.array([123.7, 116.3, 103.5]).reshape(3, 1, 1),
+                               np.array([58.4, 57.1, 57.4]).reshape(3, 1, 1))):
+        rows = LazyRows(raw).scaled(shift, scale)
+        on_device = rows.convert(torch.from_numpy(raw)).numpy()
+        np.testing.assert_array_equal(on_device, np.asarray(rows))
+        np.testing.assert_allclose(np.asarray(rows), (raw.astype(np.float64) - shift) / scale, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_lazy_split_trains_the_records_of_the_same_split_in_memory(workers):
+    """The DataLoader path (with and without worker processes) gives every batch the same rows in the same
+    order as slicing tensors in memory: the teacher's and the regularised MM student's records agree exactly."""
+    split = lazy_split(stored())
+    assert records(split, f"train.workers={workers}") == records(in_memory(split))
+
+
+def test_garbage_in_the_test_rows_changes_nothing_but_test_scores():
+    """Canary: inverted frames and absurd spectrograms in the test rows of the stored arrays leave every
+    training loss, validation score and selected epoch as they were; and training never reads a test row."""
+    clean, poisoned = stored(), stored(poison_test=True)
+    before, after = records(lazy_split(clean)), records(lazy_split(poisoned))
+    for method in before:
+        (m0, loss0, best0), (m1, loss1, best1) = before[method], after[method]
+        assert (loss0, best0) == (loss1, best1)
+        assert {k: v for k, v in m0.items() if not k.startswith("test_")} == \
+               {k: v for k, v in m1.items() if not k.startswith("test_")}
+    assert any(before[m][0][k] != after[m][0][k] for m in before for k in before[m][0] if k.startswith("test_")), \
+        "the canary did not reach the test scores"
+    data = stored()
+    split = lazy_split(data)
+    cfg = resolve_config(get_task("ravdess"), SETTINGS + ("train.workers=0",))
+    files = pipeline.RunFiles(None, "ravdess", 0, "x", split.split_id)
+    pipeline.SeedRun(cfg, split, 0, files, torch.device("cpu")).train_teacher()
+    read = np.concatenate(data["frames"].reads + data["logmel"].reads)
+    assert len(read) and not np.isin(read, data["parts"]["test"]).any()
+
+
+def test_batches_read_only_their_own_rows_in_the_order_asked():
+    data = stored()
+    frames = LazyRows(data["frames"], key="f")[data["parts"]["unlabeled"]]
+    wanted = [torch.tensor([5, 1, 30]), torch.tensor([2, 2, 0])]
+    before = torch.get_rng_state()
+    got = list(Batches((frames,), "cpu", workers=0)(wanted))
+    assert torch.equal(torch.get_rng_state(), before), "the loader drew from the global generator (Dropout2d's)"
+    read = np.concatenate(data["frames"].reads)
+    assert sorted(read.tolist()) == sorted(data["parts"]["unlabeled"][torch.cat(wanted).numpy()].tolist())
+    for rows, (x,) in zip(wanted, got):
+        np.testing.assert_array_equal(x.numpy(), np.asarray(frames)[rows.numpy()])
+
+
+@pytest.mark.parametrize("n, world", [(10, 3), (9, 3), (17, 4), (5, 1), (8, 8)])
+def test_every_rank_gets_the_share_distributed_sampler_gives_it(n, world):
+    """``shard`` is DistributedSampler's rule (drop_last=True) on the same permutation, for every rank."""
+    for epoch in range(2):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(7 + epoch))
+        for rank in range(world):
+            sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=7, drop_last=True)
+            sampler.set_epoch(epoch)
+            assert shard(order, rank, world).tolist() == list(sampler)
+
+
+def test_split_id_of_lazy_parts_follows_rows_conversion_and_source():
+    data = stored()
+    base = lazy_split(data)
+    assert base.split_id == lazy_split(data).split_id
+    p = data["parts"]
+    other_rows = dataclasses.replace(base, test_alpha=base.test_alpha[np.arange(1, len(p["test"]))],
+                                     test_beta=base.test_beta[np.arange(1, len(p["test"]))],
+                                     test_labels=base.test_labels[1:])
+    other_scale = dataclasses.replace(base, unlabeled_alpha=base.unlabeled_alpha.scaled(0.0, 254.0))
+    other_source = dataclasses.replace(base, unlabeled_alpha=LazyRows(data["frames"], p["unlabeled"], 0.0, 255.0,
+                                                                      key="frames of another cache"))
+    ids = {s.split_id for s in (base, other_rows, other_scale, other_source)}
+    assert len(ids) == 4
+
+
+def test_rows_of_two_stored_arrays_join_lazily_in_order():
+    a, b = stored(seed=1)["frames"], stored(seed=2)["frames"]
+    joined = concat(LazyRows(a, key="a")[[3, 0]], LazyRows(b, key="b")[[5]])
+    np.testing.assert_array_equal(joined.read(), np.concatenate([np.asarray(a)[[3, 0]], np.asarray(b)[[5]]]))
+    with pytest.raises(ValueError, match="different conversions"):
+        concat(LazyRows(a).scaled(0, 255), LazyRows(b))
+
+
+def test_the_teacher_output_is_saved_once_per_seed_and_reused(tmp_path, monkeypatch):
+    """The teacher's logits on D_u are written as the seed's artifact; a rerun that finds the teacher finished
+    reads them back (no second pass over D_u) and its students get the same pseudo labels."""
+    split = lazy_split(stored())
+    first = records(split, out=tmp_path)
+    (folder,) = (tmp_path / "teacher_output").iterdir()
+    saved = {p.name for p in folder.iterdir()}
+    assert saved == {"pseudo_labels.npy", "teacher_logits.npy", "arrays.txt"}
+    logits = np.load(folder / "teacher_logits.npy")
+    assert logits.shape == (N["unlabeled"], 8)
+    np.testing.assert_array_equal(np.load(folder / "pseudo_labels.npy"), logits.argmax(1))
+    for record in tmp_path.glob("*mm_student*.json"):
+        record.unlink()
+    calls = []
+    real = pipeline.predict_logits
+    monkeypatch.setattr(pipeline, "predict_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = records(split, out=tmp_path)
+    assert again == first and not calls
