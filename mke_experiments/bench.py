@@ -2,8 +2,10 @@
 
 Variants measured side by side in one process (the machines are noisy, so only ratios taken in
 one run mean anything): fp32 eager, bfloat16 autocast, channels_last (image inputs), and
-torch.compile (``compile=True``; its compile time is excluded and reported). With a prepared
-cache, data loading (cache → batches of tensors) is measured too.
+torch.compile (``compile=True``; its compile time is excluded and reported), each with its peak GPU
+memory. With the task's data (a prepared cache, or the data a task ships), the data loader the training
+loop uses (``loader.Batches``: worker processes, pinned memory) is measured alone and feeding the
+training step, with the fraction of the step time spent waiting for data.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from types import SimpleNamespace
 
 import torch
 
+from mke_experiments.loader import Batches
+from mke_experiments.models import drawing
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
 from mke_theory.errors import MKEError
@@ -38,46 +42,91 @@ SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) 
 }
 
 
-def _step_time(model, alpha, beta, y, steps: int, amp: bool, device, cfg, perturb) -> float:
-    """Seconds per training step of the MM student: the pipeline's own loss, T, γ and optimiser."""
+def _train_step(model, cfg, perturb, amp: bool, device):
+    """One training step of the MM student on a batch: the pipeline's own loss form, T, γ and optimiser,
+    the random layers drawing from a generator on ``device`` (as ``train.fit`` does)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     draws = torch.Generator(device).manual_seed(0)
-    forward = lambda perturbed: model(*(perturb((alpha, beta), draws) if perturbed else (alpha, beta))).float()  # noqa: E731
 
-    def step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+    def step(alpha, beta, y):
+        forward = lambda perturbed: model(*(perturb((alpha, beta), draws) if perturbed else (alpha, beta))).float()  # noqa: E731
+        with drawing(draws), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             loss = student_loss(forward, y, loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma, class_dim=1,
                                 ignore_index=IGNORE)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(3):  # warm-up (and compilation)
-        step()
+    return step
+
+
+def _sync(device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
+
+
+def _peak(device):
+    """Peak GPU memory (bytes) since the last reset, or None on the CPU."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+def _reset_peak(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _timed(step, batch, steps: int, device) -> float:
+    """Seconds per step on one fixed batch, after 3 warm-up steps (and compilation)."""
+    for _ in range(3):
+        step(*batch)
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+        step(*batch)
+    _sync(device)
     return (time.perf_counter() - t0) / steps
+
+
+def _fed(read: Batches, split, batch_size: int, steps: int, device, step=None, y=None) -> dict:
+    """Batches of D_u as training reads them (a random order, the task's loader), alone or each followed by a
+    training ``step``: samples/s and the fraction of the time spent waiting for data. Two batches warm the
+    loader up (its worker processes start) first; on CUDA every step is synchronised, so waiting is idle GPU."""
+    n = split.n_unlabeled
+    gen = torch.Generator().manual_seed(0)
+    order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-(steps + 2) * batch_size // n))])
+    rows = [order[i:i + batch_size] for i in range(0, (steps + 2) * batch_size, batch_size)]
+    for x in read(rows[:2]):
+        if step is not None:
+            step(*x, y[: len(x[0])])
+    _sync(device)
+    read.waited_s, samples = 0.0, 0
+    t0 = time.perf_counter()
+    for x in read(rows[2:]):
+        if step is not None:
+            step(*x, y[: len(x[0])])
+            _sync(device)
+        samples += len(x[0])
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return dict(samples_per_s=samples / seconds, waiting_fraction=read.waited_s / seconds)
 
 
 def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "auto", compile: bool = False,
           load=None) -> list[dict]:
-    """Rows: variant, samples/s, ratio to fp32 eager; plus data loading when ``load()`` (→ split) is given."""
+    """Rows of ``variant``, ``samples_per_s``, ``ratio`` (to fp32 eager), ``peak_gpu_bytes`` (None on the CPU),
+    ``setup_s``; with ``load()`` (→ the task's split) also the data loader alone and the loader feeding the
+    bf16 training step, with ``waiting_fraction``."""
     dev = resolve_device(device)
     split = None
     if load is not None:
         t0 = time.perf_counter()
         split = load()
         load_s = time.perf_counter() - t0
-    if task in SHAPES:
-        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg)
-    elif split is not None:
+    if split is not None:  # the data's own shapes, else the preset's
         alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
         target_shape = split.test_labels.shape[1:]
+    elif task in SHAPES:
+        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg)
     else:
         raise MKEError(f"no default shapes for task {task}; give --data so the shapes come from the data")
     torch.manual_seed(0)
@@ -93,26 +142,38 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         variants.append(("bf16 + channels_last", True, True, False))
     if compile:
         variants.append(("bf16 + torch.compile", True, False, True))
-    rows = []
-    for name, amp, channels_last, compiled in variants:
+
+    def student(channels_last: bool, compiled: bool):
         torch.manual_seed(0)
         model = build(shapes, cfg.model, True).to(dev).train()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        return torch.compile(model) if compiled else model
+
+    rows = []
+    for name, amp, channels_last, compiled in variants:
+        _reset_peak(dev)
         t0 = time.perf_counter()
-        if compiled:
-            model = torch.compile(model)
-        seconds = _step_time(model, alpha, beta, y, steps, amp, dev, cfg, perturb)
-        rows.append(dict(variant=name, samples_per_s=batch_size / seconds, setup_s=time.perf_counter() - t0))
+        step = _train_step(student(channels_last, compiled), cfg, perturb, amp, dev)
+        seconds = _timed(step, (alpha, beta, y), steps, dev)
+        rows.append(dict(variant=name, samples_per_s=batch_size / seconds, setup_s=time.perf_counter() - t0,
+                         peak_gpu_bytes=_peak(dev)))
     base = rows[0]["samples_per_s"]
     for r in rows:
         r["ratio"] = r["samples_per_s"] / base
-    if split is not None:  # reading the cache, then slicing it into device batches
-        t0 = time.perf_counter()
-        a, b = torch.as_tensor(split.unlabeled_alpha), torch.as_tensor(split.unlabeled_beta)
-        for i in range(0, len(a), batch_size):
-            a[i:i + batch_size].to(dev), b[i:i + batch_size].to(dev)
-        seconds = load_s + time.perf_counter() - t0
-        rows.append(dict(variant="data loading (cache → device batches)", samples_per_s=len(a) / seconds,
-                         setup_s=load_s, ratio=float("nan")))
+    if split is not None:
+        from mke_experiments.pipeline import _t
+
+        read = Batches((_t(split.unlabeled_alpha), _t(split.unlabeled_beta)), dev, cfg.train.workers,
+                       cfg.train.prefetch)
+        _reset_peak(dev)
+        alone = _fed(read, split, batch_size, steps, dev)["samples_per_s"]
+        how = f"{cfg.train.workers} workers" if read.loader is not None else "in memory, sliced"
+        rows.append(dict(variant=f"data loader alone ({how})", samples_per_s=alone, setup_s=load_s,
+                         ratio=float("nan"), peak_gpu_bytes=_peak(dev)))
+        _reset_peak(dev)
+        step = _train_step(student(False, False), cfg, perturb, dev.type == "cuda", dev)
+        together = _fed(read, split, batch_size, steps, dev, step, y)
+        rows.append(dict(variant="loader + bf16 step" if dev.type == "cuda" else "loader + fp32 step (CPU)",
+                         setup_s=0.0, ratio=together["samples_per_s"] / base, peak_gpu_bytes=_peak(dev), **together))
     return rows

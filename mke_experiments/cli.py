@@ -51,15 +51,33 @@ def list_tasks():
                    f"input_noise={cfg.mke.input_noise}; needs --data: {'yes' if task.needs_data else 'no'}")
 
 
+class _PrepareProgress:
+    """``progress`` for a reader's prepare: the bar opens when ``cache.announce`` gives it the number of clips
+    (so it shows clips/s and an ETA); ``progress(n)`` before that opens it without a total."""
+
+    def __init__(self, label: str, stack: contextlib.ExitStack):
+        self.label, self.stack, self.update = label, stack, None
+
+    def start(self, total: int) -> None:
+        if self.update is None:
+            self.update = self.stack.enter_context(progress_bar(total, self.label, unit="clips"))
+
+    def __call__(self, n: int) -> None:
+        self.start(0)
+        self.update(n)
+
+
 @cli.command()
 @click.argument("task")
 @click.option("--raw", type=click.Path(path_type=Path), required=True, help="The downloaded data set as it unpacks.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache folder to write.")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. prepare.frames=8.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes decoding clips in parallel  [default: the usable cores]")
 @user_errors
 @threads_option()
-def prepare(task, raw, out, overrides):
-    """Turn a real download into a compact cache (re-running skips finished work)."""
+def prepare(task, raw, out, overrides, workers):
+    """Turn a real download into a compact cache (re-running skips finished work, a killed run continues)."""
     from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_preparer
 
@@ -69,8 +87,9 @@ def prepare(task, raw, out, overrides):
     if not raw.exists():
         raise MKEError(f"{raw}: no such folder; point --raw at the unpacked download")
     cfg = resolve_config(spec, overrides)
-    with progress_bar(0, f"preparing {task}", unit="items") as update:
-        manifest = prepare_data(raw, out, cfg.prepare, progress=update)
+    with contextlib.ExitStack() as stack:
+        manifest = prepare_data(raw, out, cfg.prepare, progress=_PrepareProgress(f"preparing {task}", stack),
+                                workers=workers)
     click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
 
 
@@ -207,9 +226,11 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--compile", "use_compile", is_flag=True, help="Also time torch.compile (slow to start).")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the rows as JSON here.")
 @user_errors
 @threads_option()
-def bench(task, data, batch_size, steps, device, use_compile, overrides):
+def bench(task, data, batch_size, steps, device, use_compile, overrides, json_out):
     """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
     from mke_experiments.bench import bench as measure
     from mke_experiments.config import resolve_config
@@ -227,7 +248,18 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides):
                f"batch {batch_size}, {where}")
     for r in rows:
         ratio = "" if r["ratio"] != r["ratio"] else f"  ×{r['ratio']:.2f} vs fp32"
-        click.echo(f"  {r['variant']:<40} {r['samples_per_s']:>10.1f} samples/s{ratio}")
+        waiting = f"  waiting for data {r['waiting_fraction']:.0%}" if "waiting_fraction" in r else ""
+        peak = "" if r["peak_gpu_bytes"] is None else f"  peak GPU {r['peak_gpu_bytes'] / 2**30:.2f} GiB"
+        click.echo(f"  {r['variant']:<40} {r['samples_per_s']:>10.1f} samples/s{ratio}{waiting}{peak}")
+    if json_out is not None:
+        import json
+
+        from mke_theory.tables import json_safe
+
+        meta = dict(task=task, device=where, batch_size=batch_size, steps=steps, workers=cfg.train.workers,
+                    loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma)
+        json_out.write_text(json.dumps(dict(meta, rows=json_safe(rows)), indent=1) + "\n")
+        click.echo(f"written to {json_out}", err=True)
 
 
 def _default_metric(frame, runs) -> str:

@@ -166,11 +166,16 @@ def test_two_process_ddp_run_on_gloo(tmp_path):
     assert all(r["metrics"]["test_accuracy"] > 0.4 for r in records), [r["metrics"] for r in records]
 
 
-def test_bench_prints_ratios_side_by_side():
-    result = CliRunner().invoke(cli, ["bench", "mfeat", "--steps", "1", "--device", "cpu"])
+def test_bench_prints_ratios_side_by_side(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", "mfeat", "--steps", "1", "--device", "cpu",
+                                      "--json", str(tmp_path / "bench.json")])
     assert result.exit_code == 0, result.output
     assert "fp32 eager" in result.output and "bf16 autocast" in result.output and "×1.00 vs fp32" in result.output
-    assert "data loading" in result.output  # mfeat ships its data, so loading is timed too
+    assert "data loader alone" in result.output and "waiting for data" in result.output  # mfeat ships its data
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["variant"] for r in written["rows"]][:2] == ["fp32 eager", "bf16 autocast"]
+    fed = written["rows"][-1]
+    assert 0 <= fed["waiting_fraction"] < 1 and fed["samples_per_s"] > 0 and fed["peak_gpu_bytes"] is None
 
 
 def test_ravdess_prepare_and_run_from_the_command_line(tmp_path):
