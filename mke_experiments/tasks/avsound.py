@@ -159,14 +159,15 @@ def load_audioset_vggsound(data: SoundData, data_dir) -> MultimodalSplit:
         name="audioset-vggsound", **val_part, meta=dict(prepared=prepared))
 
 
-def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None) -> dict:
+def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None, workers=None) -> dict:
     from mke_experiments.data import av_manifests, avclips
 
     raw = Path(raw_dir)
     rows = av_manifests.read_vggsound_csv(raw / "vggsound.csv")
     clips = [(av_manifests.clip_name(r.ytid, r.start), r.label) for r in rows]
     manifest = avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
-                               seconds=settings.seconds, name="vggsound", progress=progress)
+                               seconds=settings.seconds, name="vggsound", progress=progress,
+                               workers=workers)
     splits = {av_manifests.clip_name(r.ytid, r.start): r.split for r in rows}
     from mke_theory.records import atomic_write
 
@@ -174,7 +175,7 @@ def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None) ->
     return manifest
 
 
-def prepare_audioset(raw_dir, out_dir, settings: SoundPrepare, progress=None) -> dict:
+def prepare_audioset(raw_dir, out_dir, settings: SoundPrepare, progress=None, workers=None) -> dict:
     from mke_experiments.data import av_manifests, avclips
 
     raw = Path(raw_dir)
@@ -184,7 +185,8 @@ def prepare_audioset(raw_dir, out_dir, settings: SoundPrepare, progress=None) ->
     clips = [(av_manifests.clip_name(r.ytid, int(r.start)), tuple(r.mids))
              for path in csvs for r in av_manifests.read_audioset_segments(path)]
     return avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
-                           seconds=settings.seconds, name="audioset", progress=progress)
+                           seconds=settings.seconds, name="audioset", progress=progress,
+                           workers=workers)
 
 
 def av_perturbation(cfg: ExperimentConfig):
@@ -217,7 +219,7 @@ def smoke_vggsound(folder) -> tuple:
     from mke_experiments.testing.sound_tasks import vggsound_download
 
     folder = Path(folder)
-    prepare_vggsound(vggsound_download(folder / "vgg"), folder / "vgg_cache", SMOKE)
+    prepare_vggsound(vggsound_download(folder / "vgg"), folder / "vgg_cache", SMOKE, workers=1)
     return folder / "vgg_cache", SMOKE_OVERRIDES
 
 
@@ -226,7 +228,7 @@ def smoke_audioset_vggsound(folder) -> tuple:
     from mke_experiments.testing.sound_tasks import audioset_download
 
     folder = Path(folder)
-    prepare_audioset(audioset_download(folder / "as"), folder / "as_cache", SMOKE)
+    prepare_audioset(audioset_download(folder / "as"), folder / "as_cache", SMOKE, workers=1)
     data, overrides = smoke_vggsound(folder)
     return data, overrides + (f"data.audioset={folder / 'as_cache'}",)
 

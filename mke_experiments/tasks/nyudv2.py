@@ -90,12 +90,12 @@ def load(data: NyuData, data_dir) -> MultimodalSplit:
         meta=dict(depth=data.depth, prepared=NyuPrepare.from_manifest(cache["manifest"]["params"])))
 
 
-def prepare(raw_dir, out_dir, settings: NyuPrepare, progress=None) -> dict:
+def prepare(raw_dir, out_dir, settings: NyuPrepare, progress=None, workers=None) -> dict:
     from mke_experiments.data import nyudv2 as nyu
 
     return nyu.prepare(raw_dir, out_dir, size=_hw(settings.size, "prepare.size"), val=settings.val,
                        labeled_fraction=settings.labeled_fraction, split_seed=settings.split_seed, hha=settings.hha,
-                       progress=progress)
+                       progress=progress, workers=workers)
 
 
 def evaluate(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> dict:
@@ -143,7 +143,7 @@ def smoke(folder) -> tuple:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     mat = make_labeled_mat(folder / "nyu_depth_v2_labeled.mat", n=9)
-    nyu.prepare(mat, folder / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9))
+    nyu.prepare(mat, folder / "cache", size=(48, 64), val=1, labeled_fraction=0.4, split=small_split(9), workers=1)
     return folder / "cache", ("data.crop=32,48", "train.batch_size=4")
 
 

@@ -75,11 +75,11 @@ def load(data: RavdessData, data_dir) -> MultimodalSplit:
                   prepared=RavdessPrepare.from_manifest(cache["manifest"]["params"])))
 
 
-def prepare(raw_dir, out_dir, settings: RavdessPrepare, progress=None) -> dict:
+def prepare(raw_dir, out_dir, settings: RavdessPrepare, progress=None, workers=None) -> dict:
     from mke_experiments.data import ravdess as rv
 
     return rv.prepare(raw_dir, out_dir, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
-                      progress=progress)
+                      progress=progress, workers=workers)
 
 
 def smoke(folder) -> tuple:
@@ -91,7 +91,7 @@ def smoke(folder) -> tuple:
     folder = Path(folder)
     raw = make_ravdess_tree(folder / "raw", actors=(1, 5, 9, 10, 11), emotions=range(1, 9))
     settings = RavdessPrepare(frames=2, size=24, n_mels=16)
-    prepare(raw, folder / "cache", settings)
+    prepare(raw, folder / "cache", settings, workers=1)
     return folder / "cache", ("data.labeled_actors=1", "model.width=4", "model.hidden=16")
 
 

@@ -25,8 +25,9 @@ class Task:
     load : ``load(config.data, data_dir) -> MultimodalSplit`` with a validation set; a split read
         from a prepared cache carries the cache's prepare settings as ``meta["prepared"]`` (an
         instance of the task's prepare config, read back from the manifest).
-    prepare : ``prepare(raw_dir, out_dir, config.prepare, progress) -> dict`` turning a download
-        into a cache, or None when the task needs no preparation.
+    prepare : ``prepare(raw_dir, out_dir, config.prepare, progress, workers) -> dict`` turning a download
+        into a cache (``workers`` decoding processes, None: the usable cores), or None when the task needs
+        no preparation.
     needs_data : whether ``run`` needs ``--data`` (mfeat ships its data; arrays and real sets do not).
     The remaining fields are hooks with defaults for classification of vectors, images and maps.
     """
@@ -45,7 +46,8 @@ class Task:
     perturb: Callable = None  # ExperimentConfig -> T: (inputs, generator) -> inputs; default input noise
     examples: int = 0  # test samples whose predictions are saved (RUNS/examples/) for qualitative figures
     scores: bool = False  # evaluate() gets class scores (n, K) instead of predicted classes
-    extra_prepare: dict = None  # other data sets this task reads: name -> prepare(raw, out, prepare cfg, progress)
+    extra_prepare: dict = None  # other data sets this task reads: name -> prepare(raw, out, prepare cfg, progress,
+    # workers)
     ignores: tuple = ()  # config keys the task never reads: setting one is an error, not a silent no-op
     smoke: Callable | None = None  # (folder) -> (data_dir or None, overrides): tiny data for a seconds-long run
 
