@@ -80,6 +80,7 @@ T_PAIRED = "tests/theory/test_stats_paired.py"
 T_LEAK = "tests/experiments/test_leakage.py"
 T_EXP = "tests/experiments/test_experiments.py"
 T_BATCH = "tests/experiments/test_batched_seeds.py"
+T_STREAM = "tests/experiments/test_streaming.py"
 TRAIN = "mke_experiments/train.py"
 FAST_TASKS = "mfeat or arrays"  # -k: the leakage canaries of the tasks whose smoke data train in seconds
 
@@ -334,7 +335,7 @@ MUTANTS: tuple[Mutant, ...] = (
            ("tests/experiments/test_metrics.py",)),
     # ---- pipeline and training loop ----
     Mutant("noisy-student-loses-dl", PIPE,
-           '            inputs = (torch.cat([t["labeled_alpha"], inputs[0]]),)\n'
+           '            inputs = (joined(t["labeled_alpha"], inputs[0]),)\n'
            "            return inputs, torch.cat([labeled, targets.to(labeled.dtype)]), extra",
            "            return inputs, targets, extra",
            "the NOISY student trains on D_u's pseudo labels only, without D_l and its labels",
@@ -368,6 +369,28 @@ MUTANTS: tuple[Mutant, ...] = (
            "value = float(selection.metric(predicted[s], members[0].select_on))",
            "stacked members select their epoch on member 0's labels (agreement with member 0's teacher)",
            (T_BATCH,), k="batched_with_others and agreement"),
+    # ---- streaming from a prepared cache (issue 13) ----
+    Mutant("shard-unequal-shares", "mke_experiments/loader.py",
+           "    return order[..., : n - n % world][..., rank::world]", "    return order[..., rank::world]",
+           "ranks get unequal shares of an epoch (not DistributedSampler's rule: DDP ranks would desynchronise)",
+           (T_STREAM,), k="distributed_sampler"),
+    Mutant("lazy-split-id-ignores-rows", "mke_theory/split.py",
+           'h.update(f"{name}:lazy:{a.content_id};".encode())', 'h.update(f"{name}:lazy:{a.key};".encode())',
+           "the split id of cache-backed parts ignores which rows and which conversion they hold",
+           (T_STREAM,), k="split_id"),
+    Mutant("lazy-rows-read-sorted", "mke_theory/rows.py",
+           "                out[order[lo:hi]] = base[ranked[lo:hi] - self.starts[b]]",
+           "                out[lo:hi] = base[ranked[lo:hi] - self.starts[b]]",
+           "a batch read from the cache comes back in file order, not in the order asked (rows and labels mismatch)",
+           (T_STREAM,), k="own_rows or in_memory", timeout=180),
+    Mutant("loader-draws-global-generator", "mke_experiments/loader.py",
+           "                generator=torch.Generator())", "                )",
+           "the DataLoader draws its seed from the global generator that Dropout2d-style layers use",
+           (T_STREAM,), k="own_rows"),
+    Mutant("teacher-output-never-reused", PIPE,
+           "reuse=finished is not None))  # a finished", "reuse=False))  # a finished",
+           "a rerun recomputes the teacher's output over all of D_u instead of reading the seed's artifact",
+           (T_STREAM,), k="teacher_output"),
 )
 
 
