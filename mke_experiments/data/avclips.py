@@ -11,13 +11,17 @@ The teacher hears the audio (modality α); the student sees and hears (α + β).
   (10 frames spread evenly over the clip).
 
 Clips found in neither are *missing* (10–20 % of YouTube ids are gone): they are counted and listed,
-never fatal. ``prepare`` stores what it could read in one cache::
+never fatal. ``prepare`` stores every wanted clip as one row of a cache of memory-mappable arrays (``cache``,
+format version 2)::
 
-    OUT/<name>_cache.npz   frames  uint8   (n_clips, frames, 3, size, size)   RGB, centre square
-                           logmel  float32 (n_clips, 1, n_mels, n_times)      dB, librosa.power_to_db
-                           names   str     (n_clips,)                         "{ytid}_{start:06d}"
-                           labels  str     (n_clips,)                         labels joined with "|"
-    OUT/manifest.json      parameters, counts, missing clips, skipped files and why, versions
+    OUT/arrays/frames.npy   uint8   (n_wanted, frames, 3, size, size)   RGB, centre square
+    OUT/arrays/logmel.npy   float16 (n_wanted, 1, n_mels, n_times)      dB, librosa.power_to_db
+    OUT/arrays/names.npy    str     (n_wanted,)                         "{ytid}_{start:06d}"
+    OUT/arrays/labels.npy   str     (n_wanted,)                         labels joined with "|"
+    OUT/arrays/valid.npy    bool    (n_wanted,)                         False: missing or unreadable
+    OUT/manifest.json       parameters, counts, missing clips, skipped files and why, versions
+
+``load_cache`` returns the valid rows only: names and labels in memory, frames and logmel as ``LazyRows``.
 
 **Labels.** ``labels[i]`` holds the clip's labels joined with ``"|"`` (``LABEL_SEPARATOR``): a VGGSound
 display name such as ``"male speech, man speaking"`` stays one label (commas are kept), an AudioSet
@@ -31,11 +35,11 @@ and the readers need PyAV, OpenCV, librosa and soundfile (``pip install -e .[exp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +48,16 @@ import numpy as np
 
 from mke_experiments.data import cache as cache_store
 from mke_experiments.data import media
+from mke_experiments.data.cache import Column
 from mke_experiments.data.media import logmel
 from mke_theory.errors import MKEError
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_ARRAYS = ("frames", "logmel", "names", "labels")
+SMALL_ARRAYS = frozenset({"names", "labels"})  # read into memory by load_cache; frames, logmel lazy
 LABEL_SEPARATOR = "|"
 N_CAVMAE_FRAMES = 10  # CAV-MAE extracts frame_0 … frame_9
 DATASETS = {"vggsound": "VGGSound", "audioset": "AudioSet"}  # how messages name the known data sets
@@ -66,17 +72,17 @@ class AvClipError(MKEError):
 
 
 def cache_spec(name: str = "vggsound") -> cache_store.CacheSpec:
-    """The cache contract of ``OUT/<name>_cache.npz``, e.g. ``cache_spec("audioset")``.
+    """The cache contract of a clip cache, e.g. ``cache_spec("audioset")``.
 
     ``name`` is a lower-case identifier (``vggsound``, ``audioset``, or a subset such as
-    ``vggsound_tiny``); it names the cache file, the manifest's format and the rebuild command.
+    ``vggsound_tiny``); it names the data set in messages, the manifest's format and the rebuild command.
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise AvClipError(f"cache name {name!r} is not a lower-case identifier such as 'vggsound' or 'audioset'.")
-    return cache_store.CacheSpec(dataset=DATASETS.get(name, name), cache_name=f"{name}_cache.npz",
-                                 manifest_name=MANIFEST_NAME, format=f"mke-{name}-avclips-cache",
-                                 version=CACHE_VERSION, arrays=lambda manifest: CACHE_ARRAYS, error=AvClipError,
-                                 hint=f"run mke-exp prepare {name} --raw DIR --out DIR")
+    return cache_store.CacheSpec(dataset=DATASETS.get(name, name), format=f"mke-{name}-avclips-cache",
+                                 version=CACHE_VERSION, arrays=lambda manifest: CACHE_ARRAYS, small=SMALL_ARRAYS,
+                                 error=AvClipError, hint=f"run mke-exp prepare {name} --raw DIR --out DIR",
+                                 manifest_name=MANIFEST_NAME)
 
 
 @dataclass(frozen=True)
@@ -412,21 +418,38 @@ def _versions() -> dict:
     return media.library_versions(av=av.__version__, ffmpeg=ffmpeg)
 
 
+def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params: dict) -> tuple[dict | None, dict]:
+    """One wanted clip's rows for ``cache.build``; None for a missing clip, or with the unreadable file."""
+    name, encoded, source = item
+    if source is None:
+        return None, {}
+    try:
+        images, audio = read_clip(source, params["frames"], params["size"], params["sample_rate"], params["seconds"])
+        spectrogram = logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
+    except AvClipError as e:
+        file = source.video if source.layout == "mp4" else (source.audio or source.frames[0])
+        reason = str(e)
+        reason = reason.split(": ", 1)[1] if reason.startswith(f"{file}: ") else reason
+        return None, {"skipped": reason, "file": _relative(raw_dir, file)}
+    return {"frames": images, "logmel": spectrogram, "names": name, "labels": encoded}, {}
+
+
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],
             frames: int = 4, size: int = 64, n_mels: int = 64, seconds: float = 10.0, name: str = "vggsound",
-            progress: Callable[[int], object] | None = None, sample_rate: int = 16000) -> dict:
-    """Build ``OUT/<name>_cache.npz`` and ``OUT/manifest.json`` from the wanted clips found under ``raw_dir``.
+            progress: Callable[[int], object] | None = None, sample_rate: int = 16000, workers: int | None = None,
+            shard_size: int = cache_store.SHARD_SIZE) -> dict:
+    """Build the cache (see the module docstring) in ``out_dir`` from the wanted clips found under ``raw_dir``.
 
     Per clip (``decode_mp4`` or ``read_wav_frames``): ``frames`` RGB frames, centre square,
     ``size``×``size``; mono audio at ``sample_rate``, ``seconds`` long, as a log-mel spectrogram
     (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB. Missing clips are listed in
     ``manifest["missing"]``; a clip that cannot be read (corrupt, no audio stream) is listed in
-    ``manifest["skipped"]`` with the reason. Neither is fatal.
+    ``manifest["skipped"]`` with the reason. Neither is fatal: their rows have ``valid`` False.
 
     A cache built from the same clip list (names and labels) and the same files (relative paths and
     sizes) with the same parameters is reused, not rebuilt; the returned manifest then has
-    ``reused=True``. Files are replaced atomically, so an interrupted run leaves the previous cache
-    readable.
+    ``reused=True``. ``cache.build`` decodes the clips with ``workers`` processes (default: the usable
+    cores), resumes a killed run and keeps the previous cache readable until the new one is done.
 
     Parameters
     ----------
@@ -435,9 +458,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         holding another cache's manifest is refused.
     clips : (clip name, label or tuple of labels) per wanted clip, e.g. from the CSV manifests;
         exact duplicate rows are dropped (counted), conflicting ones are an error.
-    name : ``vggsound``, ``audioset`` or another lower-case identifier: the cache file's prefix.
+    name : ``vggsound``, ``audioset`` or another lower-case identifier: the cache's data set.
     progress : optional ``progress(n)``: advances by ``n`` clips, to the number of distinct wanted
-        clips in all (missing clips at once at the start; everything at once when reused).
+        clips in all (everything at once when reused).
+    workers, shard_size : see ``cache.build``.
 
     Returns
     -------
@@ -471,67 +495,51 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
 
     for module in ("av", "cv2", "librosa", "soundfile"):
         _import(module)
-    if progress is not None and missing:
-        progress(len(missing))
-    started = time.time()
-    frame_rows, logmel_rows, names, labels, skipped = [], [], [], [], []
-    layouts = {"mp4": 0, "cavmae": 0}
-    for clip, encoded in wanted:
-        source = found.get(clip)
-        if source is None:
-            continue
-        try:
-            images, audio = read_clip(source, frames, size, sample_rate, seconds)
-            spectrogram = logmel(audio, sample_rate, n_mels, params["hop_length"], params["n_fft"])
-        except AvClipError as e:
-            file = source.video if source.layout == "mp4" else (source.audio or source.frames[0])
-            reason = str(e)
-            reason = reason.split(": ", 1)[1] if reason.startswith(f"{file}: ") else reason
-            skipped.append({"name": clip, "file": _relative(raw_dir, file), "reason": reason})
-        else:
-            frame_rows.append(images)  # (F, 3, S, S)
-            logmel_rows.append(spectrogram)  # (1, M, T)
-            names.append(clip)
-            labels.append(encoded)
-            layouts[source.layout] += 1
-        if progress is not None:
-            progress(1)
-    if not names:
-        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
-        raise AvClipError(f"none of the {len(found)} {spec.dataset} clips found in {raw_dir} could be read "
-                          f"({first}); check that they are mp4 files with an audio stream or the CAV-MAE layout.")
+    items = [(clip, encoded, found.get(clip)) for clip, encoded in wanted]
+    longest = {"names": max(len(clip) for clip, _ in wanted), "labels": max(len(encoded) for _, encoded in wanted)}
+    columns = {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
+               "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
+               "names": Column((), f"<U{max(1, longest['names'])}"),
+               "labels": Column((), f"<U{max(1, longest['labels'])}")}
 
-    arrays = {
-        "frames": np.stack(frame_rows).astype(np.uint8),  # (n, F, 3, S, S)
-        "logmel": np.stack(logmel_rows).astype(np.float32),  # (n, 1, M, T)
-        "names": np.asarray(names, dtype=str),  # (n,)
-        "labels": np.asarray(labels, dtype=str),  # (n,) joined with "|"
-    }
-    per_label: dict[str, int] = {}
-    for entry in split_labels(labels):
-        for label in entry:
-            per_label[label] = per_label.get(label, 0) + 1
-    manifest = cache_store.write(spec, out_dir, arrays, params, fingerprint, started, {
-        "dataset": spec.dataset, "raw_dir": str(raw_dir.resolve()),
-        "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
-                           "split_labels() gives tuples",
-        "counts": {
-            "wanted": len(wanted), "found": len(found), "missing": len(missing), "skipped": len(skipped),
-            "clips": len(names), "duplicate_rows": duplicates, "layouts": layouts,
-            "per_label": dict(sorted(per_label.items())),
-        },
-        "missing": missing,
-        "skipped": skipped,
-        "versions": _versions(),
-    })
-    log.info("wrote %s: %d clips, %d missing, %d skipped", out_dir / spec.cache_name, len(names), len(missing),
-             len(skipped))
-    return {**manifest, "reused": False}
+    def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
+        skipped = [{"name": clip, "file": note.get("file"), "reason": note["skipped"]}
+                   for (clip, _, _), note in zip(items, notes) if "skipped" in note]
+        kept = [(encoded, source) for (_, encoded, source), ok in zip(items, valid) if ok]
+        if not kept:
+            first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+            raise AvClipError(f"none of the {len(found)} {spec.dataset} clips found in {raw_dir} could be read "
+                              f"({first}); check that they are mp4 files with an audio stream or the CAV-MAE "
+                              "layout.")
+        layouts = {layout: sum(source.layout == layout for _, source in kept) for layout in ("mp4", "cavmae")}
+        per_label: dict[str, int] = {}
+        for entry in split_labels(encoded for encoded, _ in kept):
+            for label in entry:
+                per_label[label] = per_label.get(label, 0) + 1
+        log.info("%s: %d clips, %d missing, %d skipped", out_dir, len(kept), len(missing), len(skipped))
+        return {
+            "dataset": spec.dataset, "raw_dir": str(raw_dir.resolve()),
+            "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
+                               "split_labels() gives tuples",
+            "counts": {
+                "wanted": len(wanted), "found": len(found), "missing": len(missing), "skipped": len(skipped),
+                "clips": len(kept), "duplicate_rows": duplicates, "layouts": layouts,
+                "per_label": dict(sorted(per_label.items())),
+            },
+            "missing": missing,
+            "skipped": skipped,
+            "versions": _versions(),
+        }
+
+    decode = functools.partial(_decode_clip, raw_dir=raw_dir, params=params)
+    return cache_store.build(spec, out_dir, items, decode, columns, params, fingerprint, summarize, workers=workers,
+                             shard_size=shard_size, progress=progress)
 
 
 # ---- load -----------------------------------------------------------------------------------------
 def load_cache(out_dir: str | os.PathLike, name: str = "vggsound") -> dict:
-    """The arrays of ``OUT/<name>_cache.npz`` (see the module docstring) plus ``manifest``.
+    """The valid rows of the cache (see the module docstring) plus ``manifest``: ``names`` and ``labels`` (str) as
+    arrays, ``frames`` (uint8) and ``logmel`` (float16) as ``LazyRows`` (``cache.load``).
 
     Raises
     ------

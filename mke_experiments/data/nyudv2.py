@@ -14,17 +14,20 @@ The standard protocol (``splits.mat``: 795 train / 654 test images, 1-based) and
 class map (``classMapping40.mat``) ship with the library in ``nyuv2_meta.json`` (see ``meta``), copied from
 the public ankurhanda/nyuv2-meta-data files; nothing is downloaded.
 
-``prepare`` reads the images of a split once and stores them in one compact cache::
+``prepare`` reads the images of a split once and stores them in a cache of memory-mappable arrays
+(``cache``, format version 2), one row per image::
 
-    OUT/nyudv2_cache.npz    rgb     uint8    (n, 3, H, W)   bilinear resize
-                            depth   float32  (n, 1, H, W)   metres, nearest resize (the loader normalises)
-                            labels  uint8    (n, H, W)      40-class labels 1..40, 0 = void; nearest resize
-                            hha     uint8    (n, 3, H, W)   only with hha=True; channels (disparity,
-                                                            height, angle), see ``encode_hha``
-                            part    str      (n,)           "labeled", "unlabeled", "val" or "test"
-                            index   int64    (n,)           1-based image number in the .mat file
+    OUT/arrays/rgb.npy      uint8    (n, 3, H, W)   bilinear resize
+    OUT/arrays/depth.npy    float32  (n, 1, H, W)   metres, nearest resize (the loader normalises)
+    OUT/arrays/labels.npy   uint8    (n, H, W)      40-class labels 1..40, 0 = void; nearest resize
+    OUT/arrays/hha.npy      uint8    (n, 3, H, W)   only with hha=True; channels (disparity, height,
+                                                    angle), see ``encode_hha``
+    OUT/arrays/part.npy     str      (n,)           "labeled", "unlabeled", "val" or "test"
+    OUT/arrays/index.npy    int64    (n,)           1-based image number in the .mat file
+    OUT/arrays/valid.npy    bool     (n,)           every image (a damaged image stops prepare)
     OUT/manifest.json       parameters, counts per part, class pixel counts, versions, complete flag
 
+``load_cache`` returns labels, part and index in memory, rgb, depth and hha as ``LazyRows``.
 Rows are in ascending ``index``. The parts are MKE's MultimodalSplit: ``val`` images are drawn from the 795
 training images (``split_seed``), the rest is cut into D_l (``labeled``: RGB with labels, for the
 teacher) and D_u (``unlabeled``: RGB-D whose labels are kept for diagnostics only); ``test`` is the
@@ -40,7 +43,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -48,17 +50,18 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
+from mke_experiments.data.cache import Column
 from mke_theory.errors import MKEError
 
 log = logging.getLogger(__name__)
 
 RAW_NAME = "nyu_depth_v2_labeled.mat"
-CACHE_NAME = "nyudv2_cache.npz"
 MANIFEST_NAME = "manifest.json"
 META_NAME = "nyuv2_meta.json"
 CACHE_FORMAT = "mke-nyudv2-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_ARRAYS = ("rgb", "depth", "labels", "part", "index")
+SMALL_ARRAYS = frozenset({"labels", "part", "index"})  # read into memory by load_cache; rgb, depth, hha lazy
 PARTS = ("labeled", "unlabeled", "val", "test")
 PREPARE_HINT = "run mke-exp prepare nyudv2 --raw FILE --out DIR"
 REQUIRED_KEYS = ("images", "depths", "labels")
@@ -91,10 +94,10 @@ class NyuError(MKEError):
     """An NYU Depth V2 file, folder, option or cache the user supplied is not what the loader expects."""
 
 
-CACHE_SPEC = cache_store.CacheSpec(dataset="NYU Depth V2", cache_name=CACHE_NAME, manifest_name=MANIFEST_NAME,
-                                   format=CACHE_FORMAT, version=CACHE_VERSION,
+CACHE_SPEC = cache_store.CacheSpec(dataset="NYU Depth V2", format=CACHE_FORMAT, version=CACHE_VERSION,
                                    arrays=lambda manifest: _cache_arrays(manifest),  # defined below
-                                   error=NyuError, hint=PREPARE_HINT)
+                                   small=SMALL_ARRAYS, error=NyuError, hint=PREPARE_HINT,
+                                   manifest_name=MANIFEST_NAME)
 
 
 # ---- shipped facts --------------------------------------------------------------------------------
@@ -238,24 +241,27 @@ def read_labeled_mat(path: str | os.PathLike, indices: Iterable[int] | None = No
 
 def _iterate(f, path: Path, wanted: list[int], raw_depths: bool) -> Iterator[dict]:
     with f:
-        images, depths, labels = f["images"], f["depths"], f["labels"]
-        raw = f["rawDepths"] if raw_depths and "rawDepths" in f else None
         for number in wanted:
-            i = number - 1
-            try:
-                item = {
-                    "index": number,
-                    "image": np.ascontiguousarray(np.transpose(images[i], (2, 1, 0))),  # (3, W, H) → (H, W, 3)
-                    "depth": np.ascontiguousarray(depths[i].T, dtype=np.float32),  # (W, H) → (H, W)
-                    "label": np.ascontiguousarray(labels[i].T, dtype=np.uint16),  # (W, H) → (H, W)
-                }
-                if raw_depths:
-                    item["raw_depth"] = (np.ascontiguousarray(raw[i].T, dtype=np.float32) if raw is not None
-                                         else np.zeros_like(item["depth"]))
-            except OSError as e:  # a damaged chunk: h5py cannot inflate or locate it
-                raise NyuError(f"NYU Depth V2 file {path} cannot be read at image {number} "
-                               f"({str(e).strip()}); the file is truncated or corrupt: re-download it.") from None
-            yield item
+            yield _read_image(f, path, number, raw_depths)
+
+
+def _read_image(f, path: Path, number: int, raw_depths: bool) -> dict:
+    """Image ``number`` (1-based) of the open file ``f``, as ``read_labeled_mat`` yields it."""
+    i = number - 1
+    try:
+        item = {
+            "index": number,
+            "image": np.ascontiguousarray(np.transpose(f["images"][i], (2, 1, 0))),  # (3, W, H) → (H, W, 3)
+            "depth": np.ascontiguousarray(f["depths"][i].T, dtype=np.float32),  # (W, H) → (H, W)
+            "label": np.ascontiguousarray(f["labels"][i].T, dtype=np.uint16),  # (W, H) → (H, W)
+        }
+        if raw_depths:
+            item["raw_depth"] = (np.ascontiguousarray(f["rawDepths"][i].T, dtype=np.float32) if "rawDepths" in f
+                                 else np.zeros_like(item["depth"]))
+    except OSError as e:  # a damaged chunk: h5py cannot inflate or locate it
+        raise NyuError(f"NYU Depth V2 file {path} cannot be read at image {number} "
+                       f"({str(e).strip()}); the file is truncated or corrupt: re-download it.") from None
+    return item
 
 
 def read_names(path: str | os.PathLike) -> list[str]:
@@ -511,21 +517,49 @@ def _cache_arrays(manifest: dict) -> tuple[str, ...]:
     return CACHE_ARRAYS + (("hha",) if manifest.get("params", {}).get("hha") else ())
 
 
+@functools.lru_cache(maxsize=1)
+def _opened(path: Path, fingerprint: str):
+    """The checked, open .mat file, once per process and file version (each prepare worker opens its own)."""
+    return _open_labeled(path)[0]
+
+
+def _decode_image(item: tuple[int, str], raw_path: Path, fingerprint: str, params: dict) -> tuple[dict, dict]:
+    """One image's rows for ``cache.build``, and its 40-class pixel counts as the note."""
+    number, part = item
+    height, width = params["size"]
+    image = _read_image(_opened(raw_path, fingerprint), raw_path, number, raw_depths=params["hha"])
+    label = image["label"]
+    top = int(label.max(initial=0))
+    if top > N_RAW_CLASSES:
+        raise NyuError(f"{raw_path}: image {number} has label {top}, outside 0..{N_RAW_CLASSES}; "
+                       "the file is corrupt: re-download it.")
+    depth = resize(image["depth"], (height, width), linear=False)
+    labels = label_lut()[resize(label, (height, width), linear=False)]
+    rows = {"rgb": resize(image["image"], (height, width), linear=True).transpose(2, 0, 1),
+            "depth": depth[None], "labels": labels, "part": part, "index": number}
+    if params["hha"]:
+        missing = resize(image["raw_depth"], (height, width), linear=False) == 0
+        rows["hha"] = encode_hha(depth, scaled_intrinsics((height, width)), missing)
+    return rows, {"class_pixels": np.bincount(labels.ravel(), minlength=N_CLASSES + 1).tolist()}
+
+
 def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int, int] = (240, 320), val: int = 100,
             labeled_fraction: float = 0.25, split_seed: int = 0, hha: bool = False,
             progress: Callable[[int], object] | None = None,
-            split: Mapping[str, Iterable[int]] | None = None) -> dict:
-    """Build ``OUT/nyudv2_cache.npz`` and ``OUT/manifest.json`` (see the module docstring) from the .mat file.
+            split: Mapping[str, Iterable[int]] | None = None, workers: int | None = None,
+            shard_size: int = cache_store.SHARD_SIZE) -> dict:
+    """Build the cache (see the module docstring) in ``out_dir`` from the .mat file.
 
     The training images of ``split`` are cut by ``assign_parts`` into ``val``, ``labeled`` (D_l) and
     ``unlabeled`` (D_u); the test images form ``test``. Per image: labels mapped 894 → 40 with
     ``label_lut`` (0 = void); RGB resized bilinearly, depth and labels with nearest neighbours; with
     ``hha=True`` the HHA encoding of the resized depth (``encode_hha``; pixels with ``rawDepths == 0`` count as
-    missing).
+    missing). A damaged image stops prepare with the error naming it.
 
     A cache built from the same file with the same parameters is reused, not rebuilt; the returned
-    manifest then has ``reused=True``. Files are replaced atomically, so an interrupted run leaves the
-    previous cache readable.
+    manifest then has ``reused=True``. ``cache.build`` decodes the images with ``workers`` processes (default:
+    the usable cores; each opens the .mat file once), resumes a killed run and keeps the previous cache
+    readable until the new one is done.
 
     Parameters
     ----------
@@ -536,10 +570,11 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
     labeled_fraction : share of the remaining training images that keep their labels (D_l), rounded half up.
     split_seed : seed of the permutation that draws val, D_l and D_u.
     hha : also store the HHA encoding of the depth.
-    progress : optional ``progress(n)``, called with 1 after every image (with the number of images once
-        when the cache is reused).
+    progress : optional ``progress(n)``, called with the number of images finished (with the number of
+        images once when the cache is reused).
     split : ``{"train": [...], "test": [...]}`` 1-based image numbers; the standard 795/654 split of
         ``splits.mat`` when None.
+    workers, shard_size : see ``cache.build``.
 
     Returns
     -------
@@ -564,61 +599,50 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
     if reused is not None:
         return reused
 
-    started = time.time()
     height, width = params["size"]
-    lut = label_lut()
     part_of = {int(i): name for name in PARTS for i in parts[name]}
-    arrays = {
-        "rgb": np.zeros((total, 3, height, width), np.uint8),
-        "depth": np.zeros((total, 1, height, width), np.float32),
-        "labels": np.zeros((total, height, width), np.uint8),
-        "part": np.asarray([part_of[int(i)] for i in order], dtype="<U9"),
-        "index": order.astype(np.int64),
-    }
+    items = [(int(i), part_of[int(i)]) for i in order]
+    columns = {"rgb": Column((3, height, width), "|u1"), "depth": Column((1, height, width), "<f4"),
+               "labels": Column((height, width), "|u1"), "part": Column((), "<U9"), "index": Column((), "<i8")}
     if params["hha"]:
-        arrays["hha"] = np.zeros((total, 3, height, width), np.uint8)
-    intrinsics = scaled_intrinsics((height, width))
-    for row, item in enumerate(read_labeled_mat(raw_path, order.tolist(), raw_depths=params["hha"])):
-        label = item["label"]
-        top = int(label.max(initial=0))
-        if top > N_RAW_CLASSES:
-            raise NyuError(f"{raw_path}: image {item['index']} has label {top}, outside 0..{N_RAW_CLASSES}; "
-                           "the file is corrupt: re-download it.")
-        arrays["rgb"][row] = resize(item["image"], (height, width), linear=True).transpose(2, 0, 1)
-        depth = resize(item["depth"], (height, width), linear=False)
-        arrays["depth"][row, 0] = depth
-        arrays["labels"][row] = lut[resize(label, (height, width), linear=False)]
-        if params["hha"]:
-            missing = resize(item["raw_depth"], (height, width), linear=False) == 0
-            arrays["hha"][row] = encode_hha(depth, intrinsics, missing)
-        if progress is not None:
-            progress(1)
+        columns["hha"] = Column((3, height, width), "|u1")
 
-    counts = {name: int((arrays["part"] == name).sum()) for name in PARTS}
-    class_pixels = {name: np.bincount(arrays["labels"][arrays["part"] == name].ravel(),
-                                      minlength=N_CLASSES + 1).tolist() for name in PARTS}
-    manifest = cache_store.write(CACHE_SPEC, out_dir, arrays, params, fingerprint, started, {
-        "raw": str(raw_path.resolve()),
-        "source_shape": {"n": info["n"], "height": info["height"], "width": info["width"]},
-        "counts": {**counts, "total": total, "train": int(len(train)), "test_split": int(len(test))},
-        "class_pixels": class_pixels,  # per part: pixels of label 0 (void), 1..40
-        "class_names": ["void", *CLASS_NAMES],
-        "split_note": ("val, labeled (D_l) and unlabeled (D_u) are drawn from the training images with "
-                       "split_seed (mke_experiments.data.nyudv2.assign_parts); this D_l/D_u cut is the "
-                       "library's choice, the MKE paper's was not recovered"),
-        "encoding": {"rgb": "uint8 RGB, bilinear resize", "depth": "float32 metres, nearest resize",
-                     "labels": "uint8, 0 void, 1..40 classMapping40 of the nearest-resized raw labels",
-                     "hha": "uint8 (disparity, height, angle); gravity = camera y axis (see nyudv2.encode_hha)",
-                     "resize": "opencv" if _cv2() is not None else "numpy"},
-        "versions": _versions(),
-    })
-    log.info("wrote %s: %s", out_dir / CACHE_NAME, ", ".join(f"{counts[name]} {name}" for name in PARTS))
-    return {**manifest, "reused": False}
+    def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
+        for (number, _), note in zip(items, notes):
+            if "skipped" in note:  # non-finite depth: decode itself raises on every other damage
+                raise NyuError(f"{raw_path}: image {number}: {note['skipped']}; the file is corrupt: re-download it.")
+        counts = {name: sum(part == name for _, part in items) for name in PARTS}
+        class_pixels = {name: np.zeros(N_CLASSES + 1, np.int64) for name in PARTS}
+        for (_, part), note in zip(items, notes):
+            class_pixels[part] += note["class_pixels"]
+        log.info("%s: %s", out_dir, ", ".join(f"{counts[name]} {name}" for name in PARTS))
+        return {
+            "raw": str(raw_path.resolve()),
+            "source_shape": {"n": info["n"], "height": info["height"], "width": info["width"]},
+            "counts": {**counts, "total": total, "train": int(len(train)), "test_split": int(len(test))},
+            # per part: pixels of label 0 (void), 1..40
+            "class_pixels": {name: pixels.tolist() for name, pixels in class_pixels.items()},
+            "class_names": ["void", *CLASS_NAMES],
+            "split_note": ("val, labeled (D_l) and unlabeled (D_u) are drawn from the training images with "
+                           "split_seed (mke_experiments.data.nyudv2.assign_parts); this D_l/D_u cut is the "
+                           "library's choice, the MKE paper's was not recovered"),
+            "encoding": {"rgb": "uint8 RGB, bilinear resize", "depth": "float32 metres, nearest resize",
+                         "labels": "uint8, 0 void, 1..40 classMapping40 of the nearest-resized raw labels",
+                         "hha": "uint8 (disparity, height, angle); gravity = camera y axis (see nyudv2.encode_hha)",
+                         "resize": "opencv" if _cv2() is not None else "numpy"},
+            "versions": _versions(),
+        }
+
+    decode = functools.partial(_decode_image, raw_path=raw_path, fingerprint=json.dumps(fingerprint),
+                               params=params)
+    return cache_store.build(CACHE_SPEC, out_dir, items, decode, columns, params, fingerprint, summarize,
+                             workers=workers, shard_size=shard_size, progress=progress)
 
 
 # ---- load -----------------------------------------------------------------------------------------
 def load_cache(out_dir: str | os.PathLike) -> dict:
-    """The arrays of ``OUT/nyudv2_cache.npz`` (see the module docstring) plus ``manifest``.
+    """The rows of the cache (see the module docstring) plus ``manifest``: ``labels`` (uint8), ``part`` (str) and
+    ``index`` (int64) as arrays, ``rgb`` (uint8), ``depth`` (float32) and ``hha`` (uint8) as ``LazyRows``.
 
     Raises
     ------

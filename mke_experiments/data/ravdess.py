@@ -6,14 +6,19 @@ speech), ``02-01-*.mp4`` (video only) and ``03-01-*.wav`` (audio only). An audio
 ``01-<key>.mp4`` with ``03-<key>.wav``; the class label is ``emotion - 1`` (8 classes).
 
 ``prepare`` turns every pair into ``frames`` face crops (modality α, the teacher's) and a log-mel
-spectrogram (modality β) and stores them in one compact cache::
+spectrogram (modality β) and stores them in a cache of memory-mappable arrays (``cache``, format version 2),
+one row per pair::
 
-    OUT/ravdess_cache.npz   frames  uint8   (n_clips, frames, 3, size, size)   RGB face crops
-                            logmel  float32 (n_clips, 1, n_mels, n_times)      dB, librosa.power_to_db
-                            labels  int64   (n_clips,)                         emotion - 1, 0..7
-                            actors  int64   (n_clips,)                         1..24, from the names
-                            keys    str     (n_clips,)                         "VV-EE-II-SS-RR-AA"
+    OUT/arrays/frames.npy   uint8   (n_pairs, frames, 3, size, size)   RGB face crops
+    OUT/arrays/logmel.npy   float16 (n_pairs, 1, n_mels, n_times)      dB, librosa.power_to_db
+    OUT/arrays/labels.npy   int64   (n_pairs,)                         emotion - 1, 0..7
+    OUT/arrays/actors.npy   int64   (n_pairs,)                         1..24, from the names
+    OUT/arrays/keys.npy     str     (n_pairs,)                         "VV-EE-II-SS-RR-AA"
+    OUT/arrays/valid.npy    bool    (n_pairs,)                         False: a file could not be read
     OUT/manifest.json       parameters, counts, skipped files and why, faces not found, versions
+
+``load_cache`` returns the valid rows only: labels, actors and keys in memory, frames and logmel as
+``LazyRows`` (read when a batch asks for them).
 
 Clips are ordered by (actor, key), so the cache does not depend on the order the file system lists
 folders in. Only ``prepare`` needs OpenCV, librosa and soundfile (``pip install -e .[experiments]``).
@@ -21,11 +26,11 @@ folders in. Only ``prepare`` needs OpenCV, librosa and soundfile (``pip install 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,7 @@ import numpy as np
 
 from mke_experiments.data import cache as cache_store
 from mke_experiments.data import media
+from mke_experiments.data.cache import Column
 from mke_theory.errors import MKEError
 
 log = logging.getLogger(__name__)
@@ -45,11 +51,11 @@ MODALITIES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 VOCAL_CHANNELS = {1: "speech", 2: "song"}
 N_ACTORS = 24
 
-CACHE_NAME = "ravdess_cache.npz"
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = "mke-ravdess-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_ARRAYS = ("frames", "logmel", "labels", "actors", "keys")
+SMALL_ARRAYS = frozenset({"labels", "actors", "keys"})  # read into memory by load_cache; frames, logmel lazy
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
 
 EXPECTED_TREE = "expected Actor_01 … Actor_24 folders holding 01-01-*.mp4 and 03-01-*.wav files"
@@ -69,9 +75,9 @@ class RavdessError(MKEError):
     """A RAVDESS file, folder or cache the user supplied is not what the loader expects."""
 
 
-CACHE_SPEC = cache_store.CacheSpec(dataset="RAVDESS", cache_name=CACHE_NAME, manifest_name=MANIFEST_NAME,
-                                   format=CACHE_FORMAT, version=CACHE_VERSION, arrays=lambda manifest: CACHE_ARRAYS,
-                                   error=RavdessError, hint=PREPARE_HINT)
+CACHE_SPEC = cache_store.CacheSpec(dataset="RAVDESS", format=CACHE_FORMAT, version=CACHE_VERSION,
+                                   arrays=lambda manifest: CACHE_ARRAYS, small=SMALL_ARRAYS, error=RavdessError,
+                                   hint=PREPARE_HINT, manifest_name=MANIFEST_NAME)
 
 
 class RavdessName(NamedTuple):
@@ -277,13 +283,16 @@ def _import_prepare_deps():
     return cv2
 
 
-def _face_detector(cv2):
+@functools.lru_cache(maxsize=1)
+def _face_detector():
+    """OpenCV and its Haar face detector, made once per process (each prepare worker builds its own)."""
+    cv2 = _import_prepare_deps()
     path = os.path.join(cv2.data.haarcascades, HAAR_CASCADE)
     detector = cv2.CascadeClassifier(path)
     if detector.empty():
         raise RavdessError(f"the Haar cascade {path} shipped with OpenCV cannot be read; reinstall "
                            'it with pip install --force-reinstall "opencv-python-headless>=4.8,<5".')
-    return detector
+    return cv2, detector
 
 
 def _read_frames(cv2, path: Path, k: int) -> list[np.ndarray]:
@@ -348,27 +357,48 @@ def _crop_face(cv2, detector, image: np.ndarray, size: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)), found  # (3, size, size)
 
 
+def _decode_pair(pair: Pair, raw_dir: Path, params: dict) -> tuple[dict | None, dict]:
+    """One pair's rows for ``cache.build``: face crops and log-mel, or None and the unreadable file."""
+    cv2, detector = _face_detector()
+    relative = Scan(raw_dir).relative
+    try:
+        audio = media.read_wav(pair.audio, params["sample_rate"], params["n_samples"], "centre", _ClipError)
+        logmel = media.logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
+        crops, faces = zip(*(_crop_face(cv2, detector, image, params["size"])
+                             for image in _read_frames(cv2, pair.video, params["frames"])))
+    except _ClipError as e:
+        return None, {"skipped": e.reason, "file": relative(e.path)}
+    except cv2.error as e:  # a frame OpenCV decodes but cannot convert
+        return None, {"skipped": f"OpenCV error: {str(e).strip().splitlines()[-1]}", "file": relative(pair.video)}
+    rows = {"frames": np.stack(crops), "logmel": logmel, "labels": pair.name.label, "actors": pair.name.actor,
+            "keys": pair.name.key}
+    missed = len(faces) - sum(faces)
+    return rows, ({"frames_without_face": int(missed)} if missed else {})
+
+
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
             sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
-            progress: Callable[[int], object] | None = None) -> dict:
-    """Build ``OUT/ravdess_cache.npz`` and ``OUT/manifest.json`` from the audio-visual speech pairs.
+            progress: Callable[[int], object] | None = None, workers: int | None = None,
+            shard_size: int = cache_store.SHARD_SIZE) -> dict:
+    """Build the cache (see the module docstring) in ``out_dir`` from the audio-visual speech pairs.
 
     Per pair: ``frames`` frames at the centres of equal segments of the mp4, the largest Haar face of
     each (centre square when none is found; counted), resized to ``size``×``size`` RGB; the wav mixed
     to mono, resampled to ``sample_rate``, zero-padded at the end or centre-cropped to ``seconds``,
     then a log-mel spectrogram (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB.
-    A file that cannot be read skips its pair and is listed in ``manifest["skipped"]``.
+    A file that cannot be read skips its pair (``valid`` False) and is listed in ``manifest["skipped"]``.
 
     A cache built from the same files with the same parameters is reused, not rebuilt; the returned
-    manifest then has ``reused=True``. Files are replaced atomically, so an interrupted run leaves
-    the previous cache readable.
+    manifest then has ``reused=True``. ``cache.build`` decodes the pairs with ``workers`` processes (default:
+    the usable cores), resumes a killed run and keeps the previous cache readable until the new one is done.
 
     Parameters
     ----------
     raw_dir : the RAVDESS tree (``Actor_XX/`` folders).
     out_dir : where the cache and the manifest go (created).
-    progress : optional ``progress(n)``, called with 1 after every clip (with the number of clips once
-        when the cache is reused).
+    progress : optional ``progress(n)``, called with the number of pairs finished, readable or not (with the
+        number of pairs once when the cache is reused).
+    workers, shard_size : see ``cache.build``.
 
     Returns
     -------
@@ -387,72 +417,54 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     if reused is not None:
         return reused
 
-    cv2 = _import_prepare_deps()
-    detector = _face_detector(cv2)
-    started = time.time()
-    frame_rows, logmel_rows, labels, actors, keys = [], [], [], [], []
-    skipped, fallback_clips = [], []
-    for pair in found.pairs:
-        try:
-            audio = media.read_wav(pair.audio, params["sample_rate"], params["n_samples"], "centre", _ClipError)
-            logmel = media.logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"],
-                                  params["n_fft"])
-            crops, faces = zip(*(_crop_face(cv2, detector, image, size)
-                                 for image in _read_frames(cv2, pair.video, frames)))
-        except _ClipError as e:
-            skipped.append({"file": found.relative(e.path), "key": pair.name.key, "reason": e.reason})
-        except cv2.error as e:  # a frame OpenCV decodes but cannot convert
-            skipped.append({"file": found.relative(pair.video), "key": pair.name.key,
-                            "reason": f"OpenCV error: {str(e).strip().splitlines()[-1]}"})
-        else:
-            frame_rows.append(np.stack(crops))  # (K, 3, S, S)
-            logmel_rows.append(logmel)  # (1, M, T)
-            labels.append(pair.name.label)
-            actors.append(pair.name.actor)
-            keys.append(pair.name.key)
-            if not all(faces):
-                fallback_clips.append({"key": pair.name.key, "frames_without_face": int(len(faces) - sum(faces))})
-        if progress is not None:
-            progress(1)
-    if not keys:
-        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
-        raise RavdessError(f"none of the {len(found.pairs)} pairs in {raw_dir} could be read ({first}); "
-                           "check that the files are the original RAVDESS mp4 and wav files.")
+    _face_detector()  # the dependencies and the cascade, checked here before any worker starts
+    columns = {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
+               "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
+               "labels": Column((), "<i8"), "actors": Column((), "<i8"), "keys": Column((), "<U17")}
 
-    arrays = {
-        "frames": np.stack(frame_rows).astype(np.uint8),  # (n, K, 3, S, S)
-        "logmel": np.stack(logmel_rows).astype(np.float32),  # (n, 1, M, T)
-        "labels": np.asarray(labels, dtype=np.int64),  # (n,)
-        "actors": np.asarray(actors, dtype=np.int64),  # (n,)
-        "keys": np.asarray(keys, dtype=str),  # (n,)
-    }
-    n_frames_total = len(keys) * frames
-    not_found = sum(c["frames_without_face"] for c in fallback_clips)
-    manifest = cache_store.write(CACHE_SPEC, out_dir, arrays, params, fingerprint, started, {
-        "raw_dir": str(raw_dir.resolve()),
-        "counts": {
-            "clips": len(keys), "pairs": len(found.pairs), "skipped": len(skipped),
-            "unpaired": len(found.unpaired), "invalid": len(found.invalid),
-            "ignored_video_only": found.ignored["video_only"], "ignored_song": found.ignored["song"],
-            "ignored_other": found.ignored["other"],
-            "per_label": {EMOTIONS[i]: int((arrays["labels"] == i).sum()) for i in range(len(EMOTIONS))},
-            "per_actor": {f"{a:02d}": int((arrays["actors"] == a).sum()) for a in sorted(set(actors))},
-        },
-        "faces": {"frames": n_frames_total, "found": n_frames_total - not_found, "not_found": not_found,
-                  "clips_with_centre_crop": fallback_clips},
-        "skipped": skipped,
-        "report": {"unpaired": [found.relative(p) for p in found.unpaired],
-                   "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
-        "versions": media.library_versions(),
-    })
-    log.info("wrote %s: %d clips, %d skipped, %d/%d frames without a face", out_dir / CACHE_NAME, len(keys),
-             len(skipped), not_found, n_frames_total)
-    return {**manifest, "reused": False}
+    def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
+        pairs = found.pairs
+        skipped = [{"file": note.get("file"), "key": pair.name.key, "reason": note["skipped"]}
+                   for pair, note in zip(pairs, notes) if "skipped" in note]
+        if not valid.any():
+            first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+            raise RavdessError(f"none of the {len(pairs)} pairs in {raw_dir} could be read ({first}); "
+                               "check that the files are the original RAVDESS mp4 and wav files.")
+        kept = [pair.name for pair, ok in zip(pairs, valid) if ok]
+        fallback = [{"key": pair.name.key, "frames_without_face": note["frames_without_face"]}
+                    for pair, note, ok in zip(pairs, notes, valid) if ok and "frames_without_face" in note]
+        n_frames_total = len(kept) * params["frames"]
+        not_found = sum(c["frames_without_face"] for c in fallback)
+        log.info("%s: %d clips, %d skipped, %d/%d frames without a face", out_dir, len(kept), len(skipped),
+                 not_found, n_frames_total)
+        return {
+            "raw_dir": str(raw_dir.resolve()),
+            "counts": {
+                "clips": len(kept), "pairs": len(pairs), "skipped": len(skipped),
+                "unpaired": len(found.unpaired), "invalid": len(found.invalid),
+                "ignored_video_only": found.ignored["video_only"], "ignored_song": found.ignored["song"],
+                "ignored_other": found.ignored["other"],
+                "per_label": {EMOTIONS[i]: sum(name.label == i for name in kept) for i in range(len(EMOTIONS))},
+                "per_actor": {f"{a:02d}": sum(name.actor == a for name in kept)
+                              for a in sorted({name.actor for name in kept})},
+            },
+            "faces": {"frames": n_frames_total, "found": n_frames_total - not_found, "not_found": not_found,
+                      "clips_with_centre_crop": fallback},
+            "skipped": skipped,
+            "report": {"unpaired": [found.relative(p) for p in found.unpaired],
+                       "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
+            "versions": media.library_versions(),
+        }
+
+    decode = functools.partial(_decode_pair, raw_dir=raw_dir, params=params)
+    return cache_store.build(CACHE_SPEC, out_dir, found.pairs, decode, columns, params, fingerprint, summarize,
+                             workers=workers, shard_size=shard_size, progress=progress)
 
 
 # ---- load -----------------------------------------------------------------------------------------
 def load_cache(out_dir: str | os.PathLike) -> dict:
-    """The arrays of ``OUT/ravdess_cache.npz`` (see the module docstring) plus ``manifest``.
+    """The valid rows of the cache (see the module docstring) plus ``manifest``: ``labels``, ``actors`` (int64)
+    and ``keys`` (str) as arrays, ``frames`` (uint8) and ``logmel`` (float16) as ``LazyRows`` (``cache.load``).
 
     Raises
     ------

@@ -28,6 +28,7 @@ from mke_experiments.data.avclips import (  # noqa: E402
     split_labels,
 )
 from mke_experiments.testing.avclips import COLOURS, GARBAGE, make_clip_tree, make_mp4, tone_hz, write_cavmae  # noqa: E402
+from mke_theory.rows import LazyRows  # noqa: E402
 
 SR = 16000
 
@@ -186,7 +187,7 @@ def raw(tmp_path_factory):
     return root
 
 
-SMALL = dict(frames=3, size=32, n_mels=32, seconds=1.0)
+SMALL = dict(frames=3, size=32, n_mels=32, seconds=1.0, workers=1)
 
 
 def test_prepare_caches_found_clips_lists_missing_and_skips_unreadable(raw, tmp_path):
@@ -203,10 +204,13 @@ def test_prepare_caches_found_clips_lists_missing_and_skips_unreadable(raw, tmp_
     assert reasons[CORRUPT]["file"] == f"{CORRUPT}.mp4" and "PyAV cannot open it" in reasons[CORRUPT]["reason"]
     assert reasons[NO_AUDIO]["reason"].startswith("it has no audio stream")
 
-    cache = load_cache(tmp_path / "out", "vggsound")
-    assert (tmp_path / "out" / "vggsound_cache.npz").is_file()
-    assert cache["frames"].shape == (5, 3, 3, 32, 32) and cache["frames"].dtype == np.uint8
-    assert cache["logmel"].shape == (5, 1, 32, 101) and cache["logmel"].dtype == np.float32
+    lazy = load_cache(tmp_path / "out", "vggsound")
+    assert isinstance(lazy["frames"], LazyRows) and isinstance(lazy["logmel"], LazyRows)
+    assert lazy["frames"].shape == (5, 3, 3, 32, 32) and lazy["frames"].stored_dtype == np.uint8
+    assert lazy["logmel"].shape == (5, 1, 32, 101) and lazy["logmel"].stored_dtype == np.float16
+    cache = {k: v.read() if isinstance(v, LazyRows) else v for k, v in lazy.items()}
+    assert manifest["rows"] == 9  # one row per wanted clip; missing and unreadable ones are not valid
+    assert np.load(tmp_path / "out" / "arrays" / "valid.npy").sum() == 5
     assert cache["names"].tolist() == kept
     assert cache["labels"].tolist() == ["class 0", "people marching|male speech, man speaking", "class 2",
                                         "class 0", "class 3"]
@@ -217,7 +221,8 @@ def test_prepare_caches_found_clips_lists_missing_and_skips_unreadable(raw, tmp_
     pitch = [np.argmax(cache["logmel"][i, 0].mean(axis=1)) for i in (0, 1, 2, 4)]  # labels 0, 1, 2, 3
     assert pitch == sorted(pitch) and len(set(pitch)) == 4
     on_disk = json.loads((tmp_path / "out" / MANIFEST_NAME).read_text())
-    assert on_disk["shapes"] == {k: list(v.shape) for k, v in cache.items() if k != "manifest"}
+    assert {k: v["shape"] for k, v in on_disk["arrays"].items() if k != "valid"} == {
+        k: [9, *v.shape[1:]] for k, v in cache.items() if k != "manifest"}
     assert on_disk["complete"] is True and on_disk["format"] == cache_spec("vggsound").format
     assert on_disk["params"]["n_fft"] == 512 and on_disk["params"]["hop_length"] == 160
     assert {"av", "ffmpeg", "librosa", "opencv"} <= set(on_disk["versions"])
@@ -226,11 +231,11 @@ def test_prepare_caches_found_clips_lists_missing_and_skips_unreadable(raw, tmp_
 def test_prepare_reuses_a_current_cache_and_rebuilds_on_change(raw, tmp_path):
     out = tmp_path / "out"
     prepare(raw, out, clip_list(), **SMALL)
-    stamp = (out / "vggsound_cache.npz").stat().st_mtime_ns
+    stamp = (out / "arrays" / "frames.npy").stat().st_mtime_ns
     calls = []
     again = prepare(raw, out, clip_list(), progress=calls.append, **SMALL)
     assert again["reused"] is True and calls == [9]
-    assert (out / "vggsound_cache.npz").stat().st_mtime_ns == stamp
+    assert (out / "arrays" / "frames.npy").stat().st_mtime_ns == stamp
     assert prepare(raw, out, clip_list(), **{**SMALL, "size": 24})["reused"] is False  # other parameters
     assert load_cache(out)["frames"].shape == (5, 3, 3, 24, 24)
     relabelled = [(n, "another label") if n == "glLQrEijrKg_000300" else (n, lab) for n, lab in clip_list()]
@@ -253,17 +258,19 @@ def test_load_cache_errors_name_the_file(raw, tmp_path):
                                           r"vggsound"):
         load_cache(tmp_path / "nowhere")
     out = tmp_path / "out"
-    prepare(raw, out, clip_list(), name="audioset", **SMALL)
-    assert (out / "audioset_cache.npz").is_file() and load_cache(out, "audioset")["names"].shape == (5,)
-    with pytest.raises(AvClipError, match=r"vggsound_cache\.npz is missing"):
+    prepare(raw, out, clip_list(), name="audioset", **{**SMALL, "workers": 2})  # two workers, as the default
+    assert load_cache(out, "audioset")["names"].shape == (5,)
+    with pytest.raises(AvClipError, match=r"VGGSound manifest .*manifest\.json is corrupt or not a VGGSound cache"):
         load_cache(out, "vggsound")
-    cache = out / "audioset_cache.npz"
-    size = cache.stat().st_size
-    cache.write_bytes(b"\0" * size)  # same size, not a zip
-    with pytest.raises(AvClipError, match=r"AudioSet cache .*audioset_cache\.npz is corrupt"):
+    frames = out / "arrays" / "frames.npy"
+    size = frames.stat().st_size
+    frames.write_bytes(b"\0" * size)  # same size, not a .npy
+    with pytest.raises(AvClipError, match=r"AudioSet cache array .*frames\.npy is not a readable \.npy file"):
         load_cache(out, "audioset")
-    cache.write_bytes(b"\0" * (size // 2))  # an interrupted copy
-    with pytest.raises(AvClipError, match=r"audioset_cache\.npz does not match its manifest"):
+    (out / "arrays" / "labels.npy").write_bytes(b"\x93NUMPY")  # an interrupted copy
+    (out / "arrays" / "frames.npy").unlink()
+    with pytest.raises(AvClipError, match=r"AudioSet cache array .*frames\.npy is missing; rebuild it: run mke-exp "
+                                          r"prepare audioset"):
         load_cache(out, "audioset")
     assert prepare(raw, out, clip_list(), name="audioset", **SMALL)["reused"] is False  # a broken cache is rebuilt
     with pytest.raises(AvClipError, match="already holds another cache"):  # one data set per folder
@@ -285,4 +292,5 @@ def test_prepare_user_errors_are_one_clear_sentence(raw, tmp_path):
         prepare(raw, tmp_path / "out", clip_list(), **{**SMALL, "size": 4})
     with pytest.raises(AvClipError, match="not a lower-case identifier"):
         cache_spec("VGG Sound")
-    assert not (tmp_path / "out").exists()  # nothing was written
+    # no cache was published (the decoded shards of the unreadable clips stay in .partial for a rerun)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".partial"]

@@ -1,4 +1,4 @@
-"""The shared pieces of the data readers: media (frame sampling, audio, the one log-mel) and cache.write."""
+"""The shared pieces of the data readers: media (frame sampling, audio, the one log-mel) and cache.check_out_dir."""
 
 from __future__ import annotations
 
@@ -77,11 +77,12 @@ def test_ravdess_cache_holds_the_media_logmel_of_each_wav(tmp_path):
     stored = ravdess.load_cache(tmp_path / "out")
     params = stored["manifest"]["params"]
     assert len(stored["keys"]) == 2
-    for key, row in zip(stored["keys"], stored["logmel"]):
+    for key, row in zip(stored["keys"], stored["logmel"].read()):  # stored as float16
         wav = root / "Actor_01" / f"03-{key}.wav"
         audio = media.read_wav(wav, params["sample_rate"], params["n_samples"], "centre", _fail)
-        np.testing.assert_array_equal(row, _logmel(audio, params))
-        np.testing.assert_array_equal(row, _recipe(wav, params["sample_rate"], params["n_samples"], 20, "centre"))
+        np.testing.assert_array_equal(row, _logmel(audio, params).astype(np.float16))
+        np.testing.assert_array_equal(row, _recipe(wav, params["sample_rate"], params["n_samples"], 20,
+                                                   "centre").astype(np.float16))
 
 
 def test_avclips_cache_holds_the_media_logmel_of_each_clip(tmp_path):
@@ -97,45 +98,22 @@ def test_avclips_cache_holds_the_media_logmel_of_each_clip(tmp_path):
     stored = avclips.load_cache(tmp_path / "out")
     params = stored["manifest"]["params"]
     assert stored["names"].tolist() == ["tone-one_000000", "cav-two_000010"]
+    stored_logmel = stored["logmel"].read()  # float16
     _, audio = avclips.decode_mp4(raw / "tone-one_000000.mp4", 2, 16, params["sample_rate"], 0.5)
-    np.testing.assert_array_equal(stored["logmel"][0], _logmel(audio, params))
+    np.testing.assert_array_equal(stored_logmel[0], _logmel(audio, params).astype(np.float16))
     wav = raw / "audio" / "cav-two_000010.wav"
     audio = media.read_wav(wav, params["sample_rate"], params["n_samples"], "start", _fail)
-    np.testing.assert_array_equal(stored["logmel"][1], _logmel(audio, params))
-    np.testing.assert_array_equal(stored["logmel"][1], _recipe(wav, params["sample_rate"], params["n_samples"],
-                                                               24, "start"))
+    np.testing.assert_array_equal(stored_logmel[1], _logmel(audio, params).astype(np.float16))
+    np.testing.assert_array_equal(stored_logmel[1], _recipe(wav, params["sample_rate"], params["n_samples"],
+                                                            24, "start").astype(np.float16))
     assert avclips.logmel is media.logmel  # the reader's public name is the one function
 
 
-# ---- cache.write ----------------------------------------------------------------------------------
-SPEC = cache.CacheSpec(dataset="Toy", cache_name="toy_cache.npz", manifest_name="manifest.json", format="mke-toy",
-                       version=1, arrays=lambda manifest: ("x", "names"), error=_Oops,
-                       hint="run mke-exp prepare toy --raw DIR --out DIR")
-
-
-def test_write_stores_arrays_and_manifest_that_load_and_current_accept(tmp_path):
-    arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "names": np.asarray(["a", "b"], dtype=str)}
-    out = tmp_path / "out"
-    manifest = cache.write(SPEC, out, arrays, {"p": 1}, "abc", started=0.0, fields={"counts": {"n": 2}})
-    assert list(manifest) == [*cache.SHARED_KEYS, "counts"]
-    assert manifest["shapes"] == {"x": [2, 3], "names": [2]} and manifest["complete"] is True
-    assert manifest["cache_bytes"] == (out / "toy_cache.npz").stat().st_size
-    assert json.loads((out / "manifest.json").read_text()) == manifest
-    loaded = cache.load(SPEC, out)
-    np.testing.assert_array_equal(loaded["x"], arrays["x"])
-    assert loaded["names"].dtype == arrays["names"].dtype
-    assert cache.current(SPEC, out, {"p": 1}, "abc") == manifest
-    assert cache.current(SPEC, out, {"p": 2}, "abc") is None
-    calls = []
-    assert cache.reuse(SPEC, out, {"p": 1}, "abc", calls.append, 7) == {**manifest, "reused": True}
-    assert calls == [7]
-    with pytest.raises(ValueError, match=r"\['shapes'\]"):
-        cache.write(SPEC, tmp_path / "other", arrays, {}, "abc", 0.0, {"shapes": {}})
-    assert not (tmp_path / "other").exists()
-
-
+# ---- cache.check_out_dir -------------------------------------------------------------------------
 def test_check_out_dir_refuses_a_file(tmp_path):
+    from mke_experiments.testing.cache import SPEC, ToyError
+
     (tmp_path / "file").write_text("")
     assert cache.check_out_dir(SPEC, tmp_path / "new") == tmp_path / "new"
-    with pytest.raises(_Oops, match=r"cache folder .*file is a file; pass a folder to --out\."):
+    with pytest.raises(ToyError, match=r"cache folder .*file is a file; pass a folder to --out\."):
         cache.check_out_dir(SPEC, tmp_path / "file")

@@ -13,7 +13,6 @@ h5py = pytest.importorskip("h5py")
 
 from mke_experiments.data import nyudv2  # noqa: E402
 from mke_experiments.data.nyudv2 import (  # noqa: E402
-    CACHE_NAME,
     CLASS_NAMES,
     MANIFEST_NAME,
     NYU_INTRINSICS,
@@ -36,10 +35,12 @@ from mke_experiments.testing.nyudv2 import (  # noqa: E402
     make_labeled_mat,
     small_split,
 )
+from mke_theory.rows import LazyRows  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "nyuv2"
 N_FIXTURE = 10
-SMALL = {"val": 2, "labeled_fraction": 0.5, "split": small_split(N_FIXTURE)}  # 8 train → 2 val, 3 D_l, 3 D_u
+# 8 train → 2 val, 3 D_l, 3 D_u; decoded in this process, 4 images per shard
+SMALL = {"val": 2, "labeled_fraction": 0.5, "split": small_split(N_FIXTURE), "workers": 1, "shard_size": 4}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,11 @@ def mat(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory) -> dict[str, Path]:
     return make_bad_files(tmp_path_factory.mktemp("bad"))
+
+
+def read_all(folder: Path) -> dict:
+    """``load_cache`` with every ``LazyRows`` read in its stored dtype."""
+    return {k: v.read() if isinstance(v, LazyRows) else v for k, v in load_cache(folder).items()}
 
 
 def raw_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -158,8 +164,11 @@ def test_read_labeled_mat_reverses_the_axes(mat):
 def test_prepare_keeps_pixels_maps_labels_and_cuts_the_parts(mat, tmp_path):
     calls = []
     manifest = prepare(mat, tmp_path / "cache", size=(48, 64), progress=calls.append, **SMALL)
-    assert manifest["reused"] is False and manifest["complete"] is True and calls == [1] * N_FIXTURE
-    cache = load_cache(tmp_path / "cache")
+    assert manifest["reused"] is False and manifest["complete"] is True and calls == [4, 4, 2]
+    lazy = load_cache(tmp_path / "cache")
+    assert all(isinstance(lazy[name], LazyRows) for name in ("rgb", "depth"))
+    assert all(type(lazy[name]) is np.ndarray for name in ("labels", "part", "index"))
+    cache = read_all(tmp_path / "cache")
     raw = raw_arrays(mat)
     assert cache["rgb"].shape == (N_FIXTURE, 3, 48, 64) and cache["rgb"].dtype == np.uint8
     assert cache["depth"].shape == (N_FIXTURE, 1, 48, 64) and cache["depth"].dtype == np.float32
@@ -191,8 +200,10 @@ def test_prepare_keeps_pixels_maps_labels_and_cuts_the_parts(mat, tmp_path):
 
 
 def test_prepare_resizes_and_encodes_hha(mat, tmp_path):
-    prepare(mat.parent, tmp_path, size=(24, 32), hha=True, **SMALL)  # the folder holding the file works too
-    cache = load_cache(tmp_path)
+    # the folder holding the file works too; two workers, each opening the file
+    manifest = prepare(mat.parent, tmp_path, size=(24, 32), hha=True, **{**SMALL, "workers": 2})
+    assert manifest["build"]["workers"] == 2
+    cache = read_all(tmp_path)
     raw = raw_arrays(mat)
     assert cache["rgb"].shape == (N_FIXTURE, 3, 24, 32) and cache["labels"].shape == (N_FIXTURE, 24, 32)
     assert cache["hha"].shape == (N_FIXTURE, 3, 24, 32) and cache["hha"].dtype == np.uint8
@@ -210,11 +221,12 @@ def test_prepare_resizes_and_encodes_hha(mat, tmp_path):
 
 def test_prepare_reuses_a_complete_cache_and_rebuilds_on_new_parameters(mat, tmp_path):
     first = prepare(mat, tmp_path, size=(24, 32), **SMALL)
-    stamp = (tmp_path / CACHE_NAME).stat().st_mtime_ns
+    rgb = tmp_path / "arrays" / "rgb.npy"
+    stamp = rgb.stat().st_mtime_ns
     calls = []
     again = prepare(mat, tmp_path, size=(24, 32), progress=calls.append, **SMALL)
     assert again["reused"] is True and calls == [N_FIXTURE]
-    assert (tmp_path / CACHE_NAME).stat().st_mtime_ns == stamp and again["created"] == first["created"]
+    assert rgb.stat().st_mtime_ns == stamp and again["created"] == first["created"]
     parts = load_cache(tmp_path)["part"]
 
     other = prepare(mat, tmp_path, size=(24, 32), **{**SMALL, "split_seed": 1})
@@ -231,17 +243,18 @@ def test_prepare_reuses_a_complete_cache_and_rebuilds_on_new_parameters(mat, tmp
 
 def test_a_failed_prepare_keeps_the_previous_cache(mat, bad, tmp_path):
     prepare(mat, tmp_path, size=(24, 32), **SMALL)
-    before = (tmp_path / CACHE_NAME).read_bytes()
+    before = (tmp_path / "arrays" / "rgb.npy").read_bytes()
     with pytest.raises(NyuError, match="corrupt_chunk.mat cannot be read at image 2"):
-        prepare(bad["corrupt_chunk"], tmp_path, size=(24, 32), val=0, split={"train": [1, 2], "test": [3]})
-    assert (tmp_path / CACHE_NAME).read_bytes() == before
+        prepare(bad["corrupt_chunk"], tmp_path, size=(24, 32), val=0, split={"train": [1, 2], "test": [3]},
+                workers=1)
+    assert (tmp_path / "arrays" / "rgb.npy").read_bytes() == before
     assert load_cache(tmp_path)["labels"].shape == (N_FIXTURE, 24, 32)
 
 
 def test_prepare_refuses_the_standard_split_on_a_small_file(mat, tmp_path):
     with pytest.raises(NyuError, match=r"has 10 images but the split refers to image 1449.*re-download"):
         prepare(mat, tmp_path)
-    assert not (tmp_path / CACHE_NAME).exists()
+    assert not (tmp_path / "arrays").exists()
 
 
 @pytest.mark.parametrize("options, message", [
@@ -287,13 +300,13 @@ def test_bad_files_raise_an_error_naming_the_file(bad, tmp_path, kind, message):
 def test_load_cache_names_the_file_and_the_fix(mat, tmp_path):
     with pytest.raises(NyuError, match="does not exist.*mke-exp prepare nyudv2 --raw FILE"):
         load_cache(tmp_path / "nowhere")
-    with pytest.raises(NyuError, match=f"{tmp_path / CACHE_NAME} is missing.*mke-exp prepare nyudv2"):
+    with pytest.raises(NyuError, match=f"{tmp_path / MANIFEST_NAME} is missing.*mke-exp prepare nyudv2"):
         load_cache(tmp_path)
     prepare(mat, tmp_path, size=(24, 32), **SMALL)
-    cache = tmp_path / CACHE_NAME
-    data = cache.read_bytes()
-    cache.write_bytes(data[: len(data) // 2])
-    with pytest.raises(NyuError, match=f"{cache} does not match its manifest.*--out {tmp_path}"):
+    depth = tmp_path / "arrays" / "depth.npy"
+    data = depth.read_bytes()
+    depth.write_bytes(data[: len(data) // 2])
+    with pytest.raises(NyuError, match=f"{depth} is truncated.*--out {tmp_path}"):
         load_cache(tmp_path)
     (tmp_path / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(NyuError, match="manifest .* is corrupt.*mke-exp prepare nyudv2"):
@@ -357,7 +370,7 @@ def test_prepare_without_opencv_matches_opencv(mat, tmp_path, monkeypatch):
     monkeypatch.setattr(nyudv2, "_cv2", lambda: None)
     manifest = prepare(mat, tmp_path / "numpy", size=(24, 32), **SMALL)
     assert manifest["encoding"]["resize"] == "numpy"
-    with_cv2, without = load_cache(tmp_path / "cv2"), load_cache(tmp_path / "numpy")
+    with_cv2, without = read_all(tmp_path / "cv2"), read_all(tmp_path / "numpy")
     assert np.abs(with_cv2["rgb"].astype(int) - without["rgb"]).max() <= 1
     for name in ("depth", "labels", "part", "index"):
         np.testing.assert_array_equal(with_cv2[name], without[name])

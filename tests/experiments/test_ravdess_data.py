@@ -14,8 +14,9 @@ pytest.importorskip("librosa")
 pytest.importorskip("soundfile")
 pytest.importorskip("skimage")
 
+from mke_experiments.data import cache as cache_store  # noqa: E402
 from mke_experiments.data.ravdess import (  # noqa: E402
-    CACHE_NAME,
+    CACHE_SPEC,
     EMOTIONS,
     MANIFEST_NAME,
     RavdessError,
@@ -35,6 +36,7 @@ from mke_experiments.testing.ravdess import (  # noqa: E402
     wav_chunks,
     write_mp4,
 )
+from mke_theory.rows import LazyRows  # noqa: E402
 
 ACTORS = (1, 2, 5, 9, 10)
 CORRUPT_MP4 = key_of(1, 3)
@@ -193,25 +195,29 @@ def prepared(tmp_path_factory):
     blank = [np.full((48, 64, 3), 128, np.uint8)] * 8
     write_mp4(root / "Actor_10" / f"01-{NO_FACE}.mp4", blank)  # a clip without a face: centre crops
     calls = []
-    manifest = prepare(root, base / "out", progress=calls.append)
+    manifest = prepare(root, base / "out", progress=calls.append, workers=1, shard_size=16)
     return root, base / "out", manifest, calls
 
 
 def test_prepare_writes_the_cache_with_documented_shapes(prepared):
     root, out, manifest, calls = prepared
     assert manifest["reused"] is False
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST_NAME, CACHE_NAME]  # no temporary file left
-    assert calls == [1] * 38  # one call per pair, readable or not
+    assert sorted(p.name for p in out.iterdir()) == ["arrays", MANIFEST_NAME]  # no temporary file left
+    assert sorted(p.name for p in (out / "arrays").iterdir()) == [
+        "actors.npy", "frames.npy", "keys.npy", "labels.npy", "logmel.npy", "valid.npy"]
+    assert calls == [16, 16, 6]  # per shard of pairs, readable or not
     cache = load_cache(out)
     n = 40 - 2 - 2  # 40 keys, 2 without partner, 2 corrupt
     params = manifest["params"]
     assert (params["frames"], params["size"], params["n_mels"], params["n_fft"], params["hop_length"]) == (
         4, 48, 40, 512, 160)
-    assert cache["frames"].shape == (n, 4, 3, 48, 48) and cache["frames"].dtype == np.uint8
-    assert cache["logmel"].shape == (n, 1, 40, 301) and cache["logmel"].dtype == np.float32  # 3 s at 100 /s
-    assert np.isfinite(cache["logmel"]).all()
+    assert isinstance(cache["frames"], LazyRows) and isinstance(cache["logmel"], LazyRows)
+    assert cache["frames"].shape == (n, 4, 3, 48, 48) and cache["frames"].stored_dtype == np.uint8
+    assert cache["logmel"].shape == (n, 1, 40, 301) and cache["logmel"].stored_dtype == np.float16  # 3 s at 100 /s
+    assert cache["logmel"].all_finite()
     assert cache["labels"].dtype == np.int64 and cache["actors"].dtype == np.int64
-    assert manifest["counts"]["clips"] == n and manifest["shapes"]["frames"] == [n, 4, 3, 48, 48]
+    assert manifest["counts"]["clips"] == n and manifest["rows"] == 38  # one row per pair, valid or not
+    assert manifest["arrays"]["frames"] == {"shape": [38, 4, 3, 48, 48], "dtype": "|u1"}
     assert cache["manifest"]["source_fingerprint"] == manifest["source_fingerprint"]
     assert set(manifest["versions"]) >= {"opencv", "librosa", "soundfile", "numpy"}
     on_disk = json.loads((out / MANIFEST_NAME).read_text())
@@ -233,7 +239,7 @@ def test_audio_and_faces_carry_the_class(prepared):
     _, out, manifest, _ = prepared
     cache = load_cache(out)
     # The fixture's tone rises with the emotion: the loudest mel band does too.
-    peak_band = cache["logmel"][:, 0].mean(axis=2).argmax(axis=1)  # (n,)
+    peak_band = np.asarray(cache["logmel"])[:, 0].mean(axis=2).argmax(axis=1)  # (n,)
     by_label = [np.median(peak_band[cache["labels"] == c]) for c in range(8)]
     assert by_label == sorted(by_label) and by_label[0] < by_label[-1]
     faces = manifest["faces"]
@@ -258,17 +264,17 @@ def test_corrupt_and_unpaired_files_are_skipped_and_listed(prepared):
 
 def test_rerun_reuses_the_cache_and_other_parameters_rebuild(prepared, tmp_path):
     root, out, manifest, _ = prepared
-    cache = out / CACHE_NAME
-    stamp = cache.stat().st_mtime_ns
+    frames = out / "arrays" / "frames.npy"
+    stamp = frames.stat().st_mtime_ns
     calls = []
     again = prepare(root, out, progress=calls.append)
     assert again["reused"] is True and calls == [38]
-    assert cache.stat().st_mtime_ns == stamp
+    assert frames.stat().st_mtime_ns == stamp
     assert {k: v for k, v in again.items() if k != "reused"} == {k: v for k, v in manifest.items() if k != "reused"}
 
     other = tmp_path / "out"
     shutil.copytree(out, other)
-    rebuilt = prepare(root, other, frames=2, size=32, n_mels=20, seconds=1.0)
+    rebuilt = prepare(root, other, frames=2, size=32, n_mels=20, seconds=1.0, workers=1)
     assert rebuilt["reused"] is False
     cache = load_cache(other)
     assert cache["frames"].shape == (36, 2, 3, 32, 32) and cache["logmel"].shape == (36, 1, 20, 101)
@@ -276,13 +282,16 @@ def test_rerun_reuses_the_cache_and_other_parameters_rebuild(prepared, tmp_path)
 
 
 def test_a_failed_prepare_keeps_the_existing_cache(prepared, tmp_path):
-    _, out, _, _ = prepared
-    before = (out / CACHE_NAME).read_bytes()
+    root, out, _, _ = prepared
+    before = (out / "arrays" / "frames.npy").read_bytes()
     with pytest.raises(RavdessError, match="does not exist"):
         prepare(tmp_path / "nowhere", out)
     with pytest.raises(RavdessError, match="frames=0"):
         prepare(tmp_path / "nowhere", out, frames=0)
-    assert (out / CACHE_NAME).read_bytes() == before
+    with pytest.raises(RavdessError, match="workers=0 must be a whole number >= 1"):
+        prepare(root, out, frames=1, workers=0)
+    assert (out / "arrays" / "frames.npy").read_bytes() == before
+    assert load_cache(out)["manifest"]["params"]["frames"] == 4
 
 
 def test_load_cache_errors_name_the_folder_and_the_fix(prepared, tmp_path):
@@ -294,25 +303,44 @@ def test_load_cache_errors_name_the_folder_and_the_fix(prepared, tmp_path):
     _, out, _, _ = prepared
     broken = tmp_path / "broken"
     shutil.copytree(out, broken)
-    (broken / CACHE_NAME).write_bytes((broken / CACHE_NAME).read_bytes()[:1000])
-    with pytest.raises(RavdessError, match=re.escape(str(broken / CACHE_NAME))) as info:
+    logmel = broken / "arrays" / "logmel.npy"
+    logmel.write_bytes(logmel.read_bytes()[:1000])
+    with pytest.raises(RavdessError, match=re.escape(str(logmel)) + " is truncated") as info:
         load_cache(broken)
     assert "mke-exp prepare ravdess" in str(info.value)
     (broken / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(RavdessError, match=re.escape(str(broken / MANIFEST_NAME))):
         load_cache(broken)
-    (broken / CACHE_NAME).unlink()
+    (broken / MANIFEST_NAME).unlink()
     with pytest.raises(RavdessError, match="is missing"):
         load_cache(broken)
 
 
-def test_a_corrupt_cache_is_rebuilt_not_reused(prepared, tmp_path):
+def test_a_version_1_cache_is_named_and_rebuilt(prepared, tmp_path):
     root, out, _, _ = prepared
+    old = tmp_path / "old"
+    old.mkdir()
+    np.savez_compressed(old / "ravdess_cache.npz", frames=np.zeros(1))
+    (old / MANIFEST_NAME).write_text(json.dumps({"format": "mke-ravdess-cache", "version": 1, "complete": True,
+                                                 "cache": "ravdess_cache.npz"}))
+    with pytest.raises(RavdessError) as info:
+        load_cache(old)
+    assert str(info.value) == (f"RAVDESS cache {old / 'ravdess_cache.npz'} is in the old single-file format (version "
+                               "1); this library reads version 2: rebuild it: run mke-exp prepare ravdess --raw DIR "
+                               f"--out {old}.")
+    assert prepare(root, old, frames=1, size=16, workers=1)["reused"] is False
+    assert not (old / "ravdess_cache.npz").exists() and len(load_cache(old)["keys"]) == 36
+
+
+def test_a_corrupt_cache_is_rebuilt_not_reused(prepared, tmp_path):
+    root, out, manifest, _ = prepared
     damaged = tmp_path / "damaged"
     shutil.copytree(out, damaged)
-    (damaged / CACHE_NAME).write_bytes(b"garbage")
-    assert prepare(root, damaged, frames=1, size=16)["reused"] is False  # other params anyway: cheap
-    assert load_cache(damaged)["frames"].shape == (36, 1, 3, 16, 16)
+    (damaged / "arrays" / "frames.npy").write_bytes(b"garbage")
+    assert cache_store.current(CACHE_SPEC, damaged, manifest["params"], manifest["source_fingerprint"]) is None
+    assert prepare(root, damaged, workers=1, shard_size=16)["reused"] is False  # same parameters: rebuilt
+    for path in sorted((out / "arrays").iterdir()):
+        np.testing.assert_array_equal(np.load(damaged / "arrays" / path.name), np.load(path))
 
 
 # ---- splits ---------------------------------------------------------------------------------------
@@ -352,10 +380,13 @@ def test_random_split_is_seeded_and_sized():
         random_split(10, seed=0, fractions=(0.5, 0.2, 0.2))
 
 
-def _synthetic_cache(rng, actors):
+def _synthetic_cache(rng, actors, logmel=None):
+    """What ``load_cache`` returns: frames and log-mels as ``LazyRows`` of stored uint8 and float16 arrays."""
     n = len(actors)
-    return dict(frames=rng.integers(0, 255, (n, 1, 3, 8, 8)).astype(np.uint8),
-                logmel=rng.normal(-40, 10, (n, 1, 4, 5)).astype(np.float32),
+    frames = rng.integers(0, 255, (n, 1, 3, 8, 8)).astype(np.uint8)
+    logmel = rng.normal(-40, 10, (n, 1, 4, 5)).astype(np.float16) if logmel is None else logmel
+    return dict(frames=LazyRows(frames, key="synthetic/frames"),
+                logmel=LazyRows(logmel, key=f"synthetic/logmel/{hash(logmel.tobytes())}"),
                 labels=np.arange(n) % 8, actors=np.asarray(actors),
                 manifest=dict(params=dict(frames=1, size=8, n_mels=4)))
 
@@ -371,12 +402,13 @@ def test_logmel_statistics_come_from_the_training_clips_only(monkeypatch):
     data = RavdessData(labeled_actors=1)
     before = load(data, ".")
     held_out = np.isin(actors, [1, 5])
-    cache["logmel"] = cache["logmel"].copy()
-    cache["logmel"][held_out] = cache["logmel"][held_out] * 50 + 1000  # a canary only in test/validation
+    canary = cache["logmel"].read()
+    canary[held_out] = canary[held_out] * 50 + 1000  # a canary only in test/validation
+    cache = _synthetic_cache(np.random.default_rng(0), actors, logmel=canary)
     after = load(data, ".")
-    np.testing.assert_array_equal(before.unlabeled_beta, after.unlabeled_beta)
-    np.testing.assert_array_equal(before.labeled_alpha, after.labeled_alpha)
-    assert not np.allclose(before.test_beta, after.test_beta)
-    train = cache["logmel"][~held_out].astype(np.float64)
+    np.testing.assert_array_equal(np.asarray(before.unlabeled_beta), np.asarray(after.unlabeled_beta))
+    np.testing.assert_array_equal(np.asarray(before.labeled_alpha), np.asarray(after.labeled_alpha))
+    assert not np.allclose(np.asarray(before.test_beta), np.asarray(after.test_beta))
+    train = canary[~held_out].astype(np.float64)
     z = (train - train.mean()) / (train.std() + 1e-6)
-    assert abs(z.mean()) < 1e-6 and np.isclose(np.concatenate([after.unlabeled_beta.ravel()]).std(), 1, atol=0.2)
+    assert abs(z.mean()) < 1e-6 and np.isclose(np.asarray(after.unlabeled_beta).std(), 1, atol=0.2)

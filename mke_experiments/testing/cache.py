@@ -1,0 +1,51 @@
+"""A toy data set for ``cache.build``: item ``i`` decodes to ``x = [i, i + 0.5, -i]`` (float16) and the name
+``item<i>``; every item ``i % 7 == 3`` is unreadable (skipped with its reason) and every ``i % 11 == 5``
+decodes to a NaN (dropped by ``build``'s finite check). ``build_toy`` runs it, optionally slowly or failing
+at one item.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import numpy as np
+
+from mke_experiments.data import cache
+from mke_theory.errors import MKEError
+
+
+class ToyError(MKEError):
+    """The toy reader's error."""
+
+
+SPEC = cache.CacheSpec(dataset="Toy", format="mke-toy-cache", version=2, arrays=lambda manifest: ("x", "names"),
+                       small=frozenset({"names"}), error=ToyError, hint="run mke-exp prepare toy --raw DIR --out DIR")
+COLUMNS = {"x": cache.Column((3,), "<f2"), "names": cache.Column((), "<U12")}
+
+
+def decode(item: int, seconds: float = 0.0, fail_at: int | None = None) -> tuple[dict | None, dict]:
+    """Item ``item``'s rows (see the module docstring), after sleeping ``seconds``; ``fail_at``: raise there."""
+    time.sleep(seconds)
+    if item == fail_at:
+        raise ToyError(f"toy source is broken at item {item}")
+    if item % 7 == 3:
+        return None, {"skipped": f"item {item} is unreadable"}
+    x = np.array([item, item + 0.5, np.nan if item % 11 == 5 else -item])
+    return {"x": x, "names": f"item{item}"}, ({"even": True} if item % 2 == 0 else {})
+
+
+def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
+    skipped = [{"item": i, "reason": note["skipped"]} for i, note in enumerate(notes) if "skipped" in note]
+    if not valid.any():
+        raise ToyError("none of the toy items could be read")
+    return {"counts": {"clips": int(valid.sum()), "skipped": len(skipped),
+                       "even": sum(bool(note.get("even")) for note in notes)}, "skipped": skipped}
+
+
+def build_toy(out_dir, n: int = 40, seconds: float = 0.0, params: dict | None = None, fingerprint: str = "toy-1",
+              fail_at: int | None = None, columns: dict | None = None, **options) -> dict:
+    """``cache.build`` of items ``0..n-1`` into ``out_dir``; ``options`` go to ``build`` (workers, shard_size, …)."""
+    return cache.build(SPEC, out_dir, list(range(n)), functools.partial(decode, seconds=seconds, fail_at=fail_at),
+                       columns or COLUMNS, params or {"scale": 1}, fingerprint, summarize, **options)
+
