@@ -35,6 +35,7 @@ import numpy as np
 
 from mke_theory.records import atomic_write
 from mke_theory.rows import LazyRows
+from mke_theory.threads import all_cores
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +185,16 @@ def reuse(spec: CacheSpec, out_dir: Path, params: dict, fingerprint,
 
 
 # ---- build ----------------------------------------------------------------------------------------
-def usable_cores() -> int:
-    """The cores this process may run on (``os.sched_getaffinity``; ``os.cpu_count`` where that is missing)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+def _one_core_each() -> None:
+    """Pool initializer: a worker is one core's share of the work, so the thread pools of the libraries it runs
+    (OpenBLAS/MKL/OpenMP already loaded: ``threadpoolctl``; OpenCV and numba, loaded later: their environment
+    variables) use one thread instead of one per core, which would oversubscribe the cores ``workers`` fill."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                     "OPENCV_FOR_THREADS_NUM"):
+        os.environ[variable] = "1"
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
 
 
 def _store_row(out: dict, i: int, rows: dict, columns: dict) -> str | None:
@@ -214,7 +219,7 @@ def _store_row(out: dict, i: int, rows: dict, columns: dict) -> str | None:
     return None
 
 
-def decode_shard(decode: Callable, items: Sequence, columns: dict) -> tuple[dict, dict]:
+def _decode_shard(decode: Callable, items: Sequence, columns: dict) -> tuple[dict, dict]:
     """Decode ``items`` (one shard) with ``decode``: (name → (len(items), …) arrays plus ``valid``,
     {position: note} for the non-empty notes). Runs in a worker process (or in-process with one worker)."""
     out = {name: np.zeros((len(items), *c.shape), np.dtype(c.dtype)) for name, c in columns.items()}
@@ -242,7 +247,7 @@ def _workers(spec: CacheSpec, workers, n_shards: int, n_items: int, shard_size: 
     """How many worker processes to start: ``workers`` (default: the usable cores), at most one per shard."""
     asked = workers is not None
     if workers is None:
-        workers = usable_cores()
+        workers = all_cores()
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise spec.error(f"prepare: workers={workers!r} must be a whole number >= 1 (1 decodes in this process).")
     if workers > n_shards and asked:
@@ -267,13 +272,16 @@ class _Partial:
                 self.restarted = (f"{spec.dataset} prepare in {out_dir} started clean: the arrays of the "
                                   f"interrupted prepare in {self.folder} are missing or damaged.")
         elif isinstance(state, dict):
-            old = state.get("header", {}) if isinstance(state.get("header"), dict) else {}
+            old = state.get("header") if isinstance(state.get("header"), dict) else {}
             what = ("other parameters" if old.get("params") != header["params"] else
                     "another source" if old.get("source_fingerprint") != header["source_fingerprint"] else
-                    "another layout (library version, clips or shard size)")
+                    "another cache format, item count or shard size")
             self.restarted = (f"{spec.dataset} prepare in {out_dir} started clean: the interrupted prepare in "
                               f"{self.folder} was for {what}, its {len(state.get('committed', []))} finished "
                               "shard(s) are discarded.")
+        elif (self.folder / PROGRESS).exists():
+            self.restarted = (f"{spec.dataset} prepare in {out_dir} started clean: {self.folder / PROGRESS} of the "
+                              "interrupted prepare is unreadable.")
         if self.restarted:
             log.warning("%s", self.restarted)
         if arrays is None:
@@ -322,6 +330,30 @@ class _Partial:
         self.arrays = {}
 
 
+def _decode_in_pool(n_workers: int, jobs, decode: Callable, columns: dict, finished: Callable) -> None:
+    """``_decode_shard`` of every (shard, items) of ``jobs`` in ``n_workers`` spawned processes, at most
+    ``IN_FLIGHT_PER_WORKER`` shards per worker submitted at a time; ``finished(shard, result)`` in this process,
+    in the order the shards finish. An exception stops the pool (the shards running are waited for)."""
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_core_each)
+    running = {}
+
+    def submit() -> None:
+        job = next(jobs, None)
+        if job is not None:
+            running[pool.submit(_decode_shard, decode, job[1], columns)] = job[0]
+
+    try:
+        for _ in range(IN_FLIGHT_PER_WORKER * n_workers):
+            submit()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(running.pop(future), future.result())
+                submit()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: dict[str, Column], params: dict,
           fingerprint, summarize: Callable[[np.ndarray, list], dict], *, workers: int | None = None,
           shard_size: int = SHARD_SIZE, progress: Callable[[int], object] | None = None,
@@ -342,10 +374,13 @@ def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: 
     summarize : ``summarize(valid, notes) -> fields``: the reader's own manifest entries (counts, skipped, …)
         from the (rows,) bool ``valid`` and one note per item; it may raise ``spec.error`` (e.g. nothing was
         readable), which keeps the previous cache and the committed shards.
-    workers : processes decoding shards (default: the usable cores; 1: in this process, no pool); at most one
-        per shard. The pool uses the ``spawn`` context: workers start as fresh interpreters, so threads of
-        the parent (OpenMP, torch, OpenCV) cannot deadlock them after a fork, on every platform; each
-        worker sets up its expensive state (a face detector, an open file) once, lazily, in the reader.
+    workers : processes decoding shards (default: the usable cores, ``mke_theory.threads.all_cores``; 1: in this
+        process, no pool, the libraries' own threads left alone); at most one per shard. The pool uses the
+        ``spawn`` context: workers start as fresh interpreters, so threads of the parent (OpenMP, torch,
+        OpenCV) cannot deadlock them after a fork, on every platform (a script calling ``build`` with
+        workers > 1 needs the usual ``if __name__ == "__main__":`` guard). Each worker computes on one thread
+        (``_one_core_each``) and sets up its expensive state (a face detector, an open file) once, lazily,
+        in the reader.
     shard_size : consecutive items per shard; at most 2 shards per worker are in flight.
     progress : ``progress(n)`` with the number of items finished, per shard (first ``announce``d the total).
     stop_after_shards : for tests, raise ``Interrupted`` after this many shards were committed in this call.
@@ -387,36 +422,17 @@ def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: 
         if stop_after_shards is not None and done_now >= stop_after_shards:
             raise Interrupted(f"stopped after {done_now} shard(s)")
 
-    def shard_items(shard: int) -> list:
-        return list(items[shard * shard_size:(shard + 1) * shard_size])
-
+    jobs = ((shard, list(items[shard * shard_size:(shard + 1) * shard_size])) for shard in todo)
     if n_workers <= 1:
-        for shard in todo:
-            finished(shard, decode_shard(decode, shard_items(shard), columns))
+        for shard, shard_items in jobs:
+            finished(shard, _decode_shard(decode, shard_items, columns))
     else:
-        pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            queue, running = iter(todo), {}
-
-            def submit() -> None:
-                shard = next(queue, None)
-                if shard is not None:
-                    running[pool.submit(decode_shard, decode, shard_items(shard), columns)] = shard
-
-            for _ in range(IN_FLIGHT_PER_WORKER * n_workers):
-                submit()
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    shard = running.pop(future)
-                    finished(shard, future.result())
-                    submit()
+            _decode_in_pool(n_workers, jobs, decode, columns, finished)
         except BrokenProcessPool as e:
             raise spec.error(f"{spec.dataset} prepare: a worker process died ({e}; out of memory?); the "
                              f"{len(partial.committed)} finished shard(s) in {partial.folder} are kept: rerun the "
                              "same command to continue.") from None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
     valid = np.array(partial.arrays[VALID])
     notes = [partial.notes.get(str(i), {}) for i in range(n)]
@@ -480,18 +496,19 @@ def load(spec: CacheSpec, out_dir) -> dict:
     if not out_dir.is_dir():
         raise error(f"{name} cache folder {out_dir} does not exist; {rebuild}.")
     manifest = read_manifest(spec, out_dir)
-    legacy = sorted(out_dir.glob("*_cache.npz"))
-    if manifest is None and legacy and not manifest_path.is_file() or manifest is not None and (
-            manifest.get("version") == 1 and manifest.get("format") == spec.format):
-        old = out_dir / manifest["cache"] if manifest is not None and isinstance(manifest.get("cache"), str) \
-            else legacy[0] if legacy else manifest_path
-        raise error(f"{name} cache {old} is in the old single-file format (version 1); this library reads "
-                    f"version {spec.version}: rebuild it: {rebuild}.")
     if not manifest_path.is_file():
+        legacy = sorted(out_dir.glob("*_cache.npz"))
+        if legacy:
+            raise error(f"{name} cache {legacy[0]} is in the old single-file format (version 1); this library "
+                        f"reads version {spec.version}: rebuild it: {rebuild}.")
         raise error(f"{name} cache manifest {manifest_path} is missing; {rebuild}.")
     if manifest is None or manifest.get("format") != spec.format:
         raise error(f"{name} manifest {manifest_path} is corrupt or not a {name} cache manifest; "
                     f"rebuild it: {rebuild}.")
+    if manifest.get("version") == 1:
+        old = out_dir / str(manifest.get("cache") or spec.manifest_name)
+        raise error(f"{name} cache {old} is in the old single-file format (version 1); this library reads "
+                    f"version {spec.version}: rebuild it: {rebuild}.")
     if manifest.get("version") != spec.version:
         raise error(f"{name} cache {manifest_path} has format version {manifest.get('version')}, this library "
                     f"reads {spec.version}; rebuild it: {rebuild}.")

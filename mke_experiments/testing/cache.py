@@ -1,12 +1,13 @@
 """A toy data set for ``cache.build``: item ``i`` decodes to ``x = [i, i + 0.5, -i]`` (float16) and the name
 ``item<i>``; every item ``i % 7 == 3`` is unreadable (skipped with its reason) and every ``i % 11 == 5``
-decodes to a NaN (dropped by ``build``'s finite check). ``build_toy`` runs it, optionally slowly or failing
-at one item.
+decodes to a NaN (dropped by ``build``'s finite check). ``build_toy`` runs it, optionally slowly, failing at
+one item or ending its worker process there.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import time
 
 import numpy as np
@@ -24,11 +25,15 @@ SPEC = cache.CacheSpec(dataset="Toy", format="mke-toy-cache", version=2, arrays=
 COLUMNS = {"x": cache.Column((3,), "<f2"), "names": cache.Column((), "<U12")}
 
 
-def decode(item: int, seconds: float = 0.0, fail_at: int | None = None) -> tuple[dict | None, dict]:
-    """Item ``item``'s rows (see the module docstring), after sleeping ``seconds``; ``fail_at``: raise there."""
+def decode(item: int, seconds: float = 0.0, fail_at: int | None = None,
+           die_at: int | None = None) -> tuple[dict | None, dict]:
+    """Item ``item``'s rows (see the module docstring), after sleeping ``seconds``; ``fail_at``: raise there;
+    ``die_at``: end the process there, as the kernel's out-of-memory killer would (only in a pool worker)."""
     time.sleep(seconds)
     if item == fail_at:
         raise ToyError(f"toy source is broken at item {item}")
+    if item == die_at:
+        os._exit(1)
     if item % 7 == 3:
         return None, {"skipped": f"item {item} is unreadable"}
     x = np.array([item, item + 0.5, np.nan if item % 11 == 5 else -item])
@@ -44,8 +49,9 @@ def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
 
 
 def build_toy(out_dir, n: int = 40, seconds: float = 0.0, params: dict | None = None, fingerprint: str = "toy-1",
-              fail_at: int | None = None, columns: dict | None = None, **options) -> dict:
+              fail_at: int | None = None, die_at: int | None = None, **options) -> dict:
     """``cache.build`` of items ``0..n-1`` into ``out_dir``; ``options`` go to ``build`` (workers, shard_size, …)."""
-    return cache.build(SPEC, out_dir, list(range(n)), functools.partial(decode, seconds=seconds, fail_at=fail_at),
-                       columns or COLUMNS, params or {"scale": 1}, fingerprint, summarize, **options)
+    decoder = functools.partial(decode, seconds=seconds, fail_at=fail_at, die_at=die_at)
+    return cache.build(SPEC, out_dir, list(range(n)), decoder, COLUMNS, params or {"scale": 1}, fingerprint,
+                       summarize, **options)
 

@@ -133,6 +133,11 @@ def test_damaged_partial_arrays_start_clean(tmp_path):
     (out / cache.PARTIAL / cache.ARRAYS / "x.npy").write_bytes(b"")
     assert "missing or damaged" in build_toy(out, shard_size=8, workers=1)["build"]["restarted"]
     assert cache.load(SPEC, out)["names"].tolist() == [f"item{i}" for i in TOY_VALID]
+    with pytest.raises(cache.Interrupted):
+        build_toy(out, shard_size=8, workers=1, params={"scale": 2}, stop_after_shards=1)
+    (out / cache.PARTIAL / cache.PROGRESS).write_text("{half")
+    assert "progress.json of the interrupted prepare is unreadable" in build_toy(
+        out, shard_size=8, workers=1, params={"scale": 2})["build"]["restarted"]
 
 
 def test_a_failed_build_keeps_the_previous_cache_and_its_finished_shards(toy, tmp_path):
@@ -155,6 +160,15 @@ def test_two_workers_give_the_arrays_of_one(toy, tmp_path):
     assert manifest["build"]["workers"] == 2
     assert_same_arrays(tmp_path / "out", toy[0])
     assert manifest["skipped"] == toy[1]["skipped"]
+
+
+def test_a_worker_that_dies_is_one_sentence_and_keeps_the_finished_shards(tmp_path):
+    with pytest.raises(ToyError, match=r"^Toy prepare: a worker process died \(.*; out of memory\?\); the \d+ "
+                                       r"finished shard\(s\) in .*\.partial are kept: rerun the same command to "
+                                       r"continue\.$"):
+        build_toy(tmp_path / "out", n=40, shard_size=4, workers=2, seconds=0.01, die_at=30)
+    manifest = build_toy(tmp_path / "out", n=40, shard_size=4, workers=2)  # continues
+    assert manifest["build"]["resumed_shards"] >= 1 and manifest["counts"]["clips"] == len(TOY_VALID)
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
@@ -335,3 +349,21 @@ def test_ravdess_with_two_workers_equals_one(ravdess_raw, tmp_path):
     assert_same_arrays(tmp_path / "one", tmp_path / "two")
     assert {k: v for k, v in one.items() if k not in ("created", "seconds_taken", "build")} == \
         {k: v for k, v in two.items() if k not in ("created", "seconds_taken", "build")}
+
+
+def test_mke_exp_prepare_passes_workers_and_shows_the_total(ravdess_raw, tmp_path):
+    from click.testing import CliRunner
+
+    from mke_experiments.cli import cli
+
+    args = ["prepare", "ravdess", "--raw", str(ravdess_raw), "--out", str(tmp_path / "out"), "--workers", "1",
+            "--set", "prepare.frames=1", "--set", "prepare.size=16"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "preparing ravdess: 24/24 clips done in" in result.output and "clips=23" in result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["build"]["workers"] == 1
+    again = CliRunner().invoke(cli, args)  # reused: the bar still gets the total
+    assert again.exit_code == 0 and "preparing ravdess: 24/24 clips done in" in again.output
+    refused = CliRunner().invoke(cli, [*args[:-5], "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
