@@ -418,6 +418,11 @@ def _versions() -> dict:
     return media.library_versions(av=av.__version__, ffmpeg=ffmpeg)
 
 
+def _main_file(source: ClipSource) -> Path:
+    """The file a skipped clip is listed under: its mp4, else its wav, else its first jpg."""
+    return source.video if source.layout == "mp4" else (source.audio or source.frames[0])
+
+
 def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params: dict) -> tuple[dict | None, dict]:
     """One wanted clip's rows for ``cache.build``; None for a missing clip, or with the unreadable file."""
     name, encoded, source = item
@@ -427,7 +432,7 @@ def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params
         images, audio = read_clip(source, params["frames"], params["size"], params["sample_rate"], params["seconds"])
         spectrogram = logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
     except AvClipError as e:
-        file = source.video if source.layout == "mp4" else (source.audio or source.frames[0])
+        file = _main_file(source)
         reason = str(e)
         reason = reason.split(": ", 1)[1] if reason.startswith(f"{file}: ") else reason
         return None, {"skipped": reason, "file": _relative(raw_dir, file)}
@@ -503,8 +508,9 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
                "labels": Column((), f"<U{max(1, longest['labels'])}")}
 
     def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
-        skipped = [{"name": clip, "file": note.get("file"), "reason": note["skipped"]}
-                   for (clip, _, _), note in zip(items, notes) if "skipped" in note]
+        # a note without a file is build's: the log-mel was not finite
+        skipped = [{"name": clip, "file": note.get("file", _relative(raw_dir, _main_file(source))),
+                    "reason": note["skipped"]} for (clip, _, source), note in zip(items, notes) if "skipped" in note]
         kept = [(encoded, source) for (_, encoded, source), ok in zip(items, valid) if ok]
         if not kept:
             first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])

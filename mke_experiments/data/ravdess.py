@@ -424,8 +424,9 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
 
     def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
         pairs = found.pairs
-        skipped = [{"file": note.get("file"), "key": pair.name.key, "reason": note["skipped"]}
-                   for pair, note in zip(pairs, notes) if "skipped" in note]
+        # a note without a file is build's: the log-mel (of the wav) was not finite
+        skipped = [{"file": note.get("file", found.relative(pair.audio)), "key": pair.name.key,
+                    "reason": note["skipped"]} for pair, note in zip(pairs, notes) if "skipped" in note]
         if not valid.any():
             first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
             raise RavdessError(f"none of the {len(pairs)} pairs in {raw_dir} could be read ({first}); "
