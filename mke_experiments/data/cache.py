@@ -85,8 +85,8 @@ def library_versions(**libraries) -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "mke": mke, **libraries}
 
 
-def _write_json(path: Path, value) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode()))
+def _write_json(path: Path, value, indent: int | None = 1) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(value, indent=indent, ensure_ascii=False) + "\n").encode()))
 
 
 def _read_json(path: Path):
@@ -310,8 +310,9 @@ class _Partial:
         return {name: np.lib.format.open_memmap(self._path(name), mode="r+") for name in self.columns}
 
     def _save(self) -> None:
+        # compact: rewritten after every shard, it grows with the notes (the skipped clips, NYU's pixel counts)
         _write_json(self.folder / PROGRESS, {"header": self.header, "committed": sorted(self.committed),
-                                             "notes": self.notes})
+                                             "notes": self.notes}, indent=None)
 
     def commit(self, shard: int, start: int, result: tuple[dict, dict]) -> None:
         """Write one decoded shard's rows, flush them, and only then record the shard as committed."""
