@@ -65,13 +65,16 @@ def test_bad_input_is_named(tmp_path):
 
 
 def _fake_cache(monkeypatch, tmp_path, labels, splits):
-    """A VGGSound cache of tiny arrays (no media): ``load_cache`` is replaced, splits.json written."""
+    """A VGGSound cache of tiny arrays (no media), as ``load_cache`` returns one (the large arrays as rows read
+    on demand): ``load_cache`` is replaced, splits.json written."""
     import mke_experiments.data.avclips as avclips
 
     n = len(labels)
     names = [f"clip{i:02d}" for i in range(n)]
-    cache = dict(labels=np.array(labels), names=np.array(names), logmel=np.zeros((n, 1, 4, 8), np.float32),
-                 frames=np.zeros((n, 1, 3, 8, 8), np.uint8),
+    from mke_theory.rows import LazyRows
+
+    cache = dict(labels=np.array(labels), names=np.array(names), logmel=LazyRows(np.zeros((n, 1, 4, 8), np.float16)),
+                 frames=LazyRows(np.zeros((n, 1, 3, 8, 8), np.uint8)),
                  manifest=dict(params=dict(frames=1, size=8, n_mels=4, seconds=1.0)))
     monkeypatch.setattr(avclips, "load_cache", lambda folder, name="vggsound": cache)
     (tmp_path / "splits.json").write_text(splits if isinstance(splits, str) else json.dumps(splits))
