@@ -185,16 +185,17 @@ def reuse(spec: CacheSpec, out_dir: Path, params: dict, fingerprint,
 
 
 # ---- build ----------------------------------------------------------------------------------------
-def _one_core_each() -> None:
-    """Pool initializer: a worker is one core's share of the work, so the thread pools of the libraries it runs
-    (OpenBLAS/MKL/OpenMP already loaded: ``threadpoolctl``; OpenCV and numba, loaded later: their environment
-    variables) use one thread instead of one per core, which would oversubscribe the cores ``workers`` fill."""
+def _limit_threads(threads: int) -> None:
+    """Pool initializer: a worker gets its share of the cores, ``threads`` (the usable cores over the workers),
+    so the thread pools of the libraries it runs (OpenBLAS/MKL/OpenMP already loaded: ``threadpoolctl``; OpenCV
+    and numba, loaded later: their environment variables) do not each start one thread per core and
+    oversubscribe the cores the workers fill."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                      "OPENCV_FOR_THREADS_NUM"):
-        os.environ[variable] = "1"
+        os.environ[variable] = str(threads)
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1)
+    threadpool_limits(threads)
 
 
 def _store_row(out: dict, i: int, rows: dict, columns: dict) -> str | None:
@@ -335,7 +336,8 @@ def _decode_in_pool(n_workers: int, jobs, decode: Callable, columns: dict, finis
     """``_decode_shard`` of every (shard, items) of ``jobs`` in ``n_workers`` spawned processes, at most
     ``IN_FLIGHT_PER_WORKER`` shards per worker submitted at a time; ``finished(shard, result)`` in this process,
     in the order the shards finish. An exception stops the pool (the shards running are waited for)."""
-    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_core_each)
+    pool = ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_limit_threads,
+                               initargs=(max(1, all_cores() // n_workers),))
     running = {}
 
     def submit() -> None:
@@ -379,9 +381,9 @@ def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: 
         process, no pool, the libraries' own threads left alone); at most one per shard. The pool uses the
         ``spawn`` context: workers start as fresh interpreters, so threads of the parent (OpenMP, torch,
         OpenCV) cannot deadlock them after a fork, on every platform (a script calling ``build`` with
-        workers > 1 needs the usual ``if __name__ == "__main__":`` guard). Each worker computes on one thread
-        (``_one_core_each``) and sets up its expensive state (a face detector, an open file) once, lazily,
-        in the reader.
+        workers > 1 needs the usual ``if __name__ == "__main__":`` guard). Each worker computes on its share
+        of the cores (``_limit_threads``: one thread when there are as many workers as cores) and sets up its
+        expensive state (a face detector, an open file) once, lazily, in the reader.
     shard_size : consecutive items per shard; at most 2 shards per worker are in flight.
     progress : ``progress(n)`` with the number of items finished, per shard (first ``announce``d the total).
     stop_after_shards : for tests, raise ``Interrupted`` after this many shards were committed in this call.
