@@ -168,7 +168,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
                        cfg.train.prefetch)
         _reset_peak(dev)
         alone = _fed(read, split, batch_size, steps, dev)["samples_per_s"]
-        how = f"{cfg.train.workers} workers" if read.loader is not None else "in memory, sliced"
+        how = f"{read.loader.num_workers} workers" if read.loader is not None else "in memory, sliced"
         rows.append(dict(variant=f"data loader alone ({how})", samples_per_s=alone, setup_s=load_s,
                          ratio=float("nan"), peak_gpu_bytes=_peak(dev)))
         _reset_peak(dev)

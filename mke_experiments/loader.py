@@ -74,29 +74,39 @@ def _same(batch):
 class Batches:
     """``batches(rows)`` → tuples of device tensors, one per input, for each batch of row numbers in ``rows``
     (slices, or integer tensors (B,) or (S, B): S members' own batches). ``waited_s`` adds up the time spent
-    waiting for a batch (for ``mke-exp bench``); the loader's processes live as long as this object."""
+    waiting for a batch (for ``mke-exp bench``); the loader's processes live as long as this object.
+    ``workers`` loader processes read ahead ``prefetch`` batches each, once a pass is long enough (``_start``)."""
 
     def __init__(self, inputs: tuple, device, workers: int = 0, prefetch: int = 2):
         self.inputs, self.device = tuple(inputs), torch.device(device)
+        self.workers, self.prefetch = workers, prefetch
         self.waited_s = 0.0
-        self.loader = None
-        if any(is_lazy(x) for x in self.inputs):
-            self.sampler = _Given()
-            self.loader = DataLoader(
-                _Rows(self.inputs), batch_sampler=self.sampler, collate_fn=_same, num_workers=workers,
-                pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
-                prefetch_factor=prefetch if workers > 0 else None,
-                generator=torch.Generator())  # its own: a loader must not draw from the global generator
+        self.lazy = any(is_lazy(x) for x in self.inputs)
+        self.loader = None  # made by the first pass, which knows how many batches a pass has
+
+    def _start(self, n_batches: int) -> None:
+        """The DataLoader, with ``workers`` processes when a pass has more batches than they prefetch (below
+        that, starting processes costs more than it saves and the training process reads)."""
+        workers = self.workers if n_batches > self.workers * self.prefetch else 0
+        self.sampler = _Given()
+        self.loader = DataLoader(
+            _Rows(self.inputs), batch_sampler=self.sampler, collate_fn=_same, num_workers=workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+            prefetch_factor=self.prefetch if workers > 0 else None,
+            generator=torch.Generator())  # its own: a loader must not draw from the global generator
 
     def __call__(self, rows: Iterable) -> Iterator[tuple]:
-        if self.loader is None:
+        if not self.lazy:
             for r in rows:
                 t0 = time.perf_counter()
                 batch = tuple(x[r].to(self.device, non_blocking=True) for x in self.inputs)
                 self.waited_s += time.perf_counter() - t0
                 yield batch
             return
-        self.sampler.batches = [np.arange(r.start, r.stop) if isinstance(r, slice) else np.asarray(r) for r in rows]
+        batches = [np.arange(r.start, r.stop) if isinstance(r, slice) else np.asarray(r) for r in rows]
+        if self.loader is None:
+            self._start(len(batches))
+        self.sampler.batches = batches
         stream = iter(self.loader)
         while True:
             t0 = time.perf_counter()

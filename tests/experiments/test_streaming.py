@@ -89,11 +89,17 @@ def test_the_conversion_is_the_same_in_numpy_and_torch():
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_lazy_split_trains_the_records_of_the_same_split_in_memory(workers):
+def test_a_lazy_split_trains_the_records_of_the_same_split_in_memory(workers, monkeypatch):
     """The DataLoader path (with and without worker processes) gives every batch the same rows in the same
     order as slicing tensors in memory: the teacher's and the regularised MM student's records agree exactly."""
-    split = lazy_split(stored())
-    assert records(split, f"train.workers={workers}") == records(in_memory(split))
+    from mke_experiments import loader
+
+    started = []
+    real = loader.DataLoader
+    monkeypatch.setattr(loader, "DataLoader", lambda *a, **k: started.append(k["num_workers"]) or real(*a, **k))
+    split = lazy_split(stored())  # 5 batches of D_u per epoch: more than 2 workers × 1 prefetch, so they start
+    assert records(split, f"train.workers={workers}", "train.prefetch=1") == records(in_memory(split))
+    assert max(started) == workers
 
 
 def test_garbage_in_the_test_rows_changes_nothing_but_test_scores():
