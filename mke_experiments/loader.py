@@ -6,8 +6,8 @@ path, no loader. Inputs held as rows of a prepared cache (``mke_theory.rows.Lazy
 ``torch.utils.data.DataLoader`` with worker processes, pinned memory (CUDA), persistent workers and
 prefetch, whose batch sampler yields exactly the row batches it is given, so what a network sees does not
 depend on how its data is read (tested: a lazy split and the same split in memory train the same
-records). The stored, compact dtype (uint8 frames) crosses to the device and becomes float32 there
-(``LazyRows.convert``).
+records). For a GPU the stored, compact dtype (uint8 frames, float16 spectrograms) crosses to the device
+and becomes float32 there (``LazyRows.convert``); for the CPU the loader's processes convert.
 
 Who gets which rows is the caller's: ``shard`` gives a rank its share of an epoch's order exactly as
 ``torch.utils.data.DistributedSampler(drop_last=True)`` does, across the processes of one machine or of
@@ -39,19 +39,23 @@ def index_batches(n: int, batch_size: int) -> list[slice]:
 
 
 class _Rows(Dataset):
-    """The inputs' rows of one batch, in their stored dtype: ``__getitems__`` reads a whole batch at once
-    (one ordered read per stored array, not one per sample)."""
+    """The inputs' rows of one batch: ``__getitems__`` reads a whole batch at once (one ordered read per stored
+    array, not one per sample), in the stored dtype, or converted already (``convert``: for a CPU device,
+    where the loader's processes do the conversion and nothing crosses a bus)."""
 
-    def __init__(self, inputs: tuple):
-        self.inputs = inputs
+    def __init__(self, inputs: tuple, convert: bool):
+        self.inputs, self.convert = inputs, convert
 
     def __len__(self) -> int:
         return len(self.inputs[0])
 
+    def _read(self, x, rows: np.ndarray) -> torch.Tensor:
+        raw = x.read(rows.reshape(-1))
+        return torch.from_numpy(x.convert(raw) if self.convert else raw).reshape(*rows.shape, *x.shape[1:])
+
     def __getitems__(self, rows) -> tuple:
         rows = np.asarray(rows, dtype=np.int64)
-        return tuple(torch.from_numpy(x.read(rows.reshape(-1))).reshape(*rows.shape, *x.shape[1:]) if is_lazy(x)
-                     else x[torch.from_numpy(rows)] for x in self.inputs)
+        return tuple(self._read(x, rows) if is_lazy(x) else x[torch.from_numpy(rows)] for x in self.inputs)
 
 
 class _Given(Sampler):
@@ -89,8 +93,9 @@ class Batches:
         that, starting processes costs more than it saves and the training process reads)."""
         workers = self.workers if n_batches > self.workers * self.prefetch else 0
         self.sampler = _Given()
+        self.on_cpu = self.device.type == "cpu"  # convert where the rows are read: nothing to transfer
         self.loader = DataLoader(
-            _Rows(self.inputs), batch_sampler=self.sampler, collate_fn=_same, num_workers=workers,
+            _Rows(self.inputs, convert=self.on_cpu), batch_sampler=self.sampler, collate_fn=_same, num_workers=workers,
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
             prefetch_factor=self.prefetch if workers > 0 else None,
             generator=torch.Generator())  # its own: a loader must not draw from the global generator
@@ -114,7 +119,7 @@ class Batches:
                 raw = next(stream)
             except StopIteration:
                 return
-            batch = tuple(x.convert(t.to(self.device, non_blocking=True)) if is_lazy(x)
+            batch = tuple(x.convert(t.to(self.device, non_blocking=True)) if is_lazy(x) and not self.on_cpu
                           else t.to(self.device, non_blocking=True) for x, t in zip(self.inputs, raw))
             self.waited_s += time.perf_counter() - t0
             yield batch

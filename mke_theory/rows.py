@@ -11,6 +11,7 @@ same split in memory give the same numbers.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 
@@ -117,11 +118,15 @@ class LazyRows:
         formula, with float32 constants (per element or broadcast, e.g. per channel). Subtraction and
         multiplication are exactly rounded in numpy and torch alike, so both give the same numbers."""
         if isinstance(x, np.ndarray):
-            return (x.astype(np.float32) - self.shift) * self.factor
+            out = x.astype(np.float32)  # a copy, then in place: no temporaries of the batch's size
+            out -= self.shift
+            out *= self.factor
+            return out
         import torch
 
         shift, factor = (torch.as_tensor(c, device=x.device) for c in (self.shift, self.factor))
-        return (x.float() - shift) * factor
+        out = x.to(torch.float32, copy=True)
+        return out.sub_(shift).mul_(factor)
 
     def __array__(self, dtype=None, copy=None):
         out = self.convert(self.read())
@@ -165,6 +170,55 @@ class LazyRows:
     def __repr__(self) -> str:
         return (f"LazyRows(rows={len(self)}, of={[tuple(b.shape) for b in self.bases]}, stored={self.stored_dtype}, "
                 f"shift={self.shift.tolist()}, scale={self.scale.tolist()})")
+
+
+class NpyFile:
+    """The rows of a ``.npy`` file, read with ``os.preadv`` straight into a new array (one call per run of
+    consecutive rows), as a ``LazyRows`` base.
+
+    Why not a memory map: a map reads ahead around every page fault, so random rows of a large file that is
+    not in the page cache cost far more than their bytes (measured here on 177 KB rows: 150–370 rows/s at
+    20k–200k rows through a map, 12–17k rows/s with preadv, flat in the file's size), and every page read
+    stays counted in the process's resident memory. Picklable (it reopens by path) and safe in forked loader
+    processes (``preadv`` does not move a file offset). Where the platform has no ``preadv``, a map it is.
+    """
+
+    def __init__(self, path):
+        header = np.load(path, mmap_mode="r")  # the header only: shape, dtype, data offset
+        self.path, self.shape, self.dtype = str(path), tuple(header.shape), header.dtype
+        self.offset = header.offset
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._map = header if not hasattr(os, "preadv") or header.dtype.hasobject else None
+        self._fd, self._pid = None, None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fd": None, "_pid": None}
+
+    def _file(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # one descriptor per process
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """The rows ``rows`` (an integer array; ascending reads are the fastest) as a new array."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self._map is not None:
+            return np.asarray(self._map[rows])
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        if len(rows) == 0 or self.row_bytes == 0:
+            return out
+        flat = out.reshape(len(rows), -1).view(np.uint8)
+        starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 2) != 1)  # first position of each run
+        for a, b in zip(starts, [*starts[1:], len(rows)]):
+            want = (b - a) * self.row_bytes
+            got = os.preadv(self._file(), [flat[a:b]], self.offset + int(rows[a]) * self.row_bytes)
+            if got != want:
+                raise OSError(f"{self.path}: {got} of {want} bytes read at row {rows[a]}: the file is shorter "
+                              "than its header says (truncated or being rewritten)")
+        return out
 
 
 def is_lazy(x) -> bool:

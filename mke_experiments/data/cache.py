@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mke_theory.records import atomic_write
-from mke_theory.rows import LazyRows
+from mke_theory.rows import LazyRows, NpyFile
 from mke_theory.threads import all_cores
 
 log = logging.getLogger(__name__)
@@ -489,7 +489,8 @@ def load(spec: CacheSpec, out_dir) -> dict:
     Returns
     -------
     dict: each of ``spec.small`` as an np.ndarray of the valid rows; each other array as
-    ``LazyRows(np.load(path, mmap_mode="r"), index=valid rows, key=content_key(...))`` (no byte read); and
+    ``LazyRows(NpyFile(path), index=valid rows, key=content_key(...))`` (no byte read: rows are read on demand
+    with ``preadv``, see ``mke_theory.rows.NpyFile``); and
     ``manifest``. Only the headers, ``valid`` and the small arrays are read.
     """
     out_dir = Path(out_dir)
@@ -535,6 +536,5 @@ def load(spec: CacheSpec, out_dir) -> dict:
         if key in spec.small:
             out[key] = np.asarray(np.load(paths[key], mmap_mode="r", allow_pickle=False)[rows])
         else:
-            out[key] = LazyRows(np.load(paths[key], mmap_mode="r", allow_pickle=False), index=rows,
-                                key=content_key(manifest, key))
+            out[key] = LazyRows(NpyFile(paths[key]), index=rows, key=content_key(manifest, key))
     return {**out, "manifest": manifest}

@@ -19,7 +19,7 @@ import pytest
 
 from mke_experiments.data import cache
 from mke_experiments.testing.cache import COLUMNS, SPEC, ToyError, build_toy, decode, summarize
-from mke_theory.rows import LazyRows
+from mke_theory.rows import LazyRows, NpyFile
 
 REBUILD = "run mke-exp prepare toy --raw DIR --out"
 TOY_VALID = [i for i in range(40) if i % 7 != 3 and i % 11 != 5]
@@ -59,7 +59,7 @@ def test_build_writes_one_npy_per_array_and_load_returns_the_valid_rows(toy):
     assert sorted(loaded) == ["manifest", "names", "x"]
     assert type(loaded["names"]) is np.ndarray and loaded["names"].tolist() == [f"item{i}" for i in TOY_VALID]
     x = loaded["x"]
-    assert isinstance(x, LazyRows) and isinstance(x.base, np.memmap) and x.stored_dtype == np.float16
+    assert isinstance(x, LazyRows) and isinstance(x.base, NpyFile) and x.stored_dtype == np.float16
     assert x.index.tolist() == TOY_VALID
     np.testing.assert_array_equal(np.asarray(x), [[i, i + 0.5, -i] for i in TOY_VALID])
     assert x.key == cache.content_key(manifest, "x") and x.key.startswith("mke-toy-cache/v2/toy-1/")
