@@ -1,10 +1,10 @@
 """Parallel prepare: the same RAVDESS-format tree prepared with 1 and with 2 worker processes, side by side.
 
 The tree is ``mke_experiments.testing.ravdess.make_ravdess_tree`` scaled up (``clips`` pairs: 8 emotions per
-actor, up to 24 actors; 3 s wavs at 48 kHz and 1.5 s mp4s of 640×480 at 30 fps), prepared with
-``ravdess.prepare``'s default parameters (4 face crops of 48×48, 40 mel bands, 3 s), each run in a fresh
-interpreter (as ``mke-exp prepare`` runs) into a fresh folder. The target is a speed-up of at least 1.7× with
-2 workers on 2 free cores; the arrays of all runs must be equal.
+actor, up to 24 actors; 3 s wavs at 48 kHz and 3 s mp4s of 640×480 at 30 fps, as long as a RAVDESS clip),
+prepared with ``ravdess.prepare``'s default parameters (4 face crops of 48×48, 40 mel bands, 3 s), each run in a
+fresh interpreter (as ``mke-exp prepare`` runs) into a fresh folder. The target is a speed-up of at least 1.7×
+with 2 workers on 2 free cores; the arrays of all runs must be equal.
 
     python benchmarks/bench_prepare.py [--clips 192] [--repeats 2] [--json OUT.json]
 
@@ -35,7 +35,7 @@ MAX_CLIPS = 24 * 8  # one pair per actor and emotion in the fixture
 
 def _tree(root: Path, clips: int) -> Path:
     actors = range(1, min(24, math.ceil(clips / 8)) + 1)
-    return make_ravdess_tree(root, actors=actors, frames=45, width=640, height=480, seconds=3.0)
+    return make_ravdess_tree(root, actors=actors, frames=90, width=640, height=480, seconds=3.0)
 
 
 # One prepare as ``mke-exp prepare`` runs it: a fresh interpreter, which imports and warms up its libraries.
