@@ -11,8 +11,9 @@ per array and a ``manifest.json``::
 (``current`` says whether one can be), and writes a new one with ``build``: the items are decoded in shards of
 consecutive items, by a pool of worker processes, into ``OUT/.partial/``; a killed ``build`` continues from
 the shards it committed, and ``OUT/arrays`` is replaced only once every shard is done, so the previous cache
-stays readable until then. ``load`` maps the arrays (the large ones as ``LazyRows``, nothing read) and turns
-every way a cache can be broken into one sentence naming the file and the command that rebuilds it.
+stays readable until then. ``load`` opens the arrays (the large ones as ``LazyRows``, whose rows are read on
+demand) and turns every way a cache can be broken into one sentence naming the file and the command that
+rebuilds it.
 """
 
 from __future__ import annotations
