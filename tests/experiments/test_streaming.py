@@ -188,3 +188,19 @@ def test_the_teacher_output_is_saved_once_per_seed_and_reused(tmp_path, monkeypa
     monkeypatch.setattr(pipeline, "predict_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = records(split, out=tmp_path)
     assert again == first and not calls
+
+
+def test_bench_scale_builds_a_sparse_cache_in_the_real_format_and_reads_it(tmp_path):
+    """The benchmark's synthetic cache passes ``cache.load``'s checks and the task's split, and its large arrays
+    are sparse: the benchmark measures the real data path, not a stand-in."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    bench_scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_scale)
+    disk = bench_scale.write_cache(tmp_path, 300)
+    assert disk["cache_bytes_on_disk"] < disk["cache_bytes_apparent"] / 20
+    row = bench_scale.child(str(tmp_path), batches=3, batch_size=8, workers=0)
+    assert row["n_unlabeled"] > 100 and row["loader_samples_per_s"] > 0 and row["peak_rss_bytes"] > 0
