@@ -5,6 +5,7 @@ an epoch like ``DistributedSampler`` and keeps the teacher's output on D_u as a 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -204,3 +205,22 @@ def test_bench_scale_builds_a_sparse_cache_in_the_real_format_and_reads_it(tmp_p
     assert disk["cache_bytes_on_disk"] < disk["cache_bytes_apparent"] / 20
     row = bench_scale.child(str(tmp_path), batches=3, batch_size=8, workers=0)
     assert row["n_unlabeled"] > 100 and row["loader_samples_per_s"] > 0 and row["peak_rss_bytes"] > 0
+
+
+def test_bench_on_a_prepared_cache_times_the_tasks_loader_and_the_step_it_feeds(tmp_path):
+    """``mke-exp bench ravdess --data CACHE``: the rows come from the cache (lazy, the task's own loader), the step
+    fed by the loader reports its waiting fraction, and the JSON holds every row."""
+    from click.testing import CliRunner
+
+    from mke_experiments.cli import cli
+
+    cache, overrides = get_task("ravdess").smoke(tmp_path)
+    sets = [a for o in overrides for a in ("--set", o)]
+    out = CliRunner().invoke(cli, ["bench", "ravdess", "--data", str(cache), "--steps", "1", "--batch-size", "4",
+                                   "--device", "cpu", "--json", str(tmp_path / "b.json"), *sets])
+    assert out.exit_code == 0, out.output
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "b.json").read_text())["rows"]}
+    assert {"fp32 eager", "bf16 autocast", "bf16 + channels_last"} <= set(rows)
+    alone = next(r for name, r in rows.items() if name.startswith("data loader alone"))
+    fed = rows["loader + fp32 step (CPU)"]
+    assert alone["samples_per_s"] > 0 and 0 <= fed["waiting_fraction"] < 1 and "waiting for data" in out.output
