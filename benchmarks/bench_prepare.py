@@ -49,7 +49,12 @@ def _cpu_seconds() -> float:
     return children.ru_utime + children.ru_stime
 
 
-def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHARD_SIZE, repeats: int = 1) -> dict:
+ONE_THREAD = {variable: "1" for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                              "NUMBA_NUM_THREADS", "OPENCV_FOR_THREADS_NUM")}  # as a pool worker of 2
+
+
+def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHARD_SIZE, repeats: int = 1,
+            one_thread: bool = False) -> dict:
     """Seconds of ``ravdess.prepare`` per worker count, each in a fresh interpreter as ``mke-exp prepare`` runs
     it, on a fixture tree of ``clips`` pairs (rounded up to a multiple of 8, at most 192). With ``repeats`` > 1
     the worker counts take turns and each keeps its fastest run (other work on a shared machine only ever slows
@@ -60,7 +65,10 @@ def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHAR
     dict ``{"clips", "cores", "shard_size", "repeats", "seconds_<w>" and "cpu_seconds_<w>" per w, "speedup"}``:
     speedup is the time of the first worker count over the last; CPU seconds (of the fastest run) count the
     workers too (one worker decodes in the prepare's own process, with OpenCV's and OpenBLAS's own threads, so
-    it may use more than one core). Raises AssertionError when the runs' arrays differ.
+    it may use more than one core). Raises AssertionError when the runs' arrays differ. ``one_thread`` adds
+    ``seconds_1t``, one worker whose libraries run one thread each (as each of 2 pool workers on 2 cores does,
+    ``cache._limit_threads``), and ``speedup_over_one_thread``, the last worker count against it: how the pool
+    scales, apart from the libraries' own threads.
     """
     if not 1 <= clips <= MAX_CLIPS:
         raise ValueError(f"measure: clips={clips} must lie in 1..{MAX_CLIPS} (the fixture's actors × emotions)")
@@ -68,11 +76,12 @@ def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHAR
     with tempfile.TemporaryDirectory(prefix="bench_prepare_") as folder:
         raw = _tree(Path(folder) / "raw", clips)
         for run in range(repeats):
-            for w in workers:
+            for w in (*workers, *(["1t"] if one_thread else [])):
                 out = Path(folder) / f"out_{w}_{run}"
                 started, cpu = time.perf_counter(), _cpu_seconds()
-                subprocess.run([sys.executable, "-c", PREPARE.format(raw=str(raw), out=str(out), workers=w,
-                                                                    shard_size=shard_size)], check=True)
+                code = PREPARE.format(raw=str(raw), out=str(out), workers=1 if w == "1t" else w, shard_size=shard_size)
+                subprocess.run([sys.executable, "-c", code], check=True,
+                               env=dict(os.environ, **ONE_THREAD) if w == "1t" else None)
                 seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
                 manifest = json.loads((out / "manifest.json").read_text())
                 if seconds < result.get(f"seconds_{w}", float("inf")):
@@ -82,6 +91,8 @@ def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHAR
                 for path in sorted((first / cache.ARRAYS).iterdir()):
                     assert np.array_equal(np.load(path), np.load(out / cache.ARRAYS / path.name)), path.name
     result["speedup"] = round(result[f"seconds_{workers[0]}"] / result[f"seconds_{workers[-1]}"], 3)
+    if one_thread:
+        result["speedup_over_one_thread"] = round(result["seconds_1t"] / result[f"seconds_{workers[-1]}"], 3)
     return result
 
 
@@ -91,17 +102,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="Runs per worker count, taking turns; the fastest "
                                                                     "counts.")
     parser.add_argument("--json", type=Path, default=None, help="Write the numbers here.")
+    parser.add_argument("--one-thread", action="store_true", help="Also time one worker on one thread per library.")
     args = parser.parse_args()
     load = os.getloadavg()[0]  # other work on the machine: it shares the cores the workers count on
-    result = measure(args.clips, repeats=args.repeats)
+    result = measure(args.clips, repeats=args.repeats, one_thread=args.one_thread)
     print(f"prepare of {result['clips']} RAVDESS-format clips on {result['cores']} cores (1-minute load average "
           f"{load:.2f} before): 1 worker {result['seconds_1']:.1f} s ({result['cpu_seconds_1']:.1f} CPU-s), "
           f"2 workers {result['seconds_2']:.1f} s ({result['cpu_seconds_2']:.1f} CPU-s), speed-up "
           f"{result['speedup']:.2f}× (target ≥ 1.7×); fastest of {result['repeats']} run(s) each")
+    if args.one_thread:
+        print(f"1 worker with one thread per library {result['seconds_1t']:.1f} s: 2 workers "
+              f"{result['speedup_over_one_thread']:.2f}× that")
     if args.json is not None:
-        args.json.write_text(json.dumps({key: result[key] for key in ("clips", "seconds_1", "seconds_2", "speedup")},
-                                        indent=1) + "\n")
-
+        keys = ("clips", "seconds_1", "seconds_2", "speedup", "seconds_1t", "speedup_over_one_thread")
+        args.json.write_text(json.dumps({key: result[key] for key in keys if key in result}, indent=1) + "\n")
 
 if __name__ == "__main__":
     main()
