@@ -384,7 +384,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "a batch read from the cache comes back in file order, not in the order asked (rows and labels mismatch)",
            (T_STREAM,), k="own_rows or in_memory", timeout=180),
     Mutant("loader-draws-global-generator", "mke_experiments/loader.py",
-           "                generator=torch.Generator())", "                )",
+           "            generator=torch.Generator())  # its own", "            )  # its own",
            "the DataLoader draws its seed from the global generator that Dropout2d-style layers use",
            (T_STREAM,), k="own_rows"),
     Mutant("teacher-output-never-reused", PIPE,
