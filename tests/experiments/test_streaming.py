@@ -224,3 +224,30 @@ def test_bench_on_a_prepared_cache_times_the_tasks_loader_and_the_step_it_feeds(
     alone = next(r for name, r in rows.items() if name.startswith("data loader alone"))
     fed = rows["loader + fp32 step (CPU)"]
     assert alone["samples_per_s"] > 0 and 0 <= fed["waiting_fraction"] < 1 and "waiting for data" in out.output
+
+
+def test_a_cache_backed_run_trains_under_torchrun_with_loader_workers(tmp_path):
+    """Two gloo ranks on a prepared RAVDESS cache: each rank's loader starts its worker processes (4 batches of its
+    share per epoch > 2 workers × 1 prefetch) inside DistributedDataParallel, and rank 0 writes the records."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mke_theory.records import read_records
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    if not Path(torchrun).exists():
+        pytest.skip("torchrun not installed")
+    cache, overrides = get_task("ravdess").smoke(tmp_path / "data")
+    sets = [a for o in (*overrides, "train.batch_size=2", "train.workers=2", "train.prefetch=1", "train.epochs=2")
+            for a in ("--set", o)]
+    done = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29541", "-m", "mke_experiments", "run",
+                           "ravdess", "--data", str(cache), "--seeds", "0", "--methods", "teacher,mm_student",
+                           "--device", "cpu", "--out", str(tmp_path / "runs"), *sets],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = read_records(tmp_path / "runs")
+    assert {r["method"] for r in records} == {"teacher", "mm_student"} and all(r["world_size"] == 2 for r in records)
