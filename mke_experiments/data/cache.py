@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 SHARED_KEYS = ("format", "version", "complete", "created", "seconds_taken", "params", "source_fingerprint", "rows",
                "arrays", "build")
 ARRAYS = "arrays"  # OUT/arrays/<name>.npy
-PARTIAL = ".partial"  # OUT/.partial/arrays/ and OUT/.partial/progress.json while a build runs
-PROGRESS = "progress.json"
+PARTIAL = ".partial"  # OUT/.partial/{arrays/, progress.json, shards/} while a build runs
+PROGRESS = "progress.json"  # OUT/.partial/progress.json: what is being built (params, source, items, layout)
+SHARDS = "shards"  # OUT/.partial/shards/<k>.json: the notes of shard k, written once its rows are flushed
 VALID = "valid"  # the bool array every cache holds
 SHARD_SIZE = 32  # items per shard: the unit of work of a worker and of resuming
 IN_FLIGHT_PER_WORKER = 2  # shards submitted but not yet written, per worker: memory stays flat
@@ -258,9 +259,27 @@ def _workers(spec: CacheSpec, workers, n_shards: int, n_items: int, shard_size: 
     return int(min(workers, n_shards))
 
 
+def committed_shards(out_dir) -> list[int]:
+    """The shards of the interrupted build in ``out_dir`` whose rows are written and flushed (sorted)."""
+    return sorted(_read_shards(Path(out_dir) / PARTIAL)[0])
+
+
+def _read_shards(folder: Path) -> tuple[set, dict]:
+    """(committed shards, their notes by item) from ``folder/shards``; a damaged file's shard is decoded again."""
+    committed, notes = set(), {}
+    for path in (folder / SHARDS).glob("*.json"):
+        value = _read_json(path)
+        if path.stem.isdigit() and isinstance(value, dict):
+            committed.add(int(path.stem))
+            notes.update(value)
+    return committed, notes
+
+
 class _Partial:
-    """``OUT/.partial``: the memory-mapped arrays being written and ``progress.json``, which records the shards
-    committed (their rows written and flushed) and their notes."""
+    """``OUT/.partial``: the memory-mapped arrays being written, ``progress.json`` (what is being built, written
+    once) and one small file per committed shard (``shards/<k>.json``: its notes, written after its rows are
+    flushed). Committing a shard costs the same at the first shard and at the last: nothing that grows with
+    the clips is rewritten."""
 
     def __init__(self, spec: CacheSpec, out_dir: Path, header: dict, columns: dict):
         self.folder = out_dir / PARTIAL
@@ -279,7 +298,7 @@ class _Partial:
                     "another source" if old.get("source_fingerprint") != header["source_fingerprint"] else
                     "another cache format, item count or shard size")
             self.restarted = (f"{spec.dataset} prepare in {out_dir} started clean: the interrupted prepare in "
-                              f"{self.folder} was for {what}, its {len(state.get('committed', []))} finished "
+                              f"{self.folder} was for {what}, its {len(_read_shards(self.folder)[0])} finished "
                               "shard(s) are discarded.")
         elif (self.folder / PROGRESS).exists():
             self.restarted = (f"{spec.dataset} prepare in {out_dir} started clean: {self.folder / PROGRESS} of the "
@@ -289,11 +308,11 @@ class _Partial:
         if arrays is None:
             shutil.rmtree(self.folder, ignore_errors=True)
             (self.folder / ARRAYS).mkdir(parents=True)
-            arrays, state = self._create(), None
+            arrays = self._create()
+            _write_json(self.folder / PROGRESS, {"header": header})
+        (self.folder / SHARDS).mkdir(exist_ok=True)
         self.arrays = arrays
-        self.committed = {int(k) for k in state["committed"]} if state else set()
-        self.notes = dict(state["notes"]) if state else {}
-        self._save()
+        self.committed, self.notes = _read_shards(self.folder)
 
     def _path(self, name: str) -> Path:
         return self.folder / ARRAYS / f"{name}.npy"
@@ -311,11 +330,6 @@ class _Partial:
             return None
         return {name: np.lib.format.open_memmap(self._path(name), mode="r+") for name in self.columns}
 
-    def _save(self) -> None:
-        # compact: rewritten after every shard, it grows with the notes (the skipped clips, NYU's pixel counts)
-        _write_json(self.folder / PROGRESS, {"header": self.header, "committed": sorted(self.committed),
-                                             "notes": self.notes}, indent=None)
-
     def commit(self, shard: int, start: int, result: tuple[dict, dict]) -> None:
         """Write one decoded shard's rows, flush them, and only then record the shard as committed."""
         out, notes = result
@@ -323,9 +337,10 @@ class _Partial:
         for name, array in self.arrays.items():
             array[start + rows] = out[name][rows]
             array.flush()
-        self.notes.update({str(start + i): note for i, note in notes.items()})
+        shard_notes = {str(start + i): note for i, note in notes.items()}
+        _write_json(self.folder / SHARDS / f"{shard}.json", shard_notes, indent=None)
+        self.notes.update(shard_notes)
         self.committed.add(shard)
-        self._save()
 
     def close(self) -> None:
         for array in self.arrays.values():
