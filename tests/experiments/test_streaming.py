@@ -251,3 +251,20 @@ def test_a_cache_backed_run_trains_under_torchrun_with_loader_workers(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     records = read_records(tmp_path / "runs")
     assert {r["method"] for r in records} == {"teacher", "mm_student"} and all(r["world_size"] == 2 for r in records)
+
+
+def test_the_loader_dataset_pickles_for_spawned_workers(tmp_path):
+    """Where DataLoader workers are spawned (macOS, Windows), the dataset travels pickled: a cache-backed one must
+    reopen its files by path in the worker and read the same rows (an open descriptor cannot travel)."""
+    import pickle
+
+    from mke_experiments.loader import _Rows
+    from mke_theory.rows import NpyFile
+
+    stored_rows = np.arange(60, dtype=np.float16).reshape(20, 3)
+    np.save(tmp_path / "x.npy", stored_rows)
+    lazy = LazyRows(NpyFile(tmp_path / "x.npy"), np.arange(5, 20), key="x").scaled(1.0, 2.0)
+    dataset = _Rows((lazy,), convert=True)
+    dataset.__getitems__([0])  # opens the file in this process
+    (again,) = pickle.loads(pickle.dumps(dataset)).__getitems__([3, 1])
+    np.testing.assert_array_equal(again.numpy(), (stored_rows[[8, 6]].astype(np.float32) - 1) / 2)
