@@ -255,6 +255,7 @@ class PseudoLabels:
     held_out: np.ndarray | None  # (M,) bool, the tenth of D_u kept for label-free selection, or None
     confidence: np.ndarray | None  # (M', ...) the teacher's top-class probability, when a method selects by it
     metrics: dict  # pseudo_label_accuracy where D_u's true labels are known
+    probs: np.ndarray | None = None  # (M, K) the teacher's class probabilities on all of D_u (classification)
 
 
 class SeedRun:
@@ -355,20 +356,19 @@ class SeedRun:
         cfg = self.cfg
         output = self.teacher_output(teacher, reuse)
         predicted, logits = output["pseudo_labels"], output.get("teacher_logits")
+        probs = None if logits is None else torch.softmax(torch.from_numpy(logits), dim=1)
         confidence = None
         if need_confidence:
-            confidence = output.get("confidence")
-            if logits is not None:
-                confidence = torch.softmax(torch.from_numpy(logits), dim=1).amax(dim=1).half().numpy()
+            confidence = output.get("confidence") if probs is None else probs.amax(dim=1).half().numpy()
         if cfg.mke.pseudo_labels == "soft":  # dense: every logit of D_u in memory, (M, K, H, W)
             scores = torch.from_numpy(logits) if logits is not None else predict_logits(
                 teacher, (self.t["unlabeled_alpha"],), self.device, workers=cfg.train.workers)
             targets = make_pseudo_labels(scores, "soft", cfg.mke.temperature, class_dim=1)
         else:
             targets = torch.as_tensor(predicted.astype(np.int64))
-        return self._pseudo_labels(predicted, targets, confidence)
+        return self._pseudo_labels(predicted, targets, confidence, None if probs is None else probs.numpy())
 
-    def _pseudo_labels(self, predicted: np.ndarray, targets: torch.Tensor, confidence) -> PseudoLabels:
+    def _pseudo_labels(self, predicted: np.ndarray, targets: torch.Tensor, confidence, probs) -> PseudoLabels:
         """``PseudoLabels`` of the teacher's classes on D_u: the held-out tenth for label-free selection (by the
         split, the same for every teacher), the students' part, and the accuracy where D_u's labels are known."""
         split = self.split
@@ -382,7 +382,7 @@ class SeedRun:
             known = split.unlabeled_labels != IGNORE
             metrics["pseudo_label_accuracy"] = float((predicted == split.unlabeled_labels)[known].mean())
         return PseudoLabels(predicted, targets[train_idx], train_idx, held_out,
-                            None if confidence is None else np.asarray(confidence)[train_idx], metrics)
+                            None if confidence is None else np.asarray(confidence)[train_idx], metrics, probs)
 
     def external_pseudo_label(self) -> PseudoLabels:
         """Eq. (2) read off the bundle: the external teacher's ``pseudo_labels``, or ``teacher_probs`` (their
@@ -395,12 +395,13 @@ class SeedRun:
             targets = torch.as_tensor(probs, dtype=torch.float32)
         else:
             targets = torch.as_tensor(predicted.astype(np.int64))
-        return self._pseudo_labels(predicted, targets, None if probs is None else probs.max(axis=1))
+        return self._pseudo_labels(predicted, targets, None if probs is None else probs.max(axis=1), probs)
 
     def check(self, teacher, pl: PseudoLabels) -> dict | None:
         """This seed's check bundle (``check_arrays``), written to the run's files; None for inputs that are
-        not vectors (images, audio: no bundle). ``teacher``: the trained teacher, whose softmax on α of D_u
-        and of the validation set are its probabilities; None: the bundle's own teacher output."""
+        not vectors (images, audio: no bundle). The teacher's probabilities on D_u are those ``pl`` carries (no
+        second pass over D_u); ``teacher``: the trained teacher, whose softmax on α of the validation set gives
+        its probabilities there; None: the bundle's own teacher output."""
         if not vector_inputs(self.split):
             return None
         noise = self.cfg.mke.input_noise
@@ -409,9 +410,9 @@ class SeedRun:
             arrays = check_arrays(self.split, pl.predicted, given.get("teacher_probs"), given.get("teacher_val_probs"),
                                   given.get("teacher_val_pred"), input_noise=noise)
         else:
-            probs = lambda x: torch.softmax(predict_logits(teacher, (x,), self.device), dim=1).numpy()  # noqa: E731
-            arrays = check_arrays(self.split, pl.predicted, probs(self.t["unlabeled_alpha"]),
-                                  probs(self.val[0]) if self.val is not None else None, input_noise=noise)
+            val_probs = None if self.val is None else torch.softmax(
+                predict_logits(teacher, (self.val[0],), self.device), dim=1).numpy()
+            arrays = check_arrays(self.split, pl.predicted, pl.probs, val_probs, input_noise=noise)
         self.files.save_check(arrays)
         return arrays
 
