@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from mke_theory import expansion as ex
-from mke_theory._validation import check_features, check_labels, check_range
 from mke_theory.bounds import label_correction
-from mke_theory.errors import MKEError
+from mke_theory.core.checks import check_features, check_labels, check_range
+from mke_theory.core.errors import MKEError
 
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 

@@ -49,7 +49,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from mke_experiments.tasks.mfeat import VIEWS
-from mke_theory.stats import t_interval
+from mke_theory.results.stats import t_interval
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("teacher", "um_student", "mm_student")
@@ -235,7 +235,7 @@ def old_check(arrays: dict):
 
 def checks(case: dict, seeds) -> dict:
     """New and old check on the seed-0 bundle, and the new check's mean predicted gain over all seeds' bundles."""
-    from mke_theory.npz import load_npz
+    from mke_theory.core.bundle import load_npz
 
     folder, out = Path(case["folder"]), dict(new=None, old=None, bundle=None, mean_estimate=None)
     paths = {s: check_path(folder, s, case["hashes"].get(s)) for s in seeds}
@@ -370,7 +370,7 @@ def main(argv=None) -> int:
               f"predicted {_pred(results[case]['check'])} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     timing = None
     if DEFAULT_PAIR in results and results[DEFAULT_PAIR]["check"]["new"] and args.n_val is None:
-        from mke_theory.npz import load_npz
+        from mke_theory.core.bundle import load_npz
 
         arrays = load_npz(results[DEFAULT_PAIR]["check"]["bundle"])
         timing = float(np.median([new_check(arrays, "timing")["wall_s"] for _ in range(3)]))

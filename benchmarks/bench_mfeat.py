@@ -162,7 +162,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, float, subprocess.Completed
 
 
 def library_accuracies(out: Path) -> dict:
-    from mke_theory.records import read_records
+    from mke_theory.core.records import read_records
 
     acc = {}
     for r in read_records(out):

@@ -28,7 +28,7 @@ import numpy as np
 
 from mke_experiments.data import cache
 from mke_experiments.testing.ravdess import make_ravdess_tree
-from mke_theory.threads import all_cores
+from mke_theory.console import all_cores
 
 MAX_CLIPS = 24 * 8  # one pair per actor and emotion in the fixture
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mke_theory.generators import twomoon
-from mke_theory.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
+from mke_theory.toy.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
 
 
 class NotebookNet(nn.Module):

@@ -70,9 +70,9 @@ class Mutant:
 
 
 OBJ = "mke_theory/objective.py"
-ENS = "mke_theory/ensemble.py"
+ENS = "mke_theory/toy/ensemble.py"
 PIPE = "mke_experiments/pipeline.py"
-STATS = "mke_theory/stats.py"
+STATS = "mke_theory/results/stats.py"
 T_OBJ = "tests/theory/test_objective.py"
 T_ENS = "tests/theory/test_ensemble.py"
 T_STATS = "tests/theory/test_stats.py"
@@ -126,7 +126,7 @@ MUTANTS: tuple[Mutant, ...] = (
            'multipletests(np.sort(np.where(finite, p, 1.0)[members]), alpha=alpha, method="holm")',
            "holm_adjust returns the adjusted p values in sorted order, not in the input order",
            (T_PAIRED,), k="holm or compare_methods"),
-    Mutant("record-drops-git-revision", "mke_theory/records.py",
+    Mutant("record-drops-git-revision", "mke_theory/core/records.py",
            "        git_revision=git_revision(),\n", "",
            "make_record no longer writes git_revision",
            ("tests/theory/test_records.py",)),
@@ -225,12 +225,12 @@ MUTANTS: tuple[Mutant, ...] = (
            'reg["draw_feature"] = reg["active_feature"]',
            "--rng notebook does not draw the notebook's feature noise when b = 0 (its streams drift)",
            ("tests/theory/test_twomoon.py",), k="notebook", timeout=240),
-    Mutant("labels-encoded-from-zero", "mke_theory/npz.py",
+    Mutant("labels-encoded-from-zero", "mke_theory/core/bundle.py",
            "classes = list(range(found[0], found[-1] + 1)) if found else []",
            "classes = list(range(0, found[-1] + 1)) if found else []",
            "integer labels 1..K become K+1 classes (class 0 without samples), as before issue 16",
            ("tests/experiments/test_arrays_labels.py",)),
-    Mutant("predictor-skips-standardisation", "mke_experiments/predictor.py",
+    Mutant("predictor-skips-standardisation", "mke_experiments/protocol/predictor.py",
            'x = zscore(x, stats["scale"], stats["mean"], stats["std"])', "pass",
            "the saved student takes raw inputs without the run's standardisation (the newcomer's 28.6 %)",
            ("tests/experiments/test_predictor.py",)),
@@ -240,7 +240,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "    if False:",
            "a bundle's own pseudo labels are ignored and a teacher is trained on D_l anyway",
            ("tests/experiments/test_own_teacher.py",), timeout=240),
-    Mutant("official-seeds-shifted", "mke_theory/twomoon.py",
+    Mutant("official-seeds-shifted", "mke_theory/toy/twomoon.py",
            "s = rng.randint(0, 100)", "s = rng.randint(0, 100) + 1",
            "twomoon.official_seeds are the notebook's draws shifted by one",
            ("tests/theory/test_twomoon.py::test_seeds_follow_the_notebook_stream_without_repeats",)),
@@ -299,12 +299,12 @@ MUTANTS: tuple[Mutant, ...] = (
            "min_c_for_correction uses Err − μ instead of Err − 2μ",
            ("tests/theory/test_bounds.py",)),
     # ---- records ----
-    Mutant("schema-version-not-checked", "mke_theory/records.py",
+    Mutant("schema-version-not-checked", "mke_theory/core/records.py",
            'if record["schema_version"] != SCHEMA_VERSION:',
            'if record["schema_version"] is None:',
            "validate_record accepts any schema version",
            ("tests/theory/test_records.py",)),
-    Mutant("config-hash-key-order", "mke_theory/records.py",
+    Mutant("config-hash-key-order", "mke_theory/core/records.py",
            'json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))',
            'json.dumps(_jsonable(config), sort_keys=False, separators=(",", ":"))',
            "config_hash depends on the order of the config's keys",
@@ -370,20 +370,20 @@ MUTANTS: tuple[Mutant, ...] = (
            "stacked members select their epoch on member 0's labels (agreement with member 0's teacher)",
            (T_BATCH,), k="batched_with_others and agreement"),
     # ---- streaming from a prepared cache (issue 13) ----
-    Mutant("shard-unequal-shares", "mke_experiments/loader.py",
+    Mutant("shard-unequal-shares", "mke_experiments/train/loader.py",
            "    return order[..., : n - n % world][..., rank::world]", "    return order[..., rank::world]",
            "ranks get unequal shares of an epoch (not DistributedSampler's rule: DDP ranks would desynchronise)",
            (T_STREAM,), k="distributed_sampler"),
-    Mutant("lazy-split-id-ignores-rows", "mke_theory/split.py",
+    Mutant("lazy-split-id-ignores-rows", "mke_theory/core/split.py",
            'h.update(f"{name}:lazy:{a.content_id};".encode())', 'h.update(f"{name}:lazy:{a.key};".encode())',
            "the split id of cache-backed parts ignores which rows and which conversion they hold",
            (T_STREAM,), k="split_id"),
-    Mutant("lazy-rows-read-sorted", "mke_theory/rows.py",
+    Mutant("lazy-rows-read-sorted", "mke_experiments/data/rows.py",
            "                out[order[lo:hi]] = base[ranked[lo:hi] - self.starts[b]]",
            "                out[lo:hi] = base[ranked[lo:hi] - self.starts[b]]",
            "a batch read from the cache comes back in file order, not in the order asked (rows and labels mismatch)",
            (T_STREAM,), k="own_rows or in_memory", timeout=180),
-    Mutant("loader-draws-global-generator", "mke_experiments/loader.py",
+    Mutant("loader-draws-global-generator", "mke_experiments/train/loader.py",
            "            generator=torch.Generator())  # its own", "            )  # its own",
            "the DataLoader draws its seed from the global generator that Dropout2d-style layers use",
            (T_STREAM,), k="own_rows"),

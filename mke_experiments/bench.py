@@ -15,31 +15,13 @@ from types import SimpleNamespace
 
 import torch
 
-from mke_experiments.loader import Batches
 from mke_experiments.models import drawing
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
-from mke_theory.errors import MKEError
+from mke_experiments.train.loader import Batches
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import IGNORE
 from mke_theory.objective import student_loss
-from mke_theory.split import IGNORE
-
-
-def _mapped_classes():
-    from mke_experiments.tasks.avsound import class_list
-
-    return class_list("mapped")
-
-
-SHAPES = {  # task -> (α sample shape, β sample shape, classes, target shape) for a config
-    "mfeat": lambda c: ((47,), (76,), 10, ()),
-    "ravdess": lambda c: ((c.prepare.frames, 3, c.prepare.size, c.prepare.size), (1, c.prepare.n_mels, 301), 8, ()),
-    "vggsound": lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
-                           (c.prepare.frames, 3, c.prepare.size, c.prepare.size), 309, ()),
-    "audioset-vggsound": lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
-                                    (c.prepare.frames, 3, c.prepare.size, c.prepare.size), len(_mapped_classes()), ()),
-    "nyudv2": lambda c: ((3, *c.data.hw("crop")), (1 if c.data.depth == "metres" else 3, *c.data.hw("crop")), 40,
-                         c.data.hw("crop")),
-}
 
 
 def _train_step(model, cfg, perturb, amp: bool, device):
@@ -125,8 +107,8 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
     if split is not None:  # the data's own shapes, else the preset's
         alpha_shape, beta_shape, k = split.alpha_shape, split.beta_shape, split.n_classes
         target_shape = split.test_labels.shape[1:]
-    elif task in SHAPES:
-        alpha_shape, beta_shape, k, target_shape = SHAPES[task](cfg)
+    elif get_task(task).shapes is not None:
+        alpha_shape, beta_shape, k, target_shape = get_task(task).shapes(cfg)
     else:
         raise MKEError(f"no default shapes for task {task}; give --data so the shapes come from the data")
     torch.manual_seed(0)

@@ -11,13 +11,20 @@ from pathlib import Path
 import click
 
 from mke_experiments.config import TrainConfig, click_type
-from mke_theory.cli import parse_seeds, progress_bar, resolve_seeds
-from mke_theory.errors import MKEError, user_errors
-from mke_theory.methods import methods_of
-from mke_theory.threads import threads_option
+from mke_theory.console import parse_seeds, progress_bar, resolve_seeds, threads_option
+from mke_theory.core.errors import MKEError, user_errors
+from mke_theory.core.methods import methods_of
 
-METHOD_NAMES = methods_of("experiments")  # every method mke-exp can train (mke_theory.methods)
+METHOD_NAMES = methods_of("experiments")  # every method mke-exp can train (mke_theory.core.methods)
 DEFAULT_METHODS = methods_of("experiments", default_only=True)
+
+
+def _small_task(kwargs: dict) -> bool:
+    """``Task.small`` of the command's task (an unknown name: large; the command then says it is unknown)."""
+    from mke_experiments.tasks import TASKS
+
+    task = TASKS.get(kwargs.get("task"))
+    return task is not None and task.small
 
 
 def _methods(ctx, param, value):
@@ -75,7 +82,7 @@ class _PrepareProgress:
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Processes decoding clips in parallel  [default: the usable cores]")
 @user_errors
-@threads_option()
+@threads_option(small=_small_task)
 def prepare(task, raw, out, overrides, workers):
     """Turn a real download into a compact cache (re-running skips finished work, a killed run continues)."""
     from mke_experiments.config import resolve_config
@@ -111,14 +118,14 @@ def prepare(task, raw, out, overrides, workers):
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log per-epoch loss and selection score for TensorBoard here.")
 @user_errors
-@threads_option()
+@threads_option(small=_small_task)
 def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
     from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
     from mke_experiments.train import distributed
-    from mke_theory.stats import compare_methods, records_frame, summarize
-    from mke_theory.tables import format_table
+    from mke_theory.results.stats import compare_methods, records_frame, summarize
+    from mke_theory.results.tables import format_table
 
     seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
     spec = _task_with_data(task, data)
@@ -183,7 +190,7 @@ def _task_with_data(task: str, data):
               help="Also write the teacher's record and the check bundle (OUT/check/), as mke-exp run does.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @user_errors
-@threads_option()
+@threads_option(small=_small_task)
 def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json):
     """Train only TASK's teacher for one seed and check whether MKE should help (mke_theory.diagnose).
 
@@ -195,7 +202,7 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
     from mke_experiments.config import resolve_config
     from mke_experiments.train import resolve_device
     from mke_theory.diagnose import check_bundle, sample_note
-    from mke_theory.tables import format_check, json_safe
+    from mke_theory.results.tables import format_check, json_safe
 
     spec = _task_with_data(task, data)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
@@ -229,7 +236,7 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the rows as JSON here.")
 @user_errors
-@threads_option()
+@threads_option(small=_small_task)
 def bench(task, data, batch_size, steps, device, use_compile, overrides, json_out):
     """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
     from mke_experiments.bench import bench as measure
@@ -254,7 +261,7 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides, json_ou
     if json_out is not None:
         import json
 
-        from mke_theory.tables import json_safe
+        from mke_theory.results.tables import json_safe
 
         meta = dict(task=task, device=where, batch_size=batch_size, steps=steps, workers=cfg.train.workers,
                     loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma)
@@ -302,9 +309,9 @@ def _baseline(value: str):
 def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     """Print the table of a folder of run records: mean ± std, 95 % CI, and vs a baseline the paired
     difference with its 95 % t interval, d_z and the Holm-corrected p of a paired test."""
-    from mke_theory.records import read_records
-    from mke_theory.stats import compare_methods, records_frame, summarize
-    from mke_theory.tables import format_bootstrap, format_table
+    from mke_theory.core.records import read_records
+    from mke_theory.results.stats import compare_methods, records_frame, summarize
+    from mke_theory.results.tables import format_bootstrap, format_table
 
     frame = records_frame(read_records(runs))
     if frame.empty:
@@ -342,9 +349,9 @@ def predict(run_dir, data, method, seed, out_file):
     """Predict with a model of a finished run (RUN: its --out folder), on raw arrays."""
     import numpy as np
 
-    from mke_experiments.predictor import Predictor
-    from mke_theory.npz import load_npz
-    from mke_theory.records import atomic_write
+    from mke_experiments.protocol.predictor import Predictor
+    from mke_theory.core.bundle import load_npz
+    from mke_theory.core.records import atomic_write
 
     files = sorted((run_dir / "models").glob(f"*__{method}__seed*.pt"))
     if not files:

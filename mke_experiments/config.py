@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 
 def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None,

@@ -4,9 +4,8 @@ A task names one of these as its ``evaluate`` hook: ``classification_metrics`` (
 macro-F1, the default), ``scores_metrics`` (top-1, top-5 and mAP from class scores, for event
 classification with many classes) or ``segmentation_metrics`` (mIoU, pixel accuracy and per-class
 IoU from one confusion matrix over the whole test set). Model selection after every epoch needs
-only the task's primary metric: ``selection_score`` computes it from predicted classes held in
-torch tensors (through their methods: this module still imports neither torch nor, at import,
-scikit-learn), and ``agreement`` the label-free score.
+only the task's primary metric: ``selection_score`` computes it with the function that reports it
+(``SELECTABLE``, from predicted classes or class scores), and ``agreement`` the label-free score.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mke_theory.errors import MKEError
-from mke_theory.split import IGNORE
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import IGNORE
 
 
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -111,22 +110,51 @@ def segmentation_metrics(pred: np.ndarray, labels: np.ndarray, n_classes: int,
     return out
 
 
-def selection_score(pred, labels, primary: str, n_classes: int) -> float:
-    """The task's primary metric (``Task.primary``) of predicted classes ``pred`` (n, ...) against
-    ``labels``, both torch tensors on the CPU: the number the full evaluation reports as that metric,
-    without scikit-learn, for model selection after every epoch.
+def top1_of_classes(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of predicted classes: the class is the label, or one of the true classes of multi-hot
+    ``labels`` (n, K). The value ``scores_metrics`` reports as ``top1`` (argmax of the scores)."""
+    pred, labels = np.asarray(pred), np.asarray(labels)
+    hit = labels[np.arange(len(pred)), pred.astype(np.int64)] > 0 if labels.ndim == 2 else pred == labels
+    return float(hit.mean())
 
-    accuracy, top1: share of samples whose predicted class is the label, or one of the true classes
-    of multi-hot ``labels`` (n, K); miou: ``miou`` of one confusion matrix, ``IGNORE`` pixels left out.
-    """
-    if primary == "miou":
-        known = labels != IGNORE
-        pairs = labels[known].long() * n_classes + pred[known].long()
-        return miou(pairs.bincount(minlength=n_classes * n_classes).reshape(n_classes, n_classes).numpy())[0]
-    if primary not in ("accuracy", "top1"):
-        raise MKEError(f"no selection score for the primary metric {primary!r}; known: accuracy, top1, miou")
-    hit = labels.gather(1, pred.long()[:, None])[:, 0] > 0 if labels.dim() == 2 else pred == labels
-    return int(hit.sum()) / hit.numel()
+
+# Every metric a task's ``evaluate`` reports that can select models, with what it is computed from: predicted
+# classes (n, ...) or class scores (n, K). The one table model selection reads; ``Task`` refuses a primary
+# metric that is not here, and a test checks each entry against the evaluation that reports it.
+SELECTABLE = {
+    "accuracy": ("classes", lambda pred, labels, k: accuracy(pred, labels)),
+    "macro_f1": ("classes", lambda pred, labels, k: classification_metrics(pred, labels, k)["macro_f1"]),
+    "top1": ("classes", lambda pred, labels, k: top1_of_classes(pred, labels)),
+    "top5": ("scores", lambda scores, labels, k: scores_metrics(scores, labels, k)["top5"]),
+    "map": ("scores", lambda scores, labels, k: scores_metrics(scores, labels, k)["map"]),
+    "miou": ("classes", lambda pred, labels, k: segmentation_metrics(pred, labels, k)["miou"]),
+    "pixel_accuracy": ("classes", lambda pred, labels, k: segmentation_metrics(pred, labels, k)["pixel_accuracy"]),
+}
+
+
+# How tables name each metric (as test-set percentages).
+LABELS = {"accuracy": "test accuracy (%)", "macro_f1": "test macro-F1 (%)", "top1": "top-1 accuracy (%)",
+          "top5": "top-5 accuracy (%)", "map": "mAP (%)", "miou": "test mIoU (%)",
+          "pixel_accuracy": "pixel accuracy (%)"}
+
+
+def needs_scores(primary: str) -> bool:
+    """Whether model selection on ``primary`` needs every class score rather than the predicted classes."""
+    return selectable(primary)[0] == "scores"
+
+
+def selectable(primary: str) -> tuple:
+    if primary not in SELECTABLE:
+        raise MKEError(f"no selection score for the primary metric {primary!r}; known: {', '.join(SELECTABLE)}")
+    return SELECTABLE[primary]
+
+
+def selection_score(pred, labels, primary: str, n_classes: int) -> float:
+    """The task's primary metric (``Task.primary``) of predictions ``pred`` against ``labels`` (numpy arrays
+    or CPU tensors): predicted classes (n, ...), or class scores (n, K) where ``needs_scores(primary)``. The
+    number the full evaluation reports as that metric (``SELECTABLE``), computed by the same function."""
+    compute = selectable(primary)[1]
+    return compute(np.asarray(pred), np.asarray(labels), n_classes)
 
 
 def agreement(pred, reference) -> float:

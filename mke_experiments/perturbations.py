@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from mke_theory import objective
-from mke_theory._validation import check_range
+from mke_theory.core.checks import check_range
 
 
 def _rand(shape, generator: torch.Generator) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The MKE protocol for any task: teacher → pseudo labels → students → run records.
 
-The methods and what each trains on are the rows of ``mke_theory.methods`` (teacher, UM student,
+The methods and what each trains on are the rows of ``mke_theory.core.methods`` (teacher, UM student,
 NOISY student, MM student with and without regularisation, the MKE student on confident pseudo
 labels only, and the supervised upper bound); ``SeedRun`` turns a row into a training run.
 
@@ -37,15 +37,15 @@ import torch.nn.functional as F
 
 from mke_experiments import metrics
 from mke_experiments.config import ExperimentConfig, record_dict, resolve_config
+from mke_experiments.data.rows import concat, is_lazy
 from mke_experiments.models import stackable
-from mke_experiments.predictor import Predictor
+from mke_experiments.protocol.predictor import Predictor
 from mke_experiments.train import IGNORE, Member, Selection, distributed, fit, predict, predict_logits, resolve_device
-from mke_theory.errors import MKEError
-from mke_theory.methods import Method, get_method, methods_of
+from mke_theory.core.errors import MKEError
+from mke_theory.core.methods import Method, get_method, methods_of
+from mke_theory.core.records import atomic_write, config_hash, make_record, read_record, run_stem, write_record
+from mke_theory.core.split import MultimodalSplit
 from mke_theory.objective import pseudo_labels as make_pseudo_labels
-from mke_theory.records import atomic_write, config_hash, make_record, read_record, run_stem, write_record
-from mke_theory.rows import concat, is_lazy
-from mke_theory.split import MultimodalSplit
 
 EXPERIMENT_METHODS = methods_of("experiments")  # every method the pipeline can train
 METHODS = methods_of("experiments", default_only=True)  # what mke-exp run trains unless told otherwise
@@ -79,7 +79,7 @@ def dense_labels(split: MultimodalSplit) -> bool:
 
 def check_arrays(split: MultimodalSplit, pseudo_labels, teacher_probs=None, teacher_val_probs=None,
                  teacher_val_pred=None, input_noise: float = 0.0) -> dict:
-    """The check bundle of one teacher, in the keys of the one bundle format (``mke_theory.npz``).
+    """The check bundle of one teacher, in the keys of the one bundle format (``mke_theory.core.bundle``).
 
     ``unlabeled_alpha``, ``unlabeled_beta``: D_u as the students see it (the split's standardised float32
     arrays); ``pseudo_labels`` (M,) the teacher's classes on it and ``teacher_probs`` (M, K) its probabilities
@@ -300,7 +300,7 @@ class SeedRun:
         modalities = 2 if method.multimodal else 1
         if self.cfg.train.selection == "val" and self.val is not None:
             inputs = self.val[:modalities]
-            return Selection(inputs, self.primary_score), self.val_labels
+            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), self.val_labels
         if self.cfg.train.selection == "agreement" and pl is not None and pl.held_out is not None:
             held = pl.held_out
             inputs = (self.t["unlabeled_alpha"][held], self.t["unlabeled_beta"][held])[:modalities]
@@ -678,7 +678,7 @@ def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = Non
 
     Parameters
     ----------
-    split : a dict of arrays with the keys of the ``arrays`` task's bundle (``mke_theory.npz.KEYS``), which
+    split : a dict of arrays with the keys of the ``arrays`` task's bundle (``mke_theory.core.bundle.KEYS``), which
         is checked, label-encoded and standardised here; or a ``MultimodalSplit`` used as it is.
     config : defaults to the ``arrays`` task's preset.
     methods : which methods to train.

@@ -5,7 +5,7 @@ small students, and the run records every command writes. Only ``objective``, ``
 the simulations import torch; the rest needs numpy, scipy and pandas.
 """
 
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.split import MultimodalSplit
 
 __version__ = "0.1.0"
 __all__ = ["MultimodalSplit", "__version__"]

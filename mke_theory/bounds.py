@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 __all__ = [
     "Bound",

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from mke_theory.errors import MKEError, user_errors
+from mke_theory.console import parse_seeds, progress_bar, resolve_seeds, threads_option  # noqa: F401 (re-exported)
+from mke_theory.core.errors import MKEError, user_errors
+from mke_theory.core.records import RecordError, make_record, record_path, write_record
 from mke_theory.generators import GENERATORS
 from mke_theory.noise import NOISE_MODELS
-from mke_theory.records import RecordError, make_record, record_path, write_record
-from mke_theory.threads import threads_option
 
 REGULARIZER_NAMES = ("none", "input_noise", "feature_noise", "dropout", "all")
 
@@ -36,134 +33,6 @@ class RateList(click.ParamType):
         if bad:
             self.fail(f"every rate must lie in [0, 1]; got {bad[0]:g}", param, ctx)
         return rates
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _rate(rate: float, unit: str) -> str:
-    return f"{rate:.0f} {unit}/s" if rate >= 10 else f"{rate:.2g} {unit}/s"
-
-
-class ProgressLines:
-    """Progress as plain lines, for a stderr that is not a terminal (a log file, CI, ``make`` output):
-    one line at most every ``interval`` seconds with done/total, rate and ETA, and a last line when
-    done, e.g. ``training: 1200/5000 steps (24 %), 310 steps/s, ETA 12 s``. ``total`` 0: unknown."""
-
-    def __init__(self, total: int, label: str, file, interval: float = 5.0, clock=time.monotonic,
-                 unit: str = "steps"):
-        self.total, self.label, self.file, self.unit = total, label, file, unit
-        self.interval, self.clock = interval, clock
-        self.done = 0
-        self.start = self.last = clock()
-        self.printed = False
-
-    def line(self) -> str:
-        elapsed = max(self.clock() - self.start, 1e-9)
-        rate = self.done / elapsed
-        if self.total:
-            text = f"{self.label}: {self.done}/{self.total} {self.unit} ({100 * self.done / self.total:.0f} %)"
-        else:
-            text = f"{self.label}: {self.done} {self.unit}"
-        text += f", {_rate(rate, self.unit)}"
-        if self.total and rate > 0 and self.done < self.total:
-            text += f", ETA {_duration((self.total - self.done) / rate)}"
-        return text
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        now = self.clock()
-        if now - self.last >= self.interval and not (self.total and self.done >= self.total):
-            self.last = now
-            self.printed = True
-            click.echo(self.line(), file=self.file)
-
-    def finish(self) -> None:
-        elapsed = self.clock() - self.start
-        if self.total:
-            text = f"{self.label}: {self.done}/{self.total} {self.unit} done in {_duration(elapsed)}"
-        else:
-            text = f"{self.label}: {self.done} {self.unit} done in {_duration(elapsed)}"
-        click.echo(text, file=self.file)
-
-
-def _is_terminal(file) -> bool:
-    try:
-        return bool(file.isatty())
-    except (AttributeError, ValueError):
-        return False
-
-
-PROGRESS_INTERVAL_S = 5.0  # seconds between two progress lines when stderr is not a terminal
-
-
-@contextmanager
-def progress_bar(length: int, label: str, file=None, interval: float | None = None, clock=time.monotonic,
-                 unit: str = "steps"):
-    """Progress on stderr (or ``file``); ``update(n)`` is what library functions receive as ``progress``.
-
-    On a terminal: click's progress bar. Elsewhere (a log file, CI, a pipe), where the bar prints nothing
-    useful: a plain line every ``interval`` seconds (``ProgressLines``). Both CLIs use this one helper.
-    """
-    file = sys.stderr if file is None else file
-    if _is_terminal(file):
-        with click.progressbar(length=length, label=label, file=file, show_eta=bool(length)) as bar:
-            yield bar.update
-        return
-    lines = ProgressLines(length, label, file, interval=PROGRESS_INTERVAL_S if interval is None else interval,
-                          clock=clock, unit=unit)
-    yield lines.update
-    lines.finish()
-
-
-class Seeds(tuple):
-    """Seeds parsed from ``--seeds``; ``bare`` when the value was a single integer without a comma."""
-
-    bare = False
-
-
-def parse_seeds(ctx, param, value):
-    """click callback of ``--seeds``: a comma-separated list of distinct seeds >= 0, e.g. ``0,1,2``
-    (one seed alone: ``3,``). None stays None."""
-    if value is None or isinstance(value, tuple):
-        return value
-    try:
-        seeds = Seeds(int(v) for v in str(value).split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise click.BadParameter("give distinct seeds >= 0, e.g. 0,1,2")
-    seeds.bare = "," not in str(value)
-    return seeds
-
-
-def resolve_seeds(seeds, n_seeds, *, bare: str, default_n: int, first_n=lambda n: list(range(n)), what="seed"):
-    """The one rule of both CLIs: ``--seeds`` is a list of seeds, ``--n-seeds N`` the first N default seeds
-    (``first_n(N)``), neither: ``first_n(default_n)``, both: an error.
-
-    A bare single integer (``--seeds 5``, no comma) is where the CLIs used to differ: ``bare="error"``
-    (mke-theory, where it meant a count) refuses it with the sentence that says what to write;
-    ``bare="note"`` (mke-exp, where it always meant that one seed) takes the seed and says so in one
-    line on stderr. ``--seeds 5,`` is seed 5 alone in both, without a word.
-    """
-    if seeds is not None and n_seeds is not None:
-        raise MKEError("give --seeds (a list of seeds) or --n-seeds (how many), not both")
-    if seeds is None:
-        return list(first_n(default_n if n_seeds is None else n_seeds))
-    if getattr(seeds, "bare", False):
-        n = seeds[0]
-        if bare == "error":
-            runs = "run" if n == 1 else "runs"
-            raise MKEError(f"--seeds is a list of seeds now, not a count; for {n} {runs} use --n-seeds {n}, "
-                           f"for {what} {n} alone write --seeds {n},")
-        click.echo(f"note: training seed {n} only (--seeds is a list of seeds; for {n} seeds use --n-seeds {n})",
-                   err=True)
-    return list(seeds)
 
 
 def write_records(rows: list[dict], out: Path | None, force: bool) -> int:
@@ -224,10 +93,10 @@ def cli():
 @threads_option(small=True)  # MLPs: one thread unless --threads / $MKE_THREADS say otherwise
 def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, force, figure, no_figure):
     """The paper's TwoMoon experiment: teacher, UM student, MM student and the supervised bound."""
-    from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL, NOTEBOOK_REFERENCE
-    from mke_theory.stats import records_frame, summarize
-    from mke_theory.tables import format_table
-    from mke_theory.twomoon import ABLATION_TASK, TASK, TwoMoonConfig, run_twomoon, total_steps
+    from mke_theory.results.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL, NOTEBOOK_REFERENCE
+    from mke_theory.results.stats import records_frame, summarize
+    from mke_theory.results.tables import format_table
+    from mke_theory.toy.twomoon import ABLATION_TASK, TASK, TwoMoonConfig, run_twomoon, total_steps
 
     # --n-seeds N (or neither: 10): the first N of the notebook's seed stream, TwoMoonConfig(n_runs=N)
     seeds = None if seeds is None else tuple(resolve_seeds(seeds, n_seeds, bare="error", default_n=10))
@@ -237,7 +106,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
     with progress_bar(total_steps(cfg), "training teacher and students") as update:
         result = run_twomoon(cfg, progress=update)
     if rng == "notebook":
-        from mke_theory.tables import format_runs
+        from mke_theory.results.tables import format_runs
 
         click.echo(format_runs(result.runs, TASK, "test_accuracy", caption="TwoMoon per run (rng=notebook: the "
                                "notebook's seeds and random streams)") + "\n")
@@ -256,7 +125,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
                                        caption="Regulariser ablation (UM / MM students); reference column: UM / MM"))
     write_records(result.runs, out, force)
     if not no_figure:
-        from mke_theory.plots import plot_twomoon
+        from mke_theory.results.plots import plot_twomoon
 
         plot_twomoon(result, figure)
         click.echo(f"figure written to {figure}", err=True)
@@ -286,9 +155,9 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
 @threads_option(small=True)
 def simulate(noise, noise_model, generator, seeds, n_seeds, data_seed, steps, regularizer, out, force, plot):
     """Students trained on pseudo labels of error η: test error, labels corrected and corrupted."""
-    from mke_theory.simulate import SimulateConfig, total_steps
-    from mke_theory.simulate import simulate as run
-    from mke_theory.tables import format_sweep
+    from mke_theory.results.tables import format_sweep
+    from mke_theory.toy.simulate import SimulateConfig, total_steps
+    from mke_theory.toy.simulate import simulate as run
 
     chosen = resolve_seeds(seeds, n_seeds, bare="error", default_n=5)
     if sorted(chosen) != list(range(len(chosen))):
@@ -303,7 +172,7 @@ def simulate(noise, noise_model, generator, seeds, n_seeds, data_seed, steps, re
                                   "(corrected / corrupted: pseudo labels on D_u the student turned right / wrong, "
                                   "mean count)"))
     if plot is not None:
-        from mke_theory.plots import plot_noise_sweep
+        from mke_theory.results.plots import plot_noise_sweep
 
         plot_noise_sweep(rows, plot)
         click.echo(f"figure written to {plot}", err=True)
@@ -336,12 +205,12 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
     import numpy as np
 
     from mke_theory.diagnose import check_bundle, sample_note
-    from mke_theory.tables import format_check, json_safe
+    from mke_theory.results.tables import format_check, json_safe
 
     if (data is None) == (generator is None):
         raise MKEError("give exactly one of --data FILE.npz or --generator NAME")
     if data is not None:
-        from mke_theory.npz import load_npz
+        from mke_theory.core.bundle import load_npz
 
         arrays, source = load_npz(data, what=".npz file for --data"), str(data)
     else:

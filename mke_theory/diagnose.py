@@ -28,11 +28,11 @@ import time
 import numpy as np
 
 from mke_theory import expansion as ex
-from mke_theory._validation import check_features, check_labels, check_range
 from mke_theory.bounds import label_correction
-from mke_theory.errors import MKEError
-from mke_theory.npz import check_probs, encode_labels, feature_array
-from mke_theory.split import zscore, zscore_stats
+from mke_theory.core.bundle import check_probs, encode_labels, feature_array
+from mke_theory.core.checks import check_features, check_labels, check_range
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import zscore, zscore_stats
 
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
@@ -312,7 +312,7 @@ def _teacher_classes(arrays: dict, hard: str, soft: str, rows: int, part: str, s
 
 
 def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
-    """``check`` on a bundle of the one format (``mke_theory.npz``): D_u as ``unlabeled_alpha``,
+    """``check`` on a bundle of the one format (``mke_theory.core.bundle``): D_u as ``unlabeled_alpha``,
     ``unlabeled_beta``; the teacher's ``pseudo_labels`` or ``teacher_probs``; labeled ``val_alpha``,
     ``val_beta``, ``val_labels`` and the teacher's ``teacher_val_pred`` / ``teacher_val_probs`` on them;
     ``input_noise`` (0-d, the student's T; ``options`` override it). ``unlabeled_labels`` is not read.

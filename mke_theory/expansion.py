@@ -35,7 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 from scipy.spatial import cKDTree
 
-from mke_theory._validation import (
+from mke_theory.core.checks import (
     RandomState,
     check_choice,
     check_features,
@@ -43,7 +43,7 @@ from mke_theory._validation import (
     check_random_state,
     check_range,
 )
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 __all__ = [
     "BRUTE_FORCE_MAX_VERTICES",

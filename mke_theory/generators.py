@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from mke_theory._validation import RandomState, check_choice, check_random_state, check_range
-from mke_theory.errors import MKEError
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.checks import RandomState, check_choice, check_random_state, check_range
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit
 
 
 def twomoon(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mke_theory._validation import (
+from mke_theory.core.checks import (
     RandomState,
     check_choice,
     check_features,
@@ -27,7 +27,7 @@ from mke_theory._validation import (
     check_random_state,
     check_range,
 )
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 __all__ = [
     "NOISE_MODELS",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 LOSS_FORMS = ("perturbed_ce", "consistency")
 

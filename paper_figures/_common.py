@@ -1,9 +1,9 @@
 """What every paper_figures script shares: arguments, reading records, writing outputs.
 
-Scripts read run records through ``mke_theory.records``, compute every number through
-``mke_theory.stats``, write tables with ``mke_theory.tables`` and take published numbers from
-``mke_theory.reference``; plotting code (``mke_theory.plots``, colours from ``mke_theory.palette``)
-only draws.
+Scripts read run records through ``mke_theory.core.records``, compute every number through
+``mke_theory.results.stats``, write tables with ``mke_theory.results.tables`` and take published numbers from
+``mke_theory.results.reference``; plotting code (``mke_theory.results.plots``, colours from
+``mke_theory.results.palette``) only draws.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mke_theory.records import RecordError, read_records
+from mke_theory.core.records import RecordError, read_records
 
 
 def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:

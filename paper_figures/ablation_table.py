@@ -4,10 +4,10 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL
-from mke_theory.stats import compare_methods, records_frame, summarize
-from mke_theory.tables import format_table
-from mke_theory.twomoon import ABLATION_TASK
+from mke_theory.results.reference import NOTEBOOK_ABLATION, NOTEBOOK_LABEL
+from mke_theory.results.stats import compare_methods, records_frame, summarize
+from mke_theory.results.tables import format_table
+from mke_theory.toy.twomoon import ABLATION_TASK
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
 records = records_for(args.runs, ABLATION_TASK, "mke-theory twomoon --ablation --out runs/twomoon")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 from _common import arguments, records_for, write_figure
 
-from mke_theory.methods import LABELS
+from mke_theory.core.methods import LABELS
 
 args = arguments(__doc__.splitlines()[0], "runs/nyudv2")
 records = records_for(args.runs, "nyudv2", "mke-exp run nyudv2 --data CACHE --out runs/nyudv2")

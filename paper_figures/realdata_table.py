@@ -8,23 +8,18 @@ import sys
 
 from _common import arguments, records_for, write_table
 
-from mke_theory.reference import PAPER_LABEL, PAPER_NYUDV2
-from mke_theory.stats import compare_methods, records_frame, summarize
-from mke_theory.tables import format_table
-
-# task -> (metric, what the metric is, reference column or None)
-TASKS = {
-    "mfeat": ("test_accuracy", "test accuracy (%)", None),
-    "ravdess": ("test_accuracy", "test accuracy (%)", None),
-    "nyudv2": ("test_miou", "test mIoU (%)", {m: f"{v:.2f}" for m, v in PAPER_NYUDV2.items()}),  # the paper's table
-    "vggsound": ("test_top1", "top-1 accuracy (%)", None),
-    "audioset-vggsound": ("test_top1", "top-1 accuracy (%)", None),
-}
+from mke_experiments.metrics import LABELS
+from mke_experiments.tasks import TASKS
+from mke_theory.results.reference import PAPER_LABEL
+from mke_theory.results.stats import compare_methods, records_frame, summarize
+from mke_theory.results.tables import format_table
 
 args = arguments(__doc__.splitlines()[0], "runs",
                  extra=lambda p: p.add_argument("task", choices=sorted(TASKS), help="which task's table"))
-metric, what, reference = TASKS[args.task]
-data = "" if args.task == "mfeat" else " --data CACHE"  # mfeat ships its data; the others need prepare first
+task = TASKS[args.task]  # the task says its metric and, where the paper has one, the reference column
+metric, what = f"test_{task.primary}", LABELS[task.primary]
+reference = None if task.reference is None else {m: f"{v:.2f}" for m, v in task.reference.items()}
+data = "" if not task.needs_data else " --data CACHE"  # mfeat ships its data; the others need prepare first
 records = records_for(args.runs / args.task, args.task, f"mke-exp run {args.task}{data} --out runs/{args.task}")
 if records is None:
     sys.exit(0)

@@ -10,8 +10,8 @@ import sys
 
 from _common import arguments, records_for, write_figure
 
-from mke_theory.plots import plot_twomoon
-from mke_theory.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
+from mke_theory.results.plots import plot_twomoon
+from mke_theory.toy.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
 records = records_for(args.runs, TASK, "mke-theory twomoon --out runs/twomoon")

@@ -18,7 +18,7 @@ def one_torch_thread():
 @pytest.fixture(autouse=True)
 def back_to_one_thread(one_torch_thread):
     """A CLI called in-process sets torch's threads for its task (every core for the image and audio
-    tasks, ``mke_theory.threads``); the next test starts on one thread again."""
+    tasks, ``mke_theory.console``); the next test starts on one thread again."""
     yield
     import torch
 

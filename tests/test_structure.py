@@ -17,14 +17,14 @@ PACKAGES = ("mke_theory", "mke_experiments")
 # Modules that must import without torch (nor scikit-learn or hypothesis where they are not needed):
 # what `mke-exp list`, record validation, the theory and the figures load.
 LIGHT = {
-    "torch": ["mke_theory", "mke_theory.split", "mke_theory.errors", "mke_theory.methods", "mke_theory.records",
-              "mke_theory.generators", "mke_theory.noise", "mke_theory.stats", "mke_theory.expansion",
-              "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.cli", "mke_theory.plots", "mke_theory.tables",
-              "mke_theory.palette", "mke_theory.reference",
+    "torch": ["mke_theory", "mke_theory.core.split", "mke_theory.core.errors", "mke_theory.core.methods", "mke_theory.core.records",
+              "mke_theory.generators", "mke_theory.noise", "mke_theory.results.stats", "mke_theory.expansion",
+              "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.cli", "mke_theory.results.plots", "mke_theory.results.tables",
+              "mke_theory.results.palette", "mke_theory.results.reference",
               "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.tasks", "mke_experiments.cli"],
     "sklearn": ["mke_theory", "mke_theory.generators", "mke_theory.noise", "mke_experiments.metrics",
                 "mke_experiments.tasks"],
-    "hypothesis": ["mke_theory", "mke_theory.split", "mke_theory.generators", "mke_theory.noise"],
+    "hypothesis": ["mke_theory", "mke_theory.core.split", "mke_theory.generators", "mke_theory.noise"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Torch's thread count is chosen on purpose (mke_theory.threads): one thread for the small MLP tasks,
+"""Torch's thread count is chosen on purpose (mke_theory.console): one thread for the small MLP tasks,
 every core for the image and audio tasks, ``--threads N`` / ``$MKE_THREADS`` over both, and both CLIs
 apply the choice before they train."""
 
@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from mke_experiments.cli import cli as exp_cli
 from mke_experiments.tasks import TASKS
 from mke_theory.cli import cli as theory_cli
-from mke_theory.errors import MKEError
-from mke_theory.threads import ENV_VAR, SMALL_TASKS, all_cores, choose_threads, is_small, parse_threads, set_threads
+from mke_theory.console import ENV_VAR, all_cores, choose_threads, parse_threads, set_threads
+from mke_theory.core.errors import MKEError
 
 
 @pytest.fixture(autouse=True)
@@ -27,41 +27,44 @@ def no_thread_settings(monkeypatch):
     torch.set_num_threads(before)
 
 
-def test_every_small_task_exists_and_the_image_and_audio_tasks_are_large():
-    assert SMALL_TASKS <= set(TASKS) | {"twomoon", "simulate"}  # a renamed task cannot silently turn large
-    assert {name for name in TASKS if is_small(name)} == {"mfeat", "arrays"}
+def is_small(name: str) -> bool:
+    return TASKS[name].small if name in TASKS else name in ("twomoon", "simulate")  # the theory drivers: small
+
+
+def test_the_vector_tasks_are_small_and_the_image_and_audio_tasks_are_large():
+    assert {name for name in TASKS if TASKS[name].small} == {"mfeat", "arrays"}  # each task says so itself
     for name in ("ravdess", "nyudv2", "vggsound", "audioset-vggsound"):
-        assert name in TASKS and not is_small(name), name
+        assert name in TASKS and not TASKS[name].small, name
 
 
 def test_small_tasks_default_to_one_thread_and_large_ones_to_every_core():
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert all_cores() == usable  # os.cpu_count() unless the process is pinned to some cores
     for name in ("twomoon", "simulate", "mfeat", "arrays"):
-        assert choose_threads(task=name) == 1, name
+        assert choose_threads(small=is_small(name)) == 1, name
     for name in ("ravdess", "nyudv2", "vggsound", "audioset-vggsound", "a-new-task"):
-        assert choose_threads(task=name) == all_cores(), name
+        assert choose_threads(small=is_small(name)) == all_cores(), name
     assert choose_threads(small=True) == 1 and choose_threads(small=False) == all_cores()
 
 
 def test_torchrun_processes_share_the_cores_of_a_large_task(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert choose_threads(task="ravdess") == max(1, all_cores() // 2)
-    assert choose_threads(task="mfeat") == 1
+    assert choose_threads(small=is_small("ravdess")) == max(1, all_cores() // 2)
+    assert choose_threads(small=is_small("mfeat")) == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "64000")
-    assert choose_threads(task="ravdess") == 1  # never 0
+    assert choose_threads(small=is_small("ravdess")) == 1  # never 0
 
 
 def test_the_option_then_the_environment_override_the_default(monkeypatch):
-    assert choose_threads(3, task="mfeat") == 3 and choose_threads("3", task="ravdess") == 3
+    assert choose_threads(3, small=is_small("mfeat")) == 3 and choose_threads("3", small=is_small("ravdess")) == 3
     monkeypatch.setenv(ENV_VAR, "2")
-    assert choose_threads(task="mfeat") == 2 and choose_threads(task="ravdess") == 2
-    assert choose_threads(5, task="mfeat") == 5  # the option wins over the environment
+    assert choose_threads(small=is_small("mfeat")) == 2 and choose_threads(small=is_small("ravdess")) == 2
+    assert choose_threads(5, small=is_small("mfeat")) == 5  # the option wins over the environment
     monkeypatch.setenv(ENV_VAR, "")
-    assert choose_threads(task="mfeat") == 1  # an empty variable is an unset one
+    assert choose_threads(small=is_small("mfeat")) == 1  # an empty variable is an unset one
     monkeypatch.setenv(ENV_VAR, "zero")
     with pytest.raises(MKEError, match=f"the environment variable {ENV_VAR} must be a whole number"):
-        choose_threads(task="mfeat")
+        choose_threads(small=is_small("mfeat"))
 
 
 @pytest.mark.parametrize("bad", [0, -1, "0", "-2", "1.5", 2.5, "many", "", " ", True, "3 threads"])
@@ -72,7 +75,7 @@ def test_bad_thread_counts_are_one_sentence(bad):
 
 def test_set_threads_applies_the_choice_to_torch():
     torch.set_num_threads(2)
-    assert set_threads(task="mfeat") == 1 and torch.get_num_threads() == 1
+    assert set_threads(small=is_small("mfeat")) == 1 and torch.get_num_threads() == 1
     assert set_threads(3) == 3 and torch.get_num_threads() == 3
 
 

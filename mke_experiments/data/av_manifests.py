@@ -40,7 +40,7 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 MAP_NAME = "vggsound_audioset_map.json"
 MAP_FORMAT = "mke-vggsound-audioset-map"

@@ -34,9 +34,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mke_theory.records import atomic_write
-from mke_theory.rows import LazyRows, NpyFile
-from mke_theory.threads import all_cores
+from mke_experiments.data.rows import LazyRows, NpyFile
+from mke_theory.console import all_cores
+from mke_theory.core.records import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +393,7 @@ def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: 
     summarize : ``summarize(valid, notes) -> fields``: the reader's own manifest entries (counts, skipped, …)
         from the (rows,) bool ``valid`` and one note per item; it may raise ``spec.error`` (e.g. nothing was
         readable), which keeps the previous cache and the committed shards.
-    workers : processes decoding shards (default: the usable cores, ``mke_theory.threads.all_cores``; 1: in this
+    workers : processes decoding shards (default: the usable cores, ``mke_theory.console.all_cores``; 1: in this
         process, no pool, the libraries' own threads left alone); at most one per shard. The pool uses the
         ``spawn`` context: workers start as fresh interpreters, so threads of the parent (OpenMP, torch,
         OpenCV) cannot deadlock them after a fork, on every platform (a script calling ``build`` with
@@ -506,7 +506,7 @@ def load(spec: CacheSpec, out_dir) -> dict:
     -------
     dict: each of ``spec.small`` as an np.ndarray of the valid rows; each other array as
     ``LazyRows(NpyFile(path), index=valid rows, key=content_key(...))`` (no byte read: rows are read on demand
-    with ``preadv``, see ``mke_theory.rows.NpyFile``); and
+    with ``preadv``, see ``mke_experiments.data.rows.NpyFile``); and
     ``manifest``. Only the headers, ``valid`` and the small arrays are read.
     """
     out_dir = Path(out_dir)

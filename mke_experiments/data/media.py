@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.data import cache as cache_store
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 SAMPLE_RATE = 16000  # Hz, the readers' default
 WIN_SECONDS, HOP_SECONDS = 0.032, 0.010  # n_fft 512 and hop 160 at 16 kHz

@@ -51,7 +51,7 @@ import numpy as np
 
 from mke_experiments.data import cache as cache_store
 from mke_experiments.data.cache import Column
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 log = logging.getLogger(__name__)
 

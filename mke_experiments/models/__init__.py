@@ -22,7 +22,7 @@ from torch import nn
 
 from mke_experiments.config import ModelConfig
 from mke_experiments.perturbations import modality_dropout
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 _DRAWING = contextvars.ContextVar("drawing", default=None)  # what ``drawing`` set while fit trains
 

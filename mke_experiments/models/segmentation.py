@@ -15,7 +15,7 @@ from torch import nn
 
 from mke_experiments.config import ModelConfig
 from mke_experiments.perturbations import modality_dropout
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 
 def resnet_encoder(in_channels: int, cfg: ModelConfig) -> nn.Module:

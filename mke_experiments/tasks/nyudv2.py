@@ -19,8 +19,9 @@ import numpy as np
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.metrics import segmentation_metrics
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
-from mke_theory.errors import MKEError
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit
+from mke_theory.results.reference import PAPER_NYUDV2
 
 RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]  # ImageNet statistics
 RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
@@ -163,4 +164,7 @@ register_task(Task(
     augment=joint_augment, perturb=photometric_perturbation, examples=4,
     ignores=("model.hidden", "model.width", "model.fusion"),  # ResNet encoders, features summed into one head
     smoke=smoke,
+    shapes=lambda c: ((3, *c.data.hw("crop")), (1 if c.data.depth == "metres" else 3, *c.data.hw("crop")), 40,
+                      c.data.hw("crop")),
+    reference=PAPER_NYUDV2,  # the paper's table, mIoU %
 ))

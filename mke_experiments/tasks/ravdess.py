@@ -15,8 +15,8 @@ import numpy as np
 
 from mke_experiments.config import ExperimentConfig, MKEConfig, ModelConfig, TrainConfig, limit
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
-from mke_theory.errors import MKEError
-from mke_theory.split import MultimodalSplit
+from mke_theory.core.errors import MKEError
+from mke_theory.core.split import MultimodalSplit
 
 
 @dataclass(frozen=True)
@@ -107,4 +107,5 @@ register_task(Task(
     prepare=prepare,
     ignores=("model.backbone", "model.pretrained", "model.weights"),  # small CNN encoders, no torchvision ResNet
     smoke=smoke,
+    shapes=lambda c: ((c.prepare.frames, 3, c.prepare.size, c.prepare.size), (1, c.prepare.n_mels, 301), 8, ()),
 ))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mke_experiments.config import ExperimentConfig, from_manifest
-from mke_experiments.metrics import classification_metrics
-from mke_theory.errors import MKEError
+from mke_experiments.metrics import classification_metrics, selectable
+from mke_theory.core.errors import MKEError
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Task:
         into a cache (``workers`` decoding processes, None: the usable cores), or None when the task needs
         no preparation.
     needs_data : whether ``run`` needs ``--data`` (mfeat ships its data; arrays and real sets do not).
+    small : whether its networks are small MLPs that compute best on one torch thread (``mke_theory.console``).
+    shapes : ``shapes(config) -> (α sample shape, β sample shape, classes, target shape)`` of the data a config
+        describes, for ``mke-exp bench`` without ``--data``; None: the shapes come from the data only.
+    reference : method -> the paper's published number of the primary metric (the tables' reference column).
     The remaining fields are hooks with defaults for classification of vectors, images and maps.
     """
 
@@ -50,6 +54,9 @@ class Task:
     # workers)
     ignores: tuple = ()  # config keys the task never reads: setting one is an error, not a silent no-op
     smoke: Callable | None = None  # (folder) -> (data_dir or None, overrides): tiny data for a seconds-long run
+    small: bool = False
+    shapes: Callable | None = None
+    reference: dict | None = None
 
     def load_split(self, cfg: ExperimentConfig, data_dir=None, overrides=()) -> tuple[ExperimentConfig, object]:
         """(config, split): the split from ``data_dir`` and the config whose ``prepare`` settings are the
@@ -58,6 +65,7 @@ class Task:
         return from_manifest(cfg, split.meta.get("prepared"), overrides, source=f"the cache in {data_dir}"), split
 
     def __post_init__(self):
+        selectable(self.primary)  # a primary metric model selection cannot compute is a registration error
         defaults = dict(evaluate=classification_metrics, build_teacher=_vector_teacher, build_student=_vector_student,
                         perturb=_input_noise)
         for key, value in defaults.items():

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from mke_experiments.data import cache
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 
 class ToyError(MKEError):

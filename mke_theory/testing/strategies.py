@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mke_theory._validation import check_range
-from mke_theory.errors import MKEError
+from mke_theory.core.checks import check_range
+from mke_theory.core.errors import MKEError
 
 __all__ = ["eta_strategy", "labels_strategy", "logits_strategy", "multimodal_split_strategy"]
 

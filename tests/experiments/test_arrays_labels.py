@@ -12,7 +12,7 @@ from mke_experiments.pipeline import run_seed
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.arrays import ArraysData, load, split_from_arrays
 from mke_experiments.testing.bundles import write_bundle
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 from mke_theory.generators import gaussian_mixture
 
 LABEL_KEYS = ("labels", "test_labels", "unlabeled_labels")

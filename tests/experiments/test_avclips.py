@@ -27,8 +27,8 @@ from mke_experiments.data.avclips import (  # noqa: E402
     read_wav_frames,
     split_labels,
 )
+from mke_experiments.data.rows import LazyRows  # noqa: E402
 from mke_experiments.testing.avclips import COLOURS, GARBAGE, make_clip_tree, make_mp4, tone_hz, write_cavmae  # noqa: E402
-from mke_theory.rows import LazyRows  # noqa: E402
 
 SR = 16000
 

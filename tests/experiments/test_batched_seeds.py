@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mke_experiments import models, train
+from mke_experiments import models
 from mke_experiments.config import resolve_config
 from mke_experiments.pipeline import run_seeds, seeds_together
 from mke_experiments.tasks import get_task
-from mke_theory.records import read_records
+from mke_experiments.train import loop as train
+from mke_theory.core.records import read_records
 
 SEEDS = (0, 1, 2)
 REGULARISED = ("train.epochs=4", "model.dropout=0.3", "model.modality_dropout=0.3", "mke.input_noise=0.5")

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from mke_experiments.data import cache
+from mke_experiments.data.rows import LazyRows, NpyFile
 from mke_experiments.testing.cache import COLUMNS, SPEC, ToyError, build_toy, decode, summarize
-from mke_theory.rows import LazyRows, NpyFile
 
 REBUILD = "run mke-exp prepare toy --raw DIR --out"
 TOY_VALID = [i for i in range(40) if i % 7 != 3 and i % 11 != 5]

@@ -17,10 +17,10 @@ from mke_experiments.pipeline import RunFiles, SeedRun, run_seeds, vector_inputs
 from mke_experiments.tasks import get_task
 from mke_experiments.testing.bundles import write_bundle
 from mke_theory import diagnose
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
+from mke_theory.core.records import run_stem
+from mke_theory.core.split import MultimodalSplit
 from mke_theory.generators import gaussian_mixture
-from mke_theory.records import run_stem
-from mke_theory.split import MultimodalSplit
 
 CPU = torch.device("cpu")
 KEYS = {"unlabeled_alpha", "unlabeled_beta", "pseudo_labels", "teacher_probs", "val_alpha", "val_beta", "val_labels",

@@ -16,8 +16,8 @@ from mke_experiments.config import apply_overrides, resolve_config
 from mke_experiments.pipeline import METHODS, fit_mke, run, run_seed
 from mke_experiments.tasks import TASKS, get_task
 from mke_experiments.testing.bundles import write_bundle
+from mke_theory.core.records import read_records
 from mke_theory.generators import gaussian_mixture
-from mke_theory.records import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ("train.epochs=2",)
@@ -228,13 +228,13 @@ def test_tensorboard_logs_per_epoch(tmp_path):
 
 
 def test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student():
-    """mm_student_confident (one row of mke_theory.methods + its rule): threshold 0 keeps every pseudo label and
+    """mm_student_confident (one row of mke_theory.core.methods + its rule): threshold 0 keeps every pseudo label and
     trains exactly the MKE student; a real threshold masks exactly the labels below it."""
     import torch
 
     from mke_experiments.pipeline import RunFiles, SeedRun
-    from mke_theory.methods import get_method
-    from mke_theory.split import IGNORE
+    from mke_theory.core.methods import get_method
+    from mke_theory.core.split import IGNORE
 
     split = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
     base = resolve_config(get_task("arrays"), FAST)
@@ -314,7 +314,7 @@ def test_noisy_student_learns_from_d_l_with_labels_and_d_u_with_pseudo_labels():
     import torch
 
     from mke_experiments.pipeline import RunFiles, SeedRun
-    from mke_theory.methods import get_method
+    from mke_theory.core.methods import get_method
 
     split = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)
     cfg = resolve_config(get_task("arrays"), FAST)

@@ -88,9 +88,9 @@ def test_n_seeds_is_the_first_n_and_both_is_an_error(no_val_no_truth, tmp_path):
 
 
 def test_run_prints_progress_lines_into_a_log(no_val_no_truth, monkeypatch):
-    import mke_theory.cli as theory_cli
+    import mke_theory.console as console
 
-    monkeypatch.setattr(theory_cli, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(console, "PROGRESS_INTERVAL_S", 0.0)
     result = invoke("run", "arrays", "--data", no_val_no_truth, "--epochs", "5", "--device", "cpu", "--n-seeds", "2",
                     "--methods", "teacher")
     assert result.exit_code == 0, result.output

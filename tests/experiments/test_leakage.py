@@ -15,7 +15,7 @@ import torch
 from mke_experiments.config import resolve_config
 from mke_experiments.pipeline import METHODS, run_seed
 from mke_experiments.tasks import TASKS, get_task
-from mke_theory.split import IGNORE
+from mke_theory.core.split import IGNORE
 
 FAST = ("train.epochs=1",)  # one epoch still computes (and compares) a selection score
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mke_experiments.data import cache, media
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 
 
 class _Oops(MKEError):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mke_experiments.metrics import classification_metrics, confusion_matrix, miou, scores_metrics, segmentation_metrics
-from mke_theory.split import IGNORE
+from mke_theory.core.split import IGNORE
 
 
 def test_accuracy_and_macro_f1_by_hand():

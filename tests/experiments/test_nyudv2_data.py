@@ -27,6 +27,7 @@ from mke_experiments.data.nyudv2 import (  # noqa: E402
     scaled_intrinsics,
     standard_split,
 )
+from mke_experiments.data.rows import LazyRows  # noqa: E402
 from mke_experiments.testing.nyudv2 import (  # noqa: E402
     CEILING,
     FLOOR,
@@ -35,7 +36,6 @@ from mke_experiments.testing.nyudv2 import (  # noqa: E402
     make_labeled_mat,
     small_split,
 )
-from mke_theory.rows import LazyRows  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "nyuv2"
 N_FIXTURE = 10

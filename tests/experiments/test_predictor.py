@@ -9,9 +9,9 @@ from torch import nn
 from mke_experiments.cli import cli
 from mke_experiments.config import resolve_config
 from mke_experiments.pipeline import fit_mke
-from mke_experiments.predictor import Predictor
+from mke_experiments.protocol.predictor import Predictor
 from mke_experiments.tasks import get_task
-from mke_theory.errors import MKEError
+from mke_theory.core.errors import MKEError
 from mke_theory.generators import gaussian_mixture
 
 CLASSES = np.array(["cat", "dog", "owl"])
@@ -137,7 +137,7 @@ def test_a_torch_image_teacher_labels_a_split_of_images(config):
     """'Any task, images included': α as (N, 1, 8, 8) images, β as vectors; the teacher is a small CNN."""
     from sklearn.datasets import load_digits
 
-    from mke_theory.split import MultimodalSplit
+    from mke_theory.core.split import MultimodalSplit
 
     images, digits = load_digits(return_X_y=True)
     images = (images / 16.0).astype(np.float32)

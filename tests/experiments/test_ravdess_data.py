@@ -28,6 +28,7 @@ from mke_experiments.data.ravdess import (  # noqa: E402
     random_split,
     scan,
 )
+from mke_experiments.data.rows import LazyRows  # noqa: E402
 from mke_experiments.testing.ravdess import (  # noqa: E402
     FLLR_BYTES,
     SAMPLE_RATE,
@@ -36,7 +37,6 @@ from mke_experiments.testing.ravdess import (  # noqa: E402
     wav_chunks,
     write_mp4,
 )
-from mke_theory.rows import LazyRows  # noqa: E402
 
 ACTORS = (1, 2, 5, 9, 10)
 CORRUPT_MP4 = key_of(1, 3)

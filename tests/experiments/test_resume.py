@@ -14,17 +14,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mke_experiments import train
 from mke_experiments.cli import cli
 from mke_experiments.config import resolve_config
 from mke_experiments.pipeline import SkippedMethodWarning, run_seed, run_split
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.arrays import split_from_arrays, standardize
 from mke_experiments.testing.bundles import write_bundle
-from mke_theory.errors import MKEError
+from mke_experiments.train import loop as train
+from mke_theory.core.errors import MKEError
+from mke_theory.core.records import make_record, read_records, write_record
+from mke_theory.core.split import SPLIT_PARTS
 from mke_theory.generators import gaussian_mixture
-from mke_theory.records import make_record, read_records, write_record
-from mke_theory.split import SPLIT_PARTS
 
 ROOT = Path(__file__).resolve().parents[2]
 MKE_EXP = [sys.executable, "-m", "mke_experiments.cli"]

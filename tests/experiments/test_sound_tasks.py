@@ -71,7 +71,7 @@ def _fake_cache(monkeypatch, tmp_path, labels, splits):
 
     n = len(labels)
     names = [f"clip{i:02d}" for i in range(n)]
-    from mke_theory.rows import LazyRows
+    from mke_experiments.data.rows import LazyRows
 
     cache = dict(labels=np.array(labels), names=np.array(names), logmel=LazyRows(np.zeros((n, 1, 4, 8), np.float16)),
                  frames=LazyRows(np.zeros((n, 1, 3, 8, 8), np.uint8)),
@@ -95,7 +95,7 @@ def test_clips_of_classes_outside_the_list_are_counted_and_reported(monkeypatch,
 def test_a_splits_file_that_is_not_an_object_is_named(monkeypatch, tmp_path):
     import pytest
 
-    from mke_theory.errors import MKEError
+    from mke_theory.core.errors import MKEError
 
     _fake_cache(monkeypatch, tmp_path, [LABELS[0]] * 4, "[\"train\", \"test\"]")
     with pytest.raises(MKEError, match="splits.json must be a JSON object"):

@@ -14,11 +14,11 @@ from torch.utils.data import DistributedSampler
 
 from mke_experiments import pipeline
 from mke_experiments.config import resolve_config
-from mke_experiments.loader import Batches, shard
+from mke_experiments.data.rows import LazyRows, concat
 from mke_experiments.pipeline import run_seed
 from mke_experiments.tasks import get_task
-from mke_theory.rows import LazyRows, concat
-from mke_theory.split import MultimodalSplit
+from mke_experiments.train.loader import Batches, shard
+from mke_theory.core.split import MultimodalSplit
 
 N = dict(labeled=24, unlabeled=40, val=16, test=16)
 SETTINGS = ("train.epochs=2", "train.batch_size=8", "model.width=4", "model.hidden=16", "train.checkpoint=false")
@@ -93,7 +93,7 @@ def test_the_conversion_is_the_same_in_numpy_and_torch():
 def test_a_lazy_split_trains_the_records_of_the_same_split_in_memory(workers, monkeypatch):
     """The DataLoader path (with and without worker processes) gives every batch the same rows in the same
     order as slicing tensors in memory: the teacher's and the regularised MM student's records agree exactly."""
-    from mke_experiments import loader
+    from mke_experiments.train import loader
 
     started = []
     real = loader.DataLoader
@@ -235,7 +235,7 @@ def test_a_cache_backed_run_trains_under_torchrun_with_loader_workers(tmp_path):
     import sys
     from pathlib import Path
 
-    from mke_theory.records import read_records
+    from mke_theory.core.records import read_records
 
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     if not Path(torchrun).exists():
@@ -258,8 +258,8 @@ def test_the_loader_dataset_pickles_for_spawned_workers(tmp_path):
     reopen its files by path in the worker and read the same rows (an open descriptor cannot travel)."""
     import pickle
 
-    from mke_experiments.loader import _Rows
-    from mke_theory.rows import NpyFile
+    from mke_experiments.data.rows import NpyFile
+    from mke_experiments.train.loader import _Rows
 
     stored_rows = np.arange(60, dtype=np.float16).reshape(20, 3)
     np.save(tmp_path / "x.npy", stored_rows)

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from mke_experiments import metrics, train
-from mke_experiments.config import record_dict, resolve_config
+from mke_experiments import metrics, models
+from mke_experiments.config import ModelConfig, TrainConfig, record_dict, resolve_config
 from mke_experiments.pipeline import run_seed
 from mke_experiments.tasks import get_task
+from mke_experiments.train import loop as train
+from mke_theory.core.records import read_records
+from mke_theory.core.split import IGNORE
 from mke_theory.generators import gaussian_mixture
-from mke_theory.records import read_records
-from mke_theory.split import IGNORE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +84,54 @@ def test_selection_score_is_the_full_evaluations_primary_metric():
         pytest.approx(metrics.segmentation_metrics(maps, truth, k)["miou"])
     assert metrics.agreement(t(pred), t(pred)) == 1.0
     with pytest.raises(ValueError, match="no selection score"):
-        metrics.selection_score(t(pred), t(labels), "map", k)
+        metrics.selection_score(t(pred), t(labels), "mean_rank", k)
+
+
+def test_every_selectable_metric_is_the_value_the_evaluation_reports():
+    """Before: selection re-implemented accuracy, top-1 and mIoU in an if-chain, so a task whose primary metric
+    was macro-F1 or mAP could not select models. Now each metric is read off the evaluation that reports it."""
+    rng = np.random.default_rng(1)
+    k, n = 4, 200
+    labels = rng.integers(0, k, n)
+    scores = rng.standard_normal((n, k)) + 2.0 * np.eye(k)[labels]  # better than chance, not perfect
+    pred = scores.argmax(1)
+    maps, truth = rng.integers(0, k, (3, 5, 6)), rng.integers(-1, k, (3, 5, 6))
+    reported = {**metrics.classification_metrics(pred, labels, k), **metrics.scores_metrics(scores, labels, k)}
+    seg = metrics.segmentation_metrics(maps, truth, k)
+    for name, (source, _) in metrics.SELECTABLE.items():
+        if name in seg:
+            got, want = metrics.selection_score(torch.as_tensor(maps), torch.as_tensor(truth), name, k), seg[name]
+        else:
+            x = scores if source == "scores" else pred
+            got, want = metrics.selection_score(torch.as_tensor(x), torch.as_tensor(labels), name, k), reported[name]
+        assert got == pytest.approx(want, abs=1e-12), name
+        assert metrics.needs_scores(name) == (source == "scores")
+
+
+def test_a_task_must_name_a_primary_metric_selection_can_compute():
+    from mke_experiments.tasks import Task, get_task
+
+    with pytest.raises(ValueError, match="no selection score for the primary metric 'kappa'"):
+        Task(name="t", description="", default_config=get_task("mfeat").default_config, load=None, primary="kappa")
+
+
+def test_a_score_metric_selects_the_epoch_from_class_scores():
+    """mAP as the primary metric: fit hands the metric (S, n, K) float scores, not classes, and keeps its best epoch."""
+    torch.manual_seed(0)
+    x = torch.randn(60, 5)
+    y = (x[:, 0] > 0).long()
+    seen = []
+
+    def m_ap(scores, labels):
+        seen.append(scores)
+        return metrics.selection_score(scores, labels, "map", 2)
+
+    model = models.build_teacher((5,), 2, ModelConfig(hidden=8))
+    fitted = train.fit([train.Member(model, y, select_on=y)], (x,), TrainConfig(epochs=3, batch_size=16),
+                       selection=train.Selection((x,), m_ap, scores=True))[0]
+    assert seen and all(s.dtype == torch.float32 and s.shape == (60, 2) for s in seen)
+    best = max(range(3), key=lambda e: fitted.history[e]["selection_score"])
+    assert fitted.best_epoch == best
 
 
 def test_training_imports_neither_scikit_learn_nor_torch_dynamo():
@@ -92,7 +140,8 @@ def test_training_imports_neither_scikit_learn_nor_torch_dynamo():
     module) loads neither; the final record's metrics still import scikit-learn, where they are used."""
     code = """
 import sys, torch
-from mke_experiments import metrics, models, pipeline, train
+from mke_experiments import metrics, models, pipeline
+from mke_experiments.train import loop as train
 from mke_experiments.config import ModelConfig, TrainConfig, MKEConfig
 x, y = (torch.randn(200, 6), torch.randn(200, 4)), torch.randint(0, 3, (200,))
 score = lambda p, l: metrics.selection_score(p, l, "accuracy", 3)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mke_experiments.cli import cli as mke_exp
-from mke_theory.records import make_record, write_record
+from mke_theory.core.records import make_record, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_twomoon_outputs(twomoon_runs, tmp_path, name, outputs):
         assert "paired t-test" in text
         # the measured mean (from the records, by hand) and the notebook's 77.7 sit in the mm_student row itself:
         # "77.7" anywhere in the text would also be satisfied by the reference column alone
-        from mke_theory.records import read_records
+        from mke_theory.core.records import read_records
 
         accs = [r["metrics"]["test_accuracy"] for r in read_records(twomoon_runs)
                 if r["task"] == "twomoon" and r["method"] == "mm_student"]

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mke_theory.cli import cli
-from mke_theory.records import read_records
+from mke_theory.core.records import read_records
 
 STUDENT_METHODS = ["um_student_noreg", "um_student", "mm_student_noreg", "mm_student"]
 TWOMOON_METHODS = ["teacher", "um_student", "mm_student", "mm_supervised"]
@@ -89,7 +89,7 @@ def test_seeds_is_a_list_and_a_bare_count_is_refused(args, mentions):
 
 
 def test_twomoon_seeds_list_trains_those_seeds_and_n_seeds_the_notebook_stream(monkeypatch):
-    import mke_theory.twomoon as twomoon
+    import mke_theory.toy.twomoon as twomoon
 
     seen = []
 
@@ -227,7 +227,7 @@ def test_simulate_reports_the_theory_per_eta_and_plots_it(tmp_path):
 
 
 def _simulate_teacher_rows():
-    from mke_theory.simulate import SimulateConfig, simulate
+    from mke_theory.toy.simulate import SimulateConfig, simulate
 
     rows = simulate(SimulateConfig(noise=(0.1, 0.3), n_seeds=1, steps=1))
     return [r for r in rows if r["method"] == "teacher"]
@@ -247,7 +247,7 @@ def test_simulate_without_out_writes_nothing(tmp_path, monkeypatch):
 def test_progress_lines_every_interval_with_rate_and_eta_not_per_step():
     import io
 
-    from mke_theory.cli import progress_bar
+    from mke_theory.console import progress_bar
 
     now = [0]  # ms
     out = io.StringIO()  # not a terminal: click's bar would print nothing useful here
@@ -262,8 +262,8 @@ def test_progress_lines_every_interval_with_rate_and_eta_not_per_step():
 
 
 def test_twomoon_prints_progress_lines_into_a_log(monkeypatch):
-    import mke_theory.cli as theory_cli
-    import mke_theory.twomoon as twomoon
+    import mke_theory.console as console
+    import mke_theory.toy.twomoon as twomoon
 
     def fake_run(cfg, progress=None):
         for _ in range(10):
@@ -271,7 +271,7 @@ def test_twomoon_prints_progress_lines_into_a_log(monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(twomoon, "run_twomoon", fake_run)
-    monkeypatch.setattr(theory_cli, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(console, "PROGRESS_INTERVAL_S", 0.0)
     result = CliRunner().invoke(cli, ["twomoon", "--n-seeds", "1", "--no-figure"])
     progress = [line for line in result.stderr.splitlines() if line.startswith("training teacher and students: ")]
     assert len(progress) >= 10 and "steps/s" in progress[0] and "/" in progress[0], result.stderr

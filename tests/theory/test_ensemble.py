@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from mke_theory.ensemble import REGULARIZERS, MLPEnsemble, Regularizer
 from mke_theory.generators import twomoon
+from mke_theory.toy.ensemble import REGULARIZERS, MLPEnsemble, Regularizer
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_the_same_batch_gives_the_same_loss_through_an_ensemble_member_and_an_nn
     """objective.student_loss is the one composition: a member of MLPEnsemble and an nn.Module with its
     weights and its noise (perturbations.input_noise on the same generator) give one loss value."""
     from mke_experiments import perturbations
-    from mke_theory.ensemble import _linear_init
     from mke_theory.objective import student_loss
+    from mke_theory.toy.ensemble import _linear_init
 
     seed, gamma, a = 5, 0.7, 1.0
     x = torch.as_tensor(split.unlabeled_multimodal, dtype=torch.float32)

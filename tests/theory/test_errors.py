@@ -4,7 +4,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from mke_theory.errors import REPORT_BUG, MKEError, user_errors
+from mke_theory.core.errors import REPORT_BUG, MKEError, user_errors
 
 
 def command(exc):
@@ -36,6 +36,6 @@ def test_a_bug_keeps_its_traceback_and_asks_for_a_report(exc):
 
 
 def test_library_errors_are_mke_errors_and_still_value_errors():
-    from mke_theory.records import RecordError
+    from mke_theory.core.records import RecordError
 
     assert issubclass(RecordError, MKEError) and issubclass(MKEError, ValueError)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
+from mke_theory.core.split import MultimodalSplit
 from mke_theory.generators import GENERATORS, gaussian_mixture, make_split, shared_specific, twomoon
-from mke_theory.split import MultimodalSplit
 
 # ---- small numpy classifiers used as probes -----------------------------------------------------
 

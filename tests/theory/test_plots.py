@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mke_theory.plots import plot_expansion, plot_noise_sweep
-from mke_theory.records import make_record, write_record
-from mke_theory.simulate import SimulateConfig, simulate
-from mke_theory.stats import records_frame
+from mke_theory.core.records import make_record, write_record
+from mke_theory.results.plots import plot_expansion, plot_noise_sweep
+from mke_theory.results.stats import records_frame
+from mke_theory.toy.simulate import SimulateConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDENT_LABELS = ("UM student", "UM student (no reg.)", "MM student (MKE)", "MM student (no reg.)")

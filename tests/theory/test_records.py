@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mke_theory
-from mke_theory import records
-from mke_theory.records import (
+from mke_theory.core import records
+from mke_theory.core.records import (
     REQUIRED,
     SCHEMA_VERSION,
     RecordError,
@@ -244,7 +244,7 @@ def test_numpy_values_are_serialised(tmp_path):
 
 
 def test_duplicate_runs_in_copied_folders_are_detected(tmp_path):
-    from mke_theory.records import RecordError, make_record, read_records, write_record
+    from mke_theory.core.records import RecordError, make_record, read_records, write_record
 
     record = make_record("twomoon", "mm_student", 3, {"test_accuracy": 0.775}, {"lr": 0.01}, 0.1)
     write_record(record, tmp_path / "a")

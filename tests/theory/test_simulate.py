@@ -7,8 +7,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from mke_theory.records import make_record
-from mke_theory.simulate import STUDENTS, SimulateConfig, simulate
+from mke_theory.core.records import make_record
+from mke_theory.toy.simulate import STUDENTS, SimulateConfig, simulate
 
 STUDENT_METRICS = {"test_accuracy", "test_error", "pseudo_label_error", "unlabeled_accuracy", "corrected", "corrupted"}
 TEACHER_METRICS = {"pseudo_label_error", "unlabeled_accuracy"}

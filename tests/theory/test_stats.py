@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.weightstats import DescrStatsW
 
-from mke_theory.records import make_record
-from mke_theory.stats import records_frame, summarize, t_interval
+from mke_theory.core.records import make_record
+from mke_theory.results.stats import records_frame, summarize, t_interval
 
 VALUES = st.lists(st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False), min_size=2, max_size=30)
 LEVELS = st.floats(0.01, 0.999)

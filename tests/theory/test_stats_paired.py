@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sst
 
-from mke_theory.records import make_record
-from mke_theory.stats import (
+from mke_theory.core.records import make_record
+from mke_theory.results.stats import (
     BOOTSTRAP_FEW_RUNS,
     bootstrap_interval,
     compare_methods,
@@ -25,7 +25,7 @@ from mke_theory.stats import (
     summarize,
     t_interval,
 )
-from mke_theory.tables import BOOTSTRAP_COVERAGE, format_table
+from mke_theory.results.tables import BOOTSTRAP_COVERAGE, format_table
 
 
 def rec(method, seed, accuracy, task="twomoon", variant="", split_id=None):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import find, given, settings
 
+from mke_theory.core.split import MultimodalSplit
 from mke_theory.generators import GENERATORS
-from mke_theory.split import MultimodalSplit
 from mke_theory.testing import eta_strategy, labels_strategy, logits_strategy, multimodal_split_strategy
 
 

@@ -8,11 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mke_theory import palette, reference
-from mke_theory.methods import NAMES
-from mke_theory.records import make_record
-from mke_theory.stats import compare_methods, records_frame, summarize
-from mke_theory.tables import format_bootstrap, format_check, format_sweep, format_table, latex_escape, markdown_escape
+from mke_theory.core.methods import NAMES
+from mke_theory.core.records import make_record
+from mke_theory.results import palette, reference
+from mke_theory.results.stats import compare_methods, records_frame, summarize
+from mke_theory.results.tables import (
+    format_bootstrap,
+    format_check,
+    format_sweep,
+    format_table,
+    latex_escape,
+    markdown_escape,
+)
 
 FACTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mke-paper.md"
 
@@ -99,8 +106,8 @@ def test_ablation_rows_in_the_regularisers_order_not_alphabetical():
 
 
 def test_regularisers_order_is_the_ensembles():
-    from mke_theory.ensemble import REGULARIZERS
-    from mke_theory.tables import VARIANT_ORDER
+    from mke_theory.results.tables import VARIANT_ORDER
+    from mke_theory.toy.ensemble import REGULARIZERS
 
     assert VARIANT_ORDER == tuple(REGULARIZERS)
 
@@ -290,7 +297,7 @@ def test_palette_is_okabe_ito_and_lighten_blends_with_white():
 
 
 def test_plots_take_their_colours_from_the_palette():
-    from mke_theory import plots
+    from mke_theory.results import plots
 
     assert {colour for _, _, colour, _ in plots.SWEEP_STUDENTS} == set(palette.MODALITY_COLOURS.values())
     assert [colour for _, _, colour in plots.SPACES] == [palette.MODALITY_COLOURS[s] for s, _, _ in plots.SPACES]
@@ -299,7 +306,7 @@ def test_plots_take_their_colours_from_the_palette():
 def test_reference_numbers_are_keyed_by_method_names():
     assert set(reference.NOTEBOOK_REFERENCE) <= set(NAMES) and set(reference.PAPER_NYUDV2) <= set(NAMES)
     assert set(reference.NOTEBOOK_ABLATION) == {"none", "input_noise", "feature_noise", "dropout", "all"}
-    from mke_theory import twomoon
+    from mke_theory.toy import twomoon
 
     assert twomoon.NOTEBOOK_REFERENCE is reference.NOTEBOOK_REFERENCE  # one home, still importable there
 

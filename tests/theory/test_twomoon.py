@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mke_theory.generators import twomoon
-from mke_theory.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
-from mke_theory.twomoon import TwoMoonConfig, official_seeds, run_twomoon
+from mke_theory.results.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE
+from mke_theory.toy.twomoon import TwoMoonConfig, official_seeds, run_twomoon
 
 
 def _means(result):

@@ -31,12 +31,12 @@ from torch import nn
 
 from mke_experiments import perturbations
 from mke_experiments.config import MKEConfig, TrainConfig
-from mke_experiments.loader import Batches, index_batches, shard
 from mke_experiments.models import drawing, each_member, stackable
-from mke_theory.errors import MKEError
+from mke_experiments.train.loader import Batches, index_batches, shard
+from mke_theory.core.errors import MKEError
+from mke_theory.core.records import atomic_write
+from mke_theory.core.split import IGNORE as SPLIT_IGNORE
 from mke_theory.objective import student_loss
-from mke_theory.records import atomic_write
-from mke_theory.split import IGNORE as SPLIT_IGNORE
 
 CHECKPOINT_FORMAT = 2  # 2: one file per member, optimiser state by parameter name
 
@@ -78,6 +78,7 @@ class Selection:
 
     inputs: tuple
     metric: Callable
+    scores: bool = False  # the metric reads class scores (n, K), not predicted classes (e.g. mAP)
 
 
 @dataclass
@@ -267,7 +268,8 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
                 progress(n_members)
         entries = [dict(epoch=epoch, loss=total / max(batches, 1)) for total in totals]
         if selection is not None:
-            predicted = _classes(net, template, read_selection, len(selection.inputs[0]), n_members if stacked else 0)
+            predicted = _classes(net, template, read_selection, len(selection.inputs[0]), n_members if stacked else 0,
+                                 scores=selection.scores)
             for s, m in enumerate(members):
                 value = float(selection.metric(predicted[s], m.select_on))
                 entries[s]["selection_score"] = value
@@ -349,16 +351,19 @@ def _flat(pair: tuple) -> tuple:
 
 
 @torch.no_grad()
-def _classes(net, template: nn.Module, read: Batches, n: int, members: int, batch_size: int = 64):
+def _classes(net, template: nn.Module, read: Batches, n: int, members: int, batch_size: int = 64,
+             scores: bool = False):
     """Predicted classes on the ``n`` inputs ``read`` gives, in evaluation mode: (1, n, ...) of one network
-    (``members`` 0), or (S, n, ...) of S stacked members, which all see the same inputs."""
+    (``members`` 0), or (S, n, ...) of S stacked members, which all see the same inputs; with ``scores`` the
+    float32 class scores (logits) instead, the class axis after n."""
     template.eval()
     out = []
     for x in read(index_batches(n, batch_size)):
         if members:
-            out.append(net(*(t.expand(members, *t.shape) for t in x)).argmax(2).to(torch.int16).cpu())
+            logits, axis = net(*(t.expand(members, *t.shape) for t in x)), 2
         else:
-            out.append(template(*x).argmax(1).to(torch.int16).cpu()[None])
+            logits, axis = template(*x)[None], 2
+        out.append(logits.float().cpu() if scores else logits.argmax(axis).to(torch.int16).cpu())
     return torch.cat(out, dim=1)
 
 

@@ -1,0 +1,569 @@
+"""Shared statistical evaluation over run records (pandas, scipy, statsmodels; no torch).
+
+``records_frame`` turns records into a tidy frame, one row per (task, method, variant, seed,
+metric); ``summarize`` gives per-cell mean, standard deviation, interquartile mean, a t-based
+and optionally a percentile bootstrap confidence interval. ``paired_comparison`` and
+``compare_methods`` test methods against each other over seeds they share (mean difference with
+its t interval, paired t-test, Wilcoxon signed-rank with its smallest attainable p, effect size
+d_z, probability of improvement, Holm correction). The numbers only: tables of them (Markdown,
+LaTeX, plain text) are written by ``mke_theory.results.tables``.
+
+The few-run statistics follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge
+of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals (stratified by task
+when ``strata`` are given), the interquartile mean (IQM) and the probability of improvement.
+With few runs the percentile bootstrap covers far less than its nominal level (for normal data
+about 50 % at 2 runs, 75 % at 3, 84 % at 5, 90 % at 10 for a nominal 95 %; docs/statistics.md),
+so the t interval is the default everywhere and ``BOOTSTRAP_FEW_RUNS`` marks where a bootstrap
+interval is flagged.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+import zlib
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _st
+from statsmodels.stats.multitest import multipletests
+
+from mke_theory.core.checks import RandomState, check_choice, check_random_state, check_range
+from mke_theory.core.errors import MKEError
+
+KEYS = ["task", "method", "variant"]
+FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
+PROVENANCE_COLUMNS = KEYS + ["seed", "split", "metric", "value", "config_hash"]
+STATISTICS = ("mean", "iqm")
+TESTS = {"t": "paired t-test over seeds", "wilcoxon": "Wilcoxon signed-rank test over seeds"}
+SUMMARY_COLUMNS = KEYS + ["n", "mean", "std", "ci_low", "ci_high"]
+PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "diff_ci_low", "diff_ci_high", "t", "p_t", "p_wilcoxon",
+                "p_wilcoxon_min", "d_z", "prob_improvement_paired", "prob_improvement_all_pairs", "note"]
+COMPARISON_COLUMNS = (KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS[:-1]
+                      + ["test", "p", "p_min", "p_holm", "alpha", "significant", "note"])
+HOLM_NAN_POLICIES = ("omit", "count")
+BOOTSTRAP_FEW_RUNS = 10  # fewer runs per cell: a percentile bootstrap interval under-covers (docs/statistics.md)
+_BOOTSTRAP_ELEMENTS = 1 << 20  # resampled values held in memory at once
+
+
+# ---- records ----------------------------------------------------------------------------------
+
+
+def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFrame:
+    """Tidy frame of run records, one row per (record, metric).
+
+    Parameters
+    ----------
+    records : list of dict
+        Run records (``mke_theory.core.records``): each holds ``task``, ``method``, ``seed``,
+        ``metrics`` and optionally ``variant``, ``split_id`` and ``config_hash``.
+    provenance : bool, default False
+        Also carry ``split`` (the record's ``split_id``, None where absent) and ``config_hash``.
+        Off by default so the frame keeps its original six columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns task, method, variant, seed, metric, value; with ``provenance`` task, method,
+        variant, seed, split, metric, value, config_hash.
+    """
+    if provenance:
+        rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
+                     split=r.get("split_id"), metric=m, value=float(v), config_hash=r.get("config_hash"))
+                for r in records for m, v in r["metrics"].items()]
+        return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
+    rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
+                 metric=m, value=float(v)) for r in records for m, v in r["metrics"].items()]
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+
+
+# ---- one sample -------------------------------------------------------------------------------
+
+
+def _check_values(values, name: str = "values") -> np.ndarray:
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0:
+        raise MKEError(f"{name} must hold at least one number")
+    if not np.all(np.isfinite(x)):
+        raise MKEError(f"{name} must be finite (no NaN or infinity)")
+    return x
+
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Student-t confidence interval of the mean; (mean, mean) for a single value."""
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        raise MKEError("values must hold at least one number")
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, mean
+    half = float(_st.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean - half, mean + half
+
+
+def interquartile_mean(values) -> float:
+    """Interquartile mean (IQM): the mean of the middle 50 % of the values.
+
+    Computed as ``scipy.stats.trim_mean(values, 0.25)`` over all values (rliable's ``aggregate_iqm``):
+    ``int(0.25 * n)`` values are cut from each end of the sorted sample, so for n not divisible by
+    4 slightly more than half of the values are kept. Examples: 1..8 → mean(3, 4, 5, 6) = 4.5;
+    1..5 → mean(2, 3, 4) = 3; fewer than 4 values → the plain mean.
+
+    Parameters
+    ----------
+    values : array_like
+        Finite numbers, any shape (flattened).
+
+    Returns
+    -------
+    float
+    """
+    return float(_st.trim_mean(_check_values(values), 0.25))
+
+
+def _iqm_rows(samples: np.ndarray, axis: int) -> np.ndarray:
+    return _st.trim_mean(samples, 0.25, axis=axis)
+
+
+_STATISTIC_FUNCTIONS = {"mean": np.mean, "iqm": _iqm_rows}
+
+
+def bootstrap_interval(values, confidence: float = 0.95, n_resamples: int = 2000, statistic: str = "mean",
+                       random_state: RandomState = None, strata=None) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean or the interquartile mean.
+
+    Each resample draws ``n`` values with replacement; with ``strata`` it draws, within every
+    stratum (e.g. every task), as many values as that stratum holds, so each resample keeps the
+    strata sizes (rliable's stratified bootstrap). The statistic is then taken over the whole
+    resample, and the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles of the ``n_resamples`` statistics (Efron & Tibshirani 1993, Ch. 13).
+
+    Parameters
+    ----------
+    values : array_like, shape (n,)
+        Finite numbers, e.g. one score per run.
+    confidence : float, default 0.95
+        Coverage in (0, 1).
+    n_resamples : int, default 2000
+        Bootstrap resamples, at least 1.
+    statistic : {"mean", "iqm"}, default "mean"
+        Mean or interquartile mean (``interquartile_mean``) of each resample.
+    random_state : None, int or numpy.random.Generator
+        The only source of randomness; an int gives the same interval every call.
+    strata : array_like, shape (n,), optional
+        One group id per value; resampling happens within each group.
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        ``(x, x)`` when all values are equal (in particular for a single value).
+    """
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("n_resamples", n_resamples, 1, integer=True)
+    check_choice("statistic", statistic, STATISTICS)
+    x = _check_values(values)
+    rng = check_random_state(random_state)
+    if strata is None:
+        groups = [np.arange(x.size)]
+    else:
+        ids = np.asarray(strata)
+        if ids.ndim != 1 or ids.size != x.size:
+            raise MKEError(f"strata must hold one group id per value ({x.size}), got shape {ids.shape}")
+        _, inverse = np.unique(ids, return_inverse=True)  # groups in sorted id order: deterministic
+        groups = [np.flatnonzero(inverse == k) for k in range(int(inverse.max()) + 1)]
+    stat = _STATISTIC_FUNCTIONS[statistic]
+    estimates = np.empty(int(n_resamples))
+    chunk = max(1, _BOOTSTRAP_ELEMENTS // x.size)
+    for start in range(0, int(n_resamples), chunk):
+        m = min(chunk, int(n_resamples) - start)
+        index = np.concatenate([g[rng.integers(0, g.size, size=(m, g.size))] for g in groups], axis=1)  # (m, n)
+        estimates[start:start + m] = stat(x[index], axis=1)
+    low, high = np.quantile(estimates, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+# ---- per-cell summaries ------------------------------------------------------------------------
+
+
+def _metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    sub = frame[frame["metric"] == metric]
+    if sub.empty:
+        known = ", ".join(sorted(map(str, frame["metric"].unique())))
+        raise MKEError(f"no values of metric {metric!r}; found: {known}")
+    return sub
+
+
+def _pair_keys(frame: pd.DataFrame) -> list[str]:
+    """Columns identifying one run across methods: task and seed, and split where the frame has it."""
+    return ["task", "seed"] + (["split"] if "split" in frame.columns else [])
+
+
+def _canonical(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows in a fixed order (seed, split, value), whatever order the records came in."""
+    rows = rows.copy()
+    if "split" in rows.columns:
+        rows["split"] = rows["split"].astype(object).where(rows["split"].notna(), "").astype(str)
+    order = [c for c in ("task", "seed", "split", "value") if c in rows.columns]
+    return rows.sort_values(order, kind="mergesort")
+
+
+def _group_seed(base: int, key) -> np.random.Generator:
+    """A generator for one cell that depends on the cell, not on where the cell sits in the frame."""
+    return np.random.default_rng([base, zlib.crc32(repr(tuple(map(str, key))).encode())])
+
+
+def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootstrap: bool = False,
+              random_state: RandomState = None, n_resamples: int = 2000) -> pd.DataFrame:
+    """Per (task, method, variant): n, mean, std, t-interval, IQM and optionally a bootstrap interval.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric to summarise; an unknown name raises ``ValueError`` listing the known ones.
+    confidence : float, default 0.95
+        Coverage of both intervals, in (0, 1).
+    bootstrap : bool, default False
+        Also give a percentile bootstrap interval of the mean (``boot_low``, ``boot_high``), one
+        stratum per cell (a cell's runs are one group, so nothing is stratified). With fewer than
+        ``BOOTSTRAP_FEW_RUNS`` runs its real coverage is well below ``confidence``
+        (docs/statistics.md); the t interval stays the one to report.
+    random_state : None, int or numpy.random.Generator
+        Seeds the bootstrap; each cell gets its own stream derived from this and the cell's keys,
+        so a cell's interval does not depend on the other cells or on the row order.
+    n_resamples : int, default 2000
+        Bootstrap resamples per cell.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns task, method, variant, n, mean, std (ddof=1, NaN for one run), ci_low, ci_high,
+        iqm, and with ``bootstrap`` boot_low, boot_high; one row per cell in order of first
+        appearance. ``attrs["confidence"]`` holds ``confidence``; with ``bootstrap``
+        ``attrs["bootstrap"]`` describes the interval computed: ``dict(method="percentile",
+        strata=1, n_resamples=..., random_state=...)`` (``random_state`` when it was an int, else
+        None). Values within a cell are sorted by seed first, so the numbers do not depend on the
+        order of the records.
+    """
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    sub = _metric_rows(frame, metric)
+    base = int(check_random_state(random_state).integers(2**63)) if bootstrap else 0
+    rows = []
+    for key, g in sub.groupby(KEYS, sort=False):
+        x = _canonical(g)["value"].to_numpy(dtype=float)
+        lo, hi = t_interval(x, confidence)
+        row = dict(zip(KEYS, key), n=len(x), mean=float(x.mean()),
+                   std=float(x.std(ddof=1)) if len(x) > 1 else np.nan, ci_low=lo, ci_high=hi,
+                   iqm=interquartile_mean(x))
+        if bootstrap:
+            row["boot_low"], row["boot_high"] = bootstrap_interval(
+                x, confidence, n_resamples, random_state=_group_seed(base, key))
+        rows.append(row)
+    columns = SUMMARY_COLUMNS + ["iqm"] + (["boot_low", "boot_high"] if bootstrap else [])
+    out = pd.DataFrame(rows, columns=columns)
+    out.attrs["confidence"] = confidence
+    if bootstrap:
+        seed = random_state if isinstance(random_state, numbers.Integral) else None
+        out.attrs["bootstrap"] = dict(method="percentile", strata=1, n_resamples=int(n_resamples),
+                                      random_state=None if seed is None else int(seed))
+    return out
+
+
+# ---- paired comparisons ------------------------------------------------------------------------
+
+
+def _method_variant(name: str, value) -> tuple[str, str]:
+    if isinstance(value, str):
+        return value, ""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return value[0], value[1]
+    raise MKEError(f"{name} must be a method name or a (method, variant) pair, got {value!r}")
+
+
+def _label(method: str, variant: str) -> str:
+    return f"{method} ({variant})" if variant else method
+
+
+def _side(sub: pd.DataFrame, method: str, variant: str, keys: list[str]) -> pd.DataFrame:
+    rows = _canonical(sub[(sub["method"] == method) & (sub["variant"] == variant)])
+    duplicated = rows.duplicated(keys)
+    if duplicated.any():
+        where = rows.loc[duplicated, keys].iloc[0].to_dict()
+        raise MKEError(f"method {_label(method, variant)!r} has several values for {where}; keep one run per seed "
+                         "(e.g. filter the frame by config_hash)")
+    return rows
+
+
+def _prob_greater(a: np.ndarray, b: np.ndarray) -> float:
+    """P(a > b) + P(a = b) / 2 over all pairs of one value of a and one of b (Mann-Whitney U / (n_a n_b))."""
+    return float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
+
+
+def _wilcoxon_p(x: np.ndarray, y: np.ndarray | None = None) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(_st.wilcoxon(x, y).pvalue)
+
+
+def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], confidence: float = 0.95) -> dict:
+    """The paired statistics of a − b over shared runs; ``_nonzero`` (internal) counts the nonzero differences."""
+    merged = rows_a[keys + ["value"]].merge(rows_b[keys + ["value"]], on=keys, suffixes=("_a", "_b"))
+    merged = merged.sort_values(keys, kind="mergesort")
+    a, b = merged["value_a"].to_numpy(dtype=float), merged["value_b"].to_numpy(dtype=float)
+    d = a - b
+    n = int(d.size)
+    notes = []
+    out = dict(n=n, mean=float(a.mean()) if n else np.nan, baseline_mean=float(b.mean()) if n else np.nan,
+               mean_diff=float(d.mean()) if n else np.nan, diff_ci_low=np.nan, diff_ci_high=np.nan, t=np.nan,
+               p_t=np.nan, p_wilcoxon=np.nan, p_wilcoxon_min=np.nan, d_z=np.nan,
+               prob_improvement_paired=float(np.mean((d > 0) + 0.5 * (d == 0))) if n else np.nan,
+               _nonzero=int(np.count_nonzero(d)))
+    constant = n >= 2 and np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max()))
+    if n >= 2:  # zero width when all differences are equal (the note says so)
+        out["diff_ci_low"], out["diff_ci_high"] = t_interval(d, confidence)
+    if n < 2:
+        notes.append(f"{n} shared seed(s): no test")
+    elif constant:
+        notes.append("all differences are equal: t-test and d_z undefined")
+    else:
+        res = _st.ttest_rel(a, b)
+        out["t"], out["p_t"] = float(res.statistic), float(res.pvalue)
+        out["d_z"] = float(d.mean() / d.std(ddof=1))
+    if n >= 2:
+        if np.all(d == 0):
+            notes.append("all differences are zero: Wilcoxon test undefined")
+        else:
+            out["p_wilcoxon"] = _wilcoxon_p(a, b)
+            # the same magnitudes all of one sign: the most extreme outcome, so the smallest p the test can give
+            # here (exact test without ties or zeros: 2 / 2^k for k nonzero differences)
+            out["p_wilcoxon_min"] = _wilcoxon_p(np.abs(d))
+    # all-pairs version over every run of each side, per task, averaged over tasks (rliable)
+    per_task = []
+    for task, runs_a in rows_a.groupby("task", sort=True):
+        runs_b = rows_b[rows_b["task"] == task]
+        if not runs_b.empty:
+            per_task.append(_prob_greater(runs_a["value"].to_numpy(dtype=float), runs_b["value"].to_numpy(dtype=float)))
+    out["prob_improvement_all_pairs"] = float(np.mean(per_task)) if per_task else np.nan
+    out["note"] = "; ".join(notes)
+    return out
+
+
+def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b: str, task: str | None = None,
+                      variant_a: str = "", variant_b: str = "", confidence: float = 0.95) -> dict:
+    """Compare two methods over the seeds they share: paired tests, effect size, probability of improvement.
+
+    Runs are matched on task and seed (and on split when the frame has a ``split`` column, see
+    ``records_frame(..., provenance=True)``); with ``task=None`` the pairs of every task are
+    pooled. Differences are ``a − b``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric compared.
+    method_a, method_b : str
+        The two methods; ``variant_a`` / ``variant_b`` select their variants ("" = main method).
+    task : str, optional
+        Restrict to one task.
+    confidence : float, default 0.95
+        Coverage of the t interval of the mean difference, in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``n`` (shared seeds), ``mean_a``, ``mean_b`` and ``mean_diff`` over the shared seeds;
+        ``diff_ci_low``, ``diff_ci_high``: the Student-t interval (``t_interval``) of the mean of
+        the paired differences (NaN for fewer than 2 pairs, zero width when all differences are
+        equal); ``t`` and ``p_t`` of the paired t-test (``scipy.stats.ttest_rel``); ``p_wilcoxon`` of
+        the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``, zero differences dropped) and
+        ``p_wilcoxon_min``, the smallest p that test can give for these pairs (the same magnitudes
+        all of one sign; 2 / 2^k for k nonzero differences without ties, so 0.0625 with 5 seeds);
+        ``d_z`` = mean / sd (ddof=1) of the differences
+        (Cohen's d for paired samples); ``prob_improvement_paired`` = fraction of shared-seed pairs
+        with a > b, ties counting 1/2; ``prob_improvement_all_pairs`` = P(X_a > X_b) + P(X_a = X_b)/2
+        over all combinations of a run of a and a run of b in the same task (Mann-Whitney U /
+        (n_a n_b), all runs of each, averaged over tasks as rliable does); ``note`` says why a value
+        is NaN (fewer than 2 pairs, all differences equal or all zero). Also ``method_a``,
+        ``variant_a``, ``method_b``, ``variant_b``, ``task``.
+
+    Raises
+    ------
+    ValueError
+        Unknown metric, task or method, several runs of one method for one seed, or no shared seed.
+    """
+    sub = _select_task(_metric_rows(frame, metric), task)
+    keys = _pair_keys(sub)
+    rows = []
+    for name, method, variant in (("method_a", method_a, variant_a), ("method_b", method_b, variant_b)):
+        if not isinstance(method, str) or not isinstance(variant, str):
+            raise MKEError(f"{name} and its variant must be strings, got {method!r}, {variant!r}")
+        side = _side(sub, method, variant, keys)
+        if side.empty:
+            known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
+            raise MKEError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
+        rows.append(side)
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    result = _paired_stats(rows[0], rows[1], keys, confidence)
+    if result["n"] == 0:
+        raise MKEError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
+                         f"({'/'.join(keys)}); a paired comparison needs runs with the same seeds")
+    return dict(method_a=method_a, variant_a=variant_a, method_b=method_b, variant_b=variant_b, task=task,
+                n=result["n"], mean_a=result["mean"], mean_b=result["baseline_mean"],
+                **{k: result[k] for k in PAIR_COLUMNS[3:]})
+
+
+def _select_task(sub: pd.DataFrame, task: str | None) -> pd.DataFrame:
+    if task is None:
+        return sub
+    out = sub[sub["task"] == task]
+    if out.empty:
+        raise MKEError(f"task {task!r} has no values; found: {', '.join(sorted(map(str, sub['task'].unique())))}")
+    return out
+
+
+def holm_adjust(p_values, alpha: float = 0.05, nan_policy: str = "omit") -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down adjustment of p values (Holm 1979), via statsmodels ``multipletests``.
+
+    The i-th smallest of m p values becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``; a
+    hypothesis is rejected when its adjusted p value is at most ``alpha`` (this controls the
+    family-wise error rate at ``alpha``). Results come back in the order of ``p_values``. NaN p
+    values (hypotheses that could not be tested) are left NaN and not rejected; with
+    ``nan_policy="omit"`` they do not count towards m, with ``"count"`` they do (as p = 1, which
+    is never rejected and only makes the others' correction stricter).
+
+    Parameters
+    ----------
+    p_values : array_like, shape (m,)
+    alpha : float, default 0.05
+        Family-wise error rate, in (0, 1).
+    nan_policy : {"omit", "count"}, default "omit"
+        Whether NaN p values are members of the family (m) or not.
+
+    Returns
+    -------
+    adjusted : numpy.ndarray, shape (m,)
+    reject : numpy.ndarray of bool, shape (m,)
+    """
+    check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_choice("nan_policy", nan_policy, HOLM_NAN_POLICIES)
+    p = np.asarray(p_values, dtype=float).ravel()
+    if np.any((p < 0) | (p > 1)):
+        raise MKEError("p_values must lie in [0, 1] (or be NaN)")
+    adjusted, reject = np.full(p.shape, np.nan), np.zeros(p.shape, dtype=bool)
+    finite = np.isfinite(p)
+    if finite.any():
+        members = finite if nan_policy == "omit" else np.ones(p.shape, dtype=bool)
+        rej, adj, _, _ = multipletests(np.where(finite, p, 1.0)[members], alpha=alpha, method="holm")
+        full_rej, full_adj = np.zeros(p.shape, dtype=bool), np.full(p.shape, np.nan)
+        full_rej[members], full_adj[members] = rej, adj
+        reject[finite], adjusted[finite] = full_rej[finite], full_adj[finite]
+    return adjusted, reject
+
+
+def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None = None, test: str = "t",
+                    alpha: float = 0.05, confidence: float = 0.95) -> pd.DataFrame:
+    """Every other (method, variant) against a baseline, per task, with Holm-corrected p values.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Output of ``records_frame``.
+    metric : str
+        The metric compared.
+    baseline : str or (str, str)
+        The baseline method, or a (method, variant) pair.
+    task : str, optional
+        Restrict to one task; otherwise every task where the baseline ran.
+    test : {"t", "wilcoxon"}, default "t"
+        Which p value (``p_t`` or ``p_wilcoxon`` of ``paired_comparison``) is corrected and decides
+        ``significant``.
+    alpha : float, default 0.05
+        Family-wise error rate of the Holm correction.
+    confidence : float, default 0.95
+        Coverage of the t interval of each mean difference (``diff_ci_low``, ``diff_ci_high``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (task, method, variant) other than the baseline, sorted by them: the columns of
+        ``paired_comparison`` (``mean`` and ``baseline_mean`` for the two sides, ``mean_diff`` =
+        method − baseline with its t interval, ``d_z``), ``test``, ``p`` (the chosen test's p
+        value), ``p_min`` (the smallest p that test can give for the row's pairs: 0 for the t-test,
+        ``p_wilcoxon_min`` for Wilcoxon, NaN where untested), ``p_holm`` (Holm-adjusted over the
+        family, see below) and ``significant`` (``p_holm <= alpha``). ``attrs["confidence"]`` holds
+        ``confidence``.
+
+        The Holm family is fixed by the design, not by the outcomes: every row with at least 2
+        shared seeds. A member whose test is undefined by its values (all differences equal for the
+        t-test, all zero for either test) is not tested (``p``, ``p_holm`` NaN, never significant)
+        but still counts towards Holm's m, as p = 1 (``holm_adjust(..., nan_policy="count")``), so
+        a degenerate outcome never loosens the correction of the others. A row with fewer than 2
+        shared seeds is not tested and not a member. ``note`` says, per row, why a statistic is
+        NaN, that the row is not tested and whether it counts in m, and when the chosen test
+        cannot reach ``alpha`` at all: Wilcoxon with
+        ``p_min > alpha`` (e.g. 5 seeds, p ≥ 0.0625), or a family where even the smallest
+        attainable p, times m, exceeds ``alpha`` (Holm's smallest adjusted p is m times the
+        smallest p). Note pieces are joined by "; ". A method without a seed shared with the
+        baseline gets n = 0, NaN statistics and a note rather than an error.
+    """
+    check_choice("test", test, tuple(TESTS))
+    check_range("alpha", alpha, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    base_method, base_variant = _method_variant("baseline", baseline)
+    sub = _select_task(_metric_rows(frame, metric), task)
+    keys = _pair_keys(sub)
+    base_all = sub[(sub["method"] == base_method) & (sub["variant"] == base_variant)]
+    if base_all.empty:
+        known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
+        raise MKEError(f"baseline {_label(base_method, base_variant)!r} has no values of {metric!r}; found: {known}")
+    rows, nonzero = [], []
+    for t in sorted(base_all["task"].unique()):
+        in_task = sub[sub["task"] == t]
+        base_rows = _side(in_task, base_method, base_variant, keys)
+        others = sorted({(m, v) for m, v in zip(in_task["method"], in_task["variant"])} - {(base_method, base_variant)})
+        for method, variant in others:
+            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys, confidence)
+            nonzero.append(result.pop("_nonzero"))
+            if result["n"] == 0:
+                result["note"] = f"no seed shared with {_label(base_method, base_variant)}"
+            rows.append(dict(task=t, method=method, variant=variant, baseline=base_method,
+                             baseline_variant=base_variant, **result))
+    out = pd.DataFrame(rows, columns=KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS)
+    out["test"] = test
+    p = out["p_t" if test == "t" else "p_wilcoxon"].to_numpy(dtype=float)
+    tested = np.isfinite(p)
+    p_min = np.where(tested, 0.0, np.nan) if test == "t" else np.where(tested, out["p_wilcoxon_min"], np.nan)
+    out["p"], out["p_min"] = p, p_min
+    members = out["n"].to_numpy() >= 2  # the family: every comparison with pairs to test, whatever their values
+    adjusted, significant = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
+    adjusted[members], significant[members] = holm_adjust(p[members], alpha, nan_policy="count")
+    out["p_holm"], out["significant"], out["alpha"] = adjusted, significant, alpha
+    out["note"] = _comparison_notes(out["note"].tolist(), p, p_min, nonzero, members, alpha)
+    out = out[COMPARISON_COLUMNS].reset_index(drop=True)
+    out.attrs["confidence"] = confidence
+    return out
+
+
+def _comparison_notes(notes: list[str], p: np.ndarray, p_min: np.ndarray, nonzero: list[int], members: np.ndarray,
+                      alpha: float) -> list[str]:
+    """Each row's note, plus: not tested (in or out of Holm's m), or the test cannot reach ``alpha``."""
+    m = int(members.sum())
+    floor = float(np.min(p_min[np.isfinite(p_min)])) if np.isfinite(p_min).any() else np.nan
+    out = []
+    for i, note in enumerate(notes):
+        pieces = [note] if note else []
+        if not members[i]:
+            pieces.append(f"not tested: fewer than 2 shared seeds, not in the Holm family (m = {m})")
+        elif not np.isfinite(p[i]):
+            pieces.append(f"not tested: counted in the Holm family (m = {m}) as p = 1")
+        elif p_min[i] > alpha:
+            pieces.append(f"Wilcoxon cannot reach p ≤ {alpha:g} with {nonzero[i]} nonzero differences "
+                          f"(smallest two-sided p = {p_min[i]:.4g})")
+        elif m * floor > alpha:
+            pieces.append(f"Holm over m = {m} cannot reach p ≤ {alpha:g} "
+                          f"(every adjusted p ≥ {m} × {floor:.4g} = {min(1.0, m * floor):.4g})")
+        out.append("; ".join(pieces))
+    return out

@@ -1,0 +1,496 @@
+"""Every results table as text: Markdown, LaTeX and plain text (no torch).
+
+``format_table`` writes the output of ``stats.summarize`` (and optionally of
+``stats.compare_methods``) as a GitHub pipe table, a booktabs LaTeX table or the aligned plain-text
+table ``mke-theory twomoon`` prints; ``format_bootstrap`` lists the percentile bootstrap intervals
+of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` and
+``format_check`` write the tables of ``mke-theory simulate`` and ``mke-theory check``.  The numbers
+all come from ``mke_theory.results.stats``, ``mke_theory.toy.simulate`` and ``mke_theory.diagnose``; this module
+only lays them out.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+import numpy as np
+import pandas as pd
+
+from mke_theory.core.checks import check_choice, check_range
+from mke_theory.core.errors import MKEError
+from mke_theory.core.methods import table_order
+from mke_theory.results.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
+
+FORMATS = ("markdown", "latex", "plain")
+DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
+PLAIN_METRIC = "test accuracy %"  # column heads of the plain table (mke-theory twomoon)
+# head of the reference column unless the caller names its source (reference_label): the defaults
+# of earlier versions, kept for callers that rely on them; every table of this package names it
+REFERENCE_LABEL = {"markdown": "paper", "latex": "paper", "plain": "official notebook"}
+# the regularisers' order (mke_theory.toy.ensemble.REGULARIZERS, which imports torch): ablation rows go
+# none -> input noise -> feature noise -> dropout -> all, not alphabetically
+VARIANT_ORDER = ("none", "input_noise", "feature_noise", "dropout", "all")
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "≤": r"$\le$", "≥": r"$\ge$",
+                  "×": r"$\times$", "−": "-"}
+
+
+def latex_escape(text) -> str:
+    """``text`` with LaTeX's special characters escaped (±, †, Δ, ≤, ≥ and × as math)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
+
+
+def markdown_escape(text) -> str:
+    """``text`` safe inside a cell of a Markdown pipe table."""
+    return str(text).replace("|", r"\|")
+
+
+def _label(method: str, variant: str) -> str:
+    return f"{method} ({variant})" if variant else method
+
+
+def reference_for(reference: dict, method: str, variant: str):
+    """The reference value of a row: keyed by (method, variant), by method (rows without a variant)
+    or by "method (variant)"; None when there is none."""
+    if (method, variant) in reference:
+        return reference[(method, variant)]
+    if variant == "":
+        return reference.get(method)
+    return reference.get(_label(method, variant))
+
+
+COMPARISON_NEEDS = KEYS + ["baseline", "baseline_variant", "n", "mean_diff", "diff_ci_low", "diff_ci_high", "d_z",
+                            "test", "p_holm", "alpha", "significant", "note"]
+BOOTSTRAP_COVERAGE = ("for normal data a nominal 95 % percentile bootstrap interval covers the mean about "
+                      "50 % of the time at 2 runs, 75 % at 3, 84 % at 5 and 90 % at 10 (docs/statistics.md)")
+
+
+def _significance(comparisons: pd.DataFrame | None) -> tuple[dict, str, str]:
+    """({(task, method, variant): significant}, the note, the note in LaTeX) of ``compare_methods`` output."""
+    if comparisons is None:
+        return {}, "", ""
+    missing = [c for c in COMPARISON_NEEDS if c not in comparisons.columns]
+    if missing:
+        raise MKEError(f"comparisons misses column(s) {', '.join(missing)}; pass the output of compare_methods")
+    significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
+    if not len(comparisons):
+        return significant, "", ""
+    tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
+    alphas = "/".join(f"{a:g}" for a in dict.fromkeys(comparisons["alpha"]))
+    bases = ", ".join(_label(m, v) for m, v in dict.fromkeys(zip(comparisons["baseline"],
+                                                                  comparisons["baseline_variant"])))
+    rest = f", {tests}, Holm-corrected, vs {bases}"
+    return significant, f"† p < {alphas}{rest}", rf"$^\dagger$\,$p < {alphas}${latex_escape(rest)}"
+
+
+def _ci_head(summary: pd.DataFrame, space: str = " ") -> str:
+    confidence = summary.attrs.get("confidence")
+    return f"{100 * confidence:g}{space}% CI" if isinstance(confidence, numbers.Real) else "CI"
+
+
+def _signed(v: float, scale: float, digits: int) -> str:
+    text = f"{v * scale:+.{digits}f}"
+    return f"{0:+.{digits}f}" if float(text) == 0 else text  # no "-0.0"
+
+
+def _p_text(p: float) -> str:
+    return "–" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+class _Compared:
+    """The comparison columns of ``format_table``: Δ vs the baseline [CI], d_z, Holm p and footnotes."""
+
+    def __init__(self, comparisons: pd.DataFrame | None, scale: float, digits: int):
+        self.rows, self.baselines, self.notes = {}, {}, {}
+        self.scale, self.digits = scale, digits
+        if comparisons is None or not len(comparisons):
+            self.head = []
+            return
+        for r in comparisons.itertuples():
+            self.rows[(r.task, r.method, r.variant)] = r
+            self.baselines[r.task] = (r.baseline, r.baseline_variant)
+        bases = list(dict.fromkeys(zip(comparisons["baseline"], comparisons["baseline_variant"])))
+        versus = _label(*bases[0]) if len(bases) == 1 else "baseline"
+        confidence = comparisons.attrs.get("confidence")
+        ci = f"{100 * confidence:g} % CI" if isinstance(confidence, numbers.Real) else "CI"
+        self.head = [f"Δ vs {versus} [{ci}]", "d_z", "p (Holm)"]
+
+    def marks(self, key) -> str:
+        """The footnote letters of a row, "(a, c)"; new notes get the next letter."""
+        r = self.rows.get(key)
+        pieces = [piece for piece in (r.note.split("; ") if r is not None and r.note else []) if piece]
+        letters = [self.notes.setdefault(piece, chr(ord("a") + len(self.notes))) for piece in pieces]
+        return f"({', '.join(letters)})" if letters else ""
+
+    def cells(self, task, method, variant) -> list[str]:
+        if not self.head:
+            return []
+        key = (task, method, variant)
+        if key not in self.rows:
+            return ["baseline" if self.baselines.get(task) == (method, variant) else "", "", ""]
+        r = self.rows[key]
+        if int(r.n) == 0:
+            delta = "–"
+        else:
+            delta = _signed(r.mean_diff, self.scale, self.digits)
+            if not math.isnan(r.diff_ci_low):
+                delta += (f" [{_signed(r.diff_ci_low, self.scale, self.digits)}, "
+                          f"{_signed(r.diff_ci_high, self.scale, self.digits)}]")
+        d_z = "–" if math.isnan(r.d_z) else f"{r.d_z:+.2f}"
+        p = " ".join(t for t in (_p_text(r.p_holm), self.marks(key)) if t)
+        return [delta, d_z, p]
+
+    def footnotes(self) -> str:
+        return " ".join(f"({letter}) {piece}." for piece, letter in self.notes.items())
+
+
+def _variant_rank(variant) -> int:
+    return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+
+
+def _in_table_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by task (first appearance), then in the method table's order (mke_theory.core.methods),
+    a method's variants in the regularisers' order (``VARIANT_ORDER``; others after, as they come)."""
+    task_rank = {t: i for i, t in enumerate(dict.fromkeys(summary["task"]))}
+    ordered = summary.assign(_rank=summary["task"].map(task_rank), _method=summary["method"].map(table_order),
+                             _variant=summary["variant"].map(_variant_rank))
+    return ordered.sort_values(["_rank", "_method", "_variant"], kind="mergesort")
+
+
+def _reference_decimals(reference: dict) -> int:
+    """The most decimals any reference value is written with ("72.65" and "72.4 / 77.7": 2 and 1)."""
+    found = [len(m) for v in reference.values() for m in re.findall(r"\d\.(\d+)", str(v))]
+    return max(found, default=0)
+
+
+def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, fmt: str = "markdown",
+                 scale: float = 100, digits: int | None = None, caption: str | None = None,
+                 reference: dict | None = None, reference_label: str | None = None) -> str:
+    """A results table: one row per (method, variant) per task, mean ± std, n, CI and significance.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``stats.summarize``; rows are grouped by task (first appearance) and put in the
+        method table's order (``mke_theory.core.methods``), teacher first, upper bound last.
+    comparisons : pandas.DataFrame, optional
+        Output of ``stats.compare_methods``; rows whose ``significant`` is true get a † after
+        their mean, and the caption (plain: a line below the table) names the test, the
+        correction, α and the baseline. Three columns are added: "Δ vs BASELINE [95 % CI]" (the
+        mean paired difference, method − baseline, with its t interval, scaled like the means;
+        "baseline" on the baseline's row), "d_z" (mean / sd of the differences) and "p (Holm)"
+        (the Holm-adjusted p that decides the †). Every piece of a row's ``note`` (why a number
+        is missing, a comparison that is not tested but counted in the Holm family, a Wilcoxon
+        test that cannot reach α with so few seeds) becomes a footnote: a letter such as "(a)"
+        after the row's p, and "(a) text." after the caption.
+    fmt : {"markdown", "latex", "plain"}, default "markdown"
+        GitHub pipe table with the caption on a line below; a booktabs ``tabular`` inside a
+        ``table`` environment with ``\\caption{...}``; or aligned plain text for a terminal, one
+        "method [variant]" column, with the caption as a title line above it.
+    scale : float, default 100
+        Factor applied to mean, std and CI (100: fractions shown as percentages).
+    digits : int, optional
+        Decimals of mean ± std (and of the CI; plain text shows the CI with one fewer). Default:
+        1 for Markdown and LaTeX, 2 for plain text, or more where ``reference`` has more (a
+        reference of 72.65 is shown beside 72.55, not 72.5).
+    caption : str, optional
+        Markdown / LaTeX: text put before the significance note; plain: the title line.
+    reference : dict, optional
+        Numbers to show in a reference column, keyed by method (rows without a variant), by
+        (method, variant) or by "method (variant)"; values are shown as given.
+    reference_label : str, optional
+        Head of the reference column: its source, e.g. "official notebook" or "paper" (default,
+        as in earlier versions: "paper", plain "official notebook"; name the source). Rows of a
+        method's variants come in the regularisers' order (none, input noise, feature noise,
+        dropout, all).
+
+    Returns
+    -------
+    str
+        Cells read ``77.7 ± 0.7`` (mean ± std, std omitted for a single run); the CI column is
+        headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–"
+        (plain: nothing) for a single run. Differences read ``+6.7 [+5.4, +8.0]``.
+    """
+    check_choice("fmt", fmt, FORMATS)
+    check_range("scale", scale, 0.0, low_inclusive=False)
+    if digits is None:
+        digits = max(DIGITS[fmt], _reference_decimals(reference) if reference else 0)
+    label = reference_label or REFERENCE_LABEL[fmt]
+    check_range("digits", digits, 0, 15, integer=True)
+    missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
+    if missing:
+        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
+    significant, note, note_latex = _significance(comparisons)
+    ordered = _in_table_order(summary)
+    compared = _Compared(comparisons, scale, digits)
+
+    def number(v: float, d: int = digits) -> str:
+        return f"{v * scale:.{d}f}"
+
+    def marked(r) -> bool:
+        return significant.get((r.task, r.method, r.variant), False)
+
+    def ref_of(r) -> str:
+        ref = reference_for(reference, r.method, r.variant)
+        return "" if ref is None else str(ref)
+
+    if fmt == "plain":
+        return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
+                      caption, note, compared, label)
+
+    # the cells first: they number the footnotes in the order of the rows
+    ci_head = _ci_head(summary)
+    with_variant = bool((summary["variant"].astype(str) != "").any())
+    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head] + compared.head
+    head += [label] if reference else []
+    body, tasks = [], []
+    for r in ordered.itertuples():
+        n = int(r.n)
+        cell = number(r.mean) + (f" ± {number(r.std)}" if n > 1 and not math.isnan(r.std) else "")
+        cell += " †" if marked(r) else ""
+        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
+        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
+        row += compared.cells(r.task, r.method, r.variant)
+        row += [ref_of(r)] if reference else []
+        body.append(row)
+        tasks.append(r.task)
+
+    text = (caption or "").strip()
+    footnotes = compared.footnotes()
+    if text and (note or footnotes) and not text.endswith((".", "!", "?", ":")):
+        text += "."
+    note_end = "." if note and footnotes else ""
+    text_latex = " ".join(t for t in (latex_escape(text), note_latex + note_end, latex_escape(footnotes)) if t)
+    text = " ".join(t for t in (text, note + note_end, footnotes) if t)
+
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(map(markdown_escape, head)) + " |",
+                 "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
+        lines += ["| " + " | ".join(map(markdown_escape, row)) + " |" for row in body]
+        if text:
+            lines += ["", text]
+        return "\n".join(lines)
+
+    latex_head = [latex_escape(h) for h in head]
+    latex_head[head.index("n")] = "$n$"
+    latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
+    if compared.head:
+        at = head.index(compared.head[0])
+        latex_head[at:at + 3] = [latex_escape(compared.head[0]).replace(r" \% ", r"\,\% "), "$d_z$", "$p$ (Holm)"]
+    lines = [r"\begin{table}", r"\centering"]
+    if text:
+        lines.append(r"\caption{" + text_latex + "}")
+    lines += [r"\begin{tabular}{" + "l" * (2 + with_variant) + "r" * (len(head) - 2 - with_variant) + "}",
+              r"\toprule", " & ".join(latex_head) + r" \\", r"\midrule"]
+    for i, row in enumerate(body):
+        if i and tasks[i] != tasks[i - 1]:
+            lines.append(r"\midrule")
+        cells = [latex_escape(c) for c in row]
+        cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
+        for at in [head.index(ci_head)] + [head.index(h) for h in compared.head]:
+            cells[at] = cells[at].replace("–", "--")
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note, compared, label) -> str:
+    """The plain-text layout of ``format_table``: method [variant], runs, mean ± std, CI, Δ, d_z, p, reference."""
+    head = f"{'method':<28}{'runs':>5}  {PLAIN_METRIC:>16}  {_ci_head(summary, space=''):>15}"
+    widths = (24, 6, 12)
+    head += "".join(f"  {h.replace(' % ', '% '):>{w}}" for h, w in zip(compared.head, widths))
+    head += f"  {label:>17}" if ref_of else ""
+    lines = [title, head, "-" * len(head)] if title else [head, "-" * len(head)]
+    for r in ordered.itertuples():
+        n = int(r.n)
+        name = r.method + (f" [{r.variant}]" if r.variant else "")
+        std = ("" if n < 2 else f" ± {number(r.std)}") + (" †" if marked(r) else "")
+        ci = "" if n < 2 else f"[{number(r.ci_low, ci_digits)}, {number(r.ci_high, ci_digits)}]"
+        line = f"{name:<28}{n:>5}  {number(r.mean):>9}{std:<7}  {ci:>15}"
+        line += "".join(f"  {c:>{w}}" for c, w in zip(compared.cells(r.task, r.method, r.variant), widths))
+        lines.append(line + (f"  {ref_of(r):>17}" if ref_of else ""))
+    footnotes = compared.footnotes()
+    if note or footnotes:
+        lines += [""] + [t for t in (note + ("." if note and footnotes else ""), footnotes) if t]
+    return "\n".join(lines)
+
+
+def format_bootstrap(summary: pd.DataFrame, scale: float = 100, digits: int = 1) -> str:
+    """The bootstrap intervals of ``summarize(..., bootstrap=True)`` as text, labelled as computed.
+
+    A title line names the interval (percentile bootstrap; "stratified" only when
+    ``summary.attrs["bootstrap"]["strata"] > 1``), its level, resamples and seed; one line per
+    cell follows ("task method [variant]: [low, high] (n runs)"). When any cell has fewer than
+    ``stats.BOOTSTRAP_FEW_RUNS`` runs a last line warns that the interval's coverage is low
+    there, with the simulated coverage of docs/statistics.md, and points to the t interval.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``stats.summarize(..., bootstrap=True)`` (columns ``boot_low``, ``boot_high``).
+    scale : float, default 100
+        Factor applied to the bounds.
+    digits : int, default 1
+        Decimals of the bounds.
+    """
+    check_range("scale", scale, 0.0, low_inclusive=False)
+    check_range("digits", digits, 0, 15, integer=True)
+    missing = [c for c in SUMMARY_COLUMNS + ["boot_low", "boot_high"] if c not in summary.columns]
+    if missing:
+        raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of "
+                       "summarize(..., bootstrap=True)")
+    info = summary.attrs.get("bootstrap", {})
+    strata = int(info.get("strata", 1))
+    kind = f"stratified percentile bootstrap ({strata} strata)" if strata > 1 else "percentile bootstrap"
+    details = [f"{info['n_resamples']} resamples" if "n_resamples" in info else "",
+               f"random_state={info['random_state']}" if info.get("random_state") is not None else ""]
+    details = ", ".join(d for d in details if d)
+    confidence = summary.attrs.get("confidence")
+    level = f"{100 * confidence:g} % " if isinstance(confidence, numbers.Real) else ""
+    lines = [f"{kind} {level}intervals of the mean" + (f" ({details})" if details else "") + ":"]
+    for r in _in_table_order(summary).itertuples():
+        name = " ".join(t for t in (r.task, r.method, f"[{r.variant}]" if r.variant else "") if t)
+        lines.append(f"  {name}: [{r.boot_low * scale:.{digits}f}, {r.boot_high * scale:.{digits}f}] "
+                     f"({int(r.n)} run{'s' if int(r.n) != 1 else ''})")
+    few = int((summary["n"] < BOOTSTRAP_FEW_RUNS).sum())
+    if few:
+        lines.append(f"Warning: {few} of {len(summary)} cells have fewer than {BOOTSTRAP_FEW_RUNS} runs, where these "
+                     f"intervals cover the true mean far less often than their nominal level: {BOOTSTRAP_COVERAGE}. "
+                     "Quote the t interval of the table instead.")
+    return "\n".join(lines)
+
+
+def format_runs(runs: list[dict], task: str, metric: str, caption: str, scale: float = 100, digits: int = 1) -> str:
+    """One line per student run (in the order the runs were made, a repeated seed listed each time),
+    one column per method: the per-run numbers a notebook prints, below ``caption``."""
+    rows = [r for r in runs if r["task"] == task and not r.get("variant")]
+    methods = sorted(dict.fromkeys(r["method"] for r in rows), key=table_order)
+    students = [m for m in methods if m != "teacher"]
+    columns = {m: [r for r in rows if r["method"] == m] for m in students}
+    n_runs = max((len(v) for v in columns.values()), default=0)
+    head = f"{'run':>3}  {'seed':>4}  " + "  ".join(f"{m:>14}" for m in students)
+    lines = [caption, head, "-" * len(head)]
+    for i in range(n_runs):
+        cells = [columns[m][i] if i < len(columns[m]) else None for m in students]
+        seed = next(c["seed"] for c in cells if c is not None)
+        lines.append(f"{i + 1:>3}  {seed:>4}  " + "  ".join(
+            f"{'–' if c is None else format(scale * c['metrics'][metric], f'.{digits}f'):>14}" for c in cells))
+    return "\n".join(lines)
+
+
+# ---- mke-theory simulate and check ------------------------------------------------------------
+
+
+def _cell(value, digits: int) -> str:
+    """A number with ``digits`` decimals; "–" for a missing value (None), yes / no for a flag."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:.{digits}f}"
+
+
+def format_sweep(rows: list[dict], caption: str) -> str:
+    """The tables of a noise sweep (``mke_theory.toy.simulate.simulate`` records), below a caption line.
+
+    First the students: per η and method the pseudo labels' error on D_u, the test error (mean ±
+    std over seeds) and the pseudo labels each student corrected and corrupted (mean count); then
+    the theory of the teacher rows: c, μ and the bound of Theorem 4.3 in the UM and the MM space,
+    and which space guarantees label correction ("–": outside the theorem's domain).
+    """
+    frame = pd.DataFrame([dict(eta=r["config"]["eta"], method=r["method"], **r["metrics"]) for r in rows])
+    students = frame[frame.method != "teacher"]
+    table = students.groupby(["eta", "method"], sort=False).agg(
+        test_error=("test_error", "mean"), test_error_std=("test_error", "std"),
+        pseudo_label_error=("pseudo_label_error", "mean"), corrected=("corrected", "mean"),
+        corrupted=("corrupted", "mean")).reset_index().sort_values("eta", kind="stable")
+    head = (f"{'η':>5}  {'pseudo-label err %':>18}  {'method':<18}{'test error %':>16}"
+            f"  {'corrected':>9}  {'corrupted':>9}")
+    lines = [caption, head, "-" * len(head)]
+    for _, r in table.iterrows():
+        std = 0.0 if math.isnan(r.test_error_std) else r.test_error_std
+        lines.append(f"{r.eta:>5.2f}  {100 * r.pseudo_label_error:>18.1f}  {r.method:<18}"
+                     f"{100 * r.test_error:>8.1f} ± {100 * std:<5.1f}"
+                     f"  {r.corrected:>9.1f}  {r.corrupted:>9.1f}")
+    lines += ["", "Theory (Wei et al. 2021, Thm 4.3, by mke-theory check with the test set as labeled validation data: "
+                  "c certified over sets of mass ≤ ā, μ of the validation labels; '–': outside the theorem's domain)"]
+    head = f"{'η':>5}  {'UM c':>6} {'UM μ':>6} {'UM bound':>9}  {'MM c':>6} {'MM μ':>6} {'MM bound':>9}  guarantee"
+    lines += [head, "-" * len(head)]
+
+    def cell(v, d):
+        return _cell(None if v is None or v != v else v, d)
+
+    for r in sorted((r for r in rows if r["method"] == "teacher"), key=lambda r: r["config"]["eta"]):
+        m = r["metrics"]
+        holds = [name for name in ("um", "mm") if m.get(f"{name}_condition") == 1.0]
+        lines.append(f"{r['config']['eta']:>5.2f}  {cell(m.get('um_c'), 2):>6} {cell(m.get('um_mu'), 3):>6} "
+                     f"{cell(m.get('um_bound'), 3):>9}  {cell(m.get('mm_c'), 2):>6} {cell(m.get('mm_mu'), 3):>6} "
+                     f"{cell(m.get('mm_bound'), 3):>9}  {'+'.join(holds).upper() or 'none'}")
+    return "\n".join(lines)
+
+
+CHECK_ROWS = (("radius r of the ball of T", "radius", 3), ("neighbours per N(x), mean", "mean_neighbours", 1),
+              ("c, certified lower bound", "c_lower", 2), ("c, search upper bound", "c_upper", 2),
+              ("separation μ", "mu", 3), ("teacher error Err(G_pl)", "pseudo_label_error", 3),
+              ("bound (certified c)", "bound", 3),
+              ("label correction guaranteed", "condition_holds", 0))  # label, key, decimals
+
+
+def json_safe(value):
+    """``value`` with every non-finite float as None (JSON null) and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _points(x: dict) -> str:
+    return f"{100 * x['estimate']:+.1f} points [{100 * x['low']:+.1f}, {100 * x['high']:+.1f}]"
+
+
+def format_check(report: dict) -> str:
+    """The report of ``mke_theory.diagnose.check``: the prediction and its verdict, then the theory of both spaces."""
+    used = "all used" if report["n_used"] == report["n_samples"] else f"{report['n_used']} used, drawn at random"
+    lines = [f"MKE check: D_u {report['n_samples']} samples ({used}), labeled validation data {report['n_val']}"]
+    if report["um"] is None:
+        return "\n".join(lines + ["", f"verdict: {report['verdict']}", report["verdict_text"]])
+    acc = report["accuracy"]
+    teacher = "teacher" if report["teacher_on_val"] == "given" else "teacher (α probe standing in)"
+    lines += [f"{report['n_classes']} classes; probes ({report['probe']}) fitted to the pseudo labels of D_u, scored "
+              "on the validation labels; D_u's own labels are not used", "",
+              "accuracy on the validation data:",
+              *(f"  {name:<46}{100 * acc[key]:>6.1f} %" for name, key in (
+                  (teacher, "teacher"), ("α probe", "um_probe"), ("(α, β) probe", "mm_probe"),
+                  ("(α, β) probe, β shuffled across D_u", "shuffled_beta_probe"))),
+              f"{'predicted gain of the MM student over the teacher':<52}{_points(report['predicted_gain'])}",
+              f"{'what β itself adds (against β shuffled)':<52}{_points(report['beta_contribution'])}",
+              f"{'the MM over the α probe':<52}{_points(report['predicted_gain_over_um'])}",
+              "", f"verdict: {report['verdict']}", report["verdict_text"], "",
+              "Theory (Wei et al. 2021, Thm 4.3) on the validation data; sets of class mass ≤ "
+              f"ā = {report['a_bar']:.2f}",
+              "(the teacher's largest per-class error); ball B(x) of T(x) = x + a·mean|x|·ε with "
+              f"a = {report['input_noise']:g}: r = a·sqrt(Σ_m d_m·mean|x_m|²) in each space",
+              f"{'':<34}{'UM space (α)':>16}{'MM space (α, β)':>18}"]
+    um, mm = report["um"], report["mm"]
+    for label, key, digits in CHECK_ROWS:
+        lines.append(f"{label:<34}{_cell(um.get(key), digits):>16}{_cell(mm.get(key), digits):>18}")
+    for s in range(len(um.get("sensitivity", []))):
+        a, b = um["sensitivity"][s], mm["sensitivity"][s]
+        if a["scale"] == 1.0:
+            continue
+        lines.append(f"{'at r × ' + format(a['scale'], 'g') + ': c upper / μ':<34}"
+                     f"{_cell(a['c_upper'], 2) + ' / ' + _cell(a['mu'], 3):>16}"
+                     f"{_cell(b['c_upper'], 2) + ' / ' + _cell(b['mu'], 3):>18}")
+    lines += [f"UM: {um['status']}", f"MM: {mm['status']}",
+              "Bound: Err(G) ≤ 2/(c−1)·Err(G_pl) + 2c/(c−1)·μ for c > 3; 'guaranteed' only with the certified c "
+              "(docs/theory.md)."]
+    return "\n".join(lines)
