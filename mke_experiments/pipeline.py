@@ -40,7 +40,8 @@ from mke_experiments.config import ExperimentConfig, record_dict, resolve_config
 from mke_experiments.data.rows import concat, is_lazy
 from mke_experiments.models import stackable
 from mke_experiments.protocol.predictor import Predictor
-from mke_experiments.train import IGNORE, Member, Selection, distributed, fit, predict, predict_logits, resolve_device
+from mke_experiments.train import IGNORE, Member, Selection, fit, predict, predict_logits
+from mke_experiments.train.runtime import distributed, distributed_init, hardware, resolve_device  # noqa: F401
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import Method, get_method, methods_of
 from mke_theory.core.records import atomic_write, config_hash, make_record, read_record, run_stem, write_record
@@ -466,7 +467,7 @@ class SeedRun:
         if self.val is not None:
             metrics[f"val_{primary}"] = self.metrics_of(model, self.val[:modalities], split.val_labels)[primary]
         record = make_record(self.cfg.task, method.name, self.seed, metrics, self.config, fitted.wall_time_s,
-                             history=fitted.history, hardware=_hardware(self.device), world_size=self.world,
+                             history=fitted.history, hardware=hardware(self.device), world_size=self.world,
                              split_id=split.split_id, ensemble_size=fitted.members)
         record["best_epoch"] = fitted.best_epoch
         if self.task.examples:
@@ -663,15 +664,6 @@ def seeds_together(cfg: ExperimentConfig, split: MultimodalSplit) -> bool:
     return all(stackable(net) for net in nets)
 
 
-def _hardware(device) -> str:
-    if device.type == "cuda":
-        return f"cuda {torch.cuda.get_device_name(device)}"
-    import os
-    import platform
-
-    return f"cpu {platform.machine()} x{os.cpu_count()}"
-
-
 def fit_mke(split: MultimodalSplit | dict, config: ExperimentConfig | None = None, seed: int = 0, device: str = "auto",
             methods=("teacher", "mm_student"), teacher=None, student=None) -> SeedResult:
     """MKE on your own arrays: pseudo-label D_u with a teacher, train the students on them.
@@ -792,15 +784,3 @@ def run(task_name: str, data_dir=None, out=None, seeds=(0, 1, 2, 3, 4), methods=
     cfg = resolve_config(task, overrides, epochs)
     cfg, split = task.load_split(cfg, data_dir, overrides)
     return run_split(cfg, split, seeds, methods, out, device, force, progress)
-
-
-def distributed_init() -> bool:
-    """Join the process group ``torchrun`` describes in the environment (gloo on CPU, NCCL on GPU)."""
-    import os
-
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return dist.is_initialized()
-    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return True

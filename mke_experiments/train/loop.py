@@ -26,35 +26,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from mke_experiments import perturbations
 from mke_experiments.config import MKEConfig, TrainConfig
 from mke_experiments.models import drawing, each_member, stackable
 from mke_experiments.train.loader import Batches, index_batches, shard
+from mke_experiments.train.runtime import distributed, resolve_device  # noqa: F401 (re-exported)
 from mke_theory.core.errors import MKEError
 from mke_theory.core.records import atomic_write
 from mke_theory.core.split import IGNORE as SPLIT_IGNORE
 from mke_theory.objective import student_loss
 
 CHECKPOINT_FORMAT = 2  # 2: one file per member, optimiser state by parameter name
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when there is one, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MKEError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(device)
-
-
-def distributed() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside ``torchrun``."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 @dataclass
