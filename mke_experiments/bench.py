@@ -18,7 +18,7 @@ import torch
 from mke_experiments.models import drawing
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
-from mke_experiments.train.loader import Batches
+from mke_experiments.train.loader import Batches, as_inputs
 from mke_theory.core.errors import MKEError
 from mke_theory.core.split import IGNORE
 from mke_theory.objective import student_loss
@@ -144,9 +144,7 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
     for r in rows:
         r["ratio"] = r["samples_per_s"] / base
     if split is not None:
-        from mke_experiments.pipeline import _t
-
-        read = Batches((_t(split.unlabeled_alpha), _t(split.unlabeled_beta)), dev, cfg.train.workers,
+        read = Batches((as_inputs(split.unlabeled_alpha), as_inputs(split.unlabeled_beta)), dev, cfg.train.workers,
                        cfg.train.prefetch)
         _reset_peak(dev)
         alone = _fed(read, split, batch_size, steps, dev)["samples_per_s"]

@@ -41,6 +41,7 @@ from mke_experiments.data.rows import concat, is_lazy
 from mke_experiments.models import stackable
 from mke_experiments.protocol.predictor import Predictor
 from mke_experiments.train import IGNORE, Member, Selection, fit, predict, predict_logits
+from mke_experiments.train.loader import as_inputs
 from mke_experiments.train.runtime import distributed, distributed_init, hardware, resolve_device  # noqa: F401
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import Method, get_method, methods_of
@@ -50,15 +51,6 @@ from mke_theory.objective import pseudo_labels as make_pseudo_labels
 
 EXPERIMENT_METHODS = methods_of("experiments")  # every method the pipeline can train
 METHODS = methods_of("experiments", default_only=True)  # what mke-exp run trains unless told otherwise
-
-
-def _t(a):
-    """A split's array as the training loop reads it: a tensor (float32 for floats), or rows of a prepared
-    cache kept as they are (``LazyRows``: read batch by batch by the loader, never all at once)."""
-    if is_lazy(a):
-        return a
-    a = np.asarray(a)
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
 
 
 def external_teacher(split: MultimodalSplit) -> dict | None:
@@ -276,9 +268,9 @@ class SeedRun:
         self.progress, self.stop_after = progress, stop_after
         self.world = distributed()[1]
         self.config = run_config(cfg, split)
-        self.t = {name: _t(getattr(split, name)) for name in
+        self.t = {name: as_inputs(getattr(split, name)) for name in
                   ("labeled_alpha", "unlabeled_alpha", "unlabeled_beta", "test_alpha", "test_beta")}
-        self.val = (_t(split.val_alpha), _t(split.val_beta)) if split.val_alpha is not None else None
+        self.val = (as_inputs(split.val_alpha), as_inputs(split.val_beta)) if split.val_alpha is not None else None
         self.val_labels = torch.as_tensor(split.val_labels) if split.val_alpha is not None else None
         self.primary_score = functools.partial(metrics.selection_score, primary=self.task.primary,
                                                n_classes=split.n_classes)
@@ -718,7 +710,7 @@ def _with_teacher_output(split: MultimodalSplit | dict, teacher) -> MultimodalSp
     teacher.eval()
 
     def probs(alpha) -> np.ndarray:
-        return torch.softmax(predict_logits(teacher, (_t(alpha),), device, batch_size=256), dim=1).numpy()
+        return torch.softmax(predict_logits(teacher, (as_inputs(alpha),), device, batch_size=256), dim=1).numpy()
 
     output = dict(teacher_probs=probs(get("unlabeled_alpha")), teacher_test_probs=probs(get("test_alpha")))
     if get("val_alpha") is not None:  # for the check bundle (mke-theory check scores the teacher on it)

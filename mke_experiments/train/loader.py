@@ -123,3 +123,12 @@ class Batches:
                           else t.to(self.device, non_blocking=True) for x, t in zip(self.inputs, raw))
             self.waited_s += time.perf_counter() - t0
             yield batch
+
+
+def as_inputs(a):
+    """A split's array as the training loop reads it: a tensor (float32 for floats), or rows of a prepared
+    cache kept as they are (``LazyRows``: read batch by batch by the loader, never all at once)."""
+    if is_lazy(a):
+        return a
+    a = np.asarray(a)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype))
