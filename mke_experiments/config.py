@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mke_theory.core.errors import MKEError
+from mke_theory.core.methods import LOSS_FORMS
 
 
 def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None,
@@ -120,7 +121,7 @@ class TrainConfig:
 class MKEConfig:
     pseudo_labels: str = limit("hard", choices=("hard", "soft"))  # hard: argmax; soft: softmax(logits / temperature)
     temperature: float = limit(1.0, 0, low_open=True)
-    loss_form: str = limit("consistency", choices=("consistency", "perturbed_ce"))  # Eq. (3), or CE on f(T(x))
+    loss_form: str = limit("consistency", choices=LOSS_FORMS)  # Eq. (3), or CE on f(T(x))
     gamma: float = limit(1.0, 0)
     input_noise: float = limit(0.5, 0)  # a: x + a·mean|x|·ε on every modality of regularised students
     confidence_threshold: float = limit(0.8, 0, 1)  # mm_student_confident: L_pl only where the teacher's top

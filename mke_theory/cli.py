@@ -8,11 +8,10 @@ import click
 
 from mke_theory.console import parse_seeds, progress_bar, resolve_seeds, threads_option  # noqa: F401 (re-exported)
 from mke_theory.core.errors import MKEError, user_errors
+from mke_theory.core.methods import LOSS_FORMS, REGULARIZERS
 from mke_theory.core.records import RecordError, make_record, record_path, write_record
 from mke_theory.generators import GENERATORS
 from mke_theory.noise import NOISE_MODELS
-
-REGULARIZER_NAMES = ("none", "input_noise", "feature_noise", "dropout", "all")
 
 
 class RateList(click.ParamType):
@@ -75,9 +74,9 @@ def cli():
               help="Shorthand: the first N seeds of the notebook's seed stream (81, 14, 3, 94, ...).")
 @click.option("--ablation/--no-ablation", default=False,
               help="Also run the regulariser ablation (none / input / feature / dropout / all).")
-@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES), default="input_noise",
+@click.option("--regularizer", type=click.Choice(REGULARIZERS), default="input_noise",
               help="Perturbation of the main students (official: input noise a=1).")
-@click.option("--loss-form", type=click.Choice(["perturbed_ce", "consistency"]), default="perturbed_ce",
+@click.option("--loss-form", type=click.Choice(LOSS_FORMS), default="perturbed_ce",
               help="perturbed_ce: CE on f(T(x)) as the official code; consistency: CE + γ·L_reg (Eq. 3).")
 @click.option("--gamma", type=click.FloatRange(0), default=1.0, help="γ of the consistency form.")
 @click.option("--rng", type=click.Choice(["library", "notebook"]), default="library",
@@ -144,7 +143,7 @@ def twomoon(seeds, n_seeds, ablation, regularizer, loss_form, gamma, rng, out, f
 @click.option("--data-seed", type=click.IntRange(0), default=0,
               help="random_state of the generator and the pseudo-labeller.")
 @click.option("--steps", type=click.IntRange(1), default=2000, help="Full-batch SGD steps per student.")
-@click.option("--regularizer", type=click.Choice(REGULARIZER_NAMES[1:]), default="input_noise",
+@click.option("--regularizer", type=click.Choice(REGULARIZERS[1:]), default="input_noise",
               help="Perturbation of the regularised students.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the run records.")

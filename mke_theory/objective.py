@@ -17,8 +17,7 @@ from __future__ import annotations
 import torch
 
 from mke_theory.core.errors import MKEError
-
-LOSS_FORMS = ("perturbed_ce", "consistency")
+from mke_theory.core.methods import LOSS_FORMS  # noqa: F401 (the names of the forms below; declared there)
 
 
 def _check_prob(name: str, p: float, high_inclusive: bool = True) -> None:
@@ -92,16 +91,12 @@ def feature_noise(h: torch.Tensor, scale: float, generator: torch.Generator | No
     return h if scale == 0 else _relative_gaussian(h, scale, generator)
 
 
-def dropout(h: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Inverted dropout with an explicit generator: zero with probability p, scale by 1/(1−p)."""
-    _check_prob("dropout p", p, high_inclusive=False)
-    if p == 0:
-        return h
-    keep = torch.rand(h.shape, generator=generator, device=h.device) >= p
-    return h * keep / (1.0 - p)
-
-
 # ---- losses, Eqs. (4) and (5) ----------------------------------------------------------------
+def _reducer(reduction: str):
+    _reduce(torch.zeros(()), reduction)  # an unknown reduction is an error here, before any loss is computed
+    return lambda per_sample: _reduce(per_sample, reduction)
+
+
 def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return per_sample.mean()
@@ -162,13 +157,11 @@ def consistency_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tenso
 
 def mke_loss(student_logits: torch.Tensor, perturbed_logits: torch.Tensor, targets: torch.Tensor,
              gamma: float, class_dim: int = -1, reduction: str = "mean", ignore_index: int = -100) -> torch.Tensor:
-    """The student objective of Eq. (3): L_pl + γ · L_reg (L_reg over every sample or pixel)."""
-    if gamma < 0:
-        raise MKEError(f"gamma must lie in [0, inf), got {gamma!r}")
-    loss = pseudo_label_loss(student_logits, targets, class_dim, reduction, ignore_index)
-    if gamma == 0:
-        return loss
-    return loss + gamma * consistency_loss(student_logits, perturbed_logits, class_dim, reduction)
+    """The student objective of Eq. (3), L_pl + γ · L_reg (L_reg over every sample or pixel), of given logits:
+    ``student_loss`` with the consistency form."""
+    logits = {False: student_logits, True: perturbed_logits}
+    return student_loss(logits.__getitem__, targets, loss_form="consistency", gamma=gamma, class_dim=class_dim,
+                        ignore_index=ignore_index, reduce=None if reduction == "mean" else _reducer(reduction))
 
 
 def perturbed_pseudo_label_loss(perturbed_logits: torch.Tensor, targets: torch.Tensor, class_dim: int = -1,
@@ -180,7 +173,11 @@ def perturbed_pseudo_label_loss(perturbed_logits: torch.Tensor, targets: torch.T
 # ---- the student objective of Algorithm 1 ----------------------------------------------------------
 def student_loss(forward, targets: torch.Tensor, *, regularised: bool = True, loss_form: str = "consistency",
                  gamma: float = 1.0, class_dim: int = -1, ignore_index: int = -100, reduce=None) -> torch.Tensor:
-    """The loss of one student step, the only place its terms are put together.
+    """The loss of one student step, the only place its terms are put together (``mke_loss`` calls it too).
+
+    The real-data loop (``mke_experiments.train``) and the toy engine's autograd path call it; the toy engine's
+    default TwoMoon path (``mke_theory.toy.ensemble``, perturbed_ce) writes the same L_pl(f_s(T(x))) out with its
+    gradient (``pseudo_label_loss_and_grad``) for speed, and a test pins the two to each other.
 
     Parameters
     ----------
@@ -200,19 +197,24 @@ def student_loss(forward, targets: torch.Tensor, *, regularised: bool = True, lo
     if loss_form not in LOSS_FORMS:
         raise MKEError(f"loss_form must be one of {', '.join(LOSS_FORMS)}; got {loss_form!r}")
 
-    def l_pl(logits):
-        if reduce is None:
-            return pseudo_label_loss(logits, targets, class_dim, ignore_index=ignore_index)
-        return reduce(pseudo_label_loss(logits, targets, class_dim, "none", ignore_index))
+    def term(per_sample, mean):  # one term of the loss, averaged or by ``reduce``
+        return mean() if reduce is None else reduce(per_sample())
+
+    def l_pl(logits):  # Eq. (4)
+        return term(lambda: pseudo_label_loss(logits, targets, class_dim, "none", ignore_index),
+                    lambda: pseudo_label_loss(logits, targets, class_dim, ignore_index=ignore_index))
+
+    def l_reg(clean, perturbed):  # Eq. (5)
+        return term(lambda: consistency_loss(clean, perturbed, class_dim, "none"),
+                    lambda: consistency_loss(clean, perturbed, class_dim))
 
     if not regularised:
         return l_pl(forward(False))
     if loss_form == "perturbed_ce":
         return l_pl(forward(True))
-    clean = forward(False)
-    perturbed = forward(True)
-    if reduce is None:
-        return mke_loss(clean, perturbed, targets, gamma, class_dim, ignore_index=ignore_index)
     if gamma < 0:
         raise MKEError(f"gamma must lie in [0, inf), got {gamma!r}")
-    return l_pl(clean) + gamma * reduce(consistency_loss(clean, perturbed, class_dim, "none"))
+    clean = forward(False)
+    perturbed = forward(True)
+    loss = l_pl(clean)
+    return loss if gamma == 0 else loss + gamma * l_reg(clean, perturbed)

@@ -14,18 +14,71 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("mke_theory", "mke_experiments")
 
-# Modules that must import without torch (nor scikit-learn or hypothesis where they are not needed):
-# what `mke-exp list`, record validation, the theory and the figures load.
-LIGHT = {
-    "torch": ["mke_theory", "mke_theory.core.split", "mke_theory.core.errors", "mke_theory.core.methods", "mke_theory.core.records",
-              "mke_theory.generators", "mke_theory.noise", "mke_theory.results.stats", "mke_theory.expansion",
-              "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.cli", "mke_theory.results.plots", "mke_theory.results.tables",
-              "mke_theory.results.palette", "mke_theory.results.reference",
-              "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.tasks", "mke_experiments.cli"],
-    "sklearn": ["mke_theory", "mke_theory.generators", "mke_theory.noise", "mke_experiments.metrics",
-                "mke_experiments.tasks"],
-    "hypothesis": ["mke_theory", "mke_theory.core.split", "mke_theory.generators", "mke_theory.noise"],
+# The layers, bottom up: what each may import of the project (besides itself). A module belongs to the longest
+# prefix listed; an import outside its row is a layering error. mke_theory never imports mke_experiments.
+THEORY_MATHS = ("mke_theory.objective", "mke_theory.generators", "mke_theory.noise", "mke_theory.expansion",
+                "mke_theory.bounds", "mke_theory.diagnose")
+LAYERS = {
+    "mke_theory.core": ("mke_theory.core",),  # nouns and contracts
+    "mke_theory.console": ("mke_theory.core",),  # progress, seeds, threads: what both CLIs share
+    **{m: ("mke_theory.core", *THEORY_MATHS) for m in THEORY_MATHS},  # the maths
+    "mke_theory.results": ("mke_theory.core", "mke_theory.results"),  # records -> numbers -> pictures
+    "mke_theory.toy": ("mke_theory.core", *THEORY_MATHS, "mke_theory.results", "mke_theory.toy"),
+    "mke_theory.testing": ("mke_theory",),
+    "mke_theory.cli": ("mke_theory",),
+    "mke_theory": ("mke_theory.core",),  # the package's own __init__
+    "mke_experiments.config": ("mke_theory.core",),
+    "mke_experiments.metrics": ("mke_theory.core",),
+    "mke_experiments.data": ("mke_theory.core", "mke_theory.console", "mke_experiments.data"),
+    "mke_experiments.perturbations": ("mke_theory.core", "mke_theory.objective"),
+    "mke_experiments.models": ("mke_theory.core", "mke_experiments.config", "mke_experiments.perturbations",
+                               "mke_experiments.models"),
+    "mke_experiments.train": ("mke_theory.core", "mke_theory.objective", "mke_experiments.config",
+                              "mke_experiments.perturbations", "mke_experiments.models", "mke_experiments.data.rows",
+                              "mke_experiments.train"),
+    "mke_experiments.tasks": ("mke_theory.core", "mke_theory.results.reference", "mke_experiments.config",
+                              "mke_experiments.metrics", "mke_experiments.data", "mke_experiments.perturbations",
+                              "mke_experiments.models", "mke_experiments.testing", "mke_experiments.tasks"),
+    "mke_experiments.protocol": ("mke_theory.core", "mke_theory.objective", "mke_experiments.config",
+                                 "mke_experiments.metrics", "mke_experiments.models", "mke_experiments.data.rows",
+                                 "mke_experiments.train", "mke_experiments.tasks", "mke_experiments.protocol"),
+    "mke_experiments.testing": ("mke_theory", "mke_experiments.config", "mke_experiments.data",
+                                "mke_experiments.tasks", "mke_experiments.testing"),
+    "mke_experiments.bench": ("mke_theory.core", "mke_theory.objective", "mke_experiments"),
+    "mke_experiments.cli": ("mke_theory", "mke_experiments"),
+    "mke_experiments.__main__": ("mke_experiments",),
+    "mke_experiments": (),
 }
+
+# Layers whose every module imports without torch (nor scikit-learn or hypothesis where said): what
+# `mke-exp list`, record validation, the theory's maths, the check and the figures load.
+LIGHT = {
+    "torch": ("mke_theory.core", "mke_theory.console", "mke_theory.generators", "mke_theory.noise",
+              "mke_theory.expansion", "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.results",
+              "mke_theory.cli", "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.tasks",
+              "mke_experiments.cli", "mke_experiments.data.cache", "mke_experiments.data.rows"),
+    "sklearn": ("mke_theory.core", "mke_theory.generators", "mke_theory.noise", "mke_experiments.metrics",
+                "mke_experiments.tasks"),
+    "hypothesis": ("mke_theory.core", "mke_theory.generators", "mke_theory.noise"),
+}
+
+
+def moved_aliases() -> set[str]:
+    from mke_theory._moved import MOVED
+
+    return set(MOVED)
+
+
+def layer_of(module: str) -> str:
+    matches = [p for p in LAYERS if module == p or module.startswith(p + ".")]
+    assert matches, f"{module} is in no layer: add it to LAYERS"
+    return max(matches, key=len)
+
+
+def modules_of(prefixes) -> list[str]:
+    files = [module_name(p) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    return sorted(m for m in files if m not in moved_aliases()
+                  and any(m == p or m.startswith(p + ".") for p in prefixes))
 
 
 def module_name(path: Path) -> str:
@@ -96,20 +149,75 @@ def test_no_import_cycle_in_either_package():
 
 
 def test_mke_theory_never_imports_mke_experiments():
-    graph = import_graph()
+    graph, aliases = import_graph(), moved_aliases()
     wrong = {m: sorted(e for e in edges if e.startswith("mke_experiments"))
-             for m, edges in graph.items() if m.startswith("mke_theory")}
+             for m, edges in graph.items() if m.startswith("mke_theory") and m not in aliases}
     assert not {m: e for m, e in wrong.items() if e}
 
 
+def test_every_import_follows_the_layers():
+    graph, aliases = import_graph(), moved_aliases()
+    wrong = []
+    for module, edges in sorted(graph.items()):
+        if module in aliases or module == "mke_theory._moved":
+            continue
+        layer = layer_of(module)
+        allowed = LAYERS[layer] + (layer,)
+        wrong += [f"{module} -> {e}" for e in sorted(edges)  # a package's root (its __version__) is no layer
+                  if e not in PACKAGES and not any(e == a or e.startswith(a + ".") for a in allowed)]
+    assert not wrong, "imports across the layers:\n" + "\n".join(wrong)
+
+
+def test_the_layer_check_finds_a_planted_upward_import():
+    assert layer_of("mke_theory.core.split") == "mke_theory.core"
+    assert layer_of("mke_experiments.train.loop") == "mke_experiments.train"
+    allowed = LAYERS["mke_theory.core"] + ("mke_theory.core",)
+    assert not any("mke_theory.results.stats".startswith(a + ".") for a in allowed)  # core -> results: refused
+
+
 @pytest.mark.parametrize("library", sorted(LIGHT))
-def test_light_modules_do_not_load(library):
+def test_light_layers_do_not_load(library):
+    names = modules_of(LIGHT[library])
+    assert len(names) > 5, names  # the layers were found, not an empty list
     code = ("import importlib, sys\n"
-            f"for name in {LIGHT[library]!r}:\n"
+            f"for name in {names!r}:\n"
             "    importlib.import_module(name)\n"
             f"    assert {library!r} not in sys.modules, name + ' loaded {library}'\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
+
+
+def test_nothing_in_mke_theory_names_an_experiment_task_or_reads_rows():
+    """The theory is task-agnostic: the names of the tasks and the row reader live in mke_experiments."""
+    from mke_experiments.tasks import TASKS
+
+    offenders = []
+    for path in (ROOT / "mke_theory").rglob("*.py"):
+        if path.name == "_moved.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in TASKS:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+            if isinstance(node, ast.Attribute) and node.attr in ("preadv", "pread"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} os.{node.attr}")
+    assert not offenders, offenders
+
+
+def test_loss_forms_and_regularisers_are_declared_once():
+    """Before: four lists each, one of which (TwoMoonConfig's) had drifted to another order."""
+    from mke_theory.core.methods import LOSS_FORMS, REGULARIZERS
+
+    found = []
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(
+                        isinstance(e, ast.Constant) for e in node.elts):
+                    values = {e.value for e in node.elts}
+                    if values in (set(LOSS_FORMS), set(REGULARIZERS)):
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == ["mke_theory/core/methods.py:" + found[0].split(":")[1],
+                     "mke_theory/core/methods.py:" + found[1].split(":")[1]], found
 
 
 def test_mke_exp_list_loads_no_torch():

@@ -23,6 +23,12 @@ from mke_theory.core.errors import MKEError
 MODALITIES = ("um", "mm")  # um: the teacher's modality α alone; mm: α and β
 TARGETS = ("labels", "pseudo", "labels+pseudo", "true")
 DRIVERS = ("experiments", "twomoon", "simulate")  # who trains a method (mke-exp run, mke-theory twomoon/simulate)
+# The forms of the student objective (``mke_theory.objective.student_loss``): "perturbed_ce", the official
+# TwoMoon code's L_pl(f_s(T(x))); "consistency", Eq. (3)'s L_pl(f_s(x)) + γ·L_reg. Named once, here.
+LOSS_FORMS = ("perturbed_ce", "consistency")
+# The regularisers of the notebook's TwoMoon ablation, in the order its rows go (their settings:
+# ``mke_theory.toy.ensemble.REGULARIZERS``, which imports torch). Named once, here.
+REGULARIZERS = ("none", "input_noise", "feature_noise", "dropout", "all")
 
 
 def confident_pseudo_labels(confidence: np.ndarray, threshold: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from mke_theory.core.checks import check_choice, check_range
 from mke_theory.core.errors import MKEError
+from mke_theory.core.methods import REGULARIZERS as REGULARIZER_NAMES
 from mke_theory.core.methods import get_method, methods_of
 from mke_theory.diagnose import check
 from mke_theory.generators import GENERATORS, make_split
@@ -55,7 +56,7 @@ class SimulateConfig:
             raise MKEError(f"noise must not repeat a rate, got {', '.join(f'{e:g}' for e in self.noise)}")
         check_range("n_seeds", self.n_seeds, 1, None, integer=True)
         check_range("data_seed", self.data_seed, 0, None, integer=True)
-        check_choice("regularizer", self.regularizer, tuple(r for r in REGULARIZERS if r != "none"))
+        check_choice("regularizer", self.regularizer, REGULARIZER_NAMES[1:])
         for name in ("um_hidden", "mm_hidden", "steps"):
             check_range(name, getattr(self, name), 1, None, integer=True)
         check_range("lr", self.lr, 0.0, None, low_inclusive=False)

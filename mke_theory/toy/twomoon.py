@@ -16,7 +16,8 @@ import numpy as np
 
 from mke_theory.core.checks import check_choice, check_range
 from mke_theory.core.errors import MKEError
-from mke_theory.core.methods import get_method, methods_of
+from mke_theory.core.methods import LOSS_FORMS, get_method, methods_of
+from mke_theory.core.methods import REGULARIZERS as REGULARIZER_NAMES
 from mke_theory.core.split import MultimodalSplit
 from mke_theory.generators import twomoon
 from mke_theory.results.reference import NOTEBOOK_ABLATION, NOTEBOOK_REFERENCE  # noqa: F401  (kept importable here)
@@ -69,8 +70,9 @@ class TwoMoonConfig:
         for name in ("teacher_hidden", "um_hidden", "mm_hidden", "teacher_steps", "student_steps"):
             check_range(name, getattr(self, name), 1, None, integer=True)
         check_range("lr", self.lr, 0.0, None, low_inclusive=False)
-        check_choice("regularizer", self.regularizer, tuple(REGULARIZERS))
-        check_choice("loss_form", self.loss_form, ("perturbed_ce", "consistency"))
+        check_choice("regularizer", self.regularizer, REGULARIZER_NAMES)
+        check_choice("loss_form", self.loss_form, LOSS_FORMS)
+        check_range("gamma", self.gamma, 0.0, None)
         check_choice("rng", self.rng, RNG_MODES)
         if self.rng == "notebook" and self.loss_form != "perturbed_ce":
             raise MKEError("rng='notebook' reproduces the official notebook, which trains with the perturbed_ce "

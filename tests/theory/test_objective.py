@@ -41,7 +41,6 @@ def test_no_perturbation_gives_zero_consistency_loss(logits):
     g = torch.Generator().manual_seed(0)
     assert torch.equal(obj.input_noise(z, 0.0, g), z)
     assert torch.equal(obj.feature_noise(z, 0.0, g), z)
-    assert torch.equal(obj.dropout(z, 0.0, g), z)
     assert obj.consistency_loss(z, z).item() == 0.0
     assert obj.consistency_loss(z, z + 3.0).item() < 1e-6  # softmax is shift-invariant
 
@@ -127,16 +126,8 @@ def test_input_noise_scale_and_determinism():
     assert torch.allclose(out[1] - stacked[1], 10 * (out[0] - stacked[0]), rtol=1e-4, atol=1e-4)
 
 
-def test_dropout_rate_and_expectation():
-    h = torch.ones(200, 100)
-    out = obj.dropout(h, 0.3, torch.Generator().manual_seed(0))
-    assert (out == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
-    assert out.mean().item() == pytest.approx(1.0, abs=0.02)
-
-
 @pytest.mark.parametrize("call, name", [
     (lambda: obj.soft_pseudo_labels(torch.zeros(2, 2), temperature=0.0), "temperature"),
-    (lambda: obj.dropout(torch.zeros(2, 2), 1.0), "dropout p"),
     (lambda: obj.input_noise(torch.zeros(2, 2), -1.0), "input noise"),
     (lambda: obj.mke_loss(torch.zeros(2, 2), torch.zeros(2, 2), torch.zeros(2, dtype=torch.long), -1.0), "gamma"),
     (lambda: obj.pseudo_labels(torch.zeros(2, 2), kind="fuzzy"), "kind"),

@@ -139,3 +139,15 @@ def test_a_repeated_seed_is_stored_as_one_record(notebook_runs, tmp_path, capsys
     assert write_records(notebook_runs.runs, tmp_path, force=False) == 28
     assert len(list(tmp_path.glob("*.json"))) == 28
     assert "3 repeated run(s) of the same seed stored once" in capsys.readouterr().err
+
+
+def test_twomoon_config_refuses_a_negative_gamma_and_unknown_forms():
+    """Before: TwoMoonConfig checked the loss form against its own list and never checked γ."""
+    from mke_theory.core.errors import MKEError
+    from mke_theory.toy.twomoon import TwoMoonConfig
+
+    with pytest.raises(MKEError, match="gamma must lie in"):
+        TwoMoonConfig(loss_form="consistency", gamma=-0.5)
+    with pytest.raises(MKEError, match="loss_form must be one of 'perturbed_ce', 'consistency'"):
+        TwoMoonConfig(loss_form="consistancy")
+    assert TwoMoonConfig(loss_form="consistency", gamma=0.0).gamma == 0.0
