@@ -8,14 +8,17 @@ the TwoMoon table with its ablation (``mke-theory twomoon --ablation``), the not
 (``--rng notebook``), a simulation sweep (``mke-theory simulate``), mfeat's 30 records (``mke-exp run mfeat``:
 6 methods × 5 seeds) and the smoke run of every registered task (its ``smoke`` hook's tiny data, 2 epochs,
 seed 0). Of each record it keeps what the code computes (metrics, per-epoch history, best epoch, config hash,
-split id) and drops what the machine decides (wall time, hardware, git revision). ``--compare`` prints each
-difference and exits 1 when there is one. ``--quick`` leaves out the mfeat and notebook runs (about a minute).
+split id) and drops what the machine decides (wall time, hardware, git revision). Give both runs one
+``--work`` folder: the smoke data's paths enter the audioset-vggsound config and the nyudv2 split id.
+``--compare`` matches records by (task, method, variant, seed), prints each field that differs and exits 1 when
+one does. ``--quick`` leaves out the mfeat and notebook runs (about a minute).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,44 +45,50 @@ def _run(args: list[str], cwd: Path) -> None:
         sys.exit(f"{' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
 
 
-def fingerprint(quick: bool) -> dict:
+def fingerprint(quick: bool, work: Path) -> dict:
     bin_dir = Path(sys.executable).parent
     theory, exp = str(bin_dir / "mke-theory"), str(bin_dir / "mke-exp")
     listing = "import json; from mke_experiments.tasks import TASKS; print(json.dumps(sorted(TASKS)))"
     tasks = json.loads(subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True,
                                       check=True).stdout)
     result = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        jobs = {"twomoon": [theory, "twomoon", "--ablation", "--no-figure", "--out", str(tmp / "twomoon")],
-                "simulate": [theory, "simulate", "--noise", "0.1,0.3", "--n-seeds", "2", "--steps", "300",
-                             "--out", str(tmp / "simulate")]}
-        if not quick:
-            jobs["twomoon-notebook"] = [theory, "twomoon", "--rng", "notebook", "--no-figure",
-                                        "--out", str(tmp / "twomoon-notebook")]
-            jobs["mfeat"] = [exp, "run", "mfeat", "--out", str(tmp / "mfeat")]
-        for name, args in jobs.items():
-            print(f"  {name} ...", file=sys.stderr, flush=True)
-            _run(args, tmp)
-            result[name] = _records(tmp / name)
-        for task in tasks:
-            print(f"  smoke {task} ...", file=sys.stderr, flush=True)
-            folder = tmp / f"smoke-{task}"
-            folder.mkdir()
-            code = ("import json, sys; from pathlib import Path; from mke_experiments.tasks import get_task\n"
-                    f"data, small = get_task({task!r}).smoke(Path({str(folder)!r}))\n"
-                    "print(json.dumps([None if data is None else str(data), list(small)]))")
-            data, small = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                                    check=True).stdout.strip().splitlines()[-1])
-            args = [exp, "run", task, "--seeds", "0,", "--device", "cpu", "--out", str(folder / "runs"),
-                    "--set", "train.epochs=2"]
-            for override in small:
-                args += ["--set", override]
-            if data is not None:
-                args += ["--data", data]
-            _run(args, tmp)
-            result[f"smoke-{task}"] = _records(folder / "runs")
+    shutil.rmtree(work, ignore_errors=True)  # a fixed folder: paths that enter a config (a cache's) are the same
+    work.mkdir(parents=True)
+    tmp = work
+    jobs = {"twomoon": [theory, "twomoon", "--ablation", "--no-figure", "--out", str(tmp / "twomoon")],
+            "simulate": [theory, "simulate", "--noise", "0.1,0.3", "--n-seeds", "2", "--steps", "300",
+                         "--out", str(tmp / "simulate")]}
+    if not quick:
+        jobs["twomoon-notebook"] = [theory, "twomoon", "--rng", "notebook", "--no-figure",
+                                    "--out", str(tmp / "twomoon-notebook")]
+        jobs["mfeat"] = [exp, "run", "mfeat", "--out", str(tmp / "mfeat")]
+    for name, args in jobs.items():
+        print(f"  {name} ...", file=sys.stderr, flush=True)
+        _run(args, tmp)
+        result[name] = _records(tmp / name)
+    for task in tasks:
+        print(f"  smoke {task} ...", file=sys.stderr, flush=True)
+        folder = tmp / f"smoke-{task}"
+        folder.mkdir()
+        code = ("import json, sys; from pathlib import Path; from mke_experiments.tasks import get_task\n"
+                f"data, small = get_task({task!r}).smoke(Path({str(folder)!r}))\n"
+                "print(json.dumps([None if data is None else str(data), list(small)]))")
+        data, small = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                check=True).stdout.strip().splitlines()[-1])
+        args = [exp, "run", task, "--seeds", "0,", "--device", "cpu", "--out", str(folder / "runs"),
+                "--set", "train.epochs=2"]
+        for override in small:
+            args += ["--set", override]
+        if data is not None:
+            args += ["--data", data]
+        _run(args, tmp)
+        result[f"smoke-{task}"] = _records(folder / "runs")
     return result
+
+
+def _by_run(records: dict) -> dict:
+    return {(r["task"], r["method"], name.split("__")[2] if name.count("__") >= 3 else "", r["seed"]): r
+            for name, r in records.items()}
 
 
 def compare(before: dict, after: dict) -> list[str]:
@@ -89,9 +98,14 @@ def compare(before: dict, after: dict) -> list[str]:
         if a is None or b is None:
             diffs.append(f"{job}: only in {'after' if a is None else 'before'}")
             continue
-        for name in sorted(set(a) | set(b)):
-            if a.get(name) != b.get(name):
-                diffs.append(f"{job}/{name}: differs")
+        a, b = _by_run(a), _by_run(b)
+        for run in sorted(set(a) | set(b), key=str):
+            if run not in a or run not in b:
+                diffs.append(f"{job} {run}: only in {'after' if run not in a else 'before'}")
+                continue
+            fields = [k for k in KEEP if a[run].get(k) != b[run].get(k)]
+            if fields:
+                diffs.append(f"{job} {run}: {', '.join(fields)} differ")
     return diffs
 
 
@@ -99,6 +113,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where the runs write (emptied first; default: a new temporary folder). Give the same "
+                             "folder before and after a change: the smoke data's paths enter some configs and "
+                             "split ids, which then differ between folders while every number agrees")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
     if args.compare:
@@ -107,7 +125,7 @@ def main() -> int:
         n = sum(len(v) for v in after.values())
         print("\n".join(diffs) if diffs else f"identical: {n} records in {len(after)} jobs")
         return 1 if diffs else 0
-    data = fingerprint(args.quick)
+    data = fingerprint(args.quick, args.work or Path(tempfile.mkdtemp(prefix="mke_identity_")))
     text = json.dumps(data, indent=1, sort_keys=True)
     if args.out:
         args.out.write_text(text)
