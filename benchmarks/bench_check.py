@@ -2,7 +2,7 @@
 
 What is measured
 ----------------
-For every case the library's own pipeline (``mke_experiments.pipeline.run``, the code path of ``mke-exp run``)
+For every case the library's own pipeline (``mke_experiments.protocol.run``, the code path of ``mke-exp run``)
 trains teacher, um_student and mm_student over seeds 0-4; records are cached under ``--runs`` and resumed.
 
 - the 30 ordered pairs (α, β) of the six mfeat views (``mke-exp run mfeat --set data.alpha=A --set data.beta=B``);
@@ -176,7 +176,7 @@ def control_bundle(name: str) -> dict:
 # ---- training and the checks --------------------------------------------------------------------------------
 def measure(case: str, runs: Path, seeds, epochs, force: bool, n_val: int | None = None) -> dict:
     """Train (or resume) the three methods of one case; returns its folder and the per-seed test accuracies."""
-    from mke_experiments import pipeline
+    from mke_experiments import protocol
 
     folder = runs / (f"mfeat-{case}" if case in PAIRS else case)
     if case in PAIRS:
@@ -191,7 +191,7 @@ def measure(case: str, runs: Path, seeds, epochs, force: bool, n_val: int | None
         task, overrides = "arrays", ("train.epochs=300",) if case == "twomoon" and epochs is None else ()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        records = pipeline.run(task, data, out=folder, seeds=tuple(seeds), methods=METHODS, epochs=epochs,
+        records = protocol.run(task, data, out=folder, seeds=tuple(seeds), methods=METHODS, epochs=epochs,
                                device="cpu", overrides=overrides, force=force)
     acc = {m: {r["seed"]: r["metrics"]["test_accuracy"] for r in records if r["method"] == m} for m in METHODS}
     hashes = {r["seed"]: r["config_hash"] for r in records if r["method"] == "teacher"}

@@ -74,7 +74,7 @@ def child(folder: str, batches: int, batch_size: int, workers: int) -> dict:
     import torch
 
     from mke_experiments.config import resolve_config
-    from mke_experiments.pipeline import RunFiles, SeedRun
+    from mke_experiments.protocol import RunFiles, SeedRun
     from mke_experiments.tasks import get_task
     from mke_experiments.train.loader import Batches, shard
 

@@ -10,8 +10,10 @@ the TwoMoon table with its ablation (``mke-theory twomoon --ablation``), the not
 seed 0). Of each record it keeps what the code computes (metrics, per-epoch history, best epoch, config hash,
 split id) and drops what the machine decides (wall time, hardware, git revision). Give both runs one
 ``--work`` folder: the smoke data's paths enter the audioset-vggsound config and the nyudv2 split id.
-``--compare`` matches records by (task, method, variant, seed), prints each field that differs and exits 1 when
-one does. ``--quick`` leaves out the mfeat and notebook runs (about a minute).
+``--compare`` matches records by (task, method, variant, seed) and prints each field that differs; it exits 1
+when a number differs or a run is missing. Differences in config hash or split id alone are listed apart: the
+nyudv2 smoke data's split id holds its files' mtimes, the audioset-vggsound smoke config a cache path.
+``--quick`` leaves out the mfeat and notebook runs (about a minute).
 """
 
 from __future__ import annotations
@@ -91,22 +93,29 @@ def _by_run(records: dict) -> dict:
             for name, r in records.items()}
 
 
-def compare(before: dict, after: dict) -> list[str]:
-    diffs = []
+NUMBERS = ("metrics", "history", "best_epoch", "ensemble_size")  # what the code computes
+IDS = ("config_hash", "split_id")  # also what it computes, but the smoke data's paths and mtimes enter some
+
+
+def compare(before: dict, after: dict) -> tuple[list[str], list[str]]:
+    """(differences in numbers or missing runs, differences in ids only), one line each."""
+    numbers, ids = [], []
     for job in sorted(set(before) | set(after)):
         a, b = before.get(job), after.get(job)
         if a is None or b is None:
-            diffs.append(f"{job}: only in {'after' if a is None else 'before'}")
+            numbers.append(f"{job}: only in {'after' if a is None else 'before'}")
             continue
         a, b = _by_run(a), _by_run(b)
         for run in sorted(set(a) | set(b), key=str):
             if run not in a or run not in b:
-                diffs.append(f"{job} {run}: only in {'after' if run not in a else 'before'}")
+                numbers.append(f"{job} {run}: only in {'after' if run not in a else 'before'}")
                 continue
-            fields = [k for k in KEEP if a[run].get(k) != b[run].get(k)]
-            if fields:
-                diffs.append(f"{job} {run}: {', '.join(fields)} differ")
-    return diffs
+            differ = [k for k in KEEP if a[run].get(k) != b[run].get(k)]
+            if any(k not in IDS for k in differ):
+                numbers.append(f"{job} {run}: {', '.join(differ)} differ")
+            elif differ:
+                ids.append(f"{job} {run}: {', '.join(differ)} differ")
+    return numbers, ids
 
 
 def main() -> int:
@@ -121,10 +130,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.compare:
         before, after = (json.loads(p.read_text()) for p in args.compare)
-        diffs = compare(before, after)
+        numbers, ids = compare(before, after)
         n = sum(len(v) for v in after.values())
-        print("\n".join(diffs) if diffs else f"identical: {n} records in {len(after)} jobs")
-        return 1 if diffs else 0
+        if ids:
+            print(f"ids only ({len(ids)} records; numbers equal):\n  " + "\n  ".join(ids))
+        print("\n".join(numbers) if numbers else f"every number identical: {n} records in {len(after)} jobs")
+        return 1 if numbers else 0
     data = fingerprint(args.quick, args.work or Path(tempfile.mkdtemp(prefix="mke_identity_")))
     text = json.dumps(data, indent=1, sort_keys=True)
     if args.out:

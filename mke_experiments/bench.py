@@ -15,29 +15,25 @@ from types import SimpleNamespace
 
 import torch
 
-from mke_experiments.models import drawing
 from mke_experiments.tasks import get_task
 from mke_experiments.train import resolve_device
 from mke_experiments.train.loader import Batches, as_inputs
+from mke_experiments.train.loop import Loss, train_step
+from mke_experiments.train.optim import Optimizer
 from mke_theory.core.errors import MKEError
-from mke_theory.core.split import IGNORE
-from mke_theory.objective import student_loss
 
 
 def _train_step(model, cfg, perturb, amp: bool, device):
-    """One training step of the MM student on a batch: the pipeline's own loss form, T, γ and optimiser,
-    the random layers drawing from a generator on ``device`` (as ``train.fit`` does)."""
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    """One training step of the MM student on a batch: the training loop's own step (``train.train_step``: the
+    pipeline's loss form, T and γ, its optimiser), the random layers drawing from a generator on ``device``
+    (as ``train.fit`` does)."""
+    opt = Optimizer(dict(model.named_parameters()), cfg.train)
+    loss = Loss(regularised=True, perturb=perturb, loss_kw=dict(loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma),
+                amp=amp, device=device)
     draws = torch.Generator(device).manual_seed(0)
 
     def step(alpha, beta, y):
-        forward = lambda perturbed: model(*(perturb((alpha, beta), draws) if perturbed else (alpha, beta))).float()  # noqa: E731
-        with drawing(draws), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = student_loss(forward, y, loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma, class_dim=1,
-                                ignore_index=IGNORE)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, loss, (alpha, beta), y, draws)
 
     return step
 

@@ -121,33 +121,32 @@ def prepare(task, raw, out, overrides, workers):
 @threads_option(small=_small_task)
 def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard):
     """Train every method × seed of TASK and print the table (records with --out)."""
-    from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
+    from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, run_split
     from mke_experiments.train import distributed
     from mke_theory.results.stats import compare_methods, records_frame, summarize
     from mke_theory.results.tables import format_table
 
     seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
     spec = _task_with_data(task, data)
-    if pipeline.distributed_init():
+    if distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
-    total = pipeline.total_steps(split, cfg, methods, len(seeds))
+    plan = Plan.of(cfg, split, methods, seeds)  # decided once: what the run will do, read below and by run_split
     rank = distributed()[0]
-    selection = pipeline.selection_used(cfg, split)
     if rank == 0:  # every fallback in one line on stderr, before the training it changes
-        for method, why in pipeline.skipped_methods(split, methods).items():
+        for method, why in plan.skipped.items():
             click.echo(f"WARNING: {method} is skipped: {why}.", err=True)
-        if cfg.train.selection == "val" and split.val_alpha is None:
+        if plan.val_missing:
             click.echo("WARNING: train.selection=val but the data have no validation set (val_alpha, val_beta, "
                        "val_labels): every model keeps its last epoch instead.", err=True)
     label = (f"{task}: {len(seeds)} seed{'s' * (len(seeds) > 1)} × {len(methods)} "
              f"method{'s' * (len(methods) > 1)}")
     with warnings.catch_warnings(), open(os.devnull, "w") as devnull, progress_bar(
-            total, label, file=sys.stderr if rank == 0 else devnull) as update:
-        warnings.simplefilter("ignore", pipeline.FallbackWarning)  # said above, in one line each
-        records = pipeline.run_split(cfg, split, seeds, methods, out=out, device=device, force=force,
-                                     progress=update, tensorboard=tensorboard)
+            plan.total_steps, label, file=sys.stderr if rank == 0 else devnull) as update:
+        warnings.simplefilter("ignore", FallbackWarning)  # said above, in one line each
+        records = run_split(cfg, split, seeds, methods, out=out, device=device, force=force, progress=update,
+                            tensorboard=tensorboard, plan=plan)
     if rank != 0:
         return
     if split.meta.get("leaky"):
@@ -157,9 +156,9 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
         metric, tests = f"test_{spec.primary}", None
         if len(seeds) > 1 and "teacher" in methods and len(methods) > 1 and (frame["method"] == "teacher").any():
             tests = compare_methods(frame, metric, baseline="teacher")  # not without a teacher row
-        teacher = "; teacher: external (its predictions from the bundle)" if pipeline.external_teacher(split) else ""
+        teacher = "; teacher: external (its predictions from the bundle)" if plan.external_teacher else ""
         click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
-                                f"{len(seeds)} seeds, model selection: {selection}{teacher}"))
+                                f"{len(seeds)} seeds, model selection: {plan.selection}{teacher}"))
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
@@ -198,26 +197,27 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
     an arrays bundle with its own teacher output trains nothing."""
     import json
 
-    from mke_experiments import pipeline
     from mke_experiments.config import resolve_config
+    from mke_experiments.protocol import FallbackWarning, Plan, run_seeds, vector_inputs
     from mke_experiments.train import resolve_device
     from mke_theory.diagnose import check_bundle, sample_note
     from mke_theory.results.tables import format_check, json_safe
 
     spec = _task_with_data(task, data)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
-    if not pipeline.vector_inputs(split):
+    if not vector_inputs(split):
         kind = "images" if split.unlabeled_alpha.ndim == 4 else f"arrays of shape {split.unlabeled_alpha.shape[1:]}"
         raise MKEError(f"mke-exp check needs vector features (mfeat, arrays); {task}'s inputs are {kind}: "
                        "save a network's features of α and β per sample in an arrays bundle and run "
                        "mke-exp check arrays --data FILE.npz")
-    external = pipeline.external_teacher(split) is not None  # the bundle's own teacher output: nothing to train
+    plan = Plan.of(cfg, split, ("teacher",), (seed,))
+    external = plan.external_teacher  # the bundle's own teacher output: nothing to train
     bar = contextlib.nullcontext() if external else progress_bar(
-        pipeline.total_steps(split, cfg, ("teacher",), 1), f"{task}: the teacher, seed {seed}", file=sys.stderr)
+        plan.total_steps, f"{task}: the teacher, seed {seed}", file=sys.stderr)
     with warnings.catch_warnings(), bar as update:
-        warnings.simplefilter("ignore", pipeline.FallbackWarning)
-        (result,) = pipeline.run_seeds(cfg, split, [seed], methods=("teacher",), out=out,
-                                       device=resolve_device(device), progress=update)
+        warnings.simplefilter("ignore", FallbackWarning)
+        (result,) = run_seeds(cfg, split, [seed], methods=("teacher",), out=out, device=resolve_device(device),
+                              progress=update, plan=plan)
     report = check_bundle(result.check, source=f"{task} (seed {seed})", max_samples=max_samples, random_state=seed)
     click.echo(sample_note(report, seed) + ("; the teacher's output from the bundle" if external else ""), err=True)
     click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))

@@ -4,90 +4,32 @@ An encoder maps one modality's batch to ``(B, hidden)`` features and exposes ``o
 ``build_encoder(shape, cfg)`` picks one from a sample's shape: vectors ``(d,)``, frame stacks
 ``(K, 3, H, W)`` and 2-d maps such as log-mel spectrograms ``(C, H, W)``. Device is never set here.
 
-Small vector models also train as S stacked members at once (``train.fit``): their parameters are
-stacked to ``(S, ...)`` (``torch.func.stack_module_state``) and the same module runs on inputs
-``(S, B, ...)`` through ``torch.func.functional_call``: ``Linear`` multiplies member by member
-(``baddbmm``), and the random layers (``Dropout``, the ``Student``'s modality dropout) draw each
-member's masks from that member's own generator, which ``fit`` hands them with ``drawing``. Member
-s of a stack therefore computes, bit for bit, what it computes alone (tested).
+Small vector models also train as S stacked members at once (``train.fit``), built of the layers of
+``models.stacked`` (``Linear``, ``Dropout``; the ``Student``'s modality dropout draws from ``drawing``'s
+generators too); ``runs_stacked`` marks the networks here that may be stacked (``stackable``).
 """
 
 from __future__ import annotations
-
-import contextlib
-import contextvars
 
 import torch
 from torch import nn
 
 from mke_experiments.config import ModelConfig
+from mke_experiments.models import stacked
+from mke_experiments.models.stacked import (  # noqa: F401 (re-exported: saved Predictors name models.Linear)
+    STACKABLE,
+    Dropout,
+    Linear,
+    drawing,
+    each_member,
+    runs_stacked,
+    stackable,
+)
 from mke_experiments.perturbations import modality_dropout
 from mke_theory.core.errors import MKEError
 
-_DRAWING = contextvars.ContextVar("drawing", default=None)  # what ``drawing`` set while fit trains
 
-
-@contextlib.contextmanager
-def drawing(generators):
-    """Within the block, the random layers of this module's networks draw from ``generators``: a list of
-    S generators for S stacked members (tensors ``(S, B, ...)``; member s draws from ``generators[s]``),
-    or one generator for one network. Outside any block (a network trained by other code) they draw
-    from the global generator, as torch's layers do."""
-    token = _DRAWING.set(generators)
-    try:
-        yield
-    finally:
-        _DRAWING.reset(token)
-
-
-def each_member(draw, tensors: tuple, generators) -> tuple:
-    """``draw(tensors, generator) -> tuple of tensors`` once per member, with that member's generator and
-    its slices of ``tensors``, the results stacked again (``generators`` a list, as in ``drawing``), so
-    that the draws and the arithmetic of member s are those of member s alone; one call for one network."""
-    if not isinstance(generators, list):
-        return draw(tensors, generators)
-    members = [draw(tuple(t[s] for t in tensors), g) for s, g in enumerate(generators)]
-    return tuple(torch.stack(parts) for parts in zip(*members))
-
-
-def _uniform_like(x: torch.Tensor) -> torch.Tensor:
-    """U[0, 1) numbers of ``x``'s shape on its device, from the generators of ``drawing``: member s's
-    slice from member s's generator, drawn as member s alone draws them."""
-    generators = _DRAWING.get()
-    if not isinstance(generators, list):
-        return torch.rand(x.shape, generator=generators, device=x.device)
-    u = torch.empty(x.shape, device=x.device)
-    for s, g in enumerate(generators):
-        torch.rand(x.shape[1:], generator=g, out=u[s])
-    return u
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` that also runs stacked members: weight ``(S, out, in)``, bias ``(S, out)`` and input
-    ``(S, B, in)`` give ``(S, B, out)`` by one ``baddbmm``, member by member the numbers of ``F.linear``."""
-
-    def forward(self, x):
-        if self.weight.dim() == 2:
-            return super().forward(x)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
-
-
-class Dropout(nn.Module):
-    """Inverted dropout, x · keep / (1 − p), whose masks come from the generators of ``drawing``."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        return x * _uniform_like(x).ge_(self.p).div_(1.0 - self.p).to(x.dtype)  # keep / (1 − p), in place
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
+@runs_stacked
 class VectorEncoder(nn.Module):
     """(B, d) → (B, hidden): two linear layers with ReLU (stacked: (S, B, d) → (S, B, hidden))."""
 
@@ -146,6 +88,7 @@ def build_encoder(shape: tuple, cfg: ModelConfig) -> nn.Module:
     raise MKEError(f"no encoder for samples of shape {shape}; expected (d,), (C, H, W) or (K, C, H, W)")
 
 
+@runs_stacked
 class Teacher(nn.Module):
     """f_t(x^α): encoder, dropout, linear head. Also the UM and NOISY students' network."""
 
@@ -158,6 +101,7 @@ class Teacher(nn.Module):
         return self.head(self.encoder(alpha))
 
 
+@runs_stacked
 class Student(nn.Module):
     """f_s(x^α, x^β) with late (sum of per-modality heads) or mid-level (concatenated) fusion.
 
@@ -183,7 +127,7 @@ class Student(nn.Module):
     def forward(self, alpha, beta):
         fa, fb = self.encoder_alpha(alpha), self.encoder_beta(beta)  # (B, da), (B, db); stacked (S, B, ·)
         if self.training and self.modality_dropout > 0:
-            fa, fb = modality_dropout((fa, fb), self.modality_dropout, _DRAWING.get())
+            fa, fb = modality_dropout((fa, fb), self.modality_dropout, stacked.generators())
         if self.fusion == "late":
             return self.head_alpha(fa) + self.head_beta(fb)
         return self.head(torch.cat([fa, fb], dim=-1))
@@ -199,12 +143,3 @@ def build_student(alpha_shape: tuple, beta_shape: tuple, n_classes: int, cfg: Mo
     return Student(build_encoder(alpha_shape, cfg), build_encoder(beta_shape, cfg), n_classes, cfg.fusion,
                    dropout=cfg.dropout if regularised else 0.0,
                    modality_dropout=cfg.modality_dropout if regularised else 0.0)
-
-
-STACKABLE = (Teacher, Student, VectorEncoder, nn.Sequential, Linear, nn.ReLU, Dropout)
-
-
-def stackable(model: nn.Module) -> bool:
-    """Whether ``model`` can train as a member of a stack: built only of the layers above, which run on
-    stacked parameters (no buffers such as batch norm's running statistics)."""
-    return all(type(m) in STACKABLE for m in model.modules())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import run_seed
+from mke_experiments.protocol import run_seed
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.arrays import ArraysData, load, split_from_arrays
 from mke_experiments.testing.bundles import write_bundle

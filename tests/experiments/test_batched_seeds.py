@@ -10,9 +10,9 @@ import torch
 
 from mke_experiments import models
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import run_seeds, seeds_together
+from mke_experiments.protocol import run_seeds, seeds_together
 from mke_experiments.tasks import get_task
-from mke_experiments.train import loop as train
+from mke_experiments.train.optim import Optimizer
 from mke_theory.core.records import read_records
 
 SEEDS = (0, 1, 2)
@@ -109,7 +109,7 @@ def test_one_optimiser_over_stacked_tensors_steps_each_member_as_torch_optim_alo
         gens = [torch.Generator().manual_seed(s) for s in range(3)]
         alone = [{k: torch.randn(v, generator=g).requires_grad_() for k, v in shapes.items()} for g in gens]
         stacked = {k: torch.stack([a[k].detach() for a in alone]).requires_grad_() for k in shapes}
-        opt = train._Optimizer(stacked, cfg)
+        opt = Optimizer(stacked, cfg)
         kind = torch.optim.Adam if optimizer == "adam" else lambda p, **kw: torch.optim.SGD(p, momentum=0.9, **kw)
         refs = [kind(list(a.values()), lr=cfg.lr, weight_decay=cfg.weight_decay) for a in alone]
         for _ in range(5):

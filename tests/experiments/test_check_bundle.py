@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mke_experiments.cli import cli as exp_cli
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import RunFiles, SeedRun, run_seeds, vector_inputs
+from mke_experiments.protocol import RunFiles, SeedRun, run_seeds, vector_inputs
 from mke_experiments.tasks import get_task
 from mke_experiments.testing.bundles import write_bundle
 from mke_theory import diagnose

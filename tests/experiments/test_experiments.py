@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mke_experiments.cli import cli
 from mke_experiments.config import apply_overrides, resolve_config
-from mke_experiments.pipeline import METHODS, fit_mke, run, run_seed
+from mke_experiments.protocol import METHODS, fit_mke, run, run_seed
 from mke_experiments.tasks import TASKS, get_task
 from mke_experiments.testing.bundles import write_bundle
 from mke_theory.core.records import read_records
@@ -232,7 +232,7 @@ def test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student():
     trains exactly the MKE student; a real threshold masks exactly the labels below it."""
     import torch
 
-    from mke_experiments.pipeline import RunFiles, SeedRun
+    from mke_experiments.protocol import RunFiles, SeedRun
     from mke_theory.core.methods import get_method
     from mke_theory.core.split import IGNORE
 
@@ -259,7 +259,7 @@ def test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student():
     _, plain, _ = seed_run.student_data(get_method("mm_student"), pl)  # other rows are untouched
     assert torch.equal(plain, pl.targets)
     with pytest.raises(ValueError, match="need hard ones"):
-        from mke_experiments.pipeline import run_split
+        from mke_experiments.protocol import run_split
 
         run_split(dataclasses_replace_mke(base, pseudo_labels="soft"), split, [0], ("teacher", "mm_student_confident"))
 
@@ -313,7 +313,7 @@ def test_noisy_student_learns_from_d_l_with_labels_and_d_u_with_pseudo_labels():
     dropping D_l (or its labels) would make it a second UM student."""
     import torch
 
-    from mke_experiments.pipeline import RunFiles, SeedRun
+    from mke_experiments.protocol import RunFiles, SeedRun
     from mke_theory.core.methods import get_method
 
     split = gaussian_mixture(n_classes=3, n_labeled=30, n_unlabeled=120, n_test=60, random_state=0)

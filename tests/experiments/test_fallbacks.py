@@ -106,7 +106,7 @@ def test_the_python_api_warns_each_fallback_once(no_val_no_truth):
     import numpy as np
 
     from mke_experiments.config import resolve_config
-    from mke_experiments.pipeline import FallbackWarning, fit_mke
+    from mke_experiments.protocol import FallbackWarning, fit_mke
     from mke_experiments.tasks import get_task
 
     cfg = resolve_config(get_task("arrays"), ["train.epochs=1", "train.selection=val"], None)

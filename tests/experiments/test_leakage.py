@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import METHODS, run_seed
+from mke_experiments.protocol import METHODS, run_seed
 from mke_experiments.tasks import TASKS, get_task
 from mke_theory.core.split import IGNORE
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from mke_experiments.cli import cli
 from mke_experiments.config import ModelConfig, apply_overrides
 from mke_experiments.data.nyudv2 import prepare
-from mke_experiments.pipeline import run
+from mke_experiments.protocol import run
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.nyudv2 import evaluate, joint_augment
 from mke_experiments.testing.nyudv2 import make_labeled_mat, small_split

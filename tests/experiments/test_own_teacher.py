@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mke_experiments.cli import cli as exp_cli
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import SeedRun, run_seed, run_split, skipped_methods
+from mke_experiments.protocol import SeedRun, run_seed, run_split, skipped_methods
 from mke_experiments.tasks import get_task
 from mke_experiments.testing.bundles import write_bundle
 from mke_experiments.train import predict
@@ -63,7 +63,7 @@ def test_teacher_row_is_scored_from_its_test_predictions_and_said_to_be_external
 def test_other_pseudo_labels_are_other_records(tmp_path):
     _, a = _load(tmp_path, pseudo_labels=SPLIT.unlabeled_labels)
     cfg, b = _load(tmp_path, pseudo_labels=WRONG)
-    from mke_experiments.pipeline import run_config
+    from mke_experiments.protocol import run_config
 
     assert a.split_id == b.split_id
     assert run_config(cfg, a)["teacher_output_id"] != run_config(cfg, b)["teacher_output_id"]

@@ -8,7 +8,7 @@ from torch import nn
 
 from mke_experiments.cli import cli
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import fit_mke
+from mke_experiments.protocol import fit_mke
 from mke_experiments.protocol.predictor import Predictor
 from mke_experiments.tasks import get_task
 from mke_theory.core.errors import MKEError

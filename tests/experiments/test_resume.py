@@ -16,11 +16,11 @@ from click.testing import CliRunner
 
 from mke_experiments.cli import cli
 from mke_experiments.config import resolve_config
-from mke_experiments.pipeline import SkippedMethodWarning, run_seed, run_split
+from mke_experiments.protocol import SkippedMethodWarning, run_seed, run_split
 from mke_experiments.tasks import get_task
 from mke_experiments.tasks.arrays import split_from_arrays, standardize
 from mke_experiments.testing.bundles import write_bundle
-from mke_experiments.train import loop as train
+from mke_experiments.train import checkpoints
 from mke_theory.core.errors import MKEError
 from mke_theory.core.records import make_record, read_records, write_record
 from mke_theory.core.split import SPLIT_PARTS
@@ -180,17 +180,17 @@ def test_a_checkpoint_that_vanishes_before_it_is_read_counts_as_absent(tmp_path,
         Path(path).unlink(missing_ok=True)
         return real_load(path, *a, **k)
 
-    monkeypatch.setattr(train.torch, "load", load_after_removal)
+    monkeypatch.setattr(checkpoints.torch, "load", load_after_removal)
     resumed = run_seed(cfg, split, 0, ("teacher",), out=tmp_path / "S").records
     assert records_by_method(resumed) == records_by_method(fresh)
 
 
 def test_load_checkpoint_says_what_is_wrong(tmp_path):
-    assert train.load_checkpoint(tmp_path / "none.pt") is None
+    assert checkpoints.load_checkpoint(tmp_path / "none.pt") is None
     (tmp_path / "dict.pt").write_bytes(b"")
     torch.save({"a": 1}, tmp_path / "dict.pt")
     with pytest.raises(MKEError, match=r"dict\.pt: not a training checkpoint.*delete it or pass --force"):
-        train.load_checkpoint(tmp_path / "dict.pt")
+        checkpoints.load_checkpoint(tmp_path / "dict.pt")
 
 
 # ---- 10. concurrent runs into one folder -------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_report_of_tasks_with_different_primaries_asks_for_metric_or_task(tmp_pa
 def test_finishing_a_run_whose_checkpoint_another_run_removed_is_fine(tmp_path, monkeypatch):
     """The other half of the race, made deterministic: the checkpoint existed when looked at and is gone when
     removed (a concurrent run of the same identity finished first). Before: FileNotFoundError from unlink."""
-    from mke_experiments.pipeline import RunFiles
+    from mke_experiments.protocol import RunFiles
 
     files = RunFiles(tmp_path, "arrays", 0, "abc", "split")
     (tmp_path / "checkpoints").mkdir()

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from mke_experiments import pipeline
+from mke_experiments import protocol
 from mke_experiments.config import resolve_config
 from mke_experiments.data.rows import LazyRows, concat
-from mke_experiments.pipeline import run_seed
+from mke_experiments.protocol import run_seed
 from mke_experiments.tasks import get_task
 from mke_experiments.train.loader import Batches, shard
 from mke_theory.core.split import MultimodalSplit
@@ -118,8 +118,8 @@ def test_garbage_in_the_test_rows_changes_nothing_but_test_scores():
     data = stored()
     split = lazy_split(data)
     cfg = resolve_config(get_task("ravdess"), SETTINGS + ("train.workers=0",))
-    files = pipeline.RunFiles(None, "ravdess", 0, "x", split.split_id)
-    pipeline.SeedRun(cfg, split, 0, files, torch.device("cpu")).train_teacher()
+    files = protocol.RunFiles(None, "ravdess", 0, "x", split.split_id)
+    protocol.SeedRun(cfg, split, 0, files, torch.device("cpu")).train_teacher()
     read = np.concatenate(data["frames"].reads + data["logmel"].reads)
     assert len(read) and not np.isin(read, data["parts"]["test"]).any()
 
@@ -185,8 +185,8 @@ def test_the_teacher_output_is_saved_once_per_seed_and_reused(tmp_path, monkeypa
     for record in tmp_path.glob("*mm_student*.json"):
         record.unlink()
     calls = []
-    real = pipeline.predict_logits
-    monkeypatch.setattr(pipeline, "predict_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = protocol.seeds.predict_logits  # where SeedRun looks it up
+    monkeypatch.setattr(protocol.seeds, "predict_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = records(split, out=tmp_path)
     assert again == first and not calls
 
@@ -225,6 +225,33 @@ def test_bench_on_a_prepared_cache_times_the_tasks_loader_and_the_step_it_feeds(
     fed = rows["loader + fp32 step (CPU)"]
     assert alone["samples_per_s"] > 0 and 0 <= fed["waiting_fraction"] < 1 and "waiting for data" in out.output
 
+
+
+def test_the_bench_times_the_training_loops_own_step():
+    """Before: ``mke-exp bench`` timed its own loss code and ``torch.optim.Adam``. Now its step is the loop's
+    ``train_step`` with the loop's ``Optimizer`` and ``Loss``: the same weights after the same batches."""
+    from mke_experiments import bench, models
+    from mke_experiments.config import ModelConfig
+    from mke_experiments.train import Loss, Optimizer, train_step
+
+    cfg = resolve_config(get_task("mfeat"), ("model.dropout=0.3", "model.modality_dropout=0.3", "mke.input_noise=0.5"))
+    perturb, device = get_task("mfeat").perturb(cfg), torch.device("cpu")
+    x, y = (torch.randn(8, 6), torch.randn(8, 4)), torch.randint(0, 3, (8,))
+
+    def student():
+        torch.manual_seed(0)
+        return models.build_student((6,), (4,), 3, ModelConfig(hidden=8, dropout=0.3, modality_dropout=0.3)).train()
+
+    timed, looped = student(), student()
+    step = bench._train_step(timed, cfg, perturb, False, device)
+    opt = Optimizer(dict(looped.named_parameters()), cfg.train)
+    loss = Loss(True, perturb, dict(loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma), device=device)
+    draws = torch.Generator(device).manual_seed(0)
+    for _ in range(3):
+        step(*x, y)
+        train_step(looped, opt, loss, x, y, draws)
+    assert all(torch.equal(a, b) for a, b in zip(timed.state_dict().values(), looped.state_dict().values()))
+    assert not torch.equal(timed.state_dict()["head_alpha.1.weight"], student().state_dict()["head_alpha.1.weight"])
 
 def test_a_cache_backed_run_trains_under_torchrun_with_loader_workers(tmp_path):
     """Two gloo ranks on a prepared RAVDESS cache: each rank's loader starts its worker processes (4 batches of its

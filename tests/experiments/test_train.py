@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from mke_experiments import metrics, models
+from mke_experiments import metrics, models, train
 from mke_experiments.config import ModelConfig, TrainConfig, record_dict, resolve_config
-from mke_experiments.pipeline import run_seed
+from mke_experiments.protocol import run_seed
 from mke_experiments.tasks import get_task
-from mke_experiments.train import loop as train
+from mke_experiments.train import checkpoints
 from mke_theory.core.records import read_records
 from mke_theory.core.split import IGNORE
 from mke_theory.generators import gaussian_mixture
@@ -31,8 +31,9 @@ def small_split():
 
 def count_writes(monkeypatch) -> list:
     written = []
-    real = train.atomic_write
-    monkeypatch.setattr(train, "atomic_write", lambda path, write: (written.append(Path(path).name), real(path, write)))
+    real = checkpoints.atomic_write
+    monkeypatch.setattr(checkpoints, "atomic_write",
+                        lambda path, write: (written.append(Path(path).name), real(path, write)))
     return written
 
 
@@ -140,8 +141,7 @@ def test_training_imports_neither_scikit_learn_nor_torch_dynamo():
     module) loads neither; the final record's metrics still import scikit-learn, where they are used."""
     code = """
 import sys, torch
-from mke_experiments import metrics, models, pipeline
-from mke_experiments.train import loop as train
+from mke_experiments import metrics, models, protocol, train
 from mke_experiments.config import ModelConfig, TrainConfig, MKEConfig
 x, y = (torch.randn(200, 6), torch.randn(200, 4)), torch.randint(0, 3, (200,))
 score = lambda p, l: metrics.selection_score(p, l, "accuracy", 3)
@@ -157,3 +157,47 @@ print([m for m in ("sklearn", "torch._dynamo") if m in sys.modules])
                           env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("stacked", [True, False], ids=["stacked", "one-network"])
+def test_train_one_epoch_called_alone_is_an_epoch_of_fit(stacked):
+    """``train_one_epoch`` on the set-up ``fit`` makes (stacked students with dropout, modality dropout and T; one
+    network with batch norm and SGD) gives, epoch after epoch, the losses and weights of ``fit``."""
+    from mke_experiments import perturbations
+    from mke_experiments.config import MKEConfig
+    from mke_experiments.train.loader import Batches
+    from mke_experiments.train.stacking import Generators, Stack
+
+    torch.manual_seed(0)
+    x, y = (torch.randn(70, 6), torch.randn(70, 4)), torch.randint(0, 3, (70,))
+    targets = [y, (y + 1) % 3] if stacked else [y]
+    cfg = TrainConfig(epochs=2, batch_size=16, optimizer="adam" if stacked else "sgd")
+    mke = MKEConfig(input_noise=0.5)
+    inputs = x if stacked else x[:1]
+
+    def members():
+        torch.manual_seed(1)
+        if stacked:
+            nets = [models.build_student((6,), (4,), 3, ModelConfig(hidden=8, dropout=0.3, modality_dropout=0.3))
+                    for _ in targets]
+        else:
+            nets = [torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 3))]
+        return [train.Member(net, t, seed=5 + s) for s, (net, t) in enumerate(zip(nets, targets))]
+
+    fitted = train.fit(members(), inputs, cfg, mke, regularised=True)
+
+    alone = members()
+    device = torch.device("cpu")
+    generators = Generators([m.seed for m in alone], device, stacked)
+    stack = Stack([m.model for m in alone], device, stacked)
+    opt = train.Optimizer(stack.params, cfg)
+    loss = train.Loss(True, perturbations.input_noise(mke.input_noise),
+                      dict(loss_form=mke.loss_form, gamma=mke.gamma), device=device)
+    read = Batches(inputs, device)
+    for epoch in range(cfg.epochs):
+        entries = train.train_one_epoch(stack, opt, loss, read, torch.stack(targets) if stacked else y, generators,
+                                        epoch, cfg.batch_size)
+        assert entries == [f.history[epoch] for f in fitted]
+    for s, f in enumerate(fitted):
+        mine, theirs = stack.weights(s), f.model.state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
