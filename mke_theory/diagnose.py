@@ -217,6 +217,36 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     ``bound``, ``condition_holds``, ``status``, ``sensitivity`` over ``RADIUS_SCALES``), sizes and ``seconds``.
     """
     start = time.perf_counter()
+    alpha, beta, pseudo_labels = _check_unlabeled(alpha, beta, pseudo_labels)
+    n = len(alpha)
+    check_range("input_noise", input_noise, 0.0, None)
+    rng = np.random.default_rng(random_state)
+    if max_samples is not None and n > max_samples:
+        keep = np.sort(rng.choice(n, size=max_samples, replace=False))
+        alpha, beta, pseudo_labels = alpha[keep], beta[keep], pseudo_labels[keep]
+    have_val = val_alpha is not None and val_beta is not None and val_labels is not None
+    report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise))
+    if not have_val:
+        report.update(_without_validation(), seconds=time.perf_counter() - start)
+        return report
+    val_alpha, val_beta, val_labels, teacher_val = _check_validation(val_alpha, val_beta, val_labels, teacher_val,
+                                                                     alpha, beta)
+    n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
+    za, va = _zscore(alpha, val_alpha)
+    zb, vb = _zscore(beta, val_beta)
+    alpha_probe = _probe(za, pseudo_labels, va)  # also the teacher's stand-in below when teacher_val is None
+    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state, alpha_probe)
+    report["verdict"], report["verdict_text"] = verdict(prediction)
+    report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
+
+    teacher = teacher_val if teacher_val is not None else alpha_probe
+    report.update(_theory_of_spaces(za, zb, va, vb, val_labels, teacher, input_noise, random_state))
+    report["seconds"] = time.perf_counter() - start
+    return report
+
+
+def _check_unlabeled(alpha, beta, pseudo_labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """D_u checked: (alpha (M, d_α), beta (M, d_β), pseudo_labels (M,)), the same M ≥ 2 rows each."""
     alpha, beta = check_features("alpha", alpha), check_features("beta", beta)
     n = len(alpha)
     if len(beta) != n:
@@ -226,22 +256,23 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
         raise MKEError(f"pseudo_labels has {len(pseudo_labels)} entries but alpha has {n} rows")
     if n < 2:
         raise MKEError(f"D_u has {n} row(s); the check needs at least 2 samples of D_u")
-    check_range("input_noise", input_noise, 0.0, None)
-    rng = np.random.default_rng(random_state)
-    if max_samples is not None and n > max_samples:
-        keep = np.sort(rng.choice(n, size=max_samples, replace=False))
-        alpha, beta, pseudo_labels = alpha[keep], beta[keep], pseudo_labels[keep]
-    have_val = val_alpha is not None and val_beta is not None and val_labels is not None
-    report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise))
-    if not have_val:
-        report.update(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None,
-                      predicted_gain=dict(estimate=None, low=None, high=None),
-                      predicted_gain_over_um=dict(estimate=None, low=None, high=None),
-                      beta_contribution=dict(estimate=None, low=None, high=None),
-                      verdict_text="No labeled validation data (val_alpha, val_beta, val_labels): nothing to score "
-                                   "the pseudo labels against, so no prediction and no estimate of μ.",
-                      seconds=time.perf_counter() - start)
-        return report
+    return alpha, beta, pseudo_labels
+
+
+def _without_validation() -> dict:
+    """The report's verdict and prediction when there is no labeled validation data: unclear, nothing scored."""
+    return dict(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None,
+                predicted_gain=dict(estimate=None, low=None, high=None),
+                predicted_gain_over_um=dict(estimate=None, low=None, high=None),
+                beta_contribution=dict(estimate=None, low=None, high=None),
+                verdict_text="No labeled validation data (val_alpha, val_beta, val_labels): nothing to score "
+                             "the pseudo labels against, so no prediction and no estimate of μ.")
+
+
+def _check_validation(val_alpha, val_beta, val_labels, teacher_val, alpha: np.ndarray, beta: np.ndarray):
+    """The labeled validation data checked against D_u's ``alpha`` (M, d_α) and ``beta`` (M, d_β): returns
+    (val_alpha (n_val, d_α), val_beta (n_val, d_β), val_labels (n_val,) of at least two classes, teacher_val
+    (n_val,) or None)."""
     val_alpha, val_beta = check_features("val_alpha", val_alpha), check_features("val_beta", val_beta)
     val_labels = check_labels("val_labels", val_labels)
     if not len(val_alpha) == len(val_beta) == len(val_labels):
@@ -256,15 +287,17 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
         teacher_val = check_labels("teacher_val", teacher_val)
         if len(teacher_val) != len(val_labels):
             raise MKEError(f"teacher_val has {len(teacher_val)} entries but val_labels {len(val_labels)}")
-    n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
-    za, va = _zscore(alpha, val_alpha)
-    zb, vb = _zscore(beta, val_beta)
-    alpha_probe = _probe(za, pseudo_labels, va)  # also the teacher's stand-in below when teacher_val is None
-    prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state, alpha_probe)
-    report["verdict"], report["verdict_text"] = verdict(prediction)
-    report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
+    return val_alpha, val_beta, val_labels, teacher_val
 
-    teacher = teacher_val if teacher_val is not None else alpha_probe
+
+def _theory_of_spaces(za, zb, va, vb, val_labels, teacher, input_noise: float, random_state) -> dict:
+    """The theory part of the report: ``a_bar``, ``n_theory`` and, per space (``um``: α, ``mm``: α and β), the
+    ``_theory`` block at the radius of T with its ``sensitivity`` over ``RADIUS_SCALES``.
+
+    ``za`` (M, d_α), ``zb`` (M, d_β): D_u z-scored, which sets the radius; ``va`` (n_val, d_α), ``vb``
+    (n_val, d_β): the validation data z-scored alike, with ``val_labels`` and the ``teacher``'s classes (n_val,).
+    Beyond ``THEORY_MAX_SAMPLES`` validation samples, a subsample seeded with ``random_state``.
+    """
     a_bar = _a_bar(val_labels, teacher)
     radii = {"um": t_radius([za], input_noise), "mm": t_radius([za, zb], input_noise)}
     keep = np.arange(len(val_labels))
@@ -272,21 +305,26 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
         keep = np.sort(np.random.default_rng(random_state).choice(len(keep), THEORY_MAX_SAMPLES, replace=False))
     spaces = {"um": va[keep], "mm": np.hstack([va, vb])[keep]}
     val_labels, teacher = val_labels[keep], teacher[keep]
-    report.update(a_bar=a_bar, n_theory=len(keep))
+    out = dict(a_bar=a_bar, n_theory=len(keep))
     for name, points in spaces.items():
-        if radii[name] <= 0:
-            report[name] = dict(radius=0.0, c=None, c_upper=None, mu=None, bound=None, condition_holds=False,
-                                applies=False, sensitivity=[],
-                                status="does not apply: input_noise 0 makes T the identity, every ball a point")
-            continue
-        rows = [_theory(points, val_labels, teacher, s * radii[name], a_bar, random_state,
-                        search="both" if s == 1.0 else "spectral") for s in RADIUS_SCALES]
-        block = dict(rows[RADIUS_SCALES.index(1.0)])
-        block["sensitivity"] = [dict(scale=s, radius=r["radius"], c=r["c"], c_upper=r["c_upper"], mu=r["mu"],
-                                     condition_holds=r["condition_holds"]) for s, r in zip(RADIUS_SCALES, rows)]
-        report[name] = block
-    report["seconds"] = time.perf_counter() - start
-    return report
+        out[name] = _space_theory(points, val_labels, teacher, radii[name], a_bar, random_state)
+    return out
+
+
+def _space_theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius: float, a_bar: float,
+                  random_state) -> dict:
+    """One space's theory block: ``_theory`` at ``radius`` with its ``sensitivity`` at ``radius`` × each of
+    ``RADIUS_SCALES`` (the spectral search only, off the scale 1); ``points`` (n, d), ``labels``, ``teacher`` (n,)."""
+    if radius <= 0:
+        return dict(radius=0.0, c=None, c_upper=None, mu=None, bound=None, condition_holds=False,
+                    applies=False, sensitivity=[],
+                    status="does not apply: input_noise 0 makes T the identity, every ball a point")
+    rows = [_theory(points, labels, teacher, s * radius, a_bar, random_state,
+                    search="both" if s == 1.0 else "spectral") for s in RADIUS_SCALES]
+    block = dict(rows[RADIUS_SCALES.index(1.0)])
+    block["sensitivity"] = [dict(scale=s, radius=r["radius"], c=r["c"], c_upper=r["c_upper"], mu=r["mu"],
+                                 condition_holds=r["condition_holds"]) for s, r in zip(RADIUS_SCALES, rows)]
+    return block
 
 
 def sample_note(report: dict, seed) -> str:

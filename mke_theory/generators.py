@@ -104,6 +104,38 @@ def _class_means(n_classes: int, dim: int, separation: float, rng: np.random.Gen
     return separation * positions[:, None] * _random_unit_vector(dim, rng)[None, :]
 
 
+def _check_split_sizes(n_classes, n_labeled, n_unlabeled, n_test) -> None:
+    """At least 2 classes and at least one sample in each of D_l, D_u and the test set."""
+    check_range("n_classes", n_classes, 2, None, integer=True)
+    check_range("n_labeled", n_labeled, 1, None, integer=True)
+    check_range("n_unlabeled", n_unlabeled, 1, None, integer=True)
+    check_range("n_test", n_test, 1, None, integer=True)
+
+
+def _check_gaussian_args(n_classes, n_labeled, n_unlabeled, n_test, alpha_dim, beta_dim, alpha_separation,
+                         beta_separation, beta_informative) -> None:
+    """``gaussian_mixture``'s arguments checked."""
+    _check_split_sizes(n_classes, n_labeled, n_unlabeled, n_test)
+    check_range("alpha_dim", alpha_dim, 1, None, integer=True)
+    check_range("beta_dim", beta_dim, 1, None, integer=True)
+    check_range("alpha_separation", alpha_separation, 0, None)
+    check_range("beta_separation", beta_separation, 0, None)
+    if not isinstance(beta_informative, (bool, np.bool_)):
+        raise MKEError(f"beta_informative must be True or False, got {beta_informative!r}")  # noqa: TRY004
+
+
+def _draw_gaussian(n: int, alpha_means: np.ndarray, beta_means: np.ndarray, rng: np.random.Generator,
+                   with_beta: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One part of the Gaussian mixture: (y (n,) balanced labels, α (n, alpha_dim), β (n, beta_dim) or None),
+    α and β the class means ``alpha_means`` (K, alpha_dim), ``beta_means`` (K, beta_dim) plus unit noise."""
+    n_classes, alpha_dim = alpha_means.shape
+    beta_dim = beta_means.shape[1]
+    y = _balanced_labels(n, n_classes, rng)  # (n,)
+    a = alpha_means[y] + rng.standard_normal((n, alpha_dim))  # (n, alpha_dim)
+    b = beta_means[y] + rng.standard_normal((n, beta_dim)) if with_beta else None  # (n, beta_dim)
+    return y, a, b
+
+
 def gaussian_mixture(
     n_classes: int = 2,
     n_labeled: int = 30,
@@ -148,31 +180,16 @@ def gaussian_mixture(
     ``unlabeled_labels`` holds the true labels of D_u; ``meta`` holds the parameters and the
     class means ``alpha_means`` (K, alpha_dim) and ``beta_means`` (K, beta_dim) as nested lists.
     """
-    check_range("n_classes", n_classes, 2, None, integer=True)
-    check_range("n_labeled", n_labeled, 1, None, integer=True)
-    check_range("n_unlabeled", n_unlabeled, 1, None, integer=True)
-    check_range("n_test", n_test, 1, None, integer=True)
-    check_range("alpha_dim", alpha_dim, 1, None, integer=True)
-    check_range("beta_dim", beta_dim, 1, None, integer=True)
-    check_range("alpha_separation", alpha_separation, 0, None)
-    check_range("beta_separation", beta_separation, 0, None)
-    if not isinstance(beta_informative, (bool, np.bool_)):
-        raise MKEError(f"beta_informative must be True or False, got {beta_informative!r}")  # noqa: TRY004
+    _check_gaussian_args(n_classes, n_labeled, n_unlabeled, n_test, alpha_dim, beta_dim, alpha_separation,
+                         beta_separation, beta_informative)
     rng = check_random_state(random_state)
     alpha_means = _class_means(n_classes, alpha_dim, alpha_separation, rng)  # (K, alpha_dim)
     beta_means = _class_means(n_classes, beta_dim, beta_separation, rng)  # (K, beta_dim)
     if not beta_informative:
         beta_means = np.zeros_like(beta_means)
-
-    def draw(n: int, with_beta: bool):
-        y = _balanced_labels(n, n_classes, rng)  # (n,)
-        a = alpha_means[y] + rng.standard_normal((n, alpha_dim))  # (n, alpha_dim)
-        b = beta_means[y] + rng.standard_normal((n, beta_dim)) if with_beta else None  # (n, beta_dim)
-        return y, a, b
-
-    y_l, a_l, _ = draw(n_labeled, with_beta=False)
-    y_u, a_u, b_u = draw(n_unlabeled, with_beta=True)
-    y_t, a_t, b_t = draw(n_test, with_beta=True)
+    y_l, a_l, _ = _draw_gaussian(n_labeled, alpha_means, beta_means, rng, with_beta=False)
+    y_u, a_u, b_u = _draw_gaussian(n_unlabeled, alpha_means, beta_means, rng, with_beta=True)
+    y_t, a_t, b_t = _draw_gaussian(n_test, alpha_means, beta_means, rng, with_beta=True)
     return MultimodalSplit(
         labeled_alpha=a_l, labels=y_l,
         unlabeled_alpha=a_u, unlabeled_beta=b_u, unlabeled_labels=y_u,
@@ -186,6 +203,17 @@ def gaussian_mixture(
             "alpha_means": alpha_means.tolist(), "beta_means": beta_means.tolist(),
         },
     )
+
+
+def _check_shared_specific_args(n_classes, n_labeled, n_unlabeled, n_test, n_shared, n_alpha_specific,
+                                n_beta_specific, alpha_noise_dim, beta_noise_dim) -> None:
+    """``shared_specific``'s arguments checked."""
+    _check_split_sizes(n_classes, n_labeled, n_unlabeled, n_test)
+    check_range("n_shared", n_shared, 1, None, integer=True)
+    check_range("n_alpha_specific", n_alpha_specific, 1, None, integer=True)
+    check_range("n_beta_specific", n_beta_specific, 1, None, integer=True)
+    check_range("alpha_noise_dim", alpha_noise_dim, 0, None, integer=True)
+    check_range("beta_noise_dim", beta_noise_dim, 0, None, integer=True)
 
 
 def shared_specific(
@@ -234,15 +262,8 @@ def shared_specific(
     MultimodalSplit named ``"shared-specific"``; α has ``n_shared + n_alpha_specific +
     alpha_noise_dim`` columns, β has ``n_shared + n_beta_specific + beta_noise_dim``.
     """
-    check_range("n_classes", n_classes, 2, None, integer=True)
-    check_range("n_labeled", n_labeled, 1, None, integer=True)
-    check_range("n_unlabeled", n_unlabeled, 1, None, integer=True)
-    check_range("n_test", n_test, 1, None, integer=True)
-    check_range("n_shared", n_shared, 1, None, integer=True)
-    check_range("n_alpha_specific", n_alpha_specific, 1, None, integer=True)
-    check_range("n_beta_specific", n_beta_specific, 1, None, integer=True)
-    check_range("alpha_noise_dim", alpha_noise_dim, 0, None, integer=True)
-    check_range("beta_noise_dim", beta_noise_dim, 0, None, integer=True)
+    _check_shared_specific_args(n_classes, n_labeled, n_unlabeled, n_test, n_shared, n_alpha_specific,
+                                n_beta_specific, alpha_noise_dim, beta_noise_dim)
     rng = check_random_state(random_state)
     weights = np.concatenate([_random_unit_vector(d, rng) for d in (n_shared, n_alpha_specific, n_beta_specific)])
     thresholds = np.linalg.norm(weights) * ndtri(np.arange(1, n_classes) / n_classes)  # (K-1,) quantiles of s

@@ -50,8 +50,6 @@ def plot_twomoon(result, path=None, member_seed=None, n_runs=None):
         each decision panel with its test accuracy (%) in the lower right corner.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend is chosen or changed
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     cfg, sp = result.config, result.split
     reg, seeds = cfg.regularizer, cfg.student_seeds
@@ -63,85 +61,114 @@ def plot_twomoon(result, path=None, member_seed=None, n_runs=None):
     mm = _member(result.students, [("mm_student", reg)], member_seed, seeds)
     seed = member_seed if member_seed is not None else seeds[0]
 
-    pts = np.vstack([sp.labeled_alpha[:, :1], sp.unlabeled_alpha, sp.test_alpha])
-    ys = np.vstack([sp.unlabeled_beta, sp.test_beta])
-    gx, gy = np.meshgrid(np.linspace(pts.min() - 0.4, pts.max() + 0.4, 250),
-                         np.linspace(ys.min() - 0.4, ys.max() + 0.4, 250))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    mesh = _moon_mesh(sp)
+    grid = np.column_stack([mesh[0].ravel(), mesh[1].ravel()])
     test_xy = np.column_stack([sp.test_alpha[:, 0], sp.test_beta[:, 0]])
 
     fig = Figure(figsize=(15, 9.5))
     axes = fig.subplots(2, 3, sharex=True, sharey=True).ravel()
-
-    def scatter(ax, xy, colour_by, wrong=None, size=18):
-        wrong = np.zeros(len(xy), bool) if wrong is None else wrong
-        for k in (0, 1):
-            ok, bad = (colour_by == k) & ~wrong, (colour_by == k) & wrong
-            ax.scatter(*xy[ok].T, s=size, color=CLASS_COLOURS[k], edgecolor="white", linewidth=0.4)
-            ax.scatter(*xy[bad].T, s=size * 2.2, color=CLASS_COLOURS[k], marker="X", edgecolor="black", linewidth=0.6)
-
-    def box(ax, text, top=False):
-        ax.text(0.97, 0.96 if top else 0.04, text, transform=ax.transAxes, ha="right",
-                va="top" if top else "bottom", fontsize=12,
-                bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.4", alpha=0.9))
-
-    def regions(ax, model, i, x_grid, x_test):
-        pred = model.predict(x_grid)[i].reshape(gx.shape)
-        ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], colors=CLASS_REGIONS)
-        ax.contour(gx, gy, pred, levels=[0.5], colors="0.35", linewidths=1.2)
-        test_pred = model.predict(x_test)[i]
-        scatter(ax, test_xy, sp.test_labels, wrong=test_pred != sp.test_labels)
-        box(ax, f"test acc. {100 * np.mean(test_pred == sp.test_labels):.1f} %")
-
-    ax = axes[0]  # (a) the data; D_l has no β, so it is drawn as a strip along the α axis
-    ax.scatter(sp.unlabeled_alpha[:, 0], sp.unlabeled_beta[:, 0], s=12, color=GREY, alpha=0.7)
-    strip = np.full(len(sp.labels), gy.min() + 0.2)
-    scatter(ax, np.column_stack([sp.labeled_alpha[:, 0], strip]), sp.labels, size=55)
-    ax.axhline(strip[0], color="0.75", lw=0.8, zorder=0)
-    ax.text(0.03, 0.11, "$D_l$: α only", transform=ax.transAxes, fontsize=11)
-    box(ax, f"{len(sp.labels)} labeled, {len(sp.unlabeled_alpha)} unlabeled", top=True)
-    ax.set_title("(a) Data: $D_l$ (α, labeled), $D_u$ (α, β, grey)")
-
-    regions(axes[1], result.teacher, 0, grid[:, :1], sp.test_alpha)
+    _moon_data_panel(axes[0], sp, mesh[1])
+    _moon_decision_panel(axes[1], result.teacher, 0, grid[:, :1], sp.test_alpha, mesh, test_xy, sp.test_labels)
     axes[1].set_title(f"(b) Teacher on α (seed {cfg.teacher_seed}), test set")
-
-    ax = axes[2]  # (c) pseudo labels on D_u
-    du = np.column_stack([sp.unlabeled_alpha[:, 0], sp.unlabeled_beta[:, 0]])
-    wrong = None if sp.unlabeled_labels is None else result.pseudo_labels != sp.unlabeled_labels
-    scatter(ax, du, result.pseudo_labels, wrong=wrong)
-    if wrong is not None:
-        box(ax, f"pseudo-label acc. {100 * result.pseudo_label_accuracy:.1f} %")
-    ax.set_title("(c) Teacher's pseudo labels on $D_u$")
-
+    _moon_pseudo_label_panel(axes[2], result)
     for ax, (model, i, s), title, x_grid, x_test in (
         (axes[3], naive, "(d) Naive UM student (no perturbation)", grid[:, :1], sp.test_alpha),
         (axes[4], um, f"(e) UM student + {REG_LABELS.get(reg, reg)}", grid[:, :1], sp.test_alpha),
         (axes[5], mm, "(f) MM student on (α, β): MKE", grid, sp.test_multimodal),
     ):
-        regions(ax, model, i, x_grid, x_test)
+        _moon_decision_panel(ax, model, i, x_grid, x_test, mesh, test_xy, sp.test_labels)
         ax.set_title(title + ("" if s == seed else f" [seed {s}]"))
 
+    _moon_axes_style(axes)
+    fig.legend(handles=_moon_legend_handles(), loc="lower center", ncol=6, fontsize=11, frameon=False)
+    n = len(seeds) if n_runs is None else n_runs
+    fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
+                 f"of {n} run{'s' * (n > 1)}); points in (b), (d)–(f) are the test set", fontsize=15)
+    fig.tight_layout(rect=(0, 0.045, 1, 0.97))
+    _save(fig, path)
+    return fig
+
+
+def _moon_mesh(sp) -> tuple[np.ndarray, np.ndarray]:
+    """(gx, gy), each (250, 250): the grid the decision regions are drawn on, spanning every point of the
+    split (α of D_l, D_u and the test set on x; β of D_u and the test set on y) with a 0.4 margin."""
+    pts = np.vstack([sp.labeled_alpha[:, :1], sp.unlabeled_alpha, sp.test_alpha])
+    ys = np.vstack([sp.unlabeled_beta, sp.test_beta])
+    return np.meshgrid(np.linspace(pts.min() - 0.4, pts.max() + 0.4, 250),
+                       np.linspace(ys.min() - 0.4, ys.max() + 0.4, 250))
+
+
+def _moon_scatter(ax, xy, colour_by, wrong=None, size=18) -> None:
+    """Points ``xy`` (n, 2) coloured by class ``colour_by`` (n,); those flagged in ``wrong`` (n,) bool as crosses."""
+    wrong = np.zeros(len(xy), bool) if wrong is None else wrong
+    for k in (0, 1):
+        ok, bad = (colour_by == k) & ~wrong, (colour_by == k) & wrong
+        ax.scatter(*xy[ok].T, s=size, color=CLASS_COLOURS[k], edgecolor="white", linewidth=0.4)
+        ax.scatter(*xy[bad].T, s=size * 2.2, color=CLASS_COLOURS[k], marker="X", edgecolor="black", linewidth=0.6)
+
+
+def _moon_box(ax, text, top=False) -> None:
+    """``text`` in a white box in the lower (or upper) right corner of ``ax``."""
+    ax.text(0.97, 0.96 if top else 0.04, text, transform=ax.transAxes, ha="right",
+            va="top" if top else "bottom", fontsize=12,
+            bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.4", alpha=0.9))
+
+
+def _moon_decision_panel(ax, model, i, x_grid, x_test, mesh, test_xy, test_labels) -> None:
+    """Member ``i`` of ``model``: its decision regions on ``x_grid`` (250², d) over ``mesh`` (gx, gy), the test
+    points ``test_xy`` (n_test, 2) with its mistakes crossed (predicted from ``x_test``) and its test accuracy."""
+    gx, gy = mesh
+    pred = model.predict(x_grid)[i].reshape(gx.shape)
+    ax.contourf(gx, gy, pred, levels=[-0.5, 0.5, 1.5], colors=CLASS_REGIONS)
+    ax.contour(gx, gy, pred, levels=[0.5], colors="0.35", linewidths=1.2)
+    test_pred = model.predict(x_test)[i]
+    _moon_scatter(ax, test_xy, test_labels, wrong=test_pred != test_labels)
+    _moon_box(ax, f"test acc. {100 * np.mean(test_pred == test_labels):.1f} %")
+
+
+def _moon_data_panel(ax, sp, gy) -> None:
+    """Panel (a), the data; D_l has no β, so it is drawn as a strip along the α axis, just above ``gy``'s bottom."""
+    ax.scatter(sp.unlabeled_alpha[:, 0], sp.unlabeled_beta[:, 0], s=12, color=GREY, alpha=0.7)
+    strip = np.full(len(sp.labels), gy.min() + 0.2)
+    _moon_scatter(ax, np.column_stack([sp.labeled_alpha[:, 0], strip]), sp.labels, size=55)
+    ax.axhline(strip[0], color="0.75", lw=0.8, zorder=0)
+    ax.text(0.03, 0.11, "$D_l$: α only", transform=ax.transAxes, fontsize=11)
+    _moon_box(ax, f"{len(sp.labels)} labeled, {len(sp.unlabeled_alpha)} unlabeled", top=True)
+    ax.set_title("(a) Data: $D_l$ (α, labeled), $D_u$ (α, β, grey)")
+
+
+def _moon_pseudo_label_panel(ax, result) -> None:
+    """Panel (c): the teacher's pseudo labels on D_u, wrong ones crossed when D_u's labels are known."""
+    sp = result.split
+    du = np.column_stack([sp.unlabeled_alpha[:, 0], sp.unlabeled_beta[:, 0]])
+    wrong = None if sp.unlabeled_labels is None else result.pseudo_labels != sp.unlabeled_labels
+    _moon_scatter(ax, du, result.pseudo_labels, wrong=wrong)
+    if wrong is not None:
+        _moon_box(ax, f"pseudo-label acc. {100 * result.pseudo_label_accuracy:.1f} %")
+    ax.set_title("(c) Teacher's pseudo labels on $D_u$")
+
+
+def _moon_axes_style(axes) -> None:
+    """The six panels' shared title size, ticks and axis labels."""
     for ax in axes:
         ax.set_title(ax.get_title(), fontsize=12.5)
         ax.tick_params(labelsize=10, labelbottom=True, labelleft=True)
         ax.set_xlabel("α (x)", fontsize=12)
         ax.set_ylabel("β (y)", fontsize=12)
+
+
+def _moon_legend_handles() -> list:
+    """The figure legend's entries: the two classes, D_u, a wrong prediction and the two regions."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     handles = [Line2D([], [], ls="", marker="o", ms=8, color=CLASS_COLOURS[k], label=f"class {k}") for k in (0, 1)]
     handles += [Line2D([], [], ls="", marker="o", ms=6, color=GREY, label="$D_u$ (unlabeled)"),
                 Line2D([], [], ls="", marker="X", ms=9, color="0.6", mec="black",
                        label="wrong prediction / pseudo label"),
                 Patch(facecolor=CLASS_REGIONS[0], edgecolor="0.6", label="region: predicts class 0"),
                 Patch(facecolor=CLASS_REGIONS[1], edgecolor="0.6", label="region: predicts class 1")]
-    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=11, frameon=False)
-    n = len(seeds) if n_runs is None else n_runs
-    fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
-                 f"of {n} run{'s' * (n > 1)}); points in (b), (d)–(f) are the test set", fontsize=15)
-    fig.tight_layout(rect=(0, 0.045, 1, 0.97))
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, format="pdf" if path.suffix.lower() == ".pdf" else "png")
-    return fig
+    return handles
 
 
 # ---- noise sweep (``mke-theory simulate`` records) ----------------------------------------------
@@ -278,14 +305,35 @@ def plot_noise_sweep(records, path=None):
         (bars up) and corrupted (bars down), mean count with 95 % interval.  One figure legend.
     """
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
 
     frame, config = _sweep(data=records)
     etas = sorted(frame["eta"].unique())
     fig = Figure(figsize=(13.5, 5.6))
     ax, bx = fig.subplots(1, 2)
-    handles = []
+    handles, top, n_seeds = _error_curves(ax, frame)
+    bound_lines, notes, any_clipped, top = _bound_curves(ax, frame, etas, top)
+    handles += bound_lines
+    _error_axes(ax, etas, notes, top)
+    if any_clipped:
+        handles.append(_clipped_marker())
+    _correction_bars(bx, frame, etas)
 
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=10.5, frameon=False)
+    n_rows = (len(handles) + 3) // 4
+    what = "Noise sweep"
+    if config.get("regularizer"):
+        what += f" (students regularised with {REG_LABELS.get(config['regularizer'], config['regularizer'])})"
+    top = _suptitle(fig, _title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", 13.5)
+    fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, top))
+    _save(fig, path)
+    return fig
+
+
+def _error_curves(ax, frame) -> tuple[list, float, int]:
+    """Panel (a)'s curves against η: each student's test error (%), mean over seeds with its t-interval as a
+    band, and the pseudo labels' own error on D_u (black). Returns (legend handles, the highest value drawn,
+    the most seeds of a cell)."""
+    handles = []
     top, n_seeds = 0.0, 0
     for method, label, colour, dashed in SWEEP_STUDENTS:
         s = _cells(frame, "test_error", method)
@@ -303,17 +351,19 @@ def plot_noise_sweep(records, path=None):
                         label="pseudo labels (teacher)")
         handles.append(line)
         top = max(top, float(100 * t["mean"].max()))
+    return handles, top, n_seeds
 
-    notes, any_clipped = [], False
+
+def _bound_curves(ax, frame, etas, top: float) -> tuple[list, list[str], bool, float]:
+    """Panel (a)'s bounds of Theorem 4.3 from the teacher rows, dotted per space on the full η grid, drawn at
+    most at 100 % (hollow markers where clipped). Returns (legend handles, the notes on where a space has no
+    bound or a vacuous one, whether any was clipped, ``top`` raised to the highest bound drawn)."""
+    handles, notes, any_clipped = [], [], False
     teacher_etas = sorted(frame.loc[frame["method"] == "teacher", "eta"].unique())
     for space, _, colour in SPACES:
         name = space.upper()
         b = _cells(frame, f"{space}_bound", "teacher")
-        outside = [e for e in teacher_etas if b is None or e not in set(b["eta"])]
-        c = _cells(frame, f"{space}_c", "teacher", finite_only=True)  # c = ∞ (no mistakes) always gives a bound
-        small_c = c is not None and all(e in set(c["eta"]) and float(c.loc[c["eta"] == e, "mean"].iloc[0]) <= 3
-                                        for e in outside)
-        why = "outside the theorem's domain" + (" (c ≤ 3)" if small_c else "")
+        outside, why = _outside_domain(frame, space, b, teacher_etas)
         if b is None:
             notes.append(f"{name} bound {why} for all η")
             continue
@@ -330,15 +380,39 @@ def plot_noise_sweep(records, path=None):
             any_clipped = True
             ax.plot(b["eta"][clipped], drawn[clipped], ls="", marker="D", ms=8, mfc="white", mec=colour, mew=1.6)
         top = max(top, float(drawn.max()))
-        parts = []
-        if clipped.all():
-            parts.append("vacuous (≥ 100 %)" + (" wherever defined" if outside else " for all η"))
-        elif clipped.any():
-            parts.append("vacuous (≥ 100 %) for η = " + ", ".join(f"{e:g}" for e in b["eta"][clipped]))
-        if outside:
-            parts.append(f"{why} for η = " + ", ".join(f"{e:g}" for e in outside))
-        if parts:
-            notes.append(f"{name} bound " + ";\n    ".join(parts))  # one line each, to fit the axes
+        note = _bound_note(name, b["eta"], clipped, outside, why)
+        if note:
+            notes.append(note)
+    return handles, notes, any_clipped, top
+
+
+def _outside_domain(frame, space: str, b, teacher_etas) -> tuple[list, str]:
+    """(the teacher's η where ``space`` has no bound ``b``, why: outside the theorem's domain, "(c ≤ 3)" added
+    when c ≤ 3 at every one of them)."""
+    outside = [e for e in teacher_etas if b is None or e not in set(b["eta"])]
+    c = _cells(frame, f"{space}_c", "teacher", finite_only=True)  # c = ∞ (no mistakes) always gives a bound
+    small_c = c is not None and all(e in set(c["eta"]) and float(c.loc[c["eta"] == e, "mean"].iloc[0]) <= 3
+                                    for e in outside)
+    return outside, "outside the theorem's domain" + (" (c ≤ 3)" if small_c else "")
+
+
+def _bound_note(name: str, etas, clipped: np.ndarray, outside: list, why: str) -> str:
+    """The note on space ``name``'s bound: vacuous (≥ 100 %) at the ``clipped`` (bool, one per η of ``etas``),
+    and ``why`` it is missing at the η ``outside``; "" when it is drawn everywhere below 100 %."""
+    parts = []
+    if clipped.all():
+        parts.append("vacuous (≥ 100 %)" + (" wherever defined" if outside else " for all η"))
+    elif clipped.any():
+        parts.append("vacuous (≥ 100 %) for η = " + ", ".join(f"{e:g}" for e in etas[clipped]))
+    if outside:
+        parts.append(f"{why} for η = " + ", ".join(f"{e:g}" for e in outside))
+    if parts:
+        return f"{name} bound " + ";\n    ".join(parts)  # one line each, to fit the axes
+    return ""
+
+
+def _error_axes(ax, etas, notes: list[str], top: float) -> None:
+    """Panel (a)'s limits, notes, labels and η ticks; ``top`` is the highest value drawn."""
     # the notes sit above the data: every curve is at most 100 % (bands and bounds are clipped)
     lines = sum(n.count("\n") + 1 for n in notes)
     room = 0.03 + 0.052 * lines if notes else 0.0
@@ -350,11 +424,19 @@ def plot_noise_sweep(records, path=None):
     ax.set_ylabel("test error (%)  /  pseudo-label error on $D_u$ (%)", fontsize=12)
     ax.set_title("(a) Error against pseudo-label error η", fontsize=12.5)
     _eta_ticks(ax, etas)
-    if any_clipped:
-        handles.append(Line2D([], [], ls="", marker="D", ms=8, mfc="white", mec="0.3", mew=1.6,
-                              label="bound ≥ 100 %, drawn at 100 %"))
 
-    # (b) corrected (up) and corrupted (down) pseudo labels on D_u
+
+def _clipped_marker():
+    """The legend entry of a bound drawn at 100 % (a hollow diamond)."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], ls="", marker="D", ms=8, mfc="white", mec="0.3", mew=1.6,
+                  label="bound ≥ 100 %, drawn at 100 %")
+
+
+def _correction_bars(bx, frame, etas) -> None:
+    """Panel (b): pseudo labels on D_u each student corrected (bars up) and corrupted (bars down) per η, mean
+    count with its interval as whiskers, students side by side."""
     gap = float(np.min(np.diff(etas))) if len(etas) > 1 else 0.1
     present = [m for m in SWEEP_STUDENTS if not frame[(frame["method"] == m[0])
                                                        & (frame["metric"] == "corrected")].empty]
@@ -382,16 +464,6 @@ def plot_noise_sweep(records, path=None):
     bx.set_title("(b) Labels corrected and corrupted on $D_u$ (hatched: no reg.)", fontsize=12.5)
     _eta_ticks(bx, etas)
     bx.grid(axis="x", visible=False)
-
-    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=10.5, frameon=False)
-    n_rows = (len(handles) + 3) // 4
-    what = "Noise sweep"
-    if config.get("regularizer"):
-        what += f" (students regularised with {REG_LABELS.get(config['regularizer'], config['regularizer'])})"
-    top = _suptitle(fig, _title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", 13.5)
-    fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, top))
-    _save(fig, path)
-    return fig
 
 
 def _abs_formatter():

@@ -515,6 +515,23 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
     base_method, base_variant = _method_variant("baseline", baseline)
     sub = _select_task(_metric_rows(frame, metric), task)
     keys = _pair_keys(sub)
+    rows, nonzero = _against_baseline(sub, metric, base_method, base_variant, keys, confidence)
+    out = pd.DataFrame(rows, columns=KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS)
+    out["test"] = test
+    p, p_min, members = _holm_family(out, test, alpha)
+    out["note"] = _comparison_notes(out["note"].tolist(), p, p_min, nonzero, members, alpha)
+    out = out[COMPARISON_COLUMNS].reset_index(drop=True)
+    out.attrs["confidence"] = confidence
+    return out
+
+
+def _against_baseline(sub: pd.DataFrame, metric: str, base_method: str, base_variant: str, keys: list[str],
+                      confidence: float) -> tuple[list[dict], list[int]]:
+    """``_paired_stats`` of every other (method, variant) against the baseline, per task where the baseline ran.
+
+    Returns (one dict per comparison: task, method, variant, baseline, baseline_variant and the
+    ``PAIR_COLUMNS``, sorted by task then method and variant; the number of nonzero differences of each).
+    """
     base_all = sub[(sub["method"] == base_method) & (sub["variant"] == base_variant)]
     if base_all.empty:
         known = ", ".join(sorted({_label(m, v) for m, v in zip(sub["method"], sub["variant"])}))
@@ -531,8 +548,15 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
                 result["note"] = f"no seed shared with {_label(base_method, base_variant)}"
             rows.append(dict(task=t, method=method, variant=variant, baseline=base_method,
                              baseline_variant=base_variant, **result))
-    out = pd.DataFrame(rows, columns=KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS)
-    out["test"] = test
+    return rows, nonzero
+
+
+def _holm_family(out: pd.DataFrame, test: str, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Add ``p``, ``p_min``, ``p_holm``, ``significant`` and ``alpha`` to the comparisons ``out`` (in place).
+
+    Returns (p, p_min, members), each (n_rows,): the chosen test's p, the smallest p it can give (NaN where
+    untested), and the Holm family (rows with at least 2 shared seeds).
+    """
     p = out["p_t" if test == "t" else "p_wilcoxon"].to_numpy(dtype=float)
     tested = np.isfinite(p)
     p_min = np.where(tested, 0.0, np.nan) if test == "t" else np.where(tested, out["p_wilcoxon_min"], np.nan)
@@ -541,10 +565,7 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
     adjusted, significant = np.full(len(out), np.nan), np.zeros(len(out), dtype=bool)
     adjusted[members], significant[members] = holm_adjust(p[members], alpha, nan_policy="count")
     out["p_holm"], out["significant"], out["alpha"] = adjusted, significant, alpha
-    out["note"] = _comparison_notes(out["note"].tolist(), p, p_min, nonzero, members, alpha)
-    out = out[COMPARISON_COLUMNS].reset_index(drop=True)
-    out.attrs["confidence"] = confidence
-    return out
+    return p, p_min, members
 
 
 def _comparison_notes(notes: list[str], p: np.ndarray, p_min: np.ndarray, nonzero: list[int], members: np.ndarray,

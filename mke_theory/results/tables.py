@@ -20,7 +20,7 @@ import pandas as pd
 
 from mke_theory.core.checks import check_choice, check_range
 from mke_theory.core.errors import MKEError
-from mke_theory.core.methods import table_order
+from mke_theory.core.methods import REGULARIZERS, table_order
 from mke_theory.results.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
 
 FORMATS = ("markdown", "latex", "plain")
@@ -29,9 +29,9 @@ PLAIN_METRIC = "test accuracy %"  # column heads of the plain table (mke-theory 
 # head of the reference column unless the caller names its source (reference_label): the defaults
 # of earlier versions, kept for callers that rely on them; every table of this package names it
 REFERENCE_LABEL = {"markdown": "paper", "latex": "paper", "plain": "official notebook"}
-# the regularisers' order (mke_theory.toy.ensemble.REGULARIZERS, which imports torch): ablation rows go
-# none -> input noise -> feature noise -> dropout -> all, not alphabetically
-VARIANT_ORDER = ("none", "input_noise", "feature_noise", "dropout", "all")
+# ablation rows go in the regularisers' order (none -> input noise -> feature noise -> dropout -> all), not
+# alphabetically
+VARIANT_ORDER = REGULARIZERS
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -215,18 +215,46 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         headed with ``summary.attrs["confidence"]`` when present (``95 % CI``), and shows "–"
         (plain: nothing) for a single run. Differences read ``+6.7 [+5.4, +8.0]``.
     """
+    digits = _check_table_args(summary, fmt, scale, digits, reference)
+    label = reference_label or REFERENCE_LABEL[fmt]
+    significant, note, note_latex = _significance(comparisons)
+    ordered = _in_table_order(summary)
+    compared = _Compared(comparisons, scale, digits)
+    number, marked, ref_of = _cell_writers(scale, digits, significant, reference)
+    if fmt == "plain":
+        return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
+                      caption, note, compared, label)
+
+    # the cells first: they number the footnotes in the order of the rows
+    ci_head = _ci_head(summary)
+    with_variant = bool((summary["variant"].astype(str) != "").any())
+    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head] + compared.head
+    head += [label] if reference else []
+    body, tasks = _table_body(ordered, number, marked, ref_of if reference else None, compared, with_variant)
+    text, text_latex = _table_caption(caption, note, note_latex, compared.footnotes())
+    if fmt == "markdown":
+        return _markdown(head, body, text, with_variant)
+    return _latex(head, body, tasks, text_latex if text else "", ci_head, compared.head, with_variant)
+
+
+def _check_table_args(summary: pd.DataFrame, fmt: str, scale: float, digits: int | None,
+                      reference: dict | None) -> int:
+    """``format_table``'s arguments checked; returns the decimals of mean ± std (``digits``, or by default
+    the format's, more where ``reference`` is written with more)."""
     check_choice("fmt", fmt, FORMATS)
     check_range("scale", scale, 0.0, low_inclusive=False)
     if digits is None:
         digits = max(DIGITS[fmt], _reference_decimals(reference) if reference else 0)
-    label = reference_label or REFERENCE_LABEL[fmt]
     check_range("digits", digits, 0, 15, integer=True)
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
         raise MKEError(f"summary misses column(s) {', '.join(missing)}; pass the output of summarize")
-    significant, note, note_latex = _significance(comparisons)
-    ordered = _in_table_order(summary)
-    compared = _Compared(comparisons, scale, digits)
+    return digits
+
+
+def _cell_writers(scale: float, digits: int, significant: dict, reference: dict | None):
+    """(number, marked, ref_of): a value ×``scale`` with ``digits`` (or ``d``) decimals; whether a summary row
+    is significant (``_significance``); a summary row's reference value as text, "" when it has none."""
 
     def number(v: float, d: int = digits) -> str:
         return f"{v * scale:.{d}f}"
@@ -238,15 +266,13 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         ref = reference_for(reference, r.method, r.variant)
         return "" if ref is None else str(ref)
 
-    if fmt == "plain":
-        return _plain(summary, ordered, number, max(digits - 1, 0), marked, ref_of if reference else None,
-                      caption, note, compared, label)
+    return number, marked, ref_of
 
-    # the cells first: they number the footnotes in the order of the rows
-    ci_head = _ci_head(summary)
-    with_variant = bool((summary["variant"].astype(str) != "").any())
-    head = ["task", "method"] + (["variant"] if with_variant else []) + ["mean ± std", "n", ci_head] + compared.head
-    head += [label] if reference else []
+
+def _table_body(ordered: pd.DataFrame, number, marked, ref_of, compared: _Compared,
+                with_variant: bool) -> tuple[list[list[str]], list[str]]:
+    """The Markdown / LaTeX table's cells, one list of strings per row of ``ordered`` (mean ± std with its †,
+    n, CI, the comparison columns, the reference when ``ref_of`` is given), and each row's task."""
     body, tasks = [], []
     for r in ordered.itertuples():
         n = int(r.n)
@@ -255,34 +281,45 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
         row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
         row += compared.cells(r.task, r.method, r.variant)
-        row += [ref_of(r)] if reference else []
+        row += [ref_of(r)] if ref_of else []
         body.append(row)
         tasks.append(r.task)
+    return body, tasks
 
+
+def _table_caption(caption: str | None, note: str, note_latex: str, footnotes: str) -> tuple[str, str]:
+    """(the caption text, the same in LaTeX): ``caption``, then the significance note, then the footnotes."""
     text = (caption or "").strip()
-    footnotes = compared.footnotes()
     if text and (note or footnotes) and not text.endswith((".", "!", "?", ":")):
         text += "."
     note_end = "." if note and footnotes else ""
     text_latex = " ".join(t for t in (latex_escape(text), note_latex + note_end, latex_escape(footnotes)) if t)
     text = " ".join(t for t in (text, note + note_end, footnotes) if t)
+    return text, text_latex
 
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(map(markdown_escape, head)) + " |",
-                 "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
-        lines += ["| " + " | ".join(map(markdown_escape, row)) + " |" for row in body]
-        if text:
-            lines += ["", text]
-        return "\n".join(lines)
 
+def _markdown(head: list[str], body: list[list[str]], text: str, with_variant: bool) -> str:
+    """A GitHub pipe table of ``head`` and ``body`` (text columns left, numbers right), ``text`` below."""
+    lines = ["| " + " | ".join(map(markdown_escape, head)) + " |",
+             "|" + "|".join("---" if i < 2 + with_variant else "---:" for i in range(len(head))) + "|"]
+    lines += ["| " + " | ".join(map(markdown_escape, row)) + " |" for row in body]
+    if text:
+        lines += ["", text]
+    return "\n".join(lines)
+
+
+def _latex(head: list[str], body: list[list[str]], tasks: list[str], text_latex: str, ci_head: str,
+           compared_head: list[str], with_variant: bool) -> str:
+    """A booktabs ``tabular`` in a ``table`` with ``\\caption{text_latex}`` (none when ``text_latex`` is
+    empty), a rule between tasks."""
     latex_head = [latex_escape(h) for h in head]
     latex_head[head.index("n")] = "$n$"
     latex_head[head.index(ci_head)] = ci_head.replace(" % ", r"\,\% ")
-    if compared.head:
-        at = head.index(compared.head[0])
-        latex_head[at:at + 3] = [latex_escape(compared.head[0]).replace(r" \% ", r"\,\% "), "$d_z$", "$p$ (Holm)"]
+    if compared_head:
+        at = head.index(compared_head[0])
+        latex_head[at:at + 3] = [latex_escape(compared_head[0]).replace(r" \% ", r"\,\% "), "$d_z$", "$p$ (Holm)"]
     lines = [r"\begin{table}", r"\centering"]
-    if text:
+    if text_latex:
         lines.append(r"\caption{" + text_latex + "}")
     lines += [r"\begin{tabular}{" + "l" * (2 + with_variant) + "r" * (len(head) - 2 - with_variant) + "}",
               r"\toprule", " & ".join(latex_head) + r" \\", r"\midrule"]
@@ -291,7 +328,7 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
             lines.append(r"\midrule")
         cells = [latex_escape(c) for c in row]
         cells[head.index("mean ± std")] = cells[head.index("mean ± std")].replace(r" $^\dagger$", r"$^\dagger$")
-        for at in [head.index(ci_head)] + [head.index(h) for h in compared.head]:
+        for at in [head.index(ci_head)] + [head.index(h) for h in compared_head]:
             cells[at] = cells[at].replace("–", "--")
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]

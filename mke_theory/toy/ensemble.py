@@ -88,6 +88,39 @@ class _SGD:
             p.add_(p.grad, alpha=-self.lr)
 
 
+def _as_inputs(x, targets, S: int) -> tuple[torch.Tensor, torch.Tensor, bool, int]:
+    """``fit``'s data as tensors, checked for S members: (x (n, d) or (S, n, d) float32, targets as (S, n) int64
+    class indices or (S, n, K) float32 soft labels, whether they are soft, the number of classes K)."""
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != S):
+        raise MKEError(f"x must be (n, d) or ({S}, n, d), got shape {tuple(x.shape)}")
+    n = x.shape[-2]
+    y = torch.as_tensor(np.asarray(targets))
+    soft = y.is_floating_point()
+    if soft:
+        y = y.float()
+        y = y.expand(S, *y.shape[-2:]) if y.dim() == 2 else y
+        if y.shape[:2] != (S, n):
+            raise MKEError(f"soft targets must be (n, K) or ({S}, n, K), got {tuple(y.shape)}")
+        n_classes = y.shape[-1]
+    else:
+        y = y.long()
+        if tuple(y.shape) not in ((n,), (S, n)):
+            raise MKEError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
+        y = y.expand(S, n)
+        n_classes = max(int(y.max()) + 1, 2)
+    return x, y, soft, n_classes
+
+
+def _regularizer_list(regularizers, S: int) -> list[Regularizer]:
+    """S regularisers: one ``Regularizer`` (or None: the identity) for every member, or a list of S."""
+    if regularizers is None or isinstance(regularizers, Regularizer):
+        regularizers = [regularizers or Regularizer()] * S
+    if len(regularizers) != S:
+        raise MKEError(f"regularizers must be one Regularizer or a list of {S}, got {len(regularizers)}")
+    return regularizers
+
+
 class MLPEnsemble:
     """S independently seeded MLP students trained in one batched loop (full-batch).
 
@@ -204,39 +237,14 @@ class MLPEnsemble:
         regularizers : one ``Regularizer`` for all members or a list of S.
         progress : optional callable ``progress(n_steps_done)`` called every step.
         """
-        check_range("hidden", self.hidden, 1, None, integer=True)
-        check_range("steps", self.steps, 0, None, integer=True)
-        check_range("lr", self.lr, 0.0, None, low_inclusive=False)
-        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
-        check_choice("loss_form", self.loss_form, LOSS_FORMS)
-        check_choice("rng", self.rng, RNG_MODES)
-        check_range("gamma", self.gamma, 0.0, None)
+        self._check_hyperparameters()
         seeds = [int(s) for s in seeds]
         S = len(seeds)
         if S == 0:
             raise MKEError("seeds must hold at least one seed")
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != S):
-            raise MKEError(f"x must be (n, d) or ({S}, n, d), got shape {tuple(x.shape)}")
+        x, y, soft, n_classes = _as_inputs(x, targets, S)
         n, d = x.shape[-2:]
-        y = torch.as_tensor(np.asarray(targets))
-        soft = y.is_floating_point()
-        if soft:
-            y = y.float()
-            y = y.expand(S, *y.shape[-2:]) if y.dim() == 2 else y
-            if y.shape[:2] != (S, n):
-                raise MKEError(f"soft targets must be (n, K) or ({S}, n, K), got {tuple(y.shape)}")
-            n_classes = y.shape[-1]
-        else:
-            y = y.long()
-            if tuple(y.shape) not in ((n,), (S, n)):
-                raise MKEError(f"targets must be (n,) or ({S}, n) with n={n}, got {tuple(y.shape)}")
-            y = y.expand(S, n)
-            n_classes = max(int(y.max()) + 1, 2)
-        if regularizers is None or isinstance(regularizers, Regularizer):
-            regularizers = [regularizers or Regularizer()] * S
-        if len(regularizers) != S:
-            raise MKEError(f"regularizers must be one Regularizer or a list of {S}, got {len(regularizers)}")
+        regularizers = _regularizer_list(regularizers, S)
 
         dev = torch.device(self.device)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
@@ -250,6 +258,38 @@ class MLPEnsemble:
                 t.requires_grad_()
         # Plain SGD is written out: importing torch.optim costs ~1 s at start-up, more than a whole run.
         opt = _SGD(flat, self.lr) if self.optimizer == "sgd" else torch.optim.Adam(flat, lr=self.lr)
+        reg = self._regularizer_tensors(regularizers, dev)
+        x, y = x.to(dev), y.to(dev)
+        y_classes_first = y.transpose(1, 2) if soft else y
+        history = torch.empty((self.steps, S))
+        for step in range(self.steps):
+            if analytic:
+                per_member = self._analytic_gradients(x, y_classes_first, params, flat, reg, gens)
+            else:
+                per_member = self._autograd_gradients(x, y, params, reg, gens, opt)
+            opt.step()
+            history[step] = per_member.detach()
+            if progress is not None:
+                progress(1)
+        self.params_ = [(w.detach(), b.detach()) for w, b in params]
+        self.n_classes_ = n_classes
+        self.seeds_ = seeds
+        self.loss_history_ = history.numpy()
+        return self
+
+    def _check_hyperparameters(self) -> None:
+        """The constructor's arguments checked (at ``fit``, as scikit-learn does)."""
+        check_range("hidden", self.hidden, 1, None, integer=True)
+        check_range("steps", self.steps, 0, None, integer=True)
+        check_range("lr", self.lr, 0.0, None, low_inclusive=False)
+        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        check_choice("loss_form", self.loss_form, LOSS_FORMS)
+        check_choice("rng", self.rng, RNG_MODES)
+        check_range("gamma", self.gamma, 0.0, None)
+
+    def _regularizer_tensors(self, regularizers, dev) -> dict:
+        """Each member's perturbation strengths as (S, 1, 1) tensors on ``dev`` and (S,) bool masks of the
+        members that apply (``active_*``) or draw (``draw_feature``) each perturbation."""
         col = lambda v: torch.tensor(v, dtype=torch.float32, device=dev)[:, None, None]  # noqa: E731
         reg = {
             "input_noise": col([r.input_noise for r in regularizers]),
@@ -262,34 +302,30 @@ class MLPEnsemble:
         reg["active_feature"] = reg["feature_noise"].flatten() > 0
         reg["draw_feature"] = reg["active_feature"] | (self.rng == "notebook")
         reg["active_dropout"] = reg["dropout"].flatten() > 0
-        x, y = x.to(dev), y.to(dev)
-        y_classes_first = y.transpose(1, 2) if soft else y
-        history = torch.empty((self.steps, S))
+        return reg
+
+    def _analytic_gradients(self, x, y_classes_first, params, flat, reg, gens) -> torch.Tensor:
+        """One step's loss L_pl(f_s(T(x))) (objective.student_loss, perturbed_ce) and its gradient, written out:
+        sets ``.grad`` of every tensor in ``flat`` and returns the (S,) loss of each member."""
+        n = x.shape[-2]
+        cache = {}
+        logits = self._forward(x, params, reg, gens, cache)
+        # classes on axis 1 (a transposed view): torch's log-softmax is ~6x faster there for K = 2
+        per_sample, grad = pseudo_label_loss_and_grad(logits.transpose(1, 2), y_classes_first, class_dim=1)
+        per_member = per_sample.mean(dim=1)
+        for t, g in zip(flat, self._backward(params, cache, grad.transpose(1, 2) / n, reg)):
+            t.grad = g
+        return per_member
+
+    def _autograd_gradients(self, x, y, params, reg, gens, opt) -> torch.Tensor:
+        """One step's loss by autograd, the student step of Algorithm 1 (objective.student_loss): f_s(T(x)) is
+        (S, n, K); the parameters' gradients are set through ``opt`` and the (S,) loss of each member returned."""
         forward = lambda perturbed: self._forward(x, params, reg, gens) if perturbed else self._forward(x, params)  # noqa: E731
         per_sample_mean = lambda v: v.mean(dim=1)  # (S, n) -> (S,): one loss per member  # noqa: E731
-        for step in range(self.steps):
-            if analytic:  # L_pl(f_s(T(x))) (objective.student_loss, perturbed_ce) and its gradient, written out
-                cache = {}
-                logits = self._forward(x, params, reg, gens, cache)
-                # classes on axis 1 (a transposed view): torch's log-softmax is ~6x faster there for K = 2
-                per_sample, grad = pseudo_label_loss_and_grad(logits.transpose(1, 2), y_classes_first, class_dim=1)
-                per_member = per_sample.mean(dim=1)
-                for t, g in zip(flat, self._backward(params, cache, grad.transpose(1, 2) / n, reg)):
-                    t.grad = g
-            else:  # the student step of Algorithm 1 (objective.student_loss): f_s(T(x)) is (S, n, K)
-                per_member = student_loss(forward, y, loss_form=self.loss_form, gamma=self.gamma,
-                                          reduce=per_sample_mean)
-                opt.zero_grad(set_to_none=True)
-                per_member.sum().backward()  # members are independent: d(sum)/dθ_s = dL_s/dθ_s
-            opt.step()
-            history[step] = per_member.detach()
-            if progress is not None:
-                progress(1)
-        self.params_ = [(w.detach(), b.detach()) for w, b in params]
-        self.n_classes_ = n_classes
-        self.seeds_ = seeds
-        self.loss_history_ = history.numpy()
-        return self
+        per_member = student_loss(forward, y, loss_form=self.loss_form, gamma=self.gamma, reduce=per_sample_mean)
+        opt.zero_grad(set_to_none=True)
+        per_member.sum().backward()  # members are independent: d(sum)/dθ_s = dL_s/dθ_s
+        return per_member
 
     # ---- predict ----------------------------------------------------------------------------
     def decision_function(self, x) -> np.ndarray:
