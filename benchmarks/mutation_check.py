@@ -71,7 +71,7 @@ class Mutant:
 
 OBJ = "mke_theory/objective.py"
 ENS = "mke_theory/toy/ensemble.py"
-PIPE = "mke_experiments/pipeline.py"
+SEEDS = "mke_experiments/protocol/seeds.py"
 STATS = "mke_theory/results/stats.py"
 T_OBJ = "tests/theory/test_objective.py"
 T_ENS = "tests/theory/test_ensemble.py"
@@ -81,7 +81,8 @@ T_LEAK = "tests/experiments/test_leakage.py"
 T_EXP = "tests/experiments/test_experiments.py"
 T_BATCH = "tests/experiments/test_batched_seeds.py"
 T_STREAM = "tests/experiments/test_streaming.py"
-TRAIN = "mke_experiments/train.py"
+LOOP = "mke_experiments/train/loop.py"
+STACKED = "mke_experiments/models/stacked.py"
 FAST_TASKS = "mfeat or arrays"  # -k: the leakage canaries of the tasks whose smoke data train in seconds
 
 CANARY = Mutant(
@@ -93,28 +94,25 @@ CANARY = Mutant(
 
 MUTANTS: tuple[Mutant, ...] = (
     # ---- the eight an audit found uncaught ----
-    Mutant("selection-scores-test-split", PIPE,
+    Mutant("selection-scores-test-split", SEEDS,
            "            inputs = self.val[:modalities]\n"
-           "            return Selection(inputs, self.primary_score), self.val_labels",
+           "            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), "
+           "self.val_labels",
            '            inputs = (self.t["test_alpha"], self.t["test_beta"])[:modalities]\n'
-           "            return Selection(inputs, self.primary_score), torch.as_tensor(self.split.test_labels)",
+           "            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), "
+           "torch.as_tensor(self.split.test_labels)",
            "model selection scores the test split instead of the validation data (SeedRun.selection)",
            (T_LEAK,), k=FAST_TASKS, timeout=180),
-    Mutant("teacher-trains-on-du-true-labels", PIPE,
+    Mutant("teacher-trains-on-du-true-labels", SEEDS,
            'return (self.t["labeled_alpha"],), _label_targets(self.split), {}',
            'return (*(((self.t["labeled_alpha"],), _label_targets(self.split)) if self.split.unlabeled_labels is None '
            'else ((self.t["unlabeled_alpha"],), torch.as_tensor(self.split.unlabeled_labels))), {})',
            "the teacher trains on α of D_u with its true labels whenever they exist (SeedRun.data)",
            (T_LEAK,), k=FAST_TASKS, timeout=180),
-    Mutant("mke-loss-ignores-gamma", OBJ,
-           "return loss + gamma * consistency_loss(student_logits, perturbed_logits, class_dim, reduction)",
-           "return loss + consistency_loss(student_logits, perturbed_logits, class_dim, reduction)",
-           "γ ignored in mke_loss: L_pl + L_reg whatever γ > 0",
-           (T_OBJ,)),
-    Mutant("student-loss-reduce-ignores-gamma", OBJ,
-           'return l_pl(clean) + gamma * reduce(consistency_loss(clean, perturbed, class_dim, "none"))',
-           'return l_pl(clean) + reduce(consistency_loss(clean, perturbed, class_dim, "none"))',
-           "γ ignored in the per-member (reduce) consistency form of student_loss",
+    Mutant("student-loss-ignores-gamma", OBJ,  # one composition now: mke_loss and the reduce form both go through it
+           "return loss if gamma == 0 else loss + gamma * l_reg(clean, perturbed)",
+           "return loss if gamma == 0 else loss + l_reg(clean, perturbed)",
+           "γ ignored in student_loss (and so in mke_loss and the per-member reduce form): L_pl + L_reg whatever γ > 0",
            (T_OBJ, T_ENS), timeout=240),
     Mutant("ensemble-dropout-no-rescale", ENS,
            "out[s].bernoulli_(1.0 - ps, generator=g).div_(1.0 - ps)",
@@ -192,10 +190,11 @@ MUTANTS: tuple[Mutant, ...] = (
            "return x + scale * x.mean(dim=(-2, -1), keepdim=True) * eps",
            "relative_gaussian scales by mean(x), not mean(|x|) (≈ no noise on centred data)",
            (T_OBJ, T_ENS), timeout=240),
-    Mutant("dropout-no-rescale", OBJ,
-           "return h * keep / (1.0 - p)", "return h * keep",
-           "objective.dropout without the 1/(1−p) rescaling",
-           (T_OBJ,), k="dropout"),
+    Mutant("dropout-no-rescale", STACKED,
+           "return x * _uniform_like(x).ge_(self.p).div_(1.0 - self.p).to(x.dtype)",
+           "return x * _uniform_like(x).ge_(self.p).to(x.dtype)",
+           "the networks' Dropout without the 1/(1−p) rescaling",
+           ("tests/experiments/test_stacked_layers.py",)),
     Mutant("hard-pseudo-labels-argmin", OBJ,
            "return teacher_logits.argmax(dim=class_dim)", "return teacher_logits.argmin(dim=class_dim)",
            "hard pseudo labels take the least likely class",
@@ -234,9 +233,8 @@ MUTANTS: tuple[Mutant, ...] = (
            'x = zscore(x, stats["scale"], stats["mean"], stats["std"])', "pass",
            "the saved student takes raw inputs without the run's standardisation (the newcomer's 28.6 %)",
            ("tests/experiments/test_predictor.py",)),
-    Mutant("external-teacher-ignored", "mke_experiments/pipeline.py",
-           "    if external_teacher(split) is not None:  # your own teacher: its pseudo labels from the bundle, "
-           "no training",
+    Mutant("external-teacher-ignored", SEEDS,
+           "    if plan.external_teacher:  # your own teacher: its pseudo labels from the bundle, no training",
            "    if False:",
            "a bundle's own pseudo labels are ignored and a teacher is trained on D_l anyway",
            ("tests/experiments/test_own_teacher.py",), timeout=240),
@@ -334,37 +332,37 @@ MUTANTS: tuple[Mutant, ...] = (
            "top-5 accuracy computed as top-1",
            ("tests/experiments/test_metrics.py",)),
     # ---- pipeline and training loop ----
-    Mutant("noisy-student-loses-dl", PIPE,
+    Mutant("noisy-student-loses-dl", SEEDS,
            '            inputs = (joined(t["labeled_alpha"], inputs[0]),)\n'
            "            return inputs, torch.cat([labeled, targets.to(labeled.dtype)]), extra",
            "            return inputs, targets, extra",
            "the NOISY student trains on D_u's pseudo labels only, without D_l and its labels",
            (T_LEAK, T_EXP), k=f"(test_leakage and ({FAST_TASKS})) or noisy or student_data", timeout=180),
-    Mutant("confident-mask-inverted", PIPE,
+    Mutant("confident-mask-inverted", SEEDS,
            "targets = targets.masked_fill(~keep, IGNORE)", "targets = targets.masked_fill(keep, IGNORE)",
            "mm_student_confident learns from the unconfident pseudo labels only (select mask inverted)",
            (T_EXP + "::test_confident_mm_student_is_one_table_row_and_reduces_to_the_mke_student",), timeout=180),
-    Mutant("resume-without-generator-state", TRAIN,
-           'shuffles[s].set_state(state["generator"])', "pass",
+    Mutant("resume-without-generator-state", "mke_experiments/train/stacking.py",
+           'self.shuffles[s].set_state(state["generator"])', "pass",
            "resume restores model and optimiser but not the shuffling generator",
            (T_EXP + "::test_resume_after_an_interruption_gives_the_same_records",), timeout=180),
     # ---- seeds batched in one fit: member s must draw, learn and select on its own ----
-    Mutant("stacked-dropout-member-0-generator", "mke_experiments/models/__init__.py",
+    Mutant("stacked-dropout-member-0-generator", STACKED,
            "torch.rand(x.shape[1:], generator=g, out=u[s])",
            "torch.rand(x.shape[1:], generator=generators[0], out=u[s])",
            "stacked members draw their dropout masks from member 0's generator",
            (T_BATCH,), k="batched_with_others and val"),
-    Mutant("stacked-noise-member-0-generator", "mke_experiments/models/__init__.py",
+    Mutant("stacked-noise-member-0-generator", STACKED,
            "members = [draw(tuple(t[s] for t in tensors), g) for s, g in enumerate(generators)]",
            "members = [draw(tuple(t[s] for t in tensors), generators[0]) for s, g in enumerate(generators)]",
            "stacked members draw their perturbation T from member 0's generator",
            (T_BATCH,), k="batched_with_others and val"),
-    Mutant("stacked-targets-of-member-0", TRAIN,
-           "targets[torch.arange(n_members)[:, None], idx]",
-           "targets[torch.zeros(n_members, dtype=torch.long)[:, None], idx]",
+    Mutant("stacked-targets-of-member-0", LOOP,
+           "targets[torch.arange(stack.size)[:, None], idx]",
+           "targets[torch.zeros(stack.size, dtype=torch.long)[:, None], idx]",
            "stacked members all train on member 0's targets (its teacher's pseudo labels)",
            (T_BATCH,), k="batched_with_others and val"),
-    Mutant("stacked-selection-labels-of-member-0", TRAIN,
+    Mutant("stacked-selection-labels-of-member-0", LOOP,
            "value = float(selection.metric(predicted[s], m.select_on))",
            "value = float(selection.metric(predicted[s], members[0].select_on))",
            "stacked members select their epoch on member 0's labels (agreement with member 0's teacher)",
@@ -397,7 +395,7 @@ MUTANTS: tuple[Mutant, ...] = (
            "    rows = np.arange(len(np.load(paths[VALID], allow_pickle=False)))",
            "the rows of missing or unreadable clips (zeros) are loaded as data",
            ("tests/experiments/test_cache.py",), k="valid"),
-    Mutant("teacher-output-never-reused", PIPE,
+    Mutant("teacher-output-never-reused", SEEDS,
            "reuse=finished is not None))  # a finished", "reuse=False))  # a finished",
            "a rerun recomputes the teacher's output over all of D_u instead of reading the seed's artifact",
            (T_STREAM,), k="teacher_output"),
