@@ -203,97 +203,133 @@ def decode_mp4(path: str | os.PathLike, frames: int = 4, size: int = 64, sample_
     av, cv2 = _import("av"), _import("cv2")
     path = Path(path)
     n_samples = int(round(seconds * sample_rate))
-
-    def fail(reason: str) -> AvClipError:
-        return AvClipError(f"{path}: {reason}")
-
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise fail(f"PyAV cannot open it (corrupt or not an mp4: {e})") from None
+        raise _clip_error(path, f"PyAV cannot open it (corrupt or not an mp4: {e})") from None
     try:
         if not container.streams.audio:
-            raise fail("it has no audio stream (the teacher hears the audio; the clip is skipped)")
+            raise _clip_error(path, "it has no audio stream (the teacher hears the audio; the clip is skipped)")
         if not container.streams.video:
-            raise fail("it has no video stream")
+            raise _clip_error(path, "it has no video stream")
         audio_stream, video_stream = container.streams.audio[0], container.streams.video[0]
         video_stream.thread_type = "AUTO"
-        duration = None
-        if video_stream.duration and video_stream.time_base:
-            duration = float(video_stream.duration * video_stream.time_base)
-        elif container.duration:
-            duration = container.duration / 1_000_000  # AV_TIME_BASE
-        window = min(duration, seconds) if duration and duration > 0 else seconds
-        targets = [(k + 0.5) * window / frames for k in range(frames)]  # seconds after the first frame
-
-        picked: list = []  # av.VideoFrame, one per target
-        previous: tuple[float, object] | None = None
-        t0, n_video = None, 0
-        chunks: list[np.ndarray] = []
-        n_audio = 0
-        resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-
-        def take_video(frame) -> None:
-            """Assign the frame to every target it is the nearest frame to (it or the one before it)."""
-            nonlocal previous, t0, n_video
-            t = frame.time if frame.time is not None else n_video / float(video_stream.average_rate or 25)
-            n_video += 1
-            t0 = t if t0 is None else t0
-            t -= t0
-            while len(picked) < frames and t >= targets[len(picked)]:
-                target = targets[len(picked)]
-                use_previous = previous is not None and target - previous[0] < t - target
-                picked.append(previous[1] if use_previous else frame)
-            previous = (t, frame)
-
-        def resample(frame) -> None:
-            nonlocal resampler, n_audio
-            try:
-                out = resampler.resample(frame)
-            except ValueError:  # the stream changed rate or layout mid-way: flush, start a new resampler
-                for tail in resampler.resample(None):
-                    chunks.append(tail.to_ndarray()[0])
-                    n_audio += tail.samples
-                resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
-                out = resampler.resample(frame)
-            for o in out:
-                chunks.append(o.to_ndarray()[0])  # (samples,), fltp mono is (1, samples)
-                n_audio += o.samples
-
+        picker = _FramePicker(frames, _video_window(container, video_stream, seconds), video_stream)
+        audio = _MonoAudio(av, sample_rate)
         try:
-            for packet in container.demux(audio_stream, video_stream):
-                video_done = len(picked) == frames
-                if packet.stream is video_stream and not video_done:
-                    for frame in packet.decode():
-                        take_video(frame)
-                elif packet.stream is audio_stream and n_audio < n_samples:
-                    for frame in packet.decode():
-                        resample(frame)
-                if len(picked) == frames and n_audio >= n_samples:
-                    break
-            else:  # the file ended (demux's last, empty packets flushed the decoders): flush the resampler
-                if n_audio < n_samples:
-                    for tail in resampler.resample(None):
-                        chunks.append(tail.to_ndarray()[0])
-                        n_audio += tail.samples
-            if previous is None:
-                raise fail("the video stream has no decodable frame")
-            while len(picked) < frames:  # the stream is shorter than its duration said
-                picked.append(previous[1])
+            _demux(container, audio_stream, video_stream, picker, audio, n_samples)
+            picked = picker.finish()
+            if picked is None:
+                raise _clip_error(path, "the video stream has no decodable frame")
             images = [_square(cv2, f.to_ndarray(format="rgb24"), size) for f in picked]
         except AvClipError:
             raise
         except (av.FFmpegError, OSError, MemoryError) as e:
-            raise fail(f"PyAV cannot decode it ({type(e).__name__}: {e})") from None
+            raise _clip_error(path, f"PyAV cannot decode it ({type(e).__name__}: {e})") from None
         except ValueError as e:  # PyAV's own errors while converting frames
-            raise fail(f"PyAV cannot decode it (ValueError: {e})") from None
+            raise _clip_error(path, f"PyAV cannot decode it (ValueError: {e})") from None
     finally:
         container.close()
-    if n_audio == 0:
-        raise fail("its audio stream has no decodable sample")
-    audio = np.concatenate(chunks).astype(np.float32, copy=False)
+    if audio.n == 0:
+        raise _clip_error(path, "its audio stream has no decodable sample")
+    samples = np.concatenate(audio.chunks).astype(np.float32, copy=False)
     # the clip already is the [start, start + 10) window: keep the start
-    return np.stack(images).astype(np.uint8), media.fit_length(audio, n_samples, "start").astype(np.float32)
+    return np.stack(images).astype(np.uint8), media.fit_length(samples, n_samples, "start").astype(np.float32)
+
+
+def _video_window(container, video_stream, seconds: float) -> float:
+    """The seconds the frames are spread over: ``min(seconds, stream duration)``; ``seconds`` when the duration
+    is unknown."""
+    duration = None
+    if video_stream.duration and video_stream.time_base:
+        duration = float(video_stream.duration * video_stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
+    return min(duration, seconds) if duration and duration > 0 else seconds
+
+
+class _FramePicker:
+    """Picks, as the video frames are decoded, the frame nearest to the centre of each of ``frames`` equal
+    segments of the first ``window`` seconds (by timestamp, counted from the first frame)."""
+
+    def __init__(self, frames: int, window: float, video_stream):
+        self.frames, self.video_stream = frames, video_stream
+        self.targets = [(k + 0.5) * window / frames for k in range(frames)]  # seconds after the first frame
+        self.picked: list = []  # av.VideoFrame, one per target
+        self.previous: tuple[float, object] | None = None
+        self.t0, self.n_video = None, 0
+
+    @property
+    def done(self) -> bool:
+        return len(self.picked) == self.frames
+
+    def take(self, frame) -> None:
+        """Assign the frame to every target it is the nearest frame to (it or the one before it)."""
+        t = frame.time if frame.time is not None else self.n_video / float(self.video_stream.average_rate or 25)
+        self.n_video += 1
+        self.t0 = t if self.t0 is None else self.t0
+        t -= self.t0
+        while len(self.picked) < self.frames and t >= self.targets[len(self.picked)]:
+            target = self.targets[len(self.picked)]
+            use_previous = self.previous is not None and target - self.previous[0] < t - target
+            self.picked.append(self.previous[1] if use_previous else frame)
+        self.previous = (t, frame)
+
+    def finish(self) -> list | None:
+        """The picked frames, the last frame repeated when the stream is shorter than its duration said; None
+        when no frame was decoded."""
+        if self.previous is None:
+            return None
+        while len(self.picked) < self.frames:
+            self.picked.append(self.previous[1])
+        return self.picked
+
+
+class _MonoAudio:
+    """The audio frames resampled by ``av.AudioResampler`` to mono fltp at ``sample_rate``, as (samples,) chunks;
+    ``n`` counts the samples."""
+
+    def __init__(self, av, sample_rate: int):
+        self.av, self.sample_rate = av, sample_rate
+        self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=sample_rate)
+        self.chunks: list[np.ndarray] = []
+        self.n = 0
+
+    def _keep(self, frames) -> None:
+        for o in frames:
+            self.chunks.append(o.to_ndarray()[0])  # (samples,), fltp mono is (1, samples)
+            self.n += o.samples
+
+    def flush(self) -> None:
+        """The samples the resampler still holds."""
+        self._keep(self.resampler.resample(None))
+
+    def add(self, frame) -> None:
+        try:
+            out = self.resampler.resample(frame)
+        except ValueError:  # the stream changed rate or layout mid-way: flush, start a new resampler
+            self.flush()
+            self.resampler = self.av.AudioResampler(format="fltp", layout="mono", rate=self.sample_rate)
+            out = self.resampler.resample(frame)
+        self._keep(out)
+
+
+def _demux(container, audio_stream, video_stream, picker: _FramePicker, audio: _MonoAudio, n_samples: int) -> None:
+    """Decode the packets of both streams until ``picker`` is done and ``audio`` holds ``n_samples``, or the file
+    ends."""
+    for packet in container.demux(audio_stream, video_stream):
+        video_done = picker.done
+        if packet.stream is video_stream and not video_done:
+            for frame in packet.decode():
+                picker.take(frame)
+        elif packet.stream is audio_stream and audio.n < n_samples:
+            for frame in packet.decode():
+                audio.add(frame)
+        if picker.done and audio.n >= n_samples:
+            break
+    else:  # the file ended (demux's last, empty packets flushed the decoders): flush the resampler
+        if audio.n < n_samples:
+            audio.flush()
 
 
 def _clip_error(path: Path, reason: str) -> AvClipError:
@@ -439,6 +475,60 @@ def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params
     return {"frames": images, "logmel": spectrogram, "names": name, "labels": encoded}, {}
 
 
+def _own_out_dir(spec: cache_store.CacheSpec, out_dir) -> Path:
+    """``out_dir`` checked (``cache.check_out_dir``) and refused when it holds the cache of another data set."""
+    out_dir = cache_store.check_out_dir(spec, out_dir)
+    other = cache_store.read_manifest(spec, out_dir)
+    if other is not None and other.get("format") != spec.format:
+        raise AvClipError(f"cache folder {out_dir} already holds another cache ({out_dir / MANIFEST_NAME} has "
+                          f"format {other.get('format')!r}); use a separate --out folder per data set.")
+    return out_dir
+
+
+def _columns(params: dict, wanted: list[tuple[str, str]]) -> dict[str, Column]:
+    """The cache's arrays: row shape and stored dtype of each; names and labels as wide as the longest wanted."""
+    longest = {"names": max(len(clip) for clip, _ in wanted), "labels": max(len(encoded) for _, encoded in wanted)}
+    return {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
+            "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
+            "names": Column((), f"<U{max(1, longest['names'])}"),
+            "labels": Column((), f"<U{max(1, longest['labels'])}")}
+
+
+def _summarize(valid: np.ndarray, notes: list[dict], *, items: list[tuple[str, str, ClipSource | None]],
+               spec: cache_store.CacheSpec, raw_dir: Path, out_dir: Path, n_wanted: int, n_found: int,
+               missing: list[str], duplicates: int) -> dict:
+    """The manifest entries of a clip cache for ``cache.build``: counts, missing clips, skipped files and why,
+    versions; ``AvClipError`` when no clip found could be read."""
+    # a note without a file is build's: the log-mel was not finite
+    skipped = [{"name": clip, "file": note.get("file", _relative(raw_dir, _main_file(source))),
+                "reason": note["skipped"]} for (clip, _, source), note in zip(items, notes) if "skipped" in note]
+    kept = [(encoded, source) for (_, encoded, source), ok in zip(items, valid) if ok]
+    if not kept:
+        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise AvClipError(f"none of the {n_found} {spec.dataset} clips found in {raw_dir} could be read "
+                          f"({first}); check that they are mp4 files with an audio stream or the CAV-MAE "
+                          "layout.")
+    layouts = {layout: sum(source.layout == layout for _, source in kept) for layout in ("mp4", "cavmae")}
+    per_label: dict[str, int] = {}
+    for entry in split_labels(encoded for encoded, _ in kept):
+        for label in entry:
+            per_label[label] = per_label.get(label, 0) + 1
+    log.info("%s: %d clips, %d missing, %d skipped", out_dir, len(kept), len(missing), len(skipped))
+    return {
+        "dataset": spec.dataset, "raw_dir": str(raw_dir.resolve()),
+        "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
+                           "split_labels() gives tuples",
+        "counts": {
+            "wanted": n_wanted, "found": n_found, "missing": len(missing), "skipped": len(skipped),
+            "clips": len(kept), "duplicate_rows": duplicates, "layouts": layouts,
+            "per_label": dict(sorted(per_label.items())),
+        },
+        "missing": missing,
+        "skipped": skipped,
+        "versions": _versions(),
+    }
+
+
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],
             frames: int = 4, size: int = 64, n_mels: int = 64, seconds: float = 10.0, name: str = "vggsound",
             progress: Callable[[int], object] | None = None, sample_rate: int = 16000, workers: int | None = None,
@@ -483,11 +573,7 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
     wanted, duplicates = _unique_clips(clips)
     if not wanted:
         raise AvClipError(f"prepare {name}: the clip list is empty; pass (clip name, label) pairs from the CSV.")
-    out_dir = cache_store.check_out_dir(spec, out_dir)
-    other = cache_store.read_manifest(spec, out_dir)
-    if other is not None and other.get("format") != spec.format:
-        raise AvClipError(f"cache folder {out_dir} already holds another cache ({out_dir / MANIFEST_NAME} has "
-                          f"format {other.get('format')!r}); use a separate --out folder per data set.")
+    out_dir = _own_out_dir(spec, out_dir)
     found = find_clips(raw_dir, [n for n, _ in wanted])
     missing = [n for n, _ in wanted if n not in found]
     if not found:
@@ -501,45 +587,11 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
     for module in ("av", "cv2", "librosa", "soundfile"):
         _import(module)
     items = [(clip, encoded, found.get(clip)) for clip, encoded in wanted]
-    longest = {"names": max(len(clip) for clip, _ in wanted), "labels": max(len(encoded) for _, encoded in wanted)}
-    columns = {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
-               "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
-               "names": Column((), f"<U{max(1, longest['names'])}"),
-               "labels": Column((), f"<U{max(1, longest['labels'])}")}
-
-    def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
-        # a note without a file is build's: the log-mel was not finite
-        skipped = [{"name": clip, "file": note.get("file", _relative(raw_dir, _main_file(source))),
-                    "reason": note["skipped"]} for (clip, _, source), note in zip(items, notes) if "skipped" in note]
-        kept = [(encoded, source) for (_, encoded, source), ok in zip(items, valid) if ok]
-        if not kept:
-            first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
-            raise AvClipError(f"none of the {len(found)} {spec.dataset} clips found in {raw_dir} could be read "
-                              f"({first}); check that they are mp4 files with an audio stream or the CAV-MAE "
-                              "layout.")
-        layouts = {layout: sum(source.layout == layout for _, source in kept) for layout in ("mp4", "cavmae")}
-        per_label: dict[str, int] = {}
-        for entry in split_labels(encoded for encoded, _ in kept):
-            for label in entry:
-                per_label[label] = per_label.get(label, 0) + 1
-        log.info("%s: %d clips, %d missing, %d skipped", out_dir, len(kept), len(missing), len(skipped))
-        return {
-            "dataset": spec.dataset, "raw_dir": str(raw_dir.resolve()),
-            "labels_encoding": f"labels[i] is the clip's labels joined with {LABEL_SEPARATOR!r}; "
-                               "split_labels() gives tuples",
-            "counts": {
-                "wanted": len(wanted), "found": len(found), "missing": len(missing), "skipped": len(skipped),
-                "clips": len(kept), "duplicate_rows": duplicates, "layouts": layouts,
-                "per_label": dict(sorted(per_label.items())),
-            },
-            "missing": missing,
-            "skipped": skipped,
-            "versions": _versions(),
-        }
-
+    summarize = functools.partial(_summarize, items=items, spec=spec, raw_dir=raw_dir, out_dir=out_dir,
+                                  n_wanted=len(wanted), n_found=len(found), missing=missing, duplicates=duplicates)
     decode = functools.partial(_decode_clip, raw_dir=raw_dir, params=params)
-    return cache_store.build(spec, out_dir, items, decode, columns, params, fingerprint, summarize, workers=workers,
-                             shard_size=shard_size, progress=progress)
+    return cache_store.build(spec, out_dir, items, decode, _columns(params, wanted), params, fingerprint, summarize,
+                             workers=workers, shard_size=shard_size, progress=progress)
 
 
 # ---- load -----------------------------------------------------------------------------------------

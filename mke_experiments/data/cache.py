@@ -442,36 +442,58 @@ def build(spec: CacheSpec, out_dir, items: Sequence, decode: Callable, columns: 
             raise Interrupted(f"stopped after {done_now} shard(s)")
 
     jobs = ((shard, list(items[shard * shard_size:(shard + 1) * shard_size])) for shard in todo)
+    _decode_jobs(spec, partial, n_workers, jobs, decode, columns, finished)
+    fields = _summary(summarize, partial, n)
+    partial.close()
+    manifest = _manifest(header, partial.columns, started, fields,
+                         build_record={"workers": n_workers, "shard_size": int(shard_size), "shards": n_shards,
+                                       "resumed_shards": resumed, "restarted": partial.restarted})
+    _publish(spec, out_dir, manifest)
+    return {**manifest, "reused": False}
+
+
+def _decode_jobs(spec: CacheSpec, partial: _Partial, n_workers: int, jobs, decode: Callable, columns: dict,
+                 finished: Callable) -> None:
+    """``_decode_shard`` of every (shard, items) of ``jobs``, in this process with one worker, else in a pool of
+    ``n_workers``; ``finished(shard, result)`` as each is done. A worker that died is ``spec.error``, saying that
+    the shards committed in ``partial`` are kept."""
     if n_workers <= 1:
         for shard, shard_items in jobs:
             finished(shard, _decode_shard(decode, shard_items, columns))
-    else:
-        try:
-            _decode_in_pool(n_workers, jobs, decode, columns, finished)
-        except BrokenProcessPool as e:
-            raise spec.error(f"{spec.dataset} prepare: a worker process died ({e}; out of memory?); the "
-                             f"{len(partial.committed)} finished shard(s) in {partial.folder} are kept: rerun the "
-                             "same command to continue.") from None
+        return
+    try:
+        _decode_in_pool(n_workers, jobs, decode, columns, finished)
+    except BrokenProcessPool as e:
+        raise spec.error(f"{spec.dataset} prepare: a worker process died ({e}; out of memory?); the "
+                         f"{len(partial.committed)} finished shard(s) in {partial.folder} are kept: rerun the "
+                         "same command to continue.") from None
 
+
+def _summary(summarize: Callable[[np.ndarray, list], dict], partial: _Partial, n: int) -> dict:
+    """The reader's manifest entries: ``summarize(valid, notes)`` of the ``n`` items built in ``partial``; a
+    ValueError when it returns one of the ``SHARED_KEYS``, which ``build`` sets itself."""
     valid = np.array(partial.arrays[VALID])
     notes = [partial.notes.get(str(i), {}) for i in range(n)]
     fields = summarize(valid, notes)
     clash = [key for key in SHARED_KEYS if key in fields]
     if clash:
         raise ValueError(f"cache.build: fields {clash} are shared manifest entries that build sets itself")
-    partial.close()
-    manifest = {
-        "format": spec.format, "version": spec.version, "complete": True,
+    return fields
+
+
+def _manifest(header: dict, columns: dict, started: float, fields: dict, build_record: dict) -> dict:
+    """The manifest of a finished build: the ``SHARED_KEYS`` (format, version, params, source and rows as in the
+    progress ``header``; one array entry per column, ``valid`` included; the ``build`` record), then ``fields``."""
+    n = header["items"]
+    return {
+        "format": header["format"], "version": header["version"], "complete": True,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds_taken": round(time.time() - started, 3),
-        "params": params, "source_fingerprint": fingerprint, "rows": n,
+        "params": header["params"], "source_fingerprint": header["source_fingerprint"], "rows": n,
         "arrays": {name: {"shape": [n, *c.shape], "dtype": np.dtype(c.dtype).str}
-                   for name, c in partial.columns.items()},
-        "build": {"workers": n_workers, "shard_size": int(shard_size), "shards": n_shards, "resumed_shards": resumed,
-                  "restarted": partial.restarted},
+                   for name, c in columns.items()},
+        "build": build_record,
         **fields,
     }
-    _publish(spec, out_dir, manifest)
-    return {**manifest, "reused": False}
 
 
 def _publish(spec: CacheSpec, out_dir: Path, manifest: dict) -> None:

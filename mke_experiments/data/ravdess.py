@@ -376,6 +376,52 @@ def _decode_pair(pair: Pair, raw_dir: Path, params: dict) -> tuple[dict | None, 
     return rows, ({"frames_without_face": int(missed)} if missed else {})
 
 
+def _columns(params: dict) -> dict[str, Column]:
+    """The cache's arrays: row shape and stored dtype of each."""
+    return {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
+            "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
+            "labels": Column((), "<i8"), "actors": Column((), "<i8"), "keys": Column((), "<U17")}
+
+
+def _summarize(valid: np.ndarray, notes: list[dict], *, found: Scan, raw_dir: Path, out_dir: Path,
+               frames: int) -> dict:
+    """The manifest entries of the RAVDESS cache for ``cache.build``: counts, faces found, skipped files and the
+    scan's report; ``RavdessError`` when no pair could be read."""
+    pairs = found.pairs
+    # a note without a file is build's: the log-mel (of the wav) was not finite
+    skipped = [{"file": note.get("file", found.relative(pair.audio)), "key": pair.name.key,
+                "reason": note["skipped"]} for pair, note in zip(pairs, notes) if "skipped" in note]
+    if not valid.any():
+        first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
+        raise RavdessError(f"none of the {len(pairs)} pairs in {raw_dir} could be read ({first}); "
+                           "check that the files are the original RAVDESS mp4 and wav files.")
+    kept = [pair.name for pair, ok in zip(pairs, valid) if ok]
+    fallback = [{"key": pair.name.key, "frames_without_face": note["frames_without_face"]}
+                for pair, note, ok in zip(pairs, notes, valid) if ok and "frames_without_face" in note]
+    n_frames_total = len(kept) * frames
+    not_found = sum(c["frames_without_face"] for c in fallback)
+    log.info("%s: %d clips, %d skipped, %d/%d frames without a face", out_dir, len(kept), len(skipped),
+             not_found, n_frames_total)
+    return {
+        "raw_dir": str(raw_dir.resolve()),
+        "counts": {
+            "clips": len(kept), "pairs": len(pairs), "skipped": len(skipped),
+            "unpaired": len(found.unpaired), "invalid": len(found.invalid),
+            "ignored_video_only": found.ignored["video_only"], "ignored_song": found.ignored["song"],
+            "ignored_other": found.ignored["other"],
+            "per_label": {EMOTIONS[i]: sum(name.label == i for name in kept) for i in range(len(EMOTIONS))},
+            "per_actor": {f"{a:02d}": sum(name.actor == a for name in kept)
+                          for a in sorted({name.actor for name in kept})},
+        },
+        "faces": {"frames": n_frames_total, "found": n_frames_total - not_found, "not_found": not_found,
+                  "clips_with_centre_crop": fallback},
+        "skipped": skipped,
+        "report": {"unpaired": [found.relative(p) for p in found.unpaired],
+                   "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
+        "versions": media.library_versions(),
+    }
+
+
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int = 4, size: int = 48,
             sample_rate: int = 16000, n_mels: int = 40, seconds: float = 3.0,
             progress: Callable[[int], object] | None = None, workers: int | None = None,
@@ -418,48 +464,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
         return reused
 
     _face_detector()  # the dependencies and the cascade, checked here before any worker starts
-    columns = {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
-               "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
-               "labels": Column((), "<i8"), "actors": Column((), "<i8"), "keys": Column((), "<U17")}
-
-    def summarize(valid: np.ndarray, notes: list[dict]) -> dict:
-        pairs = found.pairs
-        # a note without a file is build's: the log-mel (of the wav) was not finite
-        skipped = [{"file": note.get("file", found.relative(pair.audio)), "key": pair.name.key,
-                    "reason": note["skipped"]} for pair, note in zip(pairs, notes) if "skipped" in note]
-        if not valid.any():
-            first = "; ".join(f"{s['file']}: {s['reason']}" for s in skipped[:3])
-            raise RavdessError(f"none of the {len(pairs)} pairs in {raw_dir} could be read ({first}); "
-                               "check that the files are the original RAVDESS mp4 and wav files.")
-        kept = [pair.name for pair, ok in zip(pairs, valid) if ok]
-        fallback = [{"key": pair.name.key, "frames_without_face": note["frames_without_face"]}
-                    for pair, note, ok in zip(pairs, notes, valid) if ok and "frames_without_face" in note]
-        n_frames_total = len(kept) * params["frames"]
-        not_found = sum(c["frames_without_face"] for c in fallback)
-        log.info("%s: %d clips, %d skipped, %d/%d frames without a face", out_dir, len(kept), len(skipped),
-                 not_found, n_frames_total)
-        return {
-            "raw_dir": str(raw_dir.resolve()),
-            "counts": {
-                "clips": len(kept), "pairs": len(pairs), "skipped": len(skipped),
-                "unpaired": len(found.unpaired), "invalid": len(found.invalid),
-                "ignored_video_only": found.ignored["video_only"], "ignored_song": found.ignored["song"],
-                "ignored_other": found.ignored["other"],
-                "per_label": {EMOTIONS[i]: sum(name.label == i for name in kept) for i in range(len(EMOTIONS))},
-                "per_actor": {f"{a:02d}": sum(name.actor == a for name in kept)
-                              for a in sorted({name.actor for name in kept})},
-            },
-            "faces": {"frames": n_frames_total, "found": n_frames_total - not_found, "not_found": not_found,
-                      "clips_with_centre_crop": fallback},
-            "skipped": skipped,
-            "report": {"unpaired": [found.relative(p) for p in found.unpaired],
-                       "invalid": [{"file": found.relative(p), "reason": r} for p, r in found.invalid]},
-            "versions": media.library_versions(),
-        }
-
+    summarize = functools.partial(_summarize, found=found, raw_dir=raw_dir, out_dir=out_dir, frames=params["frames"])
     decode = functools.partial(_decode_pair, raw_dir=raw_dir, params=params)
-    return cache_store.build(CACHE_SPEC, out_dir, found.pairs, decode, columns, params, fingerprint, summarize,
-                             workers=workers, shard_size=shard_size, progress=progress)
+    return cache_store.build(CACHE_SPEC, out_dir, found.pairs, decode, _columns(params), params, fingerprint,
+                             summarize, workers=workers, shard_size=shard_size, progress=progress)
 
 
 # ---- load -----------------------------------------------------------------------------------------

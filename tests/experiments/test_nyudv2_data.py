@@ -11,7 +11,7 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from mke_experiments.data import nyudv2  # noqa: E402
+from mke_experiments.data import nyudv2, resizing  # noqa: E402
 from mke_experiments.data.nyudv2 import (  # noqa: E402
     CLASS_NAMES,
     MANIFEST_NAME,
@@ -367,7 +367,7 @@ def test_numpy_resize_matches_opencv():
 def test_prepare_without_opencv_matches_opencv(mat, tmp_path, monkeypatch):
     pytest.importorskip("cv2")
     prepare(mat, tmp_path / "cv2", size=(24, 32), **SMALL)
-    monkeypatch.setattr(nyudv2, "_cv2", lambda: None)
+    monkeypatch.setattr(resizing, "_cv2", lambda: None)
     manifest = prepare(mat, tmp_path / "numpy", size=(24, 32), **SMALL)
     assert manifest["encoding"]["resize"] == "numpy"
     with_cv2, without = read_all(tmp_path / "cv2"), read_all(tmp_path / "numpy")
