@@ -299,7 +299,7 @@ class SeedRun:
             pred = predict(model, tuple(x[:n] for x in inputs), self.device).numpy()
             self.files.save_examples(method.name, pred, split, n)
         self.files.write(record, keep_checkpoint=method.is_teacher)  # the teacher's is kept for its pseudo labels
-        if self.split.unlabeled_alpha.ndim == 2:  # vector inputs: small networks, saved with the run
+        if vector_inputs(self.split):  # vector inputs: small networks, saved with the run (Predictor takes vectors)
             self.files.save_model(method.name, self.predictor(method, model))
         return record
 
