@@ -10,7 +10,7 @@ TORCHVISION ?= torchvision==0.29.1
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-check clean figures
+.PHONY: demo test test-fast lint bench bench-check clean figures
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ demo: $(VENV)/.installed   ## the main jobs on embedded data: mfeat (real, 5 see
 test: $(VENV)/.installed   ## the test suite (CI runs exactly this)
 	$(BIN)/python -m pytest -q
 
+# The unit tests, for the loop while working: the suite without the slow end-to-end tests that tests/conftest.py
+# marks integration (docs/contributing.md). The five slowest are listed, so a slow newcomer shows.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m 'not slow and not gpu and not integration' --durations=5
+
 lint: $(VENV)/.installed
-	$(BIN)/ruff check mke_theory mke_experiments tests benchmarks
+	$(BIN)/ruff check mke_theory mke_experiments tests benchmarks paper_figures
 
 bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by side)
 	$(BIN)/python benchmarks/bench_twomoon.py
@@ -41,13 +46,22 @@ bench-check: $(VENV)/.installed  ## validation of mke-theory check: 30 mfeat pai
 # ---- paper figures and tables -------------------------------------------------------------
 # `make figures` (make -j safe) runs the CPU experiments whose records are missing, then draws
 # every figure (PNG + PDF) and table (Markdown + LaTeX) into $(FIG). Records live in $(RUNS).
+# It ends with one line per output of FIGURES: made, reused (up to date), skipped (the reason and the
+# command that makes its records) or failed. Each script records its outcome in $(STATUS) (FIGRUN; a
+# failing script does not stop the others); the summary exits 0 only when every skipped output needs
+# real data the user does not have. A failing CPU experiment ($(RUNS)/*/.done) stops make at once.
 RUNS := runs
 FIG := paper_figures/out
 PY := $(BIN)/python
 FIGURES := twomoon_figure.png twomoon_table.md ablation_table.md noise_sweep.png expansion_figure.png nyudv2_figure.png \
            table_mfeat.md table_ravdess.md table_nyudv2.md table_vggsound.md table_audioset-vggsound.md
+STATUS = $(FIG)/.status
+STARTED := $(shell date +%s)
+FIGLIB := paper_figures/_common.py paper_figures/_status.py paper_figures/summary.py
+FIGRUN = $(PY) paper_figures/summary.py run $(STATUS)/$(@F).json --
 
-figures: $(addprefix $(FIG)/,$(FIGURES))
+figures: $(addprefix $(FIG)/,$(FIGURES)) | $(VENV)/.installed
+	@$(PY) paper_figures/summary.py show --out $(FIG) --status $(STATUS) --since $(STARTED) $(FIGURES)
 
 # TwoMoon: records already in $(RUNS)/twomoon (e.g. `make demo`'s, which has no ablation) are reused,
 # never overwritten; the command runs only when the ablation records are missing, and says why.
@@ -85,15 +99,15 @@ $(SIMULATE_OUTPUTS): RECORDS = $(RUNS)/simulate
 $(FIG)/nyudv2_figure.png: FORCE  # needs real data: says which command makes the records when they are missing
 $(FIG)/nyudv2_figure.png: RECORDS = $(RUNS)/nyudv2
 
-$(FIG)/%.png: paper_figures/%.py paper_figures/_common.py
-	$(PY) $< --runs $(RECORDS) --out $(FIG)
+$(FIG)/%.png: paper_figures/%.py $(FIGLIB) | $(VENV)/.installed
+	-$(FIGRUN) $(PY) $< --runs $(RECORDS) --out $(FIG)
 
-$(FIG)/%.md: paper_figures/%.py paper_figures/_common.py
-	$(PY) $< --runs $(RECORDS) --out $(FIG)
+$(FIG)/%.md: paper_figures/%.py $(FIGLIB) | $(VENV)/.installed
+	-$(FIGRUN) $(PY) $< --runs $(RECORDS) --out $(FIG)
 
 # Real-data tables need real data: without records the script says which command makes them.
-$(FIG)/table_%.md: paper_figures/realdata_table.py paper_figures/_common.py $(VENV)/.installed FORCE
-	$(PY) $< $* --runs $(RUNS) --out $(FIG)
+$(FIG)/table_%.md: paper_figures/realdata_table.py $(FIGLIB) $(VENV)/.installed FORCE
+	-$(FIGRUN) $(PY) $< $* --runs $(RUNS) --out $(FIG)
 
 FORCE:
 

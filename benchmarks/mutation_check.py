@@ -96,11 +96,11 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---- the eight an audit found uncaught ----
     Mutant("selection-scores-test-split", SEEDS,
            "            inputs = self.val[:modalities]\n"
-           "            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), "
-           "self.val_labels",
+           "            return (Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary),\n"
+           '                              name=f"val_{self.task.primary}"), self.val_labels)',
            '            inputs = (self.t["test_alpha"], self.t["test_beta"])[:modalities]\n'
-           "            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), "
-           "torch.as_tensor(self.split.test_labels)",
+           "            return (Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary),\n"
+           '                              name=f"val_{self.task.primary}"), torch.as_tensor(self.split.test_labels))',
            "model selection scores the test split instead of the validation data (SeedRun.selection)",
            (T_LEAK,), k=FAST_TASKS, timeout=180),
     Mutant("teacher-trains-on-du-true-labels", SEEDS,

@@ -105,6 +105,9 @@ def prepare(task, raw, out, overrides, workers):
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for run records and checkpoints (re-running resumes).")
+@click.option("--name", default=None, metavar="NAME",
+              help="What the records and the table call your data, e.g. breast-cancer (letters, digits, - and _) "
+                   "[default: the task's name]; the records' config still names the task.")
 @click.option("--seeds", default=None, callback=parse_seeds,
               help="Initialisation seeds, comma-separated (the split has its own); one seed alone: 3,  "
                    "[default: 0,1,2,3,4]")
@@ -116,19 +119,26 @@ def prepare(task, raw, out, overrides, workers):
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
 @click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also log per-epoch loss and selection score for TensorBoard here.")
+              help="Also log per-epoch loss, selection score and learning rate for TensorBoard here.")
+@click.option("--log-every", type=click_type(TrainConfig, "log_every"), default=None, metavar="N",
+              help="A line per member on stderr every N epochs: loss, selection score, lr, s/epoch (train.log_every).")
 @user_errors
 @threads_option(small=_small_task)
-def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard):
+def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard, log_every, name):
     """Train every method × seed of TASK and print the table (records with --out)."""
+    overrides = overrides + (f"train.log_every={log_every}",) if log_every is not None else overrides
     from mke_experiments.config import resolve_config
-    from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, run_split
+    from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, records_table, run_split
     from mke_experiments.train import distributed
-    from mke_theory.results.stats import compare_methods, records_frame, summarize
-    from mke_theory.results.tables import format_table
 
     seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
     spec = _task_with_data(task, data)
+    if name is not None:  # ExperimentConfig.name, checked before the data are read
+        from mke_experiments.config import check_name
+        from mke_experiments.protocol.seeds import task_name
+
+        overrides += (f"name={check_name(name)}",)
+        task_name(resolve_config(spec, overrides, epochs))
     if distributed_init():
         click.echo(f"distributed: world size {distributed()[1]}", err=True)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
@@ -151,14 +161,9 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
         return
     if split.meta.get("leaky"):
         click.echo("WARNING: split=random puts clips of the same actor in train and test (leaky protocol).")
-    frame = records_frame(records)
-    if not frame.empty:
-        metric, tests = f"test_{spec.primary}", None
-        if len(seeds) > 1 and "teacher" in methods and len(methods) > 1 and (frame["method"] == "teacher").any():
-            tests = compare_methods(frame, metric, baseline="teacher")  # not without a teacher row
-        teacher = "; teacher: external (its predictions from the bundle)" if plan.external_teacher else ""
-        click.echo(format_table(summarize(frame, metric), tests, caption=f"{task}: test {spec.primary} (%), "
-                                f"{len(seeds)} seeds, model selection: {plan.selection}{teacher}"))
+    table = records_table(records, cfg, plan)  # the table fit_mke's result prints too
+    if table:
+        click.echo(table)
     if out is not None:
         click.echo(f"records in {out}/ (finished runs are skipped when the command is run again)")
 
@@ -269,16 +274,18 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides, json_ou
         click.echo(f"written to {json_out}", err=True)
 
 
-def _default_metric(frame, runs) -> str:
+def _default_metric(frame, runs, trained_by: dict | None = None) -> str:
     """The metric a table of ``frame`` shows without ``--metric``: each task's primary (``test_<primary>``)
     where the task is registered and its records hold it, else test_accuracy, else the first one found;
-    tasks that disagree are an error asking for ``--metric`` or ``--task``."""
+    tasks that disagree are an error asking for ``--metric`` or ``--task``. ``trained_by``: the task that
+    trained the records of a name (``mke-exp run TASK --name NAME``: NAME → TASK)."""
     from mke_experiments.tasks import TASKS
 
     chosen = {}
     for name, rows in frame.groupby("task", sort=True):
         metrics = list(dict.fromkeys(rows["metric"]))
-        primary = f"test_{TASKS[name].primary}" if name in TASKS else None
+        kind = (trained_by or {}).get(name, name)
+        primary = f"test_{TASKS[kind].primary}" if kind in TASKS else None
         chosen[name] = (primary if primary in metrics else
                         "test_accuracy" if "test_accuracy" in metrics else metrics[0])
     if len(set(chosen.values())) > 1:
@@ -301,26 +308,30 @@ def _baseline(value: str):
 @click.option("--test", type=click.Choice(["t", "wilcoxon"]), default="t", help="Paired test over shared seeds.")
 @click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
               help="Significance level after Holm correction.")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "latex"]), default="markdown")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "csv"]), default="markdown",
+              help="csv: one row per (task, method, variant) with the numbers unrounded, as fractions.")
 @click.option("--bootstrap", is_flag=True,
               help="Also list percentile-bootstrap intervals per cell (seeded; warns below 10 runs, where they "
-                   "cover far less than 95 %).")
+                   "cover far less than 95 %; csv: as columns).")
 @user_errors
 def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     """Print the table of a folder of run records: mean ± std, 95 % CI, and vs a baseline the paired
-    difference with its 95 % t interval, d_z and the Holm-corrected p of a paired test."""
+    difference with its 95 % t interval, d_z and the Holm-corrected p of a paired test. An external
+    teacher is one fixed value (n = 1, a Wilson interval over its test samples), tested against by a
+    one-sample test of each method's seeds. --format csv writes the same numbers machine-readable."""
     from mke_theory.core.records import read_records
     from mke_theory.results.stats import compare_methods, records_frame, summarize
-    from mke_theory.results.tables import format_bootstrap, format_table
+    from mke_theory.results.tables import format_bootstrap, format_table, table_frame
 
-    frame = records_frame(read_records(runs))
+    records = read_records(runs)
+    frame = records_frame(records)
     if frame.empty:
         raise MKEError(f"{runs} holds no run records (*.json)")
     if task is not None:
         if task not in set(frame["task"]):
             raise MKEError(f"no records of task {task!r} in {runs}; tasks: {', '.join(sorted(set(frame.task)))}")
         frame = frame[frame["task"] == task]
-    metric = metric or _default_metric(frame, runs)
+    metric = metric or _default_metric(frame, runs, {r["task"]: r["config"].get("task", r["task"]) for r in records})
     if metric not in set(frame["metric"]):
         raise MKEError(f"no records in {runs} hold metric {metric!r}; metrics: "
                        f"{', '.join(sorted(set(frame['metric'])))}; pass one of them as --metric")
@@ -328,10 +339,15 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     base = _baseline(baseline)
     has_base = (frame["method"] == (base if isinstance(base, str) else base[0])).any()
     comparisons = compare_methods(frame, metric, baseline=base, test=test, alpha=alpha) if has_base else None
-    caption = f"{metric} (%), mean ± std over seeds, records in {runs}"
-    click.echo(format_table(summary, comparisons, fmt=fmt, caption=caption))
-    if bootstrap:
-        click.echo("\n" + format_bootstrap(summary))
+    if fmt == "csv":  # the same frames as the tables, as numbers; what a caption says is in the columns
+        click.echo(table_frame(summary, comparisons, metric=metric).to_csv(index=False), nl=False)
+        if bootstrap:
+            click.echo(format_bootstrap(summary), err=True)  # the intervals' label and warning; columns above
+    else:
+        caption = f"{metric} (%), mean ± std over seeds, records in {runs}"
+        click.echo(format_table(summary, comparisons, fmt=fmt, caption=caption))
+        if bootstrap:
+            click.echo("\n" + format_bootstrap(summary))
     if comparisons is None:
         click.echo(f"(no significance tests: baseline {baseline!r} has no records here)", err=True)
 
@@ -371,6 +387,54 @@ def predict(run_dir, data, method, seed, out_file):
     atomic_write(out_file, lambda f: np.savez(f, pred=pred, probs=probs))
     click.echo(f"{len(pred)} predictions of {method} (seed {chosen.name.split('__seed')[1].split('__')[0]}) "
                f"written to {out_file}", err=True)
+
+
+def _levels(ctx, param, value):
+    try:
+        levels = sorted({0.0, *(float(v) for v in value.split(",") if v.strip())})
+    except ValueError:
+        raise click.BadParameter(f"comma-separated numbers, e.g. 0,0.5,1; got {value!r}") from None
+    if len(levels) < 2 or any(not (0 <= s < float("inf")) for s in levels):
+        raise click.BadParameter(f"at least one finite level above 0 (0, the clean input, is always added); "
+                                 f"got {value!r}")
+    return tuple(levels)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Tasks run with --data (arrays): the run's bundle, or an npz with its raw test_alpha, test_beta "
+                   "and test_labels. mfeat rebuilds its test set from the records.")
+@click.option("--levels", default="0,0.25,0.5,1,2", callback=_levels,
+              help="Noise levels σ: Gaussian noise of σ × each feature's training std (0 is always included).")
+@click.option("--baseline", default="teacher", help="Method whose curve effective robustness is measured against.")
+@click.option("--noise-seed", type=click.IntRange(0), default=0, help="Seed of the one noise draw all models share.")
+@click.option("--task", default=None, help="Only this task (a folder with models of several tasks needs it).")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the figure (.png or .pdf)  [default: RUN_DIR/robustness.png]")
+@user_errors
+@threads_option(small=True)
+def robustness(run_dir, data, levels, baseline, noise_seed, task, figure):
+    """Robustness at test time: every saved model of RUN_DIR with β (then α) removed or noised; prints
+    MultiBench's relative and effective robustness per method and draws accuracy against the noise level."""
+    from mke_experiments.protocol.robustness import evaluate
+    from mke_theory.results.robustness import format_robustness, plot_robustness, summarize_robustness
+
+    result = evaluate(run_dir, data=data, levels=levels, noise_seed=noise_seed, task=task)
+    frame = result.frame
+    if baseline not in set(frame["method"]):
+        click.echo(f"(no effective robustness: baseline {baseline!r} has no model in {run_dir})", err=True)
+    summary = summarize_robustness(frame, baseline=baseline)
+    name = frame["task"].iloc[0]
+    caption = (f"{name}: test accuracy (%), mean ± std over seeds, models in {run_dir}; noise σ × the feature's "
+               f"training std (one draw, seed {noise_seed}); removed: the training mean put in; features zeroed: "
+               "as modality dropout")
+    click.echo(format_robustness(summary, caption=caption, baseline=baseline))
+    for note in result.notes:
+        click.echo(f"NOTE: {note}", err=True)
+    figure = figure or run_dir / "robustness.png"
+    plot_robustness(frame, figure, title=f"{name}: robustness at test time")
+    click.echo(f"figure written to {figure}", err=True)
 
 
 if __name__ == "__main__":

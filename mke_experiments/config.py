@@ -15,11 +15,23 @@ import copy
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import LOSS_FORMS
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")  # ExperimentConfig.name: safe in a file name
+# (and no "__", which separates the parts of the run's file names)
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name a run's records (``NAME_PATTERN``), else a one-sentence ``MKEError``."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise MKEError(f"name {name!r} names the record files, so it may hold only letters, digits and single - or _ "
+                       "between them (e.g. breast-cancer)")
+    return name
 
 
 def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bool = False, choices=None,
@@ -27,17 +39,22 @@ def limit(default, low=None, high=None, *, low_open: bool = False, high_open: bo
     """A dataclass field with its allowed values declared once: a range (closed unless ``*_open``;
     numbers must be finite) or a tuple of ``choices``. ``record=False`` marks a field that says how a
     run is carried out, not what it computes (e.g. how often it checkpoints): it is left out of the
-    record's config and hash (``record_dict``), so changing it never retrains or orphans a record."""
+    record's config and hash (``record_dict``), so changing it never retrains or orphans a record.
+    ``record="if_set"`` marks a field added after records existed whose default computes what the runs
+    before it computed (e.g. early stopping, off): it enters the record only when set to another value,
+    so the records of its default keep their config and hash."""
     return field(default=default, metadata=dict(low=low, high=high, low_open=low_open, high_open=high_open,
                                                 choices=choices, record=record))
 
 
 def record_dict(config) -> dict:
-    """``dataclasses.asdict(config)`` without the fields declared ``record=False``: what a record stores."""
+    """``dataclasses.asdict(config)`` without the fields declared ``record=False`` (and those declared
+    ``record="if_set"`` at their default): what a record stores."""
     out = {}
     for spec in dataclasses.fields(config):
         value = getattr(config, spec.name)
-        if not spec.metadata.get("record", True):
+        record = spec.metadata.get("record", True)
+        if not record or (record == "if_set" and value == spec.default):
             continue
         out[spec.name] = record_dict(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
     return out
@@ -115,6 +132,9 @@ class TrainConfig:
     workers: int = limit(2, 0, record=False)  # data-loader processes for data read from a prepared cache (0: the
     # training process reads); in-memory data (mfeat, arrays, TwoMoon) is sliced directly and needs none
     prefetch: int = limit(4, 1, record=False)  # batches each loader process reads ahead
+    early_stopping: int = limit(0, 0, record="if_set")  # patience: a member stops once its selection score has not
+    # improved for this many epochs (0: off; needs model selection: train.selection=val or agreement)
+    log_every: int = limit(0, 0, record=False)  # a line per member on stderr every this many epochs (0: none)
 
 
 @dataclass(frozen=True)
@@ -136,6 +156,13 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     mke: MKEConfig = field(default_factory=MKEConfig)
     prepare: Any = None  # the task's prepare-time config (None: the task reads its data directly)
+    name: str = limit("", record=False)  # what records and tables call the run's data (mke-exp run --name),
+    # "": the task's name. A label, not what a run computes: records keep it as their ``task`` (and file
+    # names), while their config still says ``task`` (which task trained them) and keeps its hash
+
+    def __post_init__(self):
+        if self.name:
+            check_name(self.name)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,8 +229,11 @@ def _set(node, path, value, key):
 
 
 def check(config: ExperimentConfig) -> None:
-    """Every declared limit, then each data config's own cross-field rules (``validate``)."""
+    """Every declared limit, the train group's cross-field rule, then each data config's own (``validate``)."""
     check_limits(config, "")
+    if config.train.early_stopping and config.train.selection == "last":
+        raise MKEError("train.early_stopping stops on the model-selection score, which train.selection=last does "
+                       "not compute: use train.selection=val or agreement, or leave train.early_stopping at 0")
     for group in (config.data, config.prepare):
         validate = getattr(group, "validate", None)
         if validate is not None:

@@ -133,6 +133,9 @@ SELECTABLE = {
 
 
 # How tables name each metric (as test-set percentages).
+# the metrics that are the share of test samples a model gets right: a fixed value of them (an external
+# teacher's) gets a Wilson interval over the test samples (mke_theory.results.stats.wilson_interval)
+PROPORTIONS = ("accuracy", "top1", "top5")
 LABELS = {"accuracy": "test accuracy (%)", "macro_f1": "test macro-F1 (%)", "top1": "top-1 accuracy (%)",
           "top5": "top-5 accuracy (%)", "map": "mAP (%)", "miou": "test mIoU (%)",
           "pixel_accuracy": "pixel accuracy (%)"}

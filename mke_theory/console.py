@@ -15,8 +15,10 @@ two-core machine TwoMoon took 62.7 s of CPU with the default threads and 6.4 s w
   processes ``torchrun`` starts on this machine (``LOCAL_WORLD_SIZE``);
 * ``--threads N`` on the command line, or else the environment variable ``MKE_THREADS=N``, overrides both.
 
-The command-line tools apply the choice (``threads_option``); the Python API leaves torch's setting alone (call
-``set_threads`` yourself). Torch is imported only when the choice is applied, so importing this module stays light.
+The command-line tools apply the choice (``threads_option``) for the whole process. ``fit_mke`` applies it for
+the length of the call (``torch_threads``, its ``threads=`` argument in place of ``--threads``) and then gives
+torch back the count it had; elsewhere the Python API leaves torch's setting alone (call ``set_threads`` or
+``torch_threads`` yourself). Torch is imported only when the choice is applied, so importing this module stays light.
 """
 
 from __future__ import annotations
@@ -81,6 +83,27 @@ def set_threads(requested=None, *, small: bool = False) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+@contextmanager
+def torch_threads(requested=None, *, small: bool = False):
+    """``set_threads`` for the length of a ``with`` block, then torch's previous count again (also on an error),
+    so that a caller's process is left as it was. Yields the count used::
+
+        with torch_threads(None, small=True):    # 1 thread, or $MKE_THREADS
+            ...
+    """
+    n = choose_threads(requested, small=small)  # a bad value fails here, before torch is touched
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def threads_option(small):

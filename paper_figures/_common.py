@@ -1,5 +1,8 @@
 """What every paper_figures script shares: arguments, reading records, writing outputs.
 
+Under ``make figures`` each script also records its outcome (``_status``): made when it writes its output,
+skipped when its records are missing, with the reason and the command that makes them; ``summary.py`` prints them.
+
 Scripts read run records through ``mke_theory.core.records``, compute every number through
 ``mke_theory.results.stats``, write tables with ``mke_theory.results.tables`` and take published numbers from
 ``mke_theory.results.reference``; plotting code (``mke_theory.results.plots``, colours from
@@ -11,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import _status
 
 from mke_theory.core.records import RecordError, read_records
 
@@ -24,16 +29,38 @@ def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def records_for(runs: Path, task: str, hint: str) -> list[dict] | None:
-    """The records of ``task`` under ``runs``; None (and a message) when there are none."""
+def records_for(runs: Path, task: str, hint: str, needs_data: bool = False) -> list[dict] | None:
+    """The records of ``task`` under ``runs``; None (and a message naming ``hint``, the command that makes them) when
+    there are none. ``needs_data``: the records need a real data set the user may not have (then ``make figures``
+    skips the output and still succeeds)."""
     try:
         records = [r for r in read_records(runs) if r["task"] == task] if runs.is_dir() else []
     except RecordError as e:
         sys.exit(f"Error: {e}")
     if not records:
         print(f"no runs for {task}: run {hint}")
+        why = f"no records of {task} in {runs}" + (" (they need the real data)" if needs_data else "")
+        _status.report("skipped", why, hint, needs_data)
         return None
     return records
+
+
+RAW = {"nyudv2": "nyu_depth_v2_labeled.mat"}  # what --raw points at, where the README names it
+
+
+def records_command(name: str, out: Path) -> str:
+    """The commands that make the records of mke-exp task ``name`` in ``out``: mfeat ships its data, the others are
+    prepared from their download first (audioset-vggsound also reads a prepared AudioSet cache)."""
+    from mke_experiments.tasks import TASKS
+
+    task = TASKS[name]
+    if not task.needs_data:
+        return f"mke-exp run {name} --out {out}"
+    steps = [f"mke-exp prepare {name} --raw {RAW.get(name, 'DOWNLOAD')} --out CACHE"] if task.prepare else []
+    extra = sorted(task.extra_prepare or {})  # a second data set, passed as data.<its name>
+    steps += [f"mke-exp prepare {e} --raw {e.upper()}_DOWNLOAD --out {e.upper()}_CACHE" for e in extra]
+    sets = "".join(f" --set data.{e}={e.upper()}_CACHE" for e in extra)
+    return " && ".join([*steps, f"mke-exp run {name} --data CACHE{sets} --out {out}"])
 
 
 def write_table(out: Path, name: str, markdown: str, latex: str) -> None:
@@ -41,6 +68,7 @@ def write_table(out: Path, name: str, markdown: str, latex: str) -> None:
     (out / f"{name}.md").write_text(markdown + "\n")
     (out / f"{name}.tex").write_text(latex + "\n")
     print(f"wrote {out / name}.md and .tex")
+    _status.report("made")
 
 
 def write_figure(fig, out: Path, name: str) -> None:
@@ -50,3 +78,4 @@ def write_figure(fig, out: Path, name: str) -> None:
     fig.savefig(out / f"{name}.png", dpi=150, bbox_inches="tight", metadata=metadata)
     fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata=metadata)
     print(f"wrote {out / name}.png and .pdf")
+    _status.report("made")

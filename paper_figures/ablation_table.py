@@ -10,7 +10,7 @@ from mke_theory.results.tables import format_table
 from mke_theory.toy.twomoon import ABLATION_TASK
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
-records = records_for(args.runs, ABLATION_TASK, "mke-theory twomoon --ablation --out runs/twomoon")
+records = records_for(args.runs, ABLATION_TASK, f"mke-theory twomoon --ablation --out {args.runs}")
 if records is None:
     sys.exit(0)
 frame = records_frame(records)

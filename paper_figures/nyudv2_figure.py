@@ -5,12 +5,12 @@ student on the first four test images (the paper's Figure 3 layout), from the pr
 import sys
 
 import numpy as np
-from _common import arguments, records_for, write_figure
+from _common import arguments, records_command, records_for, write_figure
 
 from mke_theory.core.methods import LABELS
 
 args = arguments(__doc__.splitlines()[0], "runs/nyudv2")
-records = records_for(args.runs, "nyudv2", "mke-exp run nyudv2 --data CACHE --out runs/nyudv2")
+records = records_for(args.runs, "nyudv2", records_command("nyudv2", args.runs), needs_data=True)
 if records is None:
     sys.exit(0)
 folder = args.runs / "examples"

@@ -6,7 +6,7 @@ Records are read from RUNS/TASK; without them the script says which command make
 
 import sys
 
-from _common import arguments, records_for, write_table
+from _common import arguments, records_command, records_for, write_table
 
 from mke_experiments.metrics import LABELS
 from mke_experiments.tasks import TASKS
@@ -19,8 +19,8 @@ args = arguments(__doc__.splitlines()[0], "runs",
 task = TASKS[args.task]  # the task says its metric and, where the paper has one, the reference column
 metric, what = f"test_{task.primary}", LABELS[task.primary]
 reference = None if task.reference is None else {m: f"{v:.2f}" for m, v in task.reference.items()}
-data = "" if not task.needs_data else " --data CACHE"  # mfeat ships its data; the others need prepare first
-records = records_for(args.runs / args.task, args.task, f"mke-exp run {args.task}{data} --out runs/{args.task}")
+records = records_for(args.runs / args.task, args.task, records_command(args.task, args.runs / args.task),
+                      needs_data=task.needs_data)
 if records is None:
     sys.exit(0)
 frame = records_frame(records)

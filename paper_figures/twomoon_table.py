@@ -10,7 +10,7 @@ from mke_theory.results.tables import format_table
 from mke_theory.toy.twomoon import TASK
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
-records = records_for(args.runs, TASK, "mke-theory twomoon --out runs/twomoon")
+records = records_for(args.runs, TASK, f"mke-theory twomoon --out {args.runs}")
 if records is None:
     sys.exit(0)
 frame = records_frame(records)

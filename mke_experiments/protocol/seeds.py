@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from mke_experiments import metrics
 from mke_experiments.config import ExperimentConfig, record_dict
 from mke_experiments.data.rows import concat, is_lazy
+from mke_experiments.metrics import PROPORTIONS
 from mke_experiments.protocol.check import check_arrays, dense_labels, vector_inputs
 from mke_experiments.protocol.files import RunFiles
 from mke_experiments.protocol.plan import METHODS, Plan, external_teacher
@@ -60,6 +61,20 @@ def run_config(cfg: ExperimentConfig, split: MultimodalSplit) -> dict:
             h.update(f"{key}:{a.dtype.str}{a.shape};".encode() + a.tobytes())
         config.update(teacher="external", teacher_output_id=h.hexdigest()[:12])
     return config
+
+
+def task_name(cfg: ExperimentConfig) -> str:
+    """What a run's records, tables and files call it: ``cfg.name`` (``mke-exp run TASK --name NAME``), or the
+    task's name when it has none; the record's config keeps ``task``, the task that trained it. The name of
+    another registered task is refused: its records would mix with that task's."""
+    from mke_experiments.tasks import TASKS
+
+    if not cfg.name or cfg.name == cfg.task:
+        return cfg.task
+    if cfg.name in TASKS:
+        raise MKEError(f"--name {cfg.name} is the name of another task; choose a name of your own for the records "
+                       f"of {cfg.task}")
+    return cfg.name
 
 
 @dataclass
@@ -97,6 +112,7 @@ class SeedRun:
         self.cfg, self.split, self.seed, self.files, self.device = cfg, split, seed, files, device
         self.student = student  # a user's MM student network: student() -> nn.Module, or None (the task's)
         self.task = get_task(cfg.task)
+        self.name = task_name(cfg)  # what the records and files say: the task's name, or the run's --name
         self.progress, self.stop_after = progress, stop_after
         self.world = distributed()[1]
         self.config = run_config(cfg, split)
@@ -125,15 +141,17 @@ class SeedRun:
         modalities = 2 if method.multimodal else 1
         if self.cfg.train.selection == "val" and self.val is not None:
             inputs = self.val[:modalities]
-            return Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary)), self.val_labels
+            return (Selection(inputs, self.primary_score, metrics.needs_scores(self.task.primary),
+                              name=f"val_{self.task.primary}"), self.val_labels)
         if self.cfg.train.selection == "agreement" and pl is not None and pl.held_out is not None:
             held = pl.held_out
             inputs = (self.t["unlabeled_alpha"][held], self.t["unlabeled_beta"][held])[:modalities]
-            return Selection(inputs, metrics.agreement), torch.as_tensor(pl.predicted[held])
+            return Selection(inputs, metrics.agreement, name="agreement"), torch.as_tensor(pl.predicted[held])
         return None, None  # the teacher cannot be selected by agreement with itself
 
     def interrupted(self, fitted) -> bool:
-        return self.stop_after is not None and len(fitted.history) < self.cfg.train.epochs
+        return (self.stop_after is not None and len(fitted.history) < self.cfg.train.epochs
+                and fitted.stopped_epoch is None)  # stopped early: done
 
     # ---- the steps -----------------------------------------------------------------------------------
     def build(self, method: Method):
@@ -252,9 +270,13 @@ class SeedRun:
             probs = np.eye(split.n_classes, dtype=np.float32)[pred]
         scores = np.log(np.clip(probs, 1e-12, None)) if self.task.scores else probs.argmax(axis=1)
         metrics = {f"test_{k}": v for k, v in self.task.evaluate(scores, split.test_labels, split.n_classes).items()}
-        record = make_record(self.cfg.task, "teacher", self.seed, metrics, self.config, 0.0,
+        record = make_record(self.name, "teacher", self.seed, metrics, self.config, 0.0,
                              hardware="external (predictions from the bundle)", split_id=split.split_id)
         record["best_epoch"] = None
+        # one fixed value for every seed: tables give it a Wilson interval over these test samples
+        # (mke_theory.results.stats.summarize), for the metrics that are a share of them
+        record["n_test"] = int(len(split.test_labels))
+        record["proportion_metrics"] = [f"test_{k}" for k in PROPORTIONS if f"test_{k}" in metrics]
         self.files.write(record, keep_checkpoint=False)
         return record
 
@@ -290,7 +312,7 @@ class SeedRun:
         metrics.update(extra)
         if self.val is not None:
             metrics[f"val_{primary}"] = self.metrics_of(model, self.val[:modalities], split.val_labels)[primary]
-        record = make_record(self.cfg.task, method.name, self.seed, metrics, self.config, fitted.wall_time_s,
+        record = make_record(self.name, method.name, self.seed, metrics, self.config, fitted.wall_time_s,
                              history=fitted.history, hardware=hardware(self.device), world_size=self.world,
                              split_id=split.split_id, ensemble_size=fitted.members)
         record["best_epoch"] = fitted.best_epoch
@@ -346,7 +368,7 @@ def train_method(runs: list[SeedRun], method: Method, pls: list, stacked: bool =
         run.files.start_fresh(method.name)
         checkpoint = run.files.checkpoint(method.name) if run.cfg.train.checkpoint else None
         members.append(Member(run.build(method), targets, run.seed, checkpoint, run.files.identity(method.name),
-                              run.files.log_dir(method.name), select_on))
+                              run.files.log_dir(method.name), select_on, scalars=extra))
         extras.append(extra)
     (inputs, selection), first = shared, runs[0]
     train = functools.partial(fit, inputs=inputs, cfg=first.cfg.train, mke=first.cfg.mke,
@@ -376,7 +398,8 @@ def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METH
             raise MKEError(f"{out / 'checkpoints'} is a file, but --out needs a folder of that name for "
                            "checkpoints: move the file or choose another --out")
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    runs = [SeedRun(cfg, split, seed, RunFiles(out, cfg.task, seed, config_hash(config), split.split_id, force=force,
+    name = task_name(cfg)
+    runs = [SeedRun(cfg, split, seed, RunFiles(out, name, seed, config_hash(config), split.split_id, force=force,
                                                 rank=rank, tensorboard=tensorboard), device, progress, stop_after,
                     student)
             for seed in seeds]

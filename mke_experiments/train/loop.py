@@ -17,12 +17,24 @@ modules.
 Read top to bottom: ``fit`` resumes each member from its checkpoint and trains the members that resume from one
 epoch together (``_fit``), which sets up (``stacking.Stack``, ``stacking.Generators``, ``optim.Optimizer``,
 ``checkpoints.restore``) and runs epoch after epoch ``train_one_epoch`` (one ``train_step`` per batch), model
-selection, the history and TensorBoard, and when due ``checkpoints.write_checkpoint``; then it hands back each
-member's selected weights.
+selection, early stopping, the history, TensorBoard and the log lines, and when due
+``checkpoints.write_checkpoint``; then it hands back each member's selected weights.
+
+Early stopping (``train.early_stopping``, a patience in epochs; 0: off): a member stops after the epoch at which
+its selection score has not improved (``Selection``: strictly higher) for ``patience`` epochs; that epoch's history
+entry says ``stopped_early: True`` and its checkpoint is written then. A stopped member is done: its best epoch's
+weights are what it hands back, its history, selection and checkpoint never change again. Stacked members stop
+each on its own: a stopped member still rides along in the shared forward and backward passes (its slice of the
+stacked weights keeps moving but is never read again; the other members' arithmetic does not depend on it), and
+the loop ends once every member stopped. The patience counter is ``epoch - best_epoch`` of the member's ``Track``,
+which its checkpoint keeps, so a resumed run stops where an uninterrupted one does. Early stopping acts on model
+selection; a fit without it (no validation data) is an ``MKEError``, except under ``train.selection=agreement``,
+whose teacher cannot be selected (agreement with itself) and trains every epoch.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,8 +67,10 @@ class Member:
     seed: int = 0  # shuffling, T, dropout and modality dropout draw from generators seeded with it
     checkpoint: Path | None = None  # written and resumed from (``fit``); None: none
     identity: dict | None = None  # what the run is, stored in the checkpoint (``load_checkpoint``)
-    log_dir: Path | None = None  # TensorBoard folder for the per-epoch loss and selection score
+    log_dir: Path | None = None  # TensorBoard folder for the per-epoch loss, selection score and learning rate
     select_on: object = None  # the labels ``Selection.metric`` scores this member's predictions against
+    scalars: dict = field(default_factory=dict)  # written once to its TensorBoard at step 0 (e.g. the accuracy of
+    # the pseudo labels it learns from, where D_u's labels are known)
 
 
 @dataclass
@@ -68,6 +82,7 @@ class Selection:
     inputs: tuple
     metric: Callable
     scores: bool = False  # the metric reads class scores (n, K), not predicted classes (e.g. mAP)
+    name: str = "selection_score"  # what the score is, in log lines and TensorBoard (e.g. val_accuracy, agreement)
 
 
 @dataclass
@@ -78,6 +93,7 @@ class FitResult:
     wall_time_s: float = 0.0  # of the whole fit divided by its members
     resumed_from: int = 0  # epochs that came from a checkpoint
     members: int = 1  # how many members trained in the same loop
+    stopped_epoch: int | None = None  # the epoch after which early stopping stopped it (None: it did not)
 
 
 def fit(members: list[Member], inputs: tuple, cfg: TrainConfig, mke: MKEConfig | None = None,
@@ -98,6 +114,8 @@ def fit(members: list[Member], inputs: tuple, cfg: TrainConfig, mke: MKEConfig |
     regularised : apply the perturbations T (``perturb``, the model's dropout) and the MKE loss
         form of ``mke``; otherwise plain cross entropy on clean inputs.
     selection : per-member model selection after every epoch (``Selection``); None: the last epoch.
+        ``cfg.early_stopping`` stops a member on it (module docstring); ``cfg.log_every`` prints a line per member
+        on stderr every that many epochs (``_log_lines``).
     resume : False trains from scratch whatever the checkpoints hold (``--force``), overwriting them.
     stop_after : stop (as if killed) after this many epochs, with a checkpoint; for resume tests.
     augment : ``augment(inputs, targets, generator) -> (inputs, targets)`` applied to every batch
@@ -138,6 +156,7 @@ def fit(members: list[Member], inputs: tuple, cfg: TrainConfig, mke: MKEConfig |
 def _fit(members, states, inputs, cfg, mke, regularised, device, selection, progress, stop_after, augment,
          perturb) -> list[FitResult]:
     """``fit`` for members that all start at the same epoch (``states``: their checkpoints or None)."""
+    patience = _patience(cfg, selection)
     rank, world = distributed()
     models = [m.model for m in members]
     stacked = stacks(models, world)
@@ -151,6 +170,10 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
             start = restore(m, s, state, stack, opt, generators, tracks[s])
     stack.distribute(world)
     writers = [_tensorboard(m.log_dir) if m.log_dir is not None and rank == 0 else None for m in members]
+    for m, writer in zip(members, writers):
+        for key, value in (m.scalars.items() if writer is not None else ()):
+            writer.add_scalar(key, value, 0)
+    stopped = [bool(t.history) and bool(t.history[-1].get("stopped_early")) for t in tracks]  # resumed stopped
     loss = Loss(regularised, perturb, dict(loss_form=mke.loss_form, gamma=mke.gamma) if regularised else {},
                 cfg.amp and device.type == "cuda", device)
     targets = torch.stack([m.targets for m in members]) if stacked else members[0].targets
@@ -158,23 +181,56 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
     read_selection = (Batches(selection.inputs, device, cfg.workers, cfg.prefetch)
                       if selection is not None else None)
     end = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
+    score_name = None if selection is None else selection.name
     t0 = last_write = time.perf_counter()
     for epoch in range(start, end):
+        active = [s for s in range(len(members)) if not stopped[s]]  # a stopped member's epochs are not its own
+        if not active:
+            break
+        t_epoch = time.perf_counter()
         entries = train_one_epoch(stack, opt, loss, read, targets, generators, epoch, cfg.batch_size, augment,
                                   progress, rank, world)
         if selection is not None:
-            _select(stack, read_selection, selection, members, tracks, entries, epoch)
-        _log(tracks, entries, writers, epoch)
-        if rank == 0 and (time.perf_counter() - last_write >= cfg.checkpoint_every_s or epoch == end - 1):
-            for s, m in enumerate(members):
-                if m.checkpoint is not None:
-                    write_checkpoint(m, s, epoch, stack, opt, generators, tracks[s])
-            last_write = time.perf_counter()
+            _select(stack, read_selection, selection, members, tracks, entries, epoch, active)
+        stopping = [s for s in active if patience and epoch - tracks[s].best_epoch >= patience]
+        for s in stopping:
+            _stop(stack, tracks[s], entries[s], epoch, s)
+            stopped[s] = True
+        _log(tracks, entries, writers, epoch, active, cfg.lr, score_name)
+        if rank == 0 and cfg.log_every and ((epoch + 1) % cfg.log_every == 0 or stopping):
+            _log_lines(members, tracks, entries, active, epoch, cfg, time.perf_counter() - t_epoch, stopping,
+                       score_name)
+        due = time.perf_counter() - last_write >= cfg.checkpoint_every_s or epoch == end - 1 or all(stopped)
+        if rank == 0 and (due or stopping):
+            for s in active if due else stopping:  # a member that stops is written then, and never again
+                if members[s].checkpoint is not None:
+                    write_checkpoint(members[s], s, epoch, stack, opt, generators, tracks[s])
+            last_write = time.perf_counter() if due else last_write
     for writer in writers:
         if writer is not None:
             writer.close()
     wall = (time.perf_counter() - t0) / len(members)
     return [_result(m, s, stack, tracks[s], selection is not None, wall, start) for s, m in enumerate(members)]
+
+
+def _patience(cfg: TrainConfig, selection: Selection | None) -> int:
+    """The early-stopping patience of a fit: ``cfg.early_stopping`` with model selection, 0 (off) without, where
+    that is the teacher under ``train.selection=agreement`` (module docstring); otherwise an ``MKEError``."""
+    if not cfg.early_stopping or selection is not None:
+        return cfg.early_stopping
+    if cfg.selection == "agreement":
+        return 0
+    raise MKEError(f"train.early_stopping stops on the model-selection score, and this run has none "
+                   f"(train.selection={cfg.selection} without validation data): add a validation set, or leave "
+                   f"train.early_stopping at 0")
+
+
+def _stop(stack: Stack, track: Track, entry: dict, epoch: int, s: int) -> None:
+    """Member s stops after ``epoch`` (early stopping): its entry says so. A member none of whose scores was a
+    number (never selected) keeps this epoch's weights, as a fit without selection keeps its last."""
+    entry["stopped_early"] = True
+    if track.best_state is None:
+        track.best_state, track.best_epoch = stack.copy(s), epoch
 
 
 def train_one_epoch(stack: Stack, opt: Optimizer, loss: Loss, read: Batches, targets: torch.Tensor,
@@ -262,11 +318,12 @@ class Loss:
 
 
 def _select(stack: Stack, read: Batches, selection: Selection, members: list[Member], tracks: list[Track],
-            entries: list[dict], epoch: int) -> None:
-    """Model selection after ``epoch``: each member's score goes into its entry, and a score better than its
-    best so far keeps this epoch's weights."""
+            entries: list[dict], epoch: int, active=None) -> None:
+    """Model selection after ``epoch``: each member's (of ``active``, default all) score goes into its entry, and a
+    score better than its best so far keeps this epoch's weights."""
     predicted = stack.predict(read, len(selection.inputs[0]), scores=selection.scores)
-    for s, (m, track) in enumerate(zip(members, tracks)):
+    for s in range(len(members)) if active is None else active:
+        m, track = members[s], tracks[s]
         value = float(selection.metric(predicted[s], m.select_on))
         entries[s]["selection_score"] = value
         if value > track.best_score:
@@ -274,14 +331,48 @@ def _select(stack: Stack, read: Batches, selection: Selection, members: list[Mem
             track.best_state = stack.copy(s)
 
 
-def _log(tracks: list[Track], entries: list[dict], writers: list, epoch: int) -> None:
-    """Each member's entry into its history and to its TensorBoard writer (None: none)."""
-    for track, entry, writer in zip(tracks, entries, writers):
+def _log(tracks: list[Track], entries: list[dict], writers: list, epoch: int, active=None, lr: float | None = None,
+         score_name: str | None = None) -> None:
+    """Each member's (of ``active``, default all) entry into its history and to its TensorBoard writer (None:
+    none): its loss and ``selection_score``, the score again under its name (``selection/<score_name>``, e.g.
+    ``selection/val_accuracy``) and the learning rate ``lr``."""
+    for s in range(len(tracks)) if active is None else active:
+        track, entry, writer = tracks[s], entries[s], writers[s]
         track.history.append(entry)
-        if writer is not None:
-            for key, value in entry.items():
-                if key != "epoch":
-                    writer.add_scalar(key, value, epoch)
+        if writer is None:
+            continue
+        for key, value in entry.items():
+            if key not in ("epoch", "stopped_early"):
+                writer.add_scalar(key, value, epoch)
+        if score_name is not None and "selection_score" in entry:
+            writer.add_scalar(f"selection/{score_name}", entry["selection_score"], epoch)
+        if lr is not None:
+            writer.add_scalar("lr", lr, epoch)
+
+
+def _log_lines(members: list[Member], tracks: list[Track], entries: list[dict], active: list[int], epoch: int,
+               cfg: TrainConfig, seconds: float, stopping: list[int], score_name: str | None, stream=None) -> None:
+    """One line per member of ``active`` on ``stream`` (default stderr): who (method and seed), the epoch (counted
+    from 1) of ``cfg.epochs``, the training loss, the selection score with the best so far, the learning rate
+    and the seconds of this epoch (of the whole loop, for stacked members), and whether it stopped early. On a
+    terminal the line first clears the one a progress bar is drawing, which draws itself again below."""
+    stream = sys.stderr if stream is None else stream
+    try:
+        clear = "\r\x1b[K" if stream.isatty() else ""
+    except (AttributeError, ValueError):
+        clear = ""
+    for s in active:
+        m, track, entry = members[s], tracks[s], entries[s]
+        who = (m.identity or {}).get("method", f"member {s}")
+        line = f"{who} seed {m.seed}: epoch {epoch + 1}/{cfg.epochs}  loss {entry['loss']:.4f}"
+        if "selection_score" in entry:
+            line += (f"  {score_name} {entry['selection_score']:.4f} (best {track.best_score:.4f} at epoch "
+                     f"{track.best_epoch + 1})")
+        line += f"  lr {cfg.lr:g}  {seconds:.2f} s/epoch"
+        if s in stopping:
+            line += f"  stopped early: no improvement for {cfg.early_stopping} epochs"
+        stream.write(clear + line + "\n")
+    stream.flush()
 
 
 def _result(member: Member, s: int, stack: Stack, track: Track, selected: bool, wall: float,
@@ -295,7 +386,9 @@ def _result(member: Member, s: int, stack: Stack, track: Track, selected: bool, 
         if stack.stacked:
             member.model.load_state_dict(stack.weights(s))
     member.model.eval()
-    return FitResult(member.model, track.history, track.best_epoch, wall, resumed_from=start, members=stack.size)
+    stopped = track.history[-1]["epoch"] if track.history and track.history[-1].get("stopped_early") else None
+    return FitResult(member.model, track.history, track.best_epoch, wall, resumed_from=start, members=stack.size,
+                     stopped_epoch=stopped)
 
 
 def _flat(pair: tuple) -> tuple:

@@ -6,7 +6,13 @@ and optionally a percentile bootstrap confidence interval. ``paired_comparison``
 ``compare_methods`` test methods against each other over seeds they share (mean difference with
 its t interval, paired t-test, Wilcoxon signed-rank with its smallest attainable p, effect size
 d_z, probability of improvement, Holm correction). The numbers only: tables of them (Markdown,
-LaTeX, plain text) are written by ``mke_theory.results.tables``.
+LaTeX, plain text, CSV) are written by ``mke_theory.results.tables``. ``records_table`` gives one row
+per record with the config flattened (``train.lr``) and one column per metric.
+
+An external teacher's records (``config["teacher"] == "external"``, the same predictions for every
+seed) are one fixed value, not a sample over seeds: ``summarize`` gives it n = 1 and a Wilson
+interval over its test samples (``wilson_interval``), and ``compare_methods`` tests a seeded method
+against it by a one-sample test of the method's seeds against that value (``design``).
 
 The few-run statistics follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge
 of the Statistical Precipice", NeurIPS 2021): percentile bootstrap intervals (stratified by task
@@ -35,10 +41,14 @@ KEYS = ["task", "method", "variant"]
 FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
 PROVENANCE_COLUMNS = KEYS + ["seed", "split", "metric", "value", "config_hash"]
 STATISTICS = ("mean", "iqm")
+FIXED_COLUMNS = ["fixed", "n_test"]  # records_frame and summarize add them where an external teacher is present
 TESTS = {"t": "paired t-test over seeds", "wilcoxon": "Wilcoxon signed-rank test over seeds"}
+ONE_SAMPLE_TESTS = {"t": "one-sample t-test of the seeds against the fixed value",
+                    "wilcoxon": "one-sample Wilcoxon signed-rank test of the seeds against the fixed value"}
+DESIGNS = ("paired", "one-sample", "fixed")  # how a comparison pairs its two sides (compare_methods' design)
 SUMMARY_COLUMNS = KEYS + ["n", "mean", "std", "ci_low", "ci_high"]
 PAIR_COLUMNS = ["n", "mean", "baseline_mean", "mean_diff", "diff_ci_low", "diff_ci_high", "t", "p_t", "p_wilcoxon",
-                "p_wilcoxon_min", "d_z", "prob_improvement_paired", "prob_improvement_all_pairs", "note"]
+                "p_wilcoxon_min", "d_z", "prob_improvement_paired", "prob_improvement_all_pairs", "design", "note"]
 COMPARISON_COLUMNS = (KEYS + ["baseline", "baseline_variant"] + PAIR_COLUMNS[:-1]
                       + ["test", "p", "p_min", "p_holm", "alpha", "significant", "note"])
 HOLM_NAN_POLICIES = ("omit", "count")
@@ -47,6 +57,22 @@ _BOOTSTRAP_ELEMENTS = 1 << 20  # resampled values held in memory at once
 
 
 # ---- records ----------------------------------------------------------------------------------
+
+
+def is_fixed(record: dict) -> bool:
+    """Whether a record is one fixed value rather than a seeded run: an external teacher's row
+    (``config["teacher"] == "external"``), scored from the same predictions for every seed."""
+    config = record.get("config")
+    return record.get("method") == "teacher" and isinstance(config, dict) and config.get("teacher") == "external"
+
+
+def _n_test(record: dict, metric: str) -> float:
+    """The test samples ``metric`` of a fixed record is a share of (``n_test`` for the metrics listed in its
+    ``proportion_metrics``), NaN where it is not a share of samples or the record does not say."""
+    n = record.get("n_test")
+    if not is_fixed(record) or not n or metric not in record.get("proportion_metrics", ()):
+        return np.nan
+    return float(n)
 
 
 def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFrame:
@@ -65,16 +91,91 @@ def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFr
     -------
     pandas.DataFrame
         Columns task, method, variant, seed, metric, value; with ``provenance`` task, method,
-        variant, seed, split, metric, value, config_hash.
+        variant, seed, split, metric, value, config_hash. Only where some record is fixed
+        (``is_fixed``: an external teacher) two more columns follow: ``fixed`` (bool) and
+        ``n_test`` (the test samples a fixed record's metric is a share of, NaN otherwise), which
+        ``summarize`` and ``compare_methods`` read. One row per record × metric either way (see
+        ``records_table`` for one row per record).
     """
+    fixed = any(is_fixed(r) for r in records)
+
+    def extra(r, m) -> dict:
+        return dict(fixed=is_fixed(r), n_test=_n_test(r, m)) if fixed else {}
+
     if provenance:
         rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
-                     split=r.get("split_id"), metric=m, value=float(v), config_hash=r.get("config_hash"))
+                     split=r.get("split_id"), metric=m, value=float(v), config_hash=r.get("config_hash"),
+                     **extra(r, m))
                 for r in records for m, v in r["metrics"].items()]
-        return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)
+        return pd.DataFrame(rows, columns=PROVENANCE_COLUMNS + (FIXED_COLUMNS if fixed else []))
     rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
-                 metric=m, value=float(v)) for r in records for m, v in r["metrics"].items()]
-    return pd.DataFrame(rows, columns=FRAME_COLUMNS)
+                 metric=m, value=float(v), **extra(r, m)) for r in records for m, v in r["metrics"].items()]
+    return pd.DataFrame(rows, columns=FRAME_COLUMNS + (FIXED_COLUMNS if fixed else []))
+
+
+RECORD_COLUMNS = KEYS + ["seed", "split_id", "config_hash"]  # the first columns of records_table
+RECORD_TAIL = ["best_epoch", "wall_time_s", "world_size", "ensemble_size", "n_test", "hardware", "version",
+               "git_revision", "schema_version"]  # scalar record fields, after the metrics and the config
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    """``{"train": {"lr": 0.001}}`` → ``{"train.lr": 0.001}``; lists stay one value."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def records_table(records: list[dict]) -> pd.DataFrame:
+    """One row per run record: its keys, one column per metric, the config flattened.
+
+    Parameters
+    ----------
+    records : list of dict
+        Run records (``mke_theory.core.records.read_records``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record, in the order given. Columns: task, method, variant, seed, split_id,
+        config_hash; then one column per metric, named as in the records (``test_accuracy``, NaN
+        where a record lacks it); then the config flattened with dots (``config["train"]["lr"]``
+        → ``train.lr``, ``data.split``, ``split_id`` only once); then best_epoch, wall_time_s,
+        world_size, ensemble_size, n_test, hardware, version, git_revision, schema_version where
+        any record has them. A config entry whose flattened name is taken already keeps the prefix
+        ``config.``: ``config.task``, the task that trained the record, beside ``task``, the name
+        tables group by (they differ for ``mke-exp run TASK --name NAME``). History is left out.
+
+    Example
+    -------
+    >>> table = records_table(read_records("runs/mfeat"))                      # doctest: +SKIP
+    >>> table.groupby(["method", "train.lr"])["test_accuracy"].mean()           # doctest: +SKIP
+    """
+    rows, metric_names, config_names, tail = [], {}, {}, {}
+    for r in records:
+        row = dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
+                   split_id=r.get("split_id"), config_hash=r.get("config_hash"))
+        for name, value in r.get("metrics", {}).items():
+            metric_names.setdefault(name, None)
+            row[name] = value
+        for name, value in _flatten(r.get("config") or {}).items():
+            if name == "split_id" and value == row["split_id"]:
+                continue
+            name = f"config.{name}" if name in row or name in RECORD_TAIL else name
+            config_names.setdefault(name, None)
+            row[name] = value
+        for name in RECORD_TAIL:
+            if name in r and not isinstance(r[name], (dict, list)):
+                tail.setdefault(name, None)
+                row[name] = r[name]
+        rows.append(row)
+    columns = RECORD_COLUMNS + list(metric_names) + [c for c in config_names if c not in metric_names]
+    columns += [c for c in RECORD_TAIL if c in tail]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---- one sample -------------------------------------------------------------------------------
@@ -100,6 +201,37 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
         return mean, mean
     half = float(_st.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     return mean - half, mean + half
+
+
+def wilson_interval(proportion: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Wilson score interval of a proportion of ``n`` independent samples (Wilson 1927).
+
+    With z the ``(1 + confidence) / 2`` normal quantile and p̂ = ``proportion``: centre
+    (p̂ + z²/2n) / (1 + z²/n), half-width z / (1 + z²/n) · sqrt(p̂(1 − p̂)/n + z²/4n²)
+    (statsmodels ``proportion_confint(..., method="wilson")``, with count = p̂·n). Unlike the
+    normal approximation it stays inside [0, 1] and is not of zero width at p̂ = 0 or 1. Used for a
+    fixed value, an external teacher's accuracy over its n test samples.
+
+    Parameters
+    ----------
+    proportion : float
+        The observed share, in [0, 1].
+    n : int
+        The number of samples it is a share of, at least 1.
+    confidence : float, default 0.95
+        Coverage in (0, 1).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    from statsmodels.stats.proportion import proportion_confint
+
+    check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    check_range("proportion", proportion, 0.0, 1.0)
+    check_range("n", n, 1)
+    low, high = proportion_confint(float(proportion) * float(n), float(n), alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
 
 
 def interquartile_mean(values) -> float:
@@ -213,6 +345,22 @@ def _group_seed(base: int, key) -> np.random.Generator:
     return np.random.default_rng([base, zlib.crc32(repr(tuple(map(str, key))).encode())])
 
 
+def _fixed_value(rows: pd.DataFrame, metric: str = "") -> float | None:
+    """The one value of a fixed cell (its rows are an external teacher's, one per seed, all equal), None for a
+    cell of seeded runs. A cell mixing both, or fixed rows of different values, is an error."""
+    if "fixed" not in rows.columns or not rows["fixed"].any():
+        return None
+    cell = "/".join(str(v) for v in rows[KEYS].iloc[0] if v)
+    if not rows["fixed"].all():
+        raise MKEError(f"{cell} mixes records of an external teacher with trained ones; keep one kind per task "
+                       "(e.g. another --name or another folder)")
+    values = rows["value"].to_numpy(dtype=float)
+    if np.ptp(values) > 1e-12 * max(1.0, float(np.abs(values).max())):
+        raise MKEError(f"{cell} holds different {metric or 'values'} from external teachers of different "
+                       "outputs; keep one (e.g. filter the frame by config_hash)")
+    return float(values[0])
+
+
 def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootstrap: bool = False,
               random_state: RandomState = None, n_resamples: int = 2000) -> pd.DataFrame:
     """Per (task, method, variant): n, mean, std, t-interval, IQM and optionally a bootstrap interval.
@@ -241,7 +389,12 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
     pandas.DataFrame
         Columns task, method, variant, n, mean, std (ddof=1, NaN for one run), ci_low, ci_high,
         iqm, and with ``bootstrap`` boot_low, boot_high; one row per cell in order of first
-        appearance. ``attrs["confidence"]`` holds ``confidence``; with ``bootstrap``
+        appearance. Where the frame has the ``fixed`` column (``records_frame`` of records with an
+        external teacher) two more columns, ``fixed`` and ``n_test``: a fixed cell is one value, not
+        a mean over seeds (n = 1, std NaN, iqm the value), its ``ci_low``/``ci_high`` the Wilson
+        interval (``wilson_interval``) over its ``n_test`` test samples, NaN for a metric that is no
+        share of test samples (macro-F1, mAP, mIoU: the record holds no per-sample predictions to
+        resample), and NaN bootstrap bounds. ``attrs["confidence"]`` holds ``confidence``; with ``bootstrap``
         ``attrs["bootstrap"]`` describes the interval computed: ``dict(method="percentile",
         strata=1, n_resamples=..., random_state=...)`` (``random_state`` when it was an int, else
         None). Values within a cell are sorted by seed first, so the numbers do not depend on the
@@ -250,8 +403,17 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
     check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
     sub = _metric_rows(frame, metric)
     base = int(check_random_state(random_state).integers(2**63)) if bootstrap else 0
-    rows = []
+    rows, has_fixed = [], "fixed" in sub.columns
     for key, g in sub.groupby(KEYS, sort=False):
+        value = _fixed_value(g, metric)
+        if value is not None:  # one fixed value (an external teacher): its interval is over test samples
+            n_test = float(g["n_test"].iloc[0])
+            lo, hi = wilson_interval(value, int(n_test), confidence) if np.isfinite(n_test) else (np.nan, np.nan)
+            row = dict(zip(KEYS, key), n=1, mean=value, std=np.nan, ci_low=lo, ci_high=hi, iqm=value)
+            if bootstrap:
+                row["boot_low"], row["boot_high"] = np.nan, np.nan  # no runs to resample
+            rows.append(dict(row, fixed=True, n_test=n_test))
+            continue
         x = _canonical(g)["value"].to_numpy(dtype=float)
         lo, hi = t_interval(x, confidence)
         row = dict(zip(KEYS, key), n=len(x), mean=float(x.mean()),
@@ -260,8 +422,9 @@ def summarize(frame: pd.DataFrame, metric: str, confidence: float = 0.95, bootst
         if bootstrap:
             row["boot_low"], row["boot_high"] = bootstrap_interval(
                 x, confidence, n_resamples, random_state=_group_seed(base, key))
-        rows.append(row)
+        rows.append(dict(row, fixed=False, n_test=np.nan) if has_fixed else row)
     columns = SUMMARY_COLUMNS + ["iqm"] + (["boot_low", "boot_high"] if bootstrap else [])
+    columns += FIXED_COLUMNS if has_fixed else []
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["confidence"] = confidence
     if bootstrap:
@@ -307,14 +470,33 @@ def _wilcoxon_p(x: np.ndarray, y: np.ndarray | None = None) -> float:
         return float(_st.wilcoxon(x, y).pvalue)
 
 
-def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], confidence: float = 0.95) -> dict:
-    """The paired statistics of a − b over shared runs; ``_nonzero`` (internal) counts the nonzero differences."""
+def _sides(rows_a: pd.DataFrame, rows_b: pd.DataFrame, metric: str = "") -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """(rows_a, rows_b, design) ready for ``_paired_stats``: a fixed side (``_fixed_value``) stands at its value
+    beside every run of the other side, which makes the paired tests one-sample tests of that side's seeds
+    against the value ("one-sample"); two fixed sides become one pair ("fixed": nothing to test); two seeded
+    sides pair over shared runs ("paired")."""
+    value_a, value_b = _fixed_value(rows_a, metric), _fixed_value(rows_b, metric)
+    if value_a is not None and value_b is not None:
+        keys = {c: rows_a.iloc[0][c] for c in ("task", "seed", "split") if c in rows_a.columns and c in rows_b.columns}
+        return rows_a.iloc[:1], rows_b.iloc[:1].assign(**keys), "fixed"
+    if value_b is not None:
+        return rows_a, rows_a.assign(value=value_b), "one-sample"
+    if value_a is not None:
+        return rows_b.assign(value=value_a), rows_b, "one-sample"
+    return rows_a, rows_b, "paired"
+
+
+def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], confidence: float = 0.95,
+                  metric: str = "") -> dict:
+    """The paired statistics of a − b over shared runs (over a's or b's runs against the other's fixed value,
+    ``_sides``); ``_nonzero`` (internal) counts the nonzero differences."""
+    rows_a, rows_b, design = _sides(rows_a, rows_b, metric)
     merged = rows_a[keys + ["value"]].merge(rows_b[keys + ["value"]], on=keys, suffixes=("_a", "_b"))
     merged = merged.sort_values(keys, kind="mergesort")
     a, b = merged["value_a"].to_numpy(dtype=float), merged["value_b"].to_numpy(dtype=float)
     d = a - b
     n = int(d.size)
-    notes = []
+    notes = ["both are fixed values: no test"] if design == "fixed" else []
     out = dict(n=n, mean=float(a.mean()) if n else np.nan, baseline_mean=float(b.mean()) if n else np.nan,
                mean_diff=float(d.mean()) if n else np.nan, diff_ci_low=np.nan, diff_ci_high=np.nan, t=np.nan,
                p_t=np.nan, p_wilcoxon=np.nan, p_wilcoxon_min=np.nan, d_z=np.nan,
@@ -323,7 +505,9 @@ def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], c
     constant = n >= 2 and np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max()))
     if n >= 2:  # zero width when all differences are equal (the note says so)
         out["diff_ci_low"], out["diff_ci_high"] = t_interval(d, confidence)
-    if n < 2:
+    if n < 2 and design == "one-sample":
+        notes.append(f"{n} run(s) against the fixed value: no test")
+    elif n < 2 and design == "paired":
         notes.append(f"{n} shared seed(s): no test")
     elif constant:
         notes.append("all differences are equal: t-test and d_z undefined")
@@ -346,6 +530,7 @@ def _paired_stats(rows_a: pd.DataFrame, rows_b: pd.DataFrame, keys: list[str], c
         if not runs_b.empty:
             per_task.append(_prob_greater(runs_a["value"].to_numpy(dtype=float), runs_b["value"].to_numpy(dtype=float)))
     out["prob_improvement_all_pairs"] = float(np.mean(per_task)) if per_task else np.nan
+    out["design"] = design
     out["note"] = "; ".join(notes)
     return out
 
@@ -385,9 +570,13 @@ def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b:
         (Cohen's d for paired samples); ``prob_improvement_paired`` = fraction of shared-seed pairs
         with a > b, ties counting 1/2; ``prob_improvement_all_pairs`` = P(X_a > X_b) + P(X_a = X_b)/2
         over all combinations of a run of a and a run of b in the same task (Mann-Whitney U /
-        (n_a n_b), all runs of each, averaged over tasks as rliable does); ``note`` says why a value
-        is NaN (fewer than 2 pairs, all differences equal or all zero). Also ``method_a``,
-        ``variant_a``, ``method_b``, ``variant_b``, ``task``.
+        (n_a n_b), all runs of each, averaged over tasks as rliable does); ``design``: "paired",
+        or "one-sample" when one side is a fixed value (an external teacher, ``is_fixed``): then
+        every run of the other side is set against that value, whatever its seed, so ``n`` counts
+        the seeded side's runs and the t-test is ``scipy.stats.ttest_1samp(seeds, value)`` (the
+        Wilcoxon test likewise on seeds − value), or "fixed" when both are (nothing to test);
+        ``note`` says why a value is NaN (fewer than 2 pairs, all differences equal or all zero).
+        Also ``method_a``, ``variant_a``, ``method_b``, ``variant_b``, ``task``.
 
     Raises
     ------
@@ -406,7 +595,7 @@ def paired_comparison(frame: pd.DataFrame, metric: str, method_a: str, method_b:
             raise MKEError(f"{name}: no values of {metric!r} for {_label(method, variant)!r}; found: {known}")
         rows.append(side)
     check_range("confidence", confidence, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
-    result = _paired_stats(rows[0], rows[1], keys, confidence)
+    result = _paired_stats(rows[0], rows[1], keys, confidence, metric)
     if result["n"] == 0:
         raise MKEError(f"{_label(method_a, variant_a)!r} and {_label(method_b, variant_b)!r} share no seed "
                          f"({'/'.join(keys)}); a paired comparison needs runs with the same seeds")
@@ -494,7 +683,9 @@ def compare_methods(frame: pd.DataFrame, metric: str, baseline, task: str | None
         value), ``p_min`` (the smallest p that test can give for the row's pairs: 0 for the t-test,
         ``p_wilcoxon_min`` for Wilcoxon, NaN where untested), ``p_holm`` (Holm-adjusted over the
         family, see below) and ``significant`` (``p_holm <= alpha``). ``attrs["confidence"]`` holds
-        ``confidence``.
+        ``confidence``. ``design`` says how the two sides were paired: "paired" over shared seeds,
+        or "one-sample" where one side is a fixed value (an external teacher's, ``is_fixed``): the
+        seeded side's runs against that value (``paired_comparison``).
 
         The Holm family is fixed by the design, not by the outcomes: every row with at least 2
         shared seeds. A member whose test is undefined by its values (all differences equal for the
@@ -542,7 +733,7 @@ def _against_baseline(sub: pd.DataFrame, metric: str, base_method: str, base_var
         base_rows = _side(in_task, base_method, base_variant, keys)
         others = sorted({(m, v) for m, v in zip(in_task["method"], in_task["variant"])} - {(base_method, base_variant)})
         for method, variant in others:
-            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys, confidence)
+            result = _paired_stats(_side(in_task, method, variant, keys), base_rows, keys, confidence, metric)
             nonzero.append(result.pop("_nonzero"))
             if result["n"] == 0:
                 result["note"] = f"no seed shared with {_label(base_method, base_variant)}"

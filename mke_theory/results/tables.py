@@ -2,8 +2,9 @@
 
 ``format_table`` writes the output of ``stats.summarize`` (and optionally of
 ``stats.compare_methods``) as a GitHub pipe table, a booktabs LaTeX table or the aligned plain-text
-table ``mke-theory twomoon`` prints; ``format_bootstrap`` lists the percentile bootstrap intervals
-of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` and
+table ``mke-theory twomoon`` prints; ``table_frame`` gives the same rows as numbers, one per (task,
+method, variant), for CSV (``mke-exp report --format csv``); ``format_bootstrap`` lists the percentile
+bootstrap intervals of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` and
 ``format_check`` write the tables of ``mke-theory simulate`` and ``mke-theory check``.  The numbers
 all come from ``mke_theory.results.stats``, ``mke_theory.toy.simulate`` and ``mke_theory.diagnose``; this module
 only lays them out.
@@ -21,7 +22,7 @@ import pandas as pd
 from mke_theory.core.checks import check_choice, check_range
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import REGULARIZERS, table_order
-from mke_theory.results.stats import BOOTSTRAP_FEW_RUNS, KEYS, SUMMARY_COLUMNS, TESTS
+from mke_theory.results.stats import BOOTSTRAP_FEW_RUNS, KEYS, ONE_SAMPLE_TESTS, SUMMARY_COLUMNS, TESTS
 
 FORMATS = ("markdown", "latex", "plain")
 DIGITS = {"markdown": 1, "latex": 1, "plain": 2}  # default decimals of mean ± std per format
@@ -79,12 +80,45 @@ def _significance(comparisons: pd.DataFrame | None) -> tuple[dict, str, str]:
     significant = {(r.task, r.method, r.variant): bool(r.significant) for r in comparisons.itertuples()}
     if not len(comparisons):
         return significant, "", ""
-    tests = ", ".join(TESTS.get(t, str(t)) for t in dict.fromkeys(comparisons["test"]))
+    designs = comparisons["design"] if "design" in comparisons.columns else ["paired"] * len(comparisons)
+    tests = ", ".join(dict.fromkeys((ONE_SAMPLE_TESTS if d == "one-sample" else TESTS).get(t, str(t))
+                                    for t, d in zip(comparisons["test"], designs) if d != "fixed"))
     alphas = "/".join(f"{a:g}" for a in dict.fromkeys(comparisons["alpha"]))
     bases = ", ".join(_label(m, v) for m, v in dict.fromkeys(zip(comparisons["baseline"],
                                                                   comparisons["baseline_variant"])))
     rest = f", {tests}, Holm-corrected, vs {bases}"
     return significant, f"† p < {alphas}{rest}", rf"$^\dagger$\,$p < {alphas}${latex_escape(rest)}"
+
+
+def _fixed(r) -> bool:
+    """Whether a summary row is a fixed value (an external teacher: ``stats.summarize``'s ``fixed``)."""
+    value = getattr(r, "fixed", False)
+    return bool(value) if value == value else False  # NaN: not fixed
+
+
+def _has_interval(r) -> bool:
+    """Whether a summary row's CI is shown: a t interval of at least 2 runs, or a fixed value's Wilson interval."""
+    if _fixed(r):
+        return not (math.isnan(r.ci_low) or math.isnan(r.ci_high))
+    return int(r.n) > 1
+
+
+def _fixed_note(summary: pd.DataFrame) -> str:
+    """The sentence a table adds about its fixed rows (one value, the Wilson interval over test samples), or ""."""
+    if "fixed" not in summary.columns or not summary["fixed"].astype(bool).any():
+        return ""
+    confidence = summary.attrs.get("confidence")
+    level = f"{100 * confidence:g} % " if isinstance(confidence, numbers.Real) else ""
+    pieces = []
+    for r in _in_table_order(summary).itertuples():
+        if not _fixed(r):
+            continue
+        n_test = float(getattr(r, "n_test", math.nan))
+        interval = (f"its {level}CI a Wilson interval over its {int(n_test)} test samples" if math.isfinite(n_test)
+                    else "no CI (the metric is no share of test samples and the record holds no predictions)")
+        pieces.append(f"{_label(r.method, r.variant)} ({r.task}): one fixed value, an external teacher's "
+                      f"(the same predictions for every seed), n = 1, {interval}")
+    return "; ".join(pieces) + "."
 
 
 def _ci_head(summary: pd.DataFrame, space: str = " ") -> str:
@@ -217,6 +251,10 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     """
     digits = _check_table_args(summary, fmt, scale, digits, reference)
     label = reference_label or REFERENCE_LABEL[fmt]
+    fixed_note = _fixed_note(summary)
+    if fixed_note:
+        text = (caption or "").strip()
+        caption = f"{text}{'' if not text or text.endswith(('.', '!', '?', ':')) else '.'} {fixed_note}".strip()
     significant, note, note_latex = _significance(comparisons)
     ordered = _in_table_order(summary)
     compared = _Compared(comparisons, scale, digits)
@@ -235,6 +273,78 @@ def format_table(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     if fmt == "markdown":
         return _markdown(head, body, text, with_variant)
     return _latex(head, body, tasks, text_latex if text else "", ci_head, compared.head, with_variant)
+
+
+# the comparison columns of table_frame, from compare_methods (its n renamed: the summary has one)
+TABLE_COMPARED = ["baseline", "baseline_variant", "n_compared", "baseline_mean", "mean_diff", "diff_ci_low",
+                  "diff_ci_high", "d_z", "design", "test", "t", "p_t", "p_wilcoxon", "p_wilcoxon_min", "p", "p_min",
+                  "p_holm", "alpha", "significant", "prob_improvement_paired", "prob_improvement_all_pairs", "note"]
+
+
+def table_frame(summary: pd.DataFrame, comparisons: pd.DataFrame | None = None, metric: str | None = None,
+                reference: dict | None = None) -> pd.DataFrame:
+    """The rows of ``format_table`` as numbers: one row per (task, method, variant), in the table's order.
+
+    Nothing is computed here: the columns are those of ``stats.summarize`` and ``stats.compare_methods``
+    (the frames ``format_table`` lays out), unscaled (fractions, as in the records) and unrounded, so
+    a CSV of it (``mke-exp report --format csv``) reads back with ``pandas.read_csv`` as numbers.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        Output of ``stats.summarize``.
+    comparisons : pandas.DataFrame, optional
+        Output of ``stats.compare_methods``.
+    metric : str, optional
+        Written into a ``metric`` column (after the keys) when given.
+    reference : dict, optional
+        As in ``format_table``: a ``reference`` column of the values as given (text).
+
+    Returns
+    -------
+    pandas.DataFrame
+        task, method, variant, [metric], n, fixed (an external teacher's one value: n = 1), n_test
+        (the test samples of a fixed value's Wilson interval, else NaN), mean, std, ci_low, ci_high
+        (NaN where the table shows "–": a single run), interval ("t", "wilson" or "" where none),
+        confidence, iqm, [boot_low, boot_high]; with ``comparisons`` the columns of
+        ``TABLE_COMPARED`` (``compare_methods``' ``n`` as ``n_compared``; ``baseline`` and
+        ``baseline_variant`` also on the baseline's own row, its other comparison columns empty; a
+        row of a task without the baseline has them all empty); [reference].
+    """
+    _check_table_args(summary, "markdown", 100, None, reference)
+    _significance(comparisons)  # checks its columns
+    ordered = _in_table_order(summary).reset_index(drop=True)
+    rows = list(ordered.itertuples())
+    out = ordered[KEYS].copy()
+    if metric is not None:
+        out["metric"] = metric
+    fixed = [_fixed(r) for r in rows]
+    shown = np.array([_has_interval(r) for r in rows], dtype=bool)
+    out["n"] = ordered["n"].astype(int)
+    out["fixed"] = np.array(fixed, dtype=bool)
+    out["n_test"] = ordered["n_test"].astype(float) if "n_test" in ordered.columns else np.nan
+    for name in ("mean", "std"):
+        out[name] = ordered[name].astype(float)
+    out["ci_low"] = ordered["ci_low"].astype(float).where(shown)
+    out["ci_high"] = ordered["ci_high"].astype(float).where(shown)
+    out["interval"] = ["" if not s else "wilson" if f else "t" for s, f in zip(shown, fixed)]
+    confidence = summary.attrs.get("confidence")
+    out["confidence"] = float(confidence) if isinstance(confidence, numbers.Real) else np.nan
+    for name in ("iqm", "boot_low", "boot_high"):
+        if name in ordered.columns:
+            out[name] = ordered[name].astype(float)
+    if comparisons is not None:
+        compared = comparisons.rename(columns={"n": "n_compared"})
+        compared = compared[KEYS + [c for c in TABLE_COMPARED if c in compared.columns]]
+        out = out.merge(compared, on=KEYS, how="left", validate="one_to_one")
+        out["n_compared"] = out["n_compared"].astype("Int64")  # a count, empty where nothing was compared
+        bases = dict(zip(comparisons["task"], zip(comparisons["baseline"], comparisons["baseline_variant"])))
+        is_base = [bases.get(t) == (m, v) for t, m, v in zip(out["task"], out["method"], out["variant"])]
+        out.loc[is_base, "baseline"] = out.loc[is_base, "method"]
+        out.loc[is_base, "baseline_variant"] = out.loc[is_base, "variant"]
+    if reference:
+        out["reference"] = [reference_for(reference, r.method, r.variant) for r in rows]
+    return out
 
 
 def _check_table_args(summary: pd.DataFrame, fmt: str, scale: float, digits: int | None,
@@ -278,8 +388,8 @@ def _table_body(ordered: pd.DataFrame, number, marked, ref_of, compared: _Compar
         n = int(r.n)
         cell = number(r.mean) + (f" ± {number(r.std)}" if n > 1 and not math.isnan(r.std) else "")
         cell += " †" if marked(r) else ""
-        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if n > 1 else "–"
-        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, str(n), ci]
+        ci = f"[{number(r.ci_low)}, {number(r.ci_high)}]" if _has_interval(r) else "–"
+        row = [r.task, r.method] + ([r.variant] if with_variant else []) + [cell, "fixed" if _fixed(r) else str(n), ci]
         row += compared.cells(r.task, r.method, r.variant)
         row += [ref_of(r)] if ref_of else []
         body.append(row)
@@ -346,8 +456,8 @@ def _plain(summary, ordered, number, ci_digits, marked, ref_of, title, note, com
         n = int(r.n)
         name = r.method + (f" [{r.variant}]" if r.variant else "")
         std = ("" if n < 2 else f" ± {number(r.std)}") + (" †" if marked(r) else "")
-        ci = "" if n < 2 else f"[{number(r.ci_low, ci_digits)}, {number(r.ci_high, ci_digits)}]"
-        line = f"{name:<28}{n:>5}  {number(r.mean):>9}{std:<7}  {ci:>15}"
+        ci = f"[{number(r.ci_low, ci_digits)}, {number(r.ci_high, ci_digits)}]" if _has_interval(r) else ""
+        line = f"{name:<28}{'fixed' if _fixed(r) else n:>5}  {number(r.mean):>9}{std:<7}  {ci:>15}"
         line += "".join(f"  {c:>{w}}" for c, w in zip(compared.cells(r.task, r.method, r.variant), widths))
         lines.append(line + (f"  {ref_of(r):>17}" if ref_of else ""))
     footnotes = compared.footnotes()
@@ -391,11 +501,15 @@ def format_bootstrap(summary: pd.DataFrame, scale: float = 100, digits: int = 1)
     lines = [f"{kind} {level}intervals of the mean" + (f" ({details})" if details else "") + ":"]
     for r in _in_table_order(summary).itertuples():
         name = " ".join(t for t in (r.task, r.method, f"[{r.variant}]" if r.variant else "") if t)
+        if _fixed(r):
+            lines.append(f"  {name}: – (one fixed value: no runs to resample)")
+            continue
         lines.append(f"  {name}: [{r.boot_low * scale:.{digits}f}, {r.boot_high * scale:.{digits}f}] "
                      f"({int(r.n)} run{'s' if int(r.n) != 1 else ''})")
-    few = int((summary["n"] < BOOTSTRAP_FEW_RUNS).sum())
+    seeded = summary[~summary["fixed"].astype(bool)] if "fixed" in summary.columns else summary
+    few = int((seeded["n"] < BOOTSTRAP_FEW_RUNS).sum())
     if few:
-        lines.append(f"Warning: {few} of {len(summary)} cells have fewer than {BOOTSTRAP_FEW_RUNS} runs, where these "
+        lines.append(f"Warning: {few} of {len(seeded)} cells have fewer than {BOOTSTRAP_FEW_RUNS} runs, where these "
                      f"intervals cover the true mean far less often than their nominal level: {BOOTSTRAP_COVERAGE}. "
                      "Quote the t interval of the table instead.")
     return "\n".join(lines)

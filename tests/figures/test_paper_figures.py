@@ -82,7 +82,8 @@ def test_missing_records_name_the_command_and_do_not_fail(tmp_path):
     done = _script("twomoon_table", "--runs", tmp_path / "nothing", "--out", tmp_path)
     assert done.returncode == 0 and "no runs for twomoon: run mke-theory twomoon" in done.stdout
     done = _script("realdata_table", "ravdess", "--runs", tmp_path, "--out", tmp_path)
-    assert done.returncode == 0 and "no runs for ravdess: run mke-exp run ravdess" in done.stdout
+    assert done.returncode == 0 and "no runs for ravdess: run mke-exp prepare ravdess" in done.stdout
+    assert f"mke-exp run ravdess --data CACHE --out {tmp_path / 'ravdess'}" in done.stdout  # the --runs given
     assert not list(tmp_path.glob("*.md"))
 
 
