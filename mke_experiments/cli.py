@@ -128,7 +128,7 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
     """Train every method × seed of TASK and print the table (records with --out)."""
     overrides = overrides + (f"train.log_every={log_every}",) if log_every is not None else overrides
     from mke_experiments.config import resolve_config
-    from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, records_table, run_split
+    from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, run_split, run_table
     from mke_experiments.train import distributed
 
     seeds = resolve_seeds(seeds, n_seeds, bare="note", default_n=5)
@@ -161,7 +161,7 @@ def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, for
         return
     if split.meta.get("leaky"):
         click.echo("WARNING: split=random puts clips of the same actor in train and test (leaky protocol).")
-    table = records_table(records, cfg, plan)  # the table fit_mke's result prints too
+    table = run_table(records, cfg, plan)  # the table fit_mke's result prints too
     if table:
         click.echo(table)
     if out is not None:

@@ -40,7 +40,7 @@ LAYERS = {
                               "mke_experiments.metrics", "mke_experiments.data", "mke_experiments.perturbations",
                               "mke_experiments.models", "mke_experiments.testing", "mke_experiments.tasks"),
     "mke_experiments.protocol": ("mke_theory.core", "mke_theory.objective", "mke_theory.console",  # fit_mke's threads
-                                 "mke_theory.results",  # the table of mke-exp run (records_table)
+                                 "mke_theory.results",  # the table of mke-exp run (run_table)
                                  "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.models",
                                  "mke_experiments.data.rows", "mke_experiments.train", "mke_experiments.tasks",
                                  "mke_experiments.protocol"),

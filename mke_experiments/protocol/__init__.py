@@ -8,11 +8,11 @@ labels only, and the supervised upper bound); ``SeedRun`` turns a row into a tra
 stacked seeds or seed by seed, the selection in words, the progress bar's length, the fallback warnings).
 ``seeds``: the protocol itself (``SeedRun``, ``PseudoLabels``, ``train_method``, ``run_seeds``, ``run_seed``,
 ``run_config``). ``files``: the run folder and resume (``RunFiles``). ``check``: the check bundle
-(``check_arrays``). ``api``: ``fit_mke`` (its ``MKEResult``), ``run_split``, ``run``, ``records_table`` (the
+(``check_arrays``). ``api``: ``fit_mke`` (its ``MKEResult``), ``run_split``, ``run``, ``run_table`` (the
 table ``mke-exp run`` prints). ``predictor``: a trained network with its preprocessing (``Predictor``).
 """
 
-from mke_experiments.protocol.api import MKEResult, fit_mke, records_table, run, run_split
+from mke_experiments.protocol.api import MKEResult, fit_mke, run, run_split, run_table
 from mke_experiments.protocol.check import check_arrays, dense_labels, vector_inputs
 from mke_experiments.protocol.files import RunFiles
 from mke_experiments.protocol.plan import (
@@ -43,7 +43,7 @@ from mke_experiments.train.runtime import distributed_init
 __all__ = [
     "EXPERIMENT_METHODS", "METHODS", "FallbackWarning", "MKEResult", "Plan", "PseudoLabels", "RunFiles", "SeedResult",
     "SeedRun", "SkippedMethodWarning", "check_arrays", "dense_labels", "distributed_init", "external_teacher",
-    "fit_mke", "predict_logits", "records_table", "run", "run_config", "run_seed", "run_seeds", "run_split",
+    "fit_mke", "predict_logits", "run_table", "run", "run_config", "run_seed", "run_seeds", "run_split",
     "seeds_together", "selection_used", "skipped_methods", "total_steps", "train_method", "vector_inputs",
     "warn_fallbacks",
 ]

@@ -2,7 +2,7 @@
 networks; returns an ``MKEResult``), ``run_split`` (every method × seed on one split, the code path of
 ``mke-exp run``) and ``run`` (``mke-exp run`` from Python). Each builds the run's ``Plan`` once (or takes the
 CLI's), says its fallbacks once, and hands the plan to ``run_seeds``, a group of seeds at a time (all
-stacked in one fit, or one by one: ``Plan.groups``). ``records_table`` is the table ``mke-exp run`` prints.
+stacked in one fit, or one by one: ``Plan.groups``). ``run_table`` is the table ``mke-exp run`` prints.
 """
 
 from __future__ import annotations
@@ -140,15 +140,15 @@ class MKEResult:
         return self.seeds[0].check
 
     def table(self) -> str:
-        """The table ``mke-exp run`` prints for these records (``records_table``)."""
-        return records_table(self.records, self.config, self.plan)
+        """The table ``mke-exp run`` prints for these records (``run_table``)."""
+        return run_table(self.records, self.config, self.plan)
 
     def __repr__(self) -> str:
         return (f"MKEResult(task={task_name(self.config)!r}, seeds={list(self.plan.seeds)}, "
                 f"methods={list(self.plan.methods)}, records={len(self.records)})")
 
 
-def records_table(records: list[dict], cfg: ExperimentConfig, plan: Plan) -> str:
+def run_table(records: list[dict], cfg: ExperimentConfig, plan: Plan) -> str:
     """The table ``mke-exp run`` prints after training ``plan`` with ``cfg``: per method, mean ± std of the
     task's primary test metric over the seeds with its CI; with several seeds, a teacher among several
     methods and a teacher row, the paired tests against the teacher. The caption names the run (``task_name``:
