@@ -4,8 +4,10 @@ or option, never a traceback (exit 70), and leaves every file that existed befor
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -304,9 +306,32 @@ CASES = [
 XFAIL = {}  # case id -> reason, for a case whose fix is still missing (none)
 
 
+def _area_tables():
+    """The further tables in ``bad_input_cases/<area>.py``: each module holds ``CASES`` (as above) and
+    ``make_files(tmp) -> {name: path}`` (names unique across all tables), optionally ``XFAIL``."""
+    for path in sorted((Path(__file__).parent / "bad_input_cases").glob("[!_]*.py")):
+        spec = importlib.util.spec_from_file_location(f"bad_input_cases_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+
+
+AREAS = list(_area_tables())
+for _area in AREAS:
+    CASES += _area.CASES
+    XFAIL.update(getattr(_area, "XFAIL", {}))
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    return _make_files(tmp_path_factory.mktemp("bad_inputs"))
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    made = _make_files(tmp)
+    for area in AREAS:
+        more = area.make_files(tmp)
+        clash = set(more) & set(made)
+        assert not clash, f"{area.__name__}: file names {sorted(clash)} are taken"
+        made.update(more)
+    return made
 
 
 def _digests(folder):
