@@ -29,7 +29,7 @@ import numpy as np
 
 from mke_theory import expansion as ex
 from mke_theory.bounds import label_correction
-from mke_theory.core.bundle import check_probs, encode_labels, feature_array
+from mke_theory.core.bundle import CHECK_KEYS, check_keys, check_probs, encode_labels, feature_array
 from mke_theory.core.checks import check_features, check_labels, check_range
 from mke_theory.core.errors import MKEError
 from mke_theory.core.split import zscore, zscore_stats
@@ -38,6 +38,7 @@ SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
 RADIUS_SCALES = (0.5, 1.0, 2.0)  # the radius's sensitivity: r × these
 PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on benchmarks/bench_check.py)
+MIN_UNLABELED = 2 * PROBE_K  # rows of D_u the check needs: the probe's neighbours at most half of them
 N_PERMUTATIONS = 10  # shuffles of β for the probe that says what β itself adds
 BETA_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # β's weight in the (α, β) probe, chosen by cross-fitting
 THEORY_MAX_SAMPLES = 2000  # validation samples the theory's graphs are built on (a seeded subsample beyond)
@@ -225,12 +226,14 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
         keep = np.sort(rng.choice(n, size=max_samples, replace=False))
         alpha, beta, pseudo_labels = alpha[keep], beta[keep], pseudo_labels[keep]
     have_val = val_alpha is not None and val_beta is not None and val_labels is not None
+    if have_val:
+        val_alpha, val_beta, val_labels, teacher_val = _check_validation(val_alpha, val_beta, val_labels,
+                                                                         teacher_val, alpha, beta)
+    _check_enough(len(alpha), n)
     report = dict(n_samples=n, n_used=len(alpha), input_noise=float(input_noise))
     if not have_val:
         report.update(_without_validation(), seconds=time.perf_counter() - start)
         return report
-    val_alpha, val_beta, val_labels, teacher_val = _check_validation(val_alpha, val_beta, val_labels, teacher_val,
-                                                                     alpha, beta)
     n_classes = int(max(pseudo_labels.max(), val_labels.max()) + 1)
     za, va = _zscore(alpha, val_alpha)
     zb, vb = _zscore(beta, val_beta)
@@ -257,6 +260,17 @@ def _check_unlabeled(alpha, beta, pseudo_labels) -> tuple[np.ndarray, np.ndarray
     if n < 2:
         raise MKEError(f"D_u has {n} row(s); the check needs at least 2 samples of D_u")
     return alpha, beta, pseudo_labels
+
+
+def _check_enough(used: int, n: int) -> None:
+    """Refuse a D_u of fewer than ``MIN_UNLABELED`` rows (``used`` of ``n`` after ``max_samples``): the probes vote
+    among the ``PROBE_K`` nearest rows of D_u, which must be a neighbourhood, at most half of D_u; with fewer rows
+    every probe votes over (nearly) all of D_u, and the verdict and the ball's radius would be noise."""
+    if used < MIN_UNLABELED:
+        kept = f" (max_samples keeps {used} of {n})" if used < n else ""
+        raise MKEError(f"D_u (unlabeled_alpha) has {n} row(s){kept}; the check needs at least {MIN_UNLABELED}: its "
+                       f"probes vote among the {PROBE_K} nearest rows of D_u, which must be at most half of it, so add "
+                       "unlabeled samples (or raise max_samples)")
 
 
 def _without_validation() -> dict:
@@ -339,22 +353,77 @@ def sample_note(report: dict, seed) -> str:
 ALIASES = {"alpha": "unlabeled_alpha", "beta": "unlabeled_beta", "labels": "unlabeled_labels"}  # old check keys
 
 
-def _teacher_classes(arrays: dict, hard: str, soft: str, rows: int, part: str, source: str):
-    """The teacher's classes from ``hard`` (labels) or the argmax of ``soft`` (probabilities), checked."""
-    if hard in arrays:
-        return arrays[hard]
-    if soft not in arrays:
-        return None
-    probs = check_probs(source, soft, arrays[soft], rows, part)
-    return probs.argmax(axis=1)
+def _input_noise(source: str, value) -> float:
+    """The bundle's ``input_noise`` as a float, or one ``MKEError``: one finite number ≥ 0. A vector (one scale
+    per feature) is refused: T perturbs every feature by the one scale a, and the theory's ball B(x) has one
+    radius (``t_radius``)."""
+    v = np.asarray(value)
+    if v.size != 1:
+        raise MKEError(f"{source}: input_noise must be a scalar, the one scale a of the students' perturbation "
+                       f"T(x) = x + a·mean|x|·ε, got shape {v.shape}; per-feature scales are not supported (the "
+                       "theory's ball B(x) has one radius), so save one number or pass --input-noise")
+    if v.dtype.kind not in "fiu" or not np.isfinite(v).all() or float(v.reshape(())) < 0:
+        raise MKEError(f"{source}: input_noise must be a finite number >= 0, got {v.reshape(()).item()!r}")
+    return float(v.reshape(()))
+
+
+def _classes_of(hard: dict, n_cols: int | None, source: str) -> tuple[dict, list]:
+    """The label arrays ``hard`` (``pseudo_labels``, ``val_labels``, ``teacher_val_pred``: those given) as class
+    indices, and the classes, checked against each other and against ``n_cols``, the probabilities' K.
+
+    Without probabilities the classes are those of ``val_labels`` (without them: of all keys), and a pseudo label
+    or teacher prediction of another class is refused. With them the K columns are the K classes: integer labels
+    that all lie in 0 … K−1 are the column indices (a class may then lack validation samples); otherwise the
+    sorted distinct label values (integers with their gaps filled) must be exactly K, column j the j-th of them.
+    """
+    keys = ("pseudo_labels", "val_labels", "teacher_val_pred")
+    if n_cols is None:  # a single validation class is check()'s to name: nothing to score against
+        single = "val_labels" in hard and len(set(np.asarray(hard["val_labels"]).tolist())) < 2
+        return encode_labels(hard, keys, source, allow_missing=True, reference=None if single else ("val_labels",))
+    if not hard:  # the teacher's probabilities alone: their argmax are the classes
+        return {}, list(range(n_cols))
+    values = [np.asarray(v) for v in hard.values()]
+    if all(v.dtype.kind in "iu" or (v.dtype.kind == "f" and np.all(np.isfinite(v))) for v in values) and all(
+            v.size == 0 or (v.min() >= 0 and v.max() < n_cols) for v in values):
+        # already the column indices, as in the bundles mke-exp run writes: a class may lack validation samples
+        encode_labels(hard, keys, source, allow_missing=True)  # the usual checks: 1-d, whole numbers
+        return {k: np.asarray(v).astype(np.int64) for k, v in hard.items()}, list(range(n_cols))
+    encoded, classes = encode_labels(hard, keys, source, allow_missing=True)
+    if len(classes) != n_cols:
+        if "val_labels" in hard:  # name the key holding a value the labeled data lacks, when there is one
+            encode_labels(hard, keys, source, allow_missing=True, reference=("val_labels",))
+        raise MKEError(f"{source}: the labels hold {len(classes)} classes ({', '.join(map(repr, classes[:10]))}"
+                       f"{' …' if len(classes) > 10 else ''}) but the teacher's probabilities have {n_cols} columns; "
+                       "the columns are one per class in the order of the sorted label values")
+    return encoded, classes
+
+
+def _agree(source: str, hard_key: str, hard: np.ndarray, probs_key: str, probs: np.ndarray) -> None:
+    """Refuse classes ``hard`` that are not a highest-probability class of ``probs`` in their row (ties allowed):
+    given both, the check would score the one and the run train on the other."""
+    chosen = probs[np.arange(len(probs)), hard]
+    bad = np.flatnonzero(chosen < probs.max(axis=1) - 1e-6)
+    if bad.size:
+        i = int(bad[0])
+        raise MKEError(f"{source}: {hard_key} disagree with {probs_key} in {bad.size} of {len(probs)} rows (row {i}: "
+                       f"class {int(hard[i])} against the argmax {int(probs[i].argmax())}); give one of them, or "
+                       f"{hard_key} as the argmax of {probs_key}")
 
 
 def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
     """``check`` on a bundle of the one format (``mke_theory.core.bundle``): D_u as ``unlabeled_alpha``,
-    ``unlabeled_beta``; the teacher's ``pseudo_labels`` or ``teacher_probs``; labeled ``val_alpha``,
-    ``val_beta``, ``val_labels`` and the teacher's ``teacher_val_pred`` / ``teacher_val_probs`` on them;
-    ``input_noise`` (0-d, the student's T; ``options`` override it). ``unlabeled_labels`` is not read.
-    The keys ``alpha``, ``beta`` of the former check format are accepted for ``unlabeled_*``."""
+    ``unlabeled_beta``; the teacher's ``pseudo_labels`` and/or ``teacher_probs``; labeled ``val_alpha``,
+    ``val_beta``, ``val_labels`` and the teacher's ``teacher_val_pred`` and/or ``teacher_val_probs`` on them;
+    ``input_noise`` (a scalar, the student's T; ``options`` override it). ``unlabeled_labels`` is not read.
+    The keys ``alpha``, ``beta`` of the former check format are accepted for ``unlabeled_*``.
+
+    Refused with one ``MKEError`` each: an unknown key close to a known one (``check_keys``), probabilities
+    whose K differ between D_u and the validation set or from the number of classes, a pseudo label or teacher
+    prediction of a class the validation labels (or the K columns) lack, classes that are not the argmax of the
+    probabilities given beside them (the classes are then used), a vector ``input_noise``; string labels are
+    compared in Unicode NFC with surrounding whitespace stripped (``mke_theory.core.bundle.normalize_label``).
+    """
+    check_keys(arrays, CHECK_KEYS, source)
     arrays = {ALIASES.get(k, k) if ALIASES.get(k, k) not in arrays else k: v for k, v in arrays.items()}
     missing = [k for k in ("unlabeled_alpha", "unlabeled_beta") if k not in arrays]
     if missing:
@@ -365,17 +434,27 @@ def check_bundle(arrays: dict, source: str = "the bundle", **options) -> dict:
         if key in arrays:
             arrays[key] = feature_array(source, key, arrays[key])
     m = len(arrays["unlabeled_alpha"])
-    pseudo = _teacher_classes(arrays, "pseudo_labels", "teacher_probs", m, "unlabeled_alpha", source)
-    if pseudo is None:
+    if "pseudo_labels" not in arrays and "teacher_probs" not in arrays:
         raise MKEError(f"{source} holds no teacher output: the check needs pseudo_labels (M,) or teacher_probs "
                        "(M, K), the teacher's classes or probabilities on D_u (unlabeled_alpha); add one")
     n_val = len(arrays["val_labels"]) if "val_labels" in arrays else 0
-    teacher_val = _teacher_classes(arrays, "teacher_val_pred", "teacher_val_probs", n_val, "val_alpha", source)
-    labels = {"pseudo_labels": pseudo, "val_labels": arrays.get("val_labels"), "teacher_val_pred": teacher_val}
-    encoded, _ = encode_labels({k: v for k, v in labels.items() if v is not None},
-                               ("pseudo_labels", "val_labels", "teacher_val_pred"), source, allow_missing=True)
+    probs = {key: check_probs(source, key, arrays[key], rows, part) for key, rows, part in (
+        ("teacher_probs", m, "unlabeled_alpha"), ("teacher_val_probs", n_val, "val_alpha")) if key in arrays}
+    widths = {key: p.shape[1] for key, p in probs.items()}
+    if len(set(widths.values())) > 1:
+        raise MKEError(f"{source}: teacher_val_probs has {widths['teacher_val_probs']} columns but teacher_probs "
+                       f"{widths['teacher_probs']}; both hold one column per class, in the same order")
+    hard = {k: arrays[k] for k in ("pseudo_labels", "val_labels", "teacher_val_pred") if k in arrays}
+    encoded, _ = _classes_of(hard, next(iter(widths.values()), None), source)
+    for hard_key, probs_key in (("pseudo_labels", "teacher_probs"), ("teacher_val_pred", "teacher_val_probs")):
+        if probs_key not in probs:
+            continue
+        if hard_key not in encoded:
+            encoded[hard_key] = probs[probs_key].argmax(axis=1)
+        elif len(encoded[hard_key]) == len(probs[probs_key]):  # a length mismatch is check()'s to name
+            _agree(source, hard_key, encoded[hard_key], probs_key, probs[probs_key])
     if "input_noise" in arrays and "input_noise" not in options:
-        options["input_noise"] = float(np.asarray(arrays["input_noise"]))
+        options["input_noise"] = _input_noise(source, arrays["input_noise"])
     return check(arrays["unlabeled_alpha"], arrays["unlabeled_beta"], encoded["pseudo_labels"],
                  arrays.get("val_alpha"), arrays.get("val_beta"), encoded.get("val_labels"),
                  encoded.get("teacher_val_pred"), **options)

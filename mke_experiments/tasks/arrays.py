@@ -13,11 +13,15 @@ The bundle's keys (``KEYS``; the one list ``mke-exp run arrays`` and ``mke-theor
   ``teacher_val_pred`` (n_val,) or ``teacher_val_probs`` (n_val, K), its output on the validation set (needs
   ``val_alpha``): not used for training, kept for the check (``mke-exp check``, ``mke-theory check``).
 
-Labels may be integers or strings: the sorted distinct values of every label array (including
-``pseudo_labels`` and ``teacher_test_pred``) become classes 0 … K−1, and the original values are kept in
-``split.meta["classes"]`` and in every run record (``config["classes"]``). Integer labels must not skip a
-value between their smallest and largest (``data.allow_missing_classes=true`` keeps the skipped ones as
-classes without samples). Features are standardised with statistics of the training data only
+Labels may be integers or strings (compared in Unicode NFC with surrounding whitespace stripped): the
+sorted distinct values of D_l's ``labels`` (without D_l: of ``test_labels``, ``val_labels`` and
+``unlabeled_labels``) become classes 0 … K−1, and the original values are kept in ``split.meta["classes"]``
+and in every run record (``config["classes"]``). Every other label array (``test_labels``, ``pseudo_labels``,
+``teacher_test_pred``, ...) must hold those classes only: another value is an error naming it. Integer
+labels must not skip a value between their smallest and largest (``data.allow_missing_classes=true`` keeps
+the skipped ones as classes without samples). A key that is not one of ``KEYS`` is an error when it is close
+to one (``teacher_prob``) or names labels or teacher output (``logits``); other extra keys are ignored with a
+warning. Features are standardised with statistics of the training data only
 (α: D_l ∪ D_u; β: D_u).
 """
 
@@ -37,6 +41,7 @@ from mke_theory.core.bundle import (
     OPTIONAL,
     REQUIRED,
     TEACHER,
+    check_keys,
     check_probs,
     encode_labels,
     feature_array,
@@ -130,6 +135,7 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
     Labels are encoded to 0 … K−1 (``mke_theory.core.bundle.encode_labels``; the original values in
     ``meta["classes"]``); the teacher's output, when the bundle carries it, is in ``meta["teacher_output"]``.
     """
+    check_keys(arrays, KEYS, source)  # a misspelt teacher output must not quietly train a teacher instead
     external = "pseudo_labels" in arrays or "teacher_probs" in arrays
     needed = [k for k in REQUIRED if not (external and k in LABELED)]
     missing = [k for k in needed if k not in arrays]
@@ -147,7 +153,11 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
             data[k] = feature_array(source, k, v)
             if not np.all(np.isfinite(data[k])):
                 raise MKEError(f"{source}: {k} holds NaN or infinite values; clean them before training")
-    encoded, classes = encode_labels(data, LABEL_KEYS, source, allow_missing=allow_missing_classes)
+    # the classes are D_l's (without D_l: those of the labeled test, validation and D_u sets); a label or
+    # teacher prediction of another class is refused, never added as a class no labeled sample has
+    reference = ("labels",) if "labels" in data else ("test_labels", "val_labels", "unlabeled_labels")
+    encoded, classes = encode_labels(data, LABEL_KEYS, source, allow_missing=allow_missing_classes,
+                                     reference=reference)
     teacher = _teacher_output(data, encoded, len(classes), len(data["unlabeled_alpha"]), len(data["test_alpha"]),
                               source, len(data["val_alpha"]) if "val_alpha" in data else None)
     for k in TEACHER:

@@ -5,6 +5,9 @@ Shared by ``mke-theory check --data`` and the ``arrays`` task of ``mke-exp``.
 
 from __future__ import annotations
 
+import difflib
+import unicodedata
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -51,6 +54,31 @@ KEYS = REQUIRED + OPTIONAL + TEACHER
 LABEL_KEYS = ("labels", "val_labels", "test_labels", "unlabeled_labels", "pseudo_labels", "teacher_test_pred",
               "teacher_val_pred")
 OLD_CHECK_KEYS = ("alpha", "beta", "pseudo_labels", "labels")  # mke-theory check's former format (deprecated)
+CHECK_KEYS = KEYS + ("input_noise",) + OLD_CHECK_KEYS  # what mke-theory check --data reads (a run's check bundle)
+# an unknown key holding one of these words is meant as the teacher's output or labels: never ignored
+_MEANINGFUL = ("teacher", "pseudo", "prob", "pred", "logit", "label", "alpha", "beta", "soft")
+
+
+def check_keys(arrays: dict, known=KEYS, source: str = "the bundle") -> None:
+    """Refuse a key of ``arrays`` that is not in ``known`` but close to one (a typo: ``teacher_prob``) or that
+    names labels or teacher output (``logits``): one ``MKEError`` naming each with the closest known key.
+    Other unknown keys (ids, class names kept beside the data) are ignored with a warning naming them."""
+    unknown = [k for k in arrays if k not in known]
+    refused, ignored = [], []
+    for key in unknown:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if close:
+            refused.append(f"{key} (did you mean {close[0]}?)")
+        elif any(word in key.lower() for word in _MEANINGFUL):
+            refused.append(key)
+        else:
+            ignored.append(key)
+    if refused:
+        raise MKEError(f"{source}: unknown key(s) {', '.join(refused)}; rename them to the bundle's keys "
+                       f"({', '.join(known)}): an unknown key is never read, so a misspelt teacher output would "
+                       "train a teacher instead")
+    if ignored:
+        warnings.warn(f"{source}: key(s) {', '.join(ignored)} are not bundle keys and are ignored", stacklevel=2)
 
 
 def feature_array(source: str, key: str, values) -> np.ndarray:
@@ -91,14 +119,40 @@ def _listing(values, n: int = 10) -> str:
     return ", ".join(map(str, values[:n])) + (f" … ({len(values)} in all)" if len(values) > n else "")
 
 
-def encode_labels(arrays: dict, keys=LABEL_KEYS, source: str = "the bundle",
-                  allow_missing: bool = False) -> tuple[dict, list]:
+def _shown(value) -> str:
+    """A label as a message shows it: its repr, and for a non-ASCII string its escaped form as well, so that
+    look-alikes ("café" as one code point or as e + a combining accent) differ on screen."""
+    text = repr(value)
+    return text if text.isascii() else f"{text} = {ascii(value)}"  # repr escapes \u200b, not a combining accent
+
+
+def normalize_label(value: str) -> str:
+    """A string label as the library compares it: Unicode NFC, surrounding whitespace stripped."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def _string_labels(source: str, key: str, v: np.ndarray) -> np.ndarray:
+    """The string labels ``v`` normalised (``normalize_label``), or an ``MKEError`` naming an empty one."""
+    raw = v.astype(str)
+    out = np.array([normalize_label(x) for x in raw.tolist()], dtype=str).reshape(raw.shape)
+    empty = np.flatnonzero(out == "")
+    if empty.size:
+        raise MKEError(f"{source}: {key} hold(s) an empty label (row {int(empty[0])}: {str(raw[empty[0]])!r}); "
+                       "every label must name a class")
+    return out
+
+
+def encode_labels(arrays: dict, keys=LABEL_KEYS, source: str = "the bundle", allow_missing: bool = False,
+                  reference=None) -> tuple[dict, list]:
     """Class indices 0 … K−1 for the label arrays ``keys`` of ``arrays``, and the K original values.
 
-    The classes are the sorted distinct values of all those arrays together: integers (or whole floats)
-    or strings, never both. Integer labels must not skip a value between their smallest and largest,
-    unless ``allow_missing``: then the skipped values stay classes without samples (e.g. 1, 2, 4 → 3 of
-    4 classes 1, 2, 3, 4). Returns ({key: int64 indices}, classes as JSON-able ints or strings).
+    Labels are integers (or whole floats) or strings, never both; strings are compared in Unicode NFC with
+    surrounding whitespace stripped (``normalize_label``), and an empty one is refused. The classes are the
+    sorted distinct values of the ``reference`` keys that ``arrays`` holds (D_l's ``labels``, say; None or
+    none present: all ``keys``), and every other key's values must be among them: a label of another class is
+    an ``MKEError`` naming the key and the values. Integer classes must not skip a value between their
+    smallest and largest, unless ``allow_missing``: then the skipped values stay classes without samples
+    (e.g. 1, 2, 4 → 4 classes 1, 2, 3, 4). Returns ({key: int64 indices}, classes as JSON-able ints or strings).
     """
     present = [k for k in keys if arrays.get(k) is not None]
     kinds = {}
@@ -122,24 +176,42 @@ def encode_labels(arrays: dict, keys=LABEL_KEYS, source: str = "the bundle",
                        "use the same label values in every key")
     if not present:
         return {}, []
+    ref = [k for k in (reference or ()) if k in present] or present
     if kinds[present[0]] == "string":
-        values = {k: np.asarray(arrays[k]).astype(str) for k in present}
-        classes = sorted(set().union(*(set(v.tolist()) for v in values.values())))
+        values = {k: _string_labels(source, k, np.asarray(arrays[k])) for k in present}
+        classes = sorted(set().union(*(set(values[k].tolist()) for k in ref)))
     else:
         values = {k: np.asarray(arrays[k]).astype(np.int64) for k in present}
         for k, v in values.items():
             if v.size and v.min() < 0:
                 raise MKEError(f"{source}: {k} holds the negative label {int(v.min())}; labels must be >= 0 "
                                "(−1 often means 'no label': drop those samples or move them to D_u)")
-        found = sorted(set().union(*(set(v.tolist()) for v in values.values())))
+        found = sorted(set().union(*(set(values[k].tolist()) for k in ref)))
         classes = list(range(found[0], found[-1] + 1)) if found else []
         missing = sorted(set(classes) - set(found))
         if missing and not allow_missing:
-            spans = "; ".join(f"{k}: {int(v.min())}…{int(v.max())}" for k, v in values.items() if v.size)
+            spans = "; ".join(f"{k}: {int(values[k].min())}…{int(values[k].max())}" for k in ref if values[k].size)
             raise MKEError(f"{source}: the integer labels skip class(es) {_listing(missing)} between {found[0]} and "
                            f"{found[-1]} ({spans}); give every class a sample, or pass --set "
                            "data.allow_missing_classes=true to keep the skipped values as classes without samples")
+    _refuse_other_classes(source, values, classes, ref)
     index = np.asarray(classes)
     encoded = {k: np.searchsorted(index, v).astype(np.int64) if index.size else v.astype(np.int64)
                for k, v in values.items()}
     return encoded, [c if isinstance(c, str) else int(c) for c in classes]
+
+
+def _refuse_other_classes(source: str, values: dict, classes: list, ref: list) -> None:
+    """An ``MKEError`` for the first key of ``values`` holding a value that is not one of ``classes`` (those of
+    the ``ref`` keys): the class set never grows by a teacher's prediction or a test label D_l lacks."""
+    known = set(classes)
+    for k, v in values.items():
+        if k in ref:
+            continue
+        other = sorted(set(v.tolist()) - known)
+        if other:
+            note = (" (labels are compared in Unicode NFC with surrounding spaces stripped)"
+                    if isinstance(other[0], str) else "")
+            raise MKEError(f"{source}: {k} hold(s) the value(s) {_listing(map(_shown, other))}, not class(es) of "
+                           f"{' and '.join(ref)} ({_listing(map(_shown, classes))}){note}; every label must be one "
+                           "of those classes")

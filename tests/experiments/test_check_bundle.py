@@ -213,3 +213,80 @@ def test_check_cli_with_out_writes_the_teacher_record_and_the_bundle(tmp_path):
     assert [p.name.split("__")[1] for p in out.glob("*.json")] == ["teacher"]
     (bundle,) = (out / "check").glob("*.npz")
     assert set(_read(bundle)) == KEYS
+
+
+# ---- issue 23, 8: mke-theory check refuses inconsistent bundles ------------------------------------------------
+
+
+def _check_arrays(n=120, **changes):
+    """A check bundle: D_u of ``n`` rows of SPLIT with the teacher's probabilities, VAL's 40 test rows as the
+    labeled validation data with the teacher's probabilities on them (80 % right)."""
+    wrong = np.arange(40) % 5 == 0
+    arrays = dict(unlabeled_alpha=SPLIT.unlabeled_alpha[:n], unlabeled_beta=SPLIT.unlabeled_beta[:n],
+                  teacher_probs=np.eye(3)[SPLIT.unlabeled_labels[:n]] * 0.7 + 0.1, val_alpha=VAL.test_alpha,
+                  val_beta=VAL.test_beta, val_labels=VAL.test_labels,
+                  teacher_val_probs=np.eye(3)[np.where(wrong, (VAL.test_labels + 1) % 3, VAL.test_labels)] * 0.7 + 0.1)
+    arrays.update(changes)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+def _same(a, b):
+    return {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}
+
+
+@needs_check
+def test_d_u_needs_twice_the_probes_neighbours():
+    assert diagnose.MIN_UNLABELED == 2 * diagnose.PROBE_K == 40
+    with pytest.raises(MKEError, match=r"D_u \(unlabeled_alpha\) has 39 row\(s\); the check needs at least 40"):
+        diagnose.check_bundle(_check_arrays(n=39))
+    assert diagnose.check_bundle(_check_arrays(n=40))["n_used"] == 40
+    with pytest.raises(MKEError, match=r"has 120 row\(s\) \(max_samples keeps 10 of 120\)"):
+        diagnose.check_bundle(_check_arrays(), max_samples=10)
+    with pytest.raises(MKEError, match="at least 40"):  # without validation data too: no report on 2 rows
+        diagnose.check_bundle(_check_arrays(n=2, val_alpha=None, val_beta=None, val_labels=None,
+                                            teacher_val_probs=None))
+
+
+@needs_check
+def test_probability_columns_follow_the_sorted_label_values():
+    # integer labels 1 … 3 and class names: column j is the j-th sorted value, as the run reads teacher_probs
+    # (the old check compared argmax indices 0 … 2 with labels 1 … 3, or refused strings beside them)
+    base = diagnose.check_bundle(_check_arrays())
+    assert diagnose.check_bundle(_check_arrays(val_labels=VAL.test_labels + 1))["accuracy"] == base["accuracy"]
+    names = np.array(["cat", "cow", "dog"])[VAL.test_labels]
+    assert _same(diagnose.check_bundle(_check_arrays(val_labels=names)), base)
+    assert base["accuracy"]["teacher"] == pytest.approx(0.8)
+
+
+@needs_check
+@pytest.mark.parametrize("changes, words", [
+    (dict(teacher_val_probs=np.full((40, 2), 0.5)), "teacher_val_probs has 2 columns but teacher_probs 3"),
+    (dict(teacher_probs=None, pseudo_labels=np.array(["cat", "cow", "dog"])[SPLIT.unlabeled_labels],
+          teacher_val_probs=np.full((40, 4), 0.25), val_labels=np.array(["cat", "cow", "dog"])[VAL.test_labels]),
+     "the labels hold 3 classes ('cat', 'cow', 'dog') but the teacher's probabilities have 4 columns"),
+    (dict(pseudo_labels=np.where(np.arange(120) < 3, 7, SPLIT.unlabeled_labels)),
+     "pseudo_labels hold(s) the value(s) 7, not class(es) of val_labels (0, 1, 2)"),
+    (dict(teacher_probs=None, teacher_val_probs=None, pseudo_labels=SPLIT.unlabeled_labels,
+          teacher_val_pred=np.where(np.arange(40) < 1, 3, VAL.test_labels)),
+     "teacher_val_pred hold(s) the value(s) 3, not class(es) of val_labels"),
+    (dict(pseudo_labels=(SPLIT.unlabeled_labels + 1) % 3), "pseudo_labels disagree with teacher_probs in 120 of 120"),
+    (dict(teacher_val_pred=(VAL.test_labels + 1) % 3), "teacher_val_pred disagree with teacher_val_probs in 32 of 40"),
+    (dict(input_noise=np.array([0.1, 0.5])), "input_noise must be a scalar"),
+    (dict(input_noise=np.array(-1.0)), "input_noise must be a finite number >= 0, got -1.0"),
+    (dict(teacher_val_prob=np.full((40, 3), 1 / 3)), "teacher_val_prob (did you mean teacher_val_probs?)"),
+])
+def test_inconsistent_check_bundles_are_one_sentence(changes, words):
+    with pytest.raises(MKEError) as e:
+        diagnose.check_bundle(_check_arrays(**changes), source="b.npz")
+    assert words in str(e.value) and str(e.value).startswith("b.npz")
+    assert ". " not in str(e.value)
+
+
+@needs_check
+def test_pseudo_labels_beside_probabilities_may_break_ties_and_are_the_ones_used():
+    probs = np.full((120, 3), 1 / 3)  # every row a tie: any class is an argmax
+    pseudo = SPLIT.unlabeled_labels
+    given = diagnose.check_bundle(_check_arrays(teacher_probs=probs, pseudo_labels=pseudo))
+    assert _same(given, diagnose.check_bundle(_check_arrays(teacher_probs=None, pseudo_labels=pseudo)))
+    one = diagnose.check_bundle(_check_arrays(input_noise=np.array([0.3])))
+    assert _same(one, diagnose.check_bundle(_check_arrays(), input_noise=0.3))  # a 1-element array is a scalar

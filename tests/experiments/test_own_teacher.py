@@ -122,3 +122,20 @@ def test_cli_without_teacher_test_predictions_and_several_seeds_prints_the_table
                                           "--device", "cpu", "--methods", "teacher,mm_student"])
     assert result.exit_code == 0, result.output
     assert "teacher is skipped" in result.output and "| mm_student |" in result.output
+
+
+def test_a_misspelt_teacher_output_trains_no_teacher(tmp_path, monkeypatch):
+    # issue 23, 6: the old loader ignored ``teacher_prob`` and trained a teacher; now nothing is trained
+    from mke_experiments.protocol import fit_mke
+    from mke_theory.core.errors import MKEError
+
+    path = write_bundle(tmp_path / "b.npz", SPLIT, teacher_prob=np.eye(3)[WRONG])
+    result = CliRunner().invoke(exp_cli, ["run", "arrays", "--data", str(path), "--epochs", "1", "--seeds", "0",
+                                          "--device", "cpu", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 1, result.output
+    assert "unknown key(s) teacher_prob (did you mean teacher_probs?)" in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.json"))
+    with np.load(path) as f:
+        bundle = {k: f[k] for k in f.files}
+    with pytest.raises(MKEError, match=r"pseudo_label \(did you mean pseudo_labels\?\)"):
+        fit_mke(dict(bundle, pseudo_label=WRONG), device="cpu")
