@@ -3,7 +3,8 @@
 ``mke_theory._moved.MOVED`` lists them; each old name loads the new module (the same object, so a monkeypatch or
 an ``isinstance`` through either name sees one thing) and says where it went with a ``DeprecationWarning``.
 A model file saved before the move (``tests/data/predictor_before_house_plan.pt``: ``fit_mke``'s MM student on
-``gaussian_mixture(random_state=0)``, saved by commit 57c6f63) still loads and predicts what it predicted then.
+``gaussian_mixture(random_state=0)``, saved by commit 57c6f63, format 1) is refused by ``Predictor.load`` and, once
+converted (``convert_legacy``), predicts what it predicted then.
 """
 
 from __future__ import annotations
@@ -67,11 +68,17 @@ def test_the_project_itself_never_imports_an_old_name():
     assert not offenders, offenders
 
 
-def test_a_predictor_saved_before_the_move_loads_and_predicts_the_same():
-    from mke_experiments.protocol.predictor import Predictor
+def test_a_predictor_saved_before_the_move_is_refused_and_converts_to_what_it_predicted_then(tmp_path):
+    """Format 1 (a pickled network) is never opened by ``Predictor.load`` (it could run code); ``convert_legacy``, for
+    files one trusts (this one is ours), gives a format-2 file that predicts bit for bit what it predicted then."""
+    from mke_experiments.protocol.predictor import Predictor, convert_legacy
+    from mke_theory.core.errors import MKEError
 
     expected = np.load(DATA / "predictor_before_house_plan.npz")
-    predictor = Predictor.load(DATA / "predictor_before_house_plan.pt")
+    with pytest.raises(MKEError, match="convert_legacy"):
+        Predictor.load(DATA / "predictor_before_house_plan.pt")
+    convert_legacy(DATA / "predictor_before_house_plan.pt", tmp_path / "converted.pt")
+    predictor = Predictor.load(tmp_path / "converted.pt")
     assert predictor.info["method"] == "mm_student" and predictor.modalities == 2
     probs = predictor.predict_proba(expected["alpha"], expected["beta"])
     np.testing.assert_array_equal(probs, expected["probs"])  # bit for bit: the same network, the same arithmetic

@@ -1,4 +1,7 @@
-"""The student a run returns and saves carries its preprocessing; your own torch teacher and student."""
+"""The student a run returns and saves carries its preprocessing; your own torch teacher and student; which model
+``mke-exp predict`` applies and the inputs it takes."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -130,7 +133,73 @@ def test_run_saves_models_and_predict_writes_the_predictors_output(raw_bundle, t
     res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--seed", "7"])
     assert res.exit_code == 1 and "not 7" in res.output
     res = runner.invoke(cli, ["predict", str(out), "--data", str(tmp_path / "new.npz"), "--method", "um_student"])
-    assert res.exit_code == 1 and "no model of um_student" in res.output
+    assert res.exit_code == 1 and "no model of method 'um_student'" in res.output
+    assert "its methods: mm_student, teacher" in res.output
+    model_file = next((out / "models").glob("*__teacher__seed1__*.pt"))  # the file itself as RUN: that model
+    res = runner.invoke(cli, ["predict", str(model_file), "--data", str(tmp_path / "new.npz"), "--out",
+                              str(tmp_path / "t.npz")])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npz")["pred"],
+                                  Predictor.load(model_file).predict(raw_bundle["test_alpha"]))
+
+
+def _saved(folder, stem, seed):
+    """A small predictor of the library's teacher saved as ``folder/models/<stem>.pt``."""
+    from mke_experiments.config import ModelConfig
+    from mke_experiments.models import build_teacher
+
+    torch.manual_seed(seed)
+    p = Predictor(build_teacher((2,), 3, ModelConfig(hidden=4)).eval(), 1, info=dict(seed=seed))
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    p.save(folder / "models" / f"{stem}.pt")
+    return folder / "models" / f"{stem}.pt"
+
+
+def test_choose_model_never_lets_file_name_order_pick_a_run(tmp_path):
+    """Two runs' models in one folder (before: the first file name won, silently); --config-hash (or a prefix of
+    it) picks one, then --seed; glob characters in the method are a name."""
+    from mke_experiments.protocol.predictor import choose_model
+
+    a0 = _saved(tmp_path, "arrays__teacher__seed0__aa11", 0)
+    a2 = _saved(tmp_path, "arrays__teacher__seed2__aa11", 2)
+    b1 = _saved(tmp_path, "mine__teacher__seed1__bb22", 1)
+    with pytest.raises(MKEError, match=r"2 runs: arrays config aa11 \(seed\(s\) 0, 2\); mine config bb22 "
+                                       r"\(seed\(s\) 1\); choose one with --config-hash"):
+        choose_model(tmp_path, "teacher")
+    assert choose_model(tmp_path, "teacher", config_hash="aa") == a0
+    assert choose_model(tmp_path, "teacher", config_hash="aa11", seed=2) == a2
+    assert choose_model(tmp_path, "teacher", config_hash="bb22") == b1
+    assert choose_model(b1, "ignored") == b1
+    with pytest.raises(MKEError, match="not 1"):
+        choose_model(tmp_path, "teacher", config_hash="aa", seed=1)
+    with pytest.raises(MKEError, match="no teacher model of config hash 'cc'; its config hashes: aa11, bb22"):
+        choose_model(tmp_path, "teacher", config_hash="cc")
+    for pattern in ("*", "teach*", "t?acher", "[t]eacher"):
+        with pytest.raises(MKEError, match="a name, not a pattern"):
+            choose_model(tmp_path, pattern, config_hash="aa")
+    with pytest.raises(MKEError, match="is a model file"):
+        choose_model(b1, "teacher", seed=0)
+
+
+@pytest.mark.parametrize("alpha, message", [
+    (np.array([["1.5", "2"]] * 3), r"alpha holds strings \(dtype <U3\)"),  # before: parsed as numbers, silently
+    ([["a", "b"]] * 3, "alpha holds strings"),  # before: a ValueError traceback
+    (np.zeros((0, 2)), r"alpha has no rows \(shape \(0, 2\)\)"),  # before: a RuntimeError from torch.cat
+    (np.zeros(0), "alpha has no rows"),
+    (np.ones((3, 2)) + 1j, "alpha holds complex numbers"),  # before: the imaginary part dropped with a warning
+    (np.array([[1.0, "x"]] * 3, dtype=object), "alpha holds values that are not real numbers"),
+    (np.array([[1.0, 2j]] * 3, dtype=object), "alpha holds values that are not real numbers"),
+    (np.array(["2020-01-01"] * 3, dtype="datetime64[D]"), "alpha holds values of dtype datetime64"),
+    (5.0, "alpha is a single number"),
+])
+def test_transform_names_the_array_that_is_not_real_numbers(alpha, message):
+    p = Predictor(nn.Linear(2, 3), 1, dict(alpha=dict(scale=[1.0, 1.0], mean=[0.0, 0.0], std=[1.0, 1.0])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's ComplexWarning would mean the imaginary part was dropped
+        with pytest.raises(MKEError, match=message):
+            p.transform(alpha)
+    assert p.transform(np.array([[1, 2]], dtype=np.int64))[0].dtype == torch.float32  # integers are numbers
+    assert p.transform(np.array([[1.0, 2.0]], dtype=object))[0].shape == (1, 2)  # and so are objects holding them
 
 
 def test_a_torch_image_teacher_labels_a_split_of_images(config):
