@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mke_experiments.protocol.predictor import Predictor
+from mke_theory.core import disk
 from mke_theory.core.records import atomic_write, read_record, run_stem, write_record
 from mke_theory.core.split import MultimodalSplit
 
@@ -42,6 +43,15 @@ class RunFiles:
     def identity(self, method: str) -> dict:
         """What a checkpoint of ``method`` belongs to; one of another identity is never resumed."""
         return dict(task=self.task, method=method, seed=self.seed, config_hash=self.config_hash)
+
+    def lock(self, on_wait=None) -> disk.FolderLock:
+        """The lock of this (task, seed, config) in ``out``, ``OUT/.<task>__run__seed<seed>__<config hash>.lock``
+        (``disk.FolderLock``, waiting): a second run of the same identity into the same folder waits for the
+        first, saying who holds it, and then resumes what the first finished. Runs of other seeds or configs
+        into the same folder do not wait for each other; a killed run's lock is released by the kernel."""
+        return disk.FolderLock(self.out / f".{self.stem('run')}.lock",
+                               f"run of {self.task} seed {self.seed}, config {self.config_hash}", wait=True,
+                               on_wait=on_wait)
 
     def start_fresh(self, method: str) -> None:
         """``force``: the checkpoint of a run that is redone goes before it trains (rank 0), so neither this

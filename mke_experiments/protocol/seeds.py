@@ -19,6 +19,7 @@ Which of the two a run does is its ``Plan``'s ``stacked`` (``mke_experiments.pro
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from dataclasses import dataclass, field
@@ -379,6 +380,29 @@ def train_method(runs: list[SeedRun], method: Method, pls: list, stacked: bool =
     return [(m.model, f, extra) for m, f, extra in zip(members, fitted, extras)]
 
 
+def _one_run_at_a_time(run_seeds):
+    """``run_seeds`` holding the lock of each of its seeds in ``out`` (``RunFiles.lock``; rank 0, in seed order, so
+    that two runs over overlapping seeds cannot wait for each other): a second run of the same task, seed and
+    config into the same folder waits, saying for whom, and then resumes what the first finished, training
+    nothing twice. It waits rather than stops because running the same command twice (or job arrays whose seeds
+    overlap) always ended with every record written once, and still does; runs of other seeds or configs into
+    one folder go on side by side. Under torchrun the other ranks meet rank 0 at its first collective step."""
+
+    @functools.wraps(run_seeds)
+    def locked(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out: Path | None = None,
+               *args, **kwargs) -> list[SeedResult]:
+        if out is None or distributed()[0] != 0:
+            return run_seeds(cfg, split, seeds, methods, out, *args, **kwargs)
+        name, identity = task_name(cfg), config_hash(run_config(cfg, split))
+        with contextlib.ExitStack() as locks:
+            for seed in sorted(set(seeds)):
+                locks.enter_context(RunFiles(Path(out), name, seed, identity, split.split_id).lock())
+            return run_seeds(cfg, split, seeds, methods, out, *args, **kwargs)
+
+    return locked
+
+
+@_one_run_at_a_time
 def run_seeds(cfg: ExperimentConfig, split: MultimodalSplit, seeds, methods=METHODS, out: Path | None = None,
               device=torch.device("cpu"), force: bool = False, progress=None, stop_after: int | None = None,
               tensorboard: Path | None = None, student=None, plan: Plan | None = None) -> list[SeedResult]:
