@@ -40,15 +40,44 @@ def user_errors(command):
         except MKEError as e:
             message = str(e)
         except OSError as e:
-            if e.filename is None:  # not about a path the user gave: a bug, or the machine's trouble
+            if _disk_full(e):  # a write that found the disk full, wherever it was made: the machine's trouble
+                message = _disk_full_sentence(e)
+            elif e.filename is None:  # not about a path the user gave: a bug, or the machine's trouble
                 _report_bug()
-            message = f"{e.filename}: {e.strerror or e}"
-        except Exception:
-            _report_bug()
+            else:
+                message = f"{e.filename}: {e.strerror or e}"
+        except Exception as e:
+            if not _disk_full(e):
+                _report_bug()
+            message = _disk_full_sentence(e)
         print(f"Error: {message}", file=sys.stderr)
         sys.exit(1)
 
     return wrapper
+
+
+def _chain(error: BaseException):
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _disk_full(error: BaseException) -> bool:
+    """Whether ``error`` or one it was raised from is an OSError of a full disk or quota: a write outside
+    ``records.atomic_write`` (a figure, a TensorBoard event file, a JSON summary) that found no space."""
+    import errno
+
+    full = {errno.ENOSPC, getattr(errno, "EDQUOT", 122)}
+    return any(isinstance(e, OSError) and e.errno in full for e in _chain(error))
+
+
+def _disk_full_sentence(error: BaseException) -> str:
+    named = next((e.filename for e in _chain(error) if isinstance(e, OSError) and e.filename), None)
+    where = f"{named}: " if named else ""
+    return (f"{where}no space left on the disk (or the disk quota is exceeded) while writing; free some space or "
+            "choose another folder and run the command again (finished records and checkpoints are kept).")
 
 
 def _report_bug():

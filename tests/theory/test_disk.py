@@ -313,3 +313,29 @@ def test_without_fcntl_no_lock_is_taken(tmp_path, monkeypatch):
     monkeypatch.setattr(disk, "fcntl", None)
     with FolderLock(tmp_path / ".x.lock", "run") as lock:
         assert lock.fd is None and not (tmp_path / ".x.lock").exists()
+
+
+def test_a_full_disk_outside_atomic_write_is_one_sentence_not_a_bug_report(capsys):
+    """A write that is not through ``atomic_write`` (a figure, a TensorBoard file) and finds the disk full, with no
+    file named (numpy, matplotlib and torch wrap it), ends in one sentence and exit 1, not exit 70."""
+    import errno
+
+    from mke_theory.core.errors import user_errors
+
+    @user_errors
+    def figure():
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as e:
+            raise RuntimeError("savefig failed") from e
+
+    @user_errors
+    def bug():
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(SystemExit) as exit_:
+        figure()
+    assert exit_.value.code == 1 and "no space left on the disk" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        bug()
+    assert exit_.value.code == 70  # another OSError without a file is still a bug report
