@@ -194,15 +194,23 @@ def _convert(value: str, current, key: str):
     raise MKEError(f"{key} cannot be set from the command line")
 
 
+COMMAND_KEYS = ("task",)  # top-level fields the command line sets, never --set: `run arrays --set task=mfeat`
+# trained on the arrays and wrote the records as mfeat's
+
+
 def apply_overrides(config, overrides) -> Any:
     """Return ``config`` with ``["train.epochs=5", "model.fusion=mid"]`` applied.
 
-    Unknown keys and values of the wrong type raise ``ValueError`` naming the key.
+    Unknown keys, the task (``COMMAND_KEYS``: the command names it) and values of the wrong type raise
+    ``MKEError`` naming the key.
     """
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise MKEError(f"--set takes KEY=VALUE (e.g. train.epochs=5), got {item!r}")
+        if key.strip() in COMMAND_KEYS:
+            raise MKEError(f"--set {item.strip()}: the task is the command's argument (mke-exp run TASK), not a "
+                           "--set key; to call the records something else use --name")
         config = _set(config, key.strip().split("."), value.strip(), key.strip())
     check(config)
     return config
@@ -217,6 +225,8 @@ def _set(node, path, value, key):
                        f"{', '.join(names)}")
     current = getattr(node, path[0])
     if len(path) == 1:
+        if current is None and node is not None and path[0] in GROUPS:  # e.g. prepare of a task without one
+            raise MKEError(f"unknown config key {key!r}: this task has no {key} settings")
         if dataclasses.is_dataclass(current):
             first = dataclasses.fields(current)[0].name
             raise MKEError(f"{key} is a group; set one of its fields, e.g. {key}.{first}")
@@ -226,6 +236,9 @@ def _set(node, path, value, key):
     if not dataclasses.is_dataclass(current):
         raise MKEError(f"unknown config key {key!r}: {path[0]} has no fields")
     return dataclasses.replace(node, **{path[0]: _set(current, path[1:], value, key)})
+
+
+GROUPS = ("data", "model", "train", "mke", "prepare")  # the groups of settings of an ExperimentConfig
 
 
 def check(config: ExperimentConfig) -> None:
@@ -252,9 +265,42 @@ def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentC
             raise MKEError(f"task {task.name} does not use {key}; leave it out (it would change the record, "
                            f"not the run)")
     cfg = apply_overrides(task.default_config, overrides)
+    check_clip_size(task, cfg, overrides)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
     return cfg
+
+
+MAX_CLIP_VALUES = 2**26  # values of α and β together in one prepared clip: 64 MiB at one byte a value, ~600 times
+# the largest default (VGGSound's 4 frames of 64² and 1001 × 64 log-mels); prepare.size=100000 would ask for TiB
+
+
+def _bytes(n: int) -> str:
+    """``n`` bytes in the largest binary unit that keeps a number of at least 1 (``112 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+
+
+def check_clip_size(task, cfg: ExperimentConfig, overrides=()) -> None:
+    """Refuse ``--set prepare.x=v`` settings that make one clip hold more than ``MAX_CLIP_VALUES`` values,
+    with a sentence saying what a clip and a data set would cost (the cache stores at least a byte a value).
+
+    The clip's shapes come from the task (``task.shapes``, which also sizes ``mke-exp bench``); only keys
+    the user set are checked, the tasks' defaults being small. Runs before anything is read or allocated.
+    """
+    given = [item.strip() for item in overrides if item.strip().startswith("prepare.")]
+    if not given or cfg.prepare is None or getattr(task, "shapes", None) is None:
+        return
+    alpha, beta = task.shapes(cfg)[:2]
+    values = math.prod(alpha) + math.prod(beta)
+    if values <= MAX_CLIP_VALUES:
+        return
+    raise MKEError(f"--set {' '.join(given)} makes one clip {values:,} values ({tuple(alpha)} and {tuple(beta)}): "
+                   f"at least {_bytes(values)} per clip in the cache and {_bytes(4 * values)} as float32 in "
+                   f"training, {_bytes(10_000 * values)} for 10,000 clips; a clip may hold at most "
+                   f"{MAX_CLIP_VALUES:,} values, so choose smaller prepare settings")
 
 
 def from_manifest(cfg: ExperimentConfig, prepared, overrides=(), source: str = "the cache") -> ExperimentConfig:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -43,17 +44,26 @@ def all_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def parse_threads(value, source: str = "--threads", empty_ok: bool = False) -> int | None:
-    """``value`` as a thread count ≥ 1; None (and, with ``empty_ok``, an empty string) is None: not given.
+MAX_THREADS = 4096  # more than any machine has cores; torch's own limit lies far above (and overflows, a traceback)
+_ASCII_NUMBER = re.compile(r"\+?[0-9]+")  # str.isdigit and int() also take "²", "٣" and "1_0": not a count
 
-    Anything else (0, -2, 1.5, "many", True, "") is an ``MKEError`` naming ``source``.
+
+def parse_threads(value, source: str = "--threads", empty_ok: bool = False) -> int | None:
+    """``value`` as a thread count in [1, ``MAX_THREADS``]; None (and, with ``empty_ok``, an empty string) is
+    None: not given.
+
+    Anything else (0, -2, 1.5, "many", True, "", "²", 99999999999) is an ``MKEError`` naming ``source``.
     """
     if value is None or (empty_ok and isinstance(value, str) and not value.strip()):
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not text.lstrip("+").isdigit() or int(text) < 1:
+    digits = text.lstrip("+0")  # "" for zero
+    if isinstance(value, bool) or not _ASCII_NUMBER.fullmatch(text) or not digits:
         raise MKEError(f"{source} must be a whole number of threads >= 1, got {value!r}")
-    return int(text)
+    if len(digits) > len(str(MAX_THREADS)) or int(digits) > MAX_THREADS:  # (int() refuses over 4300 digits)
+        raise MKEError(f"{source} must be at most {MAX_THREADS} threads (this machine has {all_cores()} cores), "
+                       f"got {value!r}")
+    return int(digits)
 
 
 def default_threads(small: bool) -> int:
@@ -61,7 +71,8 @@ def default_threads(small: bool) -> int:
     if small:
         return 1
     local = os.environ.get("LOCAL_WORLD_SIZE", "1").strip()  # set by torchrun
-    return max(1, all_cores() // (int(local) if local.isdigit() and int(local) > 0 else 1))
+    share = int(local) if _ASCII_NUMBER.fullmatch(local) and len(local) < 10 and int(local) > 0 else 1
+    return max(1, all_cores() // share)
 
 
 def choose_threads(requested=None, *, small: bool = False) -> int:
@@ -223,17 +234,26 @@ class Seeds(tuple):
     bare = False
 
 
+MAX_N_SEEDS = 10_000  # --n-seeds: runs of one method, far beyond any table; 10**11 would fill the memory
+SEED_LIMIT = 2**64  # torch.manual_seed takes seeds below 2**64 (a larger one overflows inside torch); numpy any
+
+
 def parse_seeds(ctx, param, value):
-    """click callback of ``--seeds``: a comma-separated list of distinct seeds >= 0, e.g. ``0,1,2``
-    (one seed alone: ``3,``). None stays None."""
+    """click callback of ``--seeds``: a comma-separated list of distinct seeds in [0, 2**64), in ASCII digits,
+    e.g. ``0,1,2`` (one seed alone: ``3,``). None stays None."""
     if value is None or isinstance(value, tuple):
         return value
-    try:
-        seeds = Seeds(int(v) for v in str(value).split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+    parts = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not all(re.fullmatch(r"[+-]?[0-9]+", v) for v in parts):  # int() would also read "٣" and "1_0"
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers in ASCII digits, "
+                                 "e.g. 0,1,2")
+    huge = [v for v in parts if len(v.lstrip("+-0")) > len(str(SEED_LIMIT))]  # int() refuses over 4300 digits
+    seeds = Seeds(int(v) for v in parts if v not in huge)
+    if not parts or (seeds and min(seeds) < 0) or len(set(parts)) != len(parts) or len(set(seeds)) != len(seeds):
         raise click.BadParameter("give distinct seeds >= 0, e.g. 0,1,2")
+    if huge or max(seeds) >= SEED_LIMIT:
+        big = huge[0][:24] + "..." if huge else max(seeds)
+        raise click.BadParameter(f"seed {big} is too large: torch takes seeds below 2**64 ({SEED_LIMIT - 1})")
     seeds.bare = "," not in str(value)
     return seeds
 
@@ -249,6 +269,8 @@ def resolve_seeds(seeds, n_seeds, *, bare: str, default_n: int, first_n=lambda n
     """
     if seeds is not None and n_seeds is not None:
         raise MKEError("give --seeds (a list of seeds) or --n-seeds (how many), not both")
+    if n_seeds is not None and n_seeds > MAX_N_SEEDS:
+        raise MKEError(f"--n-seeds must be at most {MAX_N_SEEDS} (one run each), got {n_seeds}")
     if seeds is None:
         return list(first_n(default_n if n_seeds is None else n_seeds))
     if getattr(seeds, "bare", False):

@@ -17,7 +17,20 @@ from pathlib import Path
 
 import _status
 
+from mke_theory.core.errors import MKEError
 from mke_theory.core.records import RecordError, read_records
+
+
+def _one_sentence(kind, error, tb):
+    """The scripts are plain top-level code: an ``MKEError`` anywhere in them (records that cannot make the table)
+    ends in its one sentence and exit status 1, as in the CLIs; anything else is a bug and keeps its traceback."""
+    if issubclass(kind, MKEError):
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(1)
+    sys.__excepthook__(kind, error, tb)
+
+
+sys.excepthook = _one_sentence
 
 
 def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
@@ -29,10 +42,14 @@ def arguments(description: str, runs: str, extra=None) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def records_for(runs: Path, task: str, hint: str, needs_data: bool = False) -> list[dict] | None:
+def records_for(runs: Path, task: str, hint: str, needs_data: bool = False, outputs=()) -> list[dict] | None:
     """The records of ``task`` under ``runs``; None (and a message naming ``hint``, the command that makes them) when
     there are none. ``needs_data``: the records need a real data set the user may not have (then ``make figures``
-    skips the output and still succeeds)."""
+    skips the output and still succeeds). ``outputs``: the files this script writes; without records the ones an
+    earlier run left are removed (a table whose records are gone could not be checked or remade, and would pass for
+    this run's). Records of one method under two configs end the script in one sentence (``check_one_config``)."""
+    from mke_theory.results.stats import check_one_config
+
     try:
         records = [r for r in read_records(runs) if r["task"] == task] if runs.is_dir() else []
     except RecordError as e:
@@ -40,9 +57,43 @@ def records_for(runs: Path, task: str, hint: str, needs_data: bool = False) -> l
     if not records:
         print(f"no runs for {task}: run {hint}")
         why = f"no records of {task} in {runs}" + (" (they need the real data)" if needs_data else "")
+        stale = [Path(p) for p in outputs if Path(p).is_file()]
+        for path in stale:
+            path.unlink()
+        if stale:
+            print(f"removed {', '.join(map(str, stale))}: made from records that are gone")
+            why += f"; removed the earlier {', '.join(p.name for p in stale)}"
         _status.report("skipped", why, hint, needs_data)
         return None
+    check_one_config(records, where=f"the {task} records in {runs}")
     return records
+
+
+def table_numbers(records: list[dict], metric: str, baseline, task: str, expected=()):
+    """(summary, comparisons, gaps) of a paper table: the statistics of ``mke_theory.results.stats``, the
+    comparisons None when the baseline has no records (the table then says so instead of failing), and what the
+    records lack (``missing_runs``: rows of ``expected`` without records, cells missing seeds others have),
+    also printed, for the caption."""
+    from mke_theory.results.stats import compare_methods, missing_runs, records_frame, summarize
+
+    frame = records_frame(records)
+    summary = summarize(frame, metric)
+    gaps = missing_runs(frame, metric, expected)
+    method, variant = (baseline, None) if isinstance(baseline, str) else baseline
+    rows = frame[(frame["metric"] == metric) & (frame["method"] == method)]
+    has_baseline = not rows.empty and (variant is None or (rows["variant"] == variant).any())
+    comparisons = compare_methods(frame, metric, baseline=baseline, task=task) if has_baseline else None
+    if not has_baseline:
+        label = method if variant is None else f"{method} ({variant})"
+        gaps.append(f"no tests: the baseline {label} has no records")
+    for gap in gaps:
+        print(f"warning: {task} table: {gap}")
+    return summary, comparisons, gaps
+
+
+def caption_gaps(gaps: list[str]) -> str:
+    """The caption's part on what the records lack ("" when nothing)."""
+    return f"; INCOMPLETE: {'; '.join(gaps)}" if gaps else ""
 
 
 RAW = {"nyudv2": "nyu_depth_v2_labeled.mat"}  # what --raw points at, where the README names it

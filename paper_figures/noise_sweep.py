@@ -7,7 +7,8 @@ from _common import arguments, records_for, write_figure
 from mke_theory.results.plots import SIMULATE_TASK, plot_noise_sweep
 
 args = arguments(__doc__.splitlines()[0], "runs/simulate")
-records = records_for(args.runs, SIMULATE_TASK, f"mke-theory simulate --noise 0,0.1,0.2,0.3,0.4 --out {args.runs}")
+records = records_for(args.runs, SIMULATE_TASK, f"mke-theory simulate --noise 0,0.1,0.2,0.3,0.4 --out {args.runs}",
+                      outputs=[args.out / "noise_sweep.png", args.out / "noise_sweep.pdf"])
 if records is None:
     sys.exit(0)
 try:

@@ -10,7 +10,8 @@ from _common import arguments, records_command, records_for, write_figure
 from mke_theory.core.methods import LABELS
 
 args = arguments(__doc__.splitlines()[0], "runs/nyudv2")
-records = records_for(args.runs, "nyudv2", records_command("nyudv2", args.runs), needs_data=True)
+records = records_for(args.runs, "nyudv2", records_command("nyudv2", args.runs), needs_data=True,
+                      outputs=[args.out / "nyudv2_figure.png", args.out / "nyudv2_figure.pdf"])
 if records is None:
     sys.exit(0)
 folder = args.runs / "examples"

@@ -14,7 +14,8 @@ from mke_theory.results.plots import plot_twomoon
 from mke_theory.toy.twomoon import TASK, TwoMoonConfig, official_seeds, run_twomoon
 
 args = arguments(__doc__.splitlines()[0], "runs/twomoon")
-records = records_for(args.runs, TASK, f"mke-theory twomoon --out {args.runs}")
+records = records_for(args.runs, TASK, f"mke-theory twomoon --out {args.runs}",
+                      outputs=[args.out / "twomoon_figure.png", args.out / "twomoon_figure.pdf"])
 if records is None:
     sys.exit(0)
 recorded = {(r["method"], r["seed"]): r["metrics"]["test_accuracy"] for r in records}

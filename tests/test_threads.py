@@ -5,7 +5,9 @@ apply the choice before they train."""
 from __future__ import annotations
 
 import os
+import re
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -13,7 +15,17 @@ from click.testing import CliRunner
 from mke_experiments.cli import cli as exp_cli
 from mke_experiments.tasks import TASKS
 from mke_theory.cli import cli as theory_cli
-from mke_theory.console import ENV_VAR, all_cores, choose_threads, parse_threads, set_threads
+from mke_theory.console import (
+    ENV_VAR,
+    MAX_N_SEEDS,
+    MAX_THREADS,
+    all_cores,
+    choose_threads,
+    parse_seeds,
+    parse_threads,
+    resolve_seeds,
+    set_threads,
+)
 from mke_theory.core.errors import MKEError
 
 
@@ -67,10 +79,51 @@ def test_the_option_then_the_environment_override_the_default(monkeypatch):
         choose_threads(small=is_small("mfeat"))
 
 
-@pytest.mark.parametrize("bad", [0, -1, "0", "-2", "1.5", 2.5, "many", "", " ", True, "3 threads"])
+@pytest.mark.parametrize("bad", [0, -1, "0", "-2", "1.5", 2.5, "many", "", " ", True, "3 threads",
+                                 "²", "\u0663", "1_0", "+0"])  # str.isdigit took "²" (then int() failed: exit 70)
 def test_bad_thread_counts_are_one_sentence(bad):
     with pytest.raises(MKEError, match=r"^--threads must be a whole number of threads >= 1, got "):
         parse_threads(bad)
+
+
+@pytest.mark.parametrize("huge", [MAX_THREADS + 1, "99999999999", "9" * 5000])
+def test_thread_counts_beyond_any_machine_are_one_sentence(huge):
+    # bug caught: 99999999999 reached torch.set_num_threads and overflowed there (a traceback)
+    assert parse_threads(MAX_THREADS) == MAX_THREADS
+    with pytest.raises(MKEError, match=rf"^--threads must be at most {MAX_THREADS} threads \(this machine has "):
+        parse_threads(huge)
+
+
+@pytest.mark.parametrize("bad, says", [("²", "must be a whole number"), ("99999999999", "must be at most")])
+def test_a_bad_environment_variable_is_one_sentence_naming_it(monkeypatch, bad, says):
+    monkeypatch.setenv(ENV_VAR, bad)
+    with pytest.raises(MKEError, match=f"^the environment variable {ENV_VAR} {says}"):
+        choose_threads(small=True)
+    result = CliRunner().invoke(theory_cli, SIMULATE)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"Error: the environment variable {ENV_VAR} {says}"), result.output
+
+
+def test_a_torchrun_local_world_size_in_other_digits_is_ignored(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "²")  # isdigit() took it, int() then failed
+    assert choose_threads(small=False) == all_cores()
+
+
+@pytest.mark.parametrize("value, says", [
+    ("18446744073709551616,", "seed 18446744073709551616 is too large: torch takes seeds below 2**64"),
+    ("0," + "9" * 5000, "is too large"), ("\u0663,", "ASCII digits"), ("1_0,", "ASCII digits"),
+    ("1,+1", "distinct"), ("-1,", "distinct seeds >= 0")])
+def test_seeds_torch_cannot_take_are_refused(value, says):
+    # bug caught: --seeds 2**64, reached torch.manual_seed and overflowed (a traceback); int() took "٣" and "1_0"
+    with pytest.raises(click.BadParameter, match=re.escape(says)):
+        parse_seeds(None, None, value)
+    assert list(parse_seeds(None, None, f"0,{2**64 - 1}")) == [0, 2**64 - 1]
+    assert list(parse_seeds(None, None, " 3 , +4,")) == [3, 4]
+
+
+def test_n_seeds_has_an_upper_bound():
+    with pytest.raises(MKEError, match=f"--n-seeds must be at most {MAX_N_SEEDS}"):
+        resolve_seeds(None, 10**11, bare="note", default_n=5)
 
 
 def test_set_threads_applies_the_choice_to_torch():

@@ -219,7 +219,10 @@ def read_audioset_segments(path: str | os.PathLike) -> list[SegmentRow]:
     """Read an AudioSet ``*_segments.csv`` (balanced_train, eval or unbalanced_train).
 
     Lines starting with ``#`` are skipped; fields are separated by comma + space and the positive labels are one
-    double-quoted, comma-separated list of MIDs.
+    double-quoted, comma-separated list of MIDs. A copy re-saved by a spreadsheet turns the YouTube IDs that start
+    with ``-`` into the formula error ``#NAME?``, which would read as comments: such a file is refused, naming the
+    count. Where the header gives ``num_segs=N``, a file of another number of rows is a ``UserWarning`` (a
+    download cut at a line end, or a file filtered on purpose). The column line without its ``#`` is skipped.
 
     Parameters
     ----------
@@ -239,14 +242,22 @@ def read_audioset_segments(path: str | os.PathLike) -> list[SegmentRow]:
     path = Path(path)
     _check_file(path, "an AudioSet segments csv")
     out: list[SegmentRow] = []
+    declared, damaged = None, []  # the header's num_segs; lines of IDs a spreadsheet turned into #NAME?
     with _utf8(path) as handle:
         for number, text in enumerate(handle, start=1):  # one record per physical line: the numbering is exact
+            if text.startswith(SPREADSHEET_ERRORS):
+                damaged.append(number)
+                continue
             if text.startswith("#") or not text.strip():
+                found = _NUM_SEGS_RE.search(text) if declared is None and text.startswith("#") else None
+                declared = int(found.group(1)) if found else declared
                 continue
             try:
                 row = [field.strip() for field in next(csv.reader([text], skipinitialspace=True))]
             except csv.Error as exc:
                 raise ManifestError(f"{path}:{number}: not valid csv ({exc}); fix or re-download the file.") from exc
+            if row[:1] == ["YTID"] and not out:  # the column line, its "# " lost (a real copy has it so)
+                continue
             if len(row) != 4:
                 raise ManifestError(f"{path}:{number}: expected 4 fields (YTID, start_seconds, end_seconds, "
                                     f"positive_labels), found {len(row)}; {_SEGMENTS_FIX}.")
@@ -261,9 +272,32 @@ def read_audioset_segments(path: str | os.PathLike) -> list[SegmentRow]:
                                     "end_seconds must be greater than start_seconds >= 0.")
             mids = tuple(_mid(path, number, mid.strip(), _SEGMENTS_FIX) for mid in labels.split(","))
             out.append(SegmentRow(_ytid(path, number, ytid), start_s, end_s, mids))
-    if not out:
-        raise ManifestError(f"{path}: holds no segment rows; pass a full AudioSet segments csv.")
+    _check_segment_count(path, len(out), declared, damaged)
     return out
+
+
+SPREADSHEET_ERRORS = ("#NAME?", "#N/A", "#VALUE!", "#REF!")  # what Excel and LibreOffice put in a cell of a formula
+# they cannot compute: an ID such as -0Uh0hnpxMc read as the formula "-0Uh0hnpxMc"
+_NUM_SEGS_RE = re.compile(r"\bnum_segs=(\d+)")
+
+
+def _check_segment_count(path: Path, rows: int, declared: int | None, damaged: list[int]) -> None:
+    """Refuse a segments csv with spreadsheet-damaged IDs (``damaged``: their line numbers) or no rows; warn when
+    the rows read differ from the header's ``num_segs`` (``declared``, None when the header gives none)."""
+    if damaged:
+        of = f" of the {declared} its header declares" if declared is not None else ""
+        raise ManifestError(f"{path}: {len(damaged)} row(s){of} start with a spreadsheet error such as #NAME? "
+                            f"(first on line {damaged[0]}): a spreadsheet re-saved the file and turned the YouTube "
+                            "IDs that begin with '-' into formula errors, so those clips are lost; download the "
+                            "csv again from AudioSet and do not open it in a spreadsheet.")
+    if not rows:
+        raise ManifestError(f"{path}: holds no segment rows; pass a full AudioSet segments csv.")
+    if declared is not None and rows != declared:
+        import warnings
+
+        why = "a download cut short or a file filtered on purpose" if rows < declared else "rows were added"
+        warnings.warn(f"{path}: holds {rows} segment rows, but its header declares num_segs={declared} ({why}): "
+                      "the data set is not AudioSet's full list", stacklevel=3)
 
 
 def read_class_labels(path: str | os.PathLike) -> list[AudioSetClass]:

@@ -12,6 +12,7 @@ per-class IoU. The paper's numbers stand beside ours in ``make figures`` as a re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +28,18 @@ RGB_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]  # ImageNe
 RGB_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
 
 
+MAX_SIDE = 4096  # pixels of an image side (NYU's are 480 × 640); 100000,100000 would ask for 37 GiB an image
+
+
 def _hw(text: str, key: str) -> tuple[int, int]:
-    parts = text.split(",")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or not all(re.fullmatch(r"[0-9]{1,9}", p) and int(p) > 0 for p in parts):
         raise MKEError(f"{key} must be H,W in pixels, e.g. 240,320; got {text!r}")
+    if max(map(int, parts)) > MAX_SIDE:
+        h, w = map(int, parts)
+        raise MKEError(f"{key}={text} asks for {h * w * 4:,} bytes an image (RGB and depth at a byte each at "
+                       f"least), {h * w * 4 * 1449 / 2**40:.3g} TiB for NYU's 1449; each side may be at most "
+                       f"{MAX_SIDE} pixels")
     return int(parts[0]), int(parts[1])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mke_theory.core import disk
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import METHODS
 
@@ -91,15 +93,27 @@ def validate_record(record: dict, source: str = "record") -> dict:
         raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
     if record["schema_version"] != SCHEMA_VERSION:
         raise RecordError(f"{source}: schema_version {record['schema_version']!r}, this library reads {SCHEMA_VERSION}")
+    if not isinstance(record["task"], str) or not record["task"].strip():
+        raise RecordError(f"{source}: task must be a non-empty name, got {record['task']!r}")
     if record["method"] not in METHODS:
         raise RecordError(f"{source}: unknown method {record['method']!r}; known: {', '.join(METHODS)}")
-    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
-        raise RecordError(f"{source}: seed must be an integer")
+    if not isinstance(record.get("variant", ""), str):
+        raise RecordError(f"{source}: variant must be a string, got {record['variant']!r}")
+    if not isinstance(record["seed"], int) or isinstance(record["seed"], bool) or record["seed"] < 0:
+        raise RecordError(f"{source}: seed must be an integer >= 0, got {record['seed']!r}")
     metrics = record["metrics"]
-    if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) for v in metrics.values()):
-        raise RecordError(f"{source}: metrics must map names to numbers")
+    if not isinstance(metrics, dict) or not metrics:
+        raise RecordError(f"{source}: metrics must map names to numbers, got {metrics!r}")
+    for name, value in metrics.items():  # a bool is an int to Python, never a score
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecordError(f"{source}: metric {name} must be a number, got {value!r}")
     if not isinstance(record["config"], dict):
         raise RecordError(f"{source}: config must be an object")
+    stored = record.get("config_hash")
+    if stored is not None and stored != config_hash(record["config"]):  # the config was edited, or the hash
+        raise RecordError(f"{source}: config_hash {stored!r} does not match the record's config (its hash is "
+                          f"{config_hash(record['config'])!r}); the record was edited by hand: re-run it or "
+                          "move it out of the folder")
     return record
 
 
@@ -171,10 +185,18 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     A reader sees the old file or the new one, never half of one; a failed write leaves no trace, and
     the temporaries of a killed earlier write of ``path`` are removed (``remove_stale_temporaries``).
     The file gets the mode a plain ``open`` would give it (0666 less the umask), not mkstemp's 0600.
+    A disk that fills (or a quota reached) while writing, however ``write`` wraps the ``OSError`` (torch.save
+    raises it with a RuntimeError of its writer as context), is ``disk.DiskFullError``: one sentence naming the
+    folder and the space needed (``disk.write_failed``); ``path`` keeps its previous version.
     """
     path = Path(path)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no inode or directory block left for the temporary file
+        if disk.is_disk_full(e):
+            raise disk.write_failed(path, 0, e) from None
+        raise
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
@@ -182,9 +204,19 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        written = os.stat(tmp).st_size if os.path.exists(tmp) else 0
         Path(tmp).unlink(missing_ok=True)
+        if disk.is_disk_full(e, path.parent, written):  # after the unlink: the space it held is free again
+            raise disk.write_failed(path, written, e) from None
         raise
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float's range
+        return False
 
 
 def read_record(path: str | os.PathLike) -> dict:
@@ -195,10 +227,12 @@ def read_record(path: str | os.PathLike) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RecordError(f"{path}: not a readable JSON run record ({e})") from None
     validate_record(record, source=str(path))
-    undefined = [k for k, v in record["metrics"].items() if v != v]  # NaN: no table or test can use it
-    if undefined:
-        raise RecordError(f"{path}: metric {undefined[0]} is NaN; re-run that method (mke-exp run ... --force) "
-                          "or move the record out of the folder")
+    undefined = [(k, v) for k, v in record["metrics"].items() if not _finite(v)]  # NaN, ±inf (json reads NaN and
+    if undefined:  # Infinity) or an integer beyond float: no table or test can use them
+        name, value = undefined[0]
+        shown = "NaN" if value != value else value if isinstance(value, float) else "too large"
+        raise RecordError(f"{path}: metric {name} is {shown}; re-run that method (mke-exp run ... --force) or move "
+                          "the record out of the folder")
     return record
 
 

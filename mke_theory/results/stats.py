@@ -36,6 +36,7 @@ from statsmodels.stats.multitest import multipletests
 
 from mke_theory.core.checks import RandomState, check_choice, check_random_state, check_range
 from mke_theory.core.errors import MKEError
+from mke_theory.core.records import config_hash
 
 KEYS = ["task", "method", "variant"]
 FRAME_COLUMNS = KEYS + ["seed", "metric", "value"]
@@ -111,6 +112,56 @@ def records_frame(records: list[dict], *, provenance: bool = False) -> pd.DataFr
     rows = [dict(task=r["task"], method=r["method"], variant=r.get("variant", ""), seed=r["seed"],
                  metric=m, value=float(v), **extra(r, m)) for r in records for m, v in r["metrics"].items()]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS + (FIXED_COLUMNS if fixed else []))
+
+
+def check_one_config(records: list[dict], where: str = "the records") -> None:
+    """Raise ``MKEError`` when one (task, method, variant) holds runs of more than one config.
+
+    Such runs are different experiments (another learning rate, other data: the config holds the split id), and
+    a table row over them would be a mean of unlike things with n counting both. The sentence names the cell,
+    the config hashes (they end the records' file names) and the first config fields that differ.
+    """
+    cells: dict[tuple, dict[str, dict]] = {}
+    for r in records:
+        key = (r["task"], r["method"], r.get("variant", ""))
+        cells.setdefault(key, {}).setdefault(r.get("config_hash") or config_hash(r["config"]), r["config"])
+    for key, configs in cells.items():
+        if len(configs) < 2:
+            continue
+        hashes = sorted(configs)  # the values below are listed in the order of their hashes
+        flat = [_flatten(configs[h]) for h in hashes]
+        differ = sorted(k for k in set().union(*flat) if len({repr(f.get(k)) for f in flat}) > 1)
+        shown = "; ".join(f"{k}: {' vs '.join(str(f.get(k)) for f in flat)}" for k in differ[:3])
+        more = f" and {len(differ) - 3} more" if len(differ) > 3 else "" if differ else "their config hashes"
+        cell = "/".join(v for v in key if v)
+        raise MKEError(f"{where} hold {len(configs)} configs of {cell} (config_hash {', '.join(hashes)}), "
+                       f"which differ in {shown}{more}: one table row is one config, so put each config's records "
+                       "in a folder of its own (or tell the runs apart with mke-exp run --name)")
+
+
+def missing_runs(frame: pd.DataFrame, metric: str, expected=()) -> list[str]:
+    """What a table of ``metric`` over ``frame`` lacks, one phrase each, for its caption.
+
+    ``expected`` names the rows the table should have (a method, or a (method, variant) pair); each one without
+    values is "no records of ...". Within a task, a cell whose seeds are a strict subset of another cell's lacks
+    the difference ("um_student lacks seed(s) 14"): its mean is over fewer runs and its paired tests over the
+    shared seeds only. Cells with unrelated seed sets (TwoMoon's one teacher, seed 39) are no gap.
+    """
+    sub = frame[frame["metric"] == metric]
+    present = set(zip(sub["method"], sub["variant"]))
+    notes = []
+    for item in expected:
+        method, variant = (item, None) if isinstance(item, str) else item
+        if not any(m == method and (variant is None or v == variant) for m, v in present):
+            notes.append(f"no records of {_label(method, variant or '')}")
+    for _, rows in sub.groupby("task", sort=False):
+        seeds = {key: set(g["seed"]) for key, g in rows.groupby(["method", "variant"], sort=False)}
+        for key, own in seeds.items():
+            fuller = [other for other in seeds.values() if own < other]
+            if fuller:
+                lacking = sorted(max(fuller, key=len) - own)
+                notes.append(f"{_label(*key)} lacks seed(s) {', '.join(map(str, lacking))}")
+    return notes
 
 
 RECORD_COLUMNS = KEYS + ["seed", "split_id", "config_hash"]  # the first columns of records_table

@@ -187,6 +187,55 @@ def test_segments_malformed_line_names_file_and_line(tmp_path, bad, fragments):
     _raises_at(read_audioset_segments, path, 6, *fragments)
 
 
+# ---- AudioSet segments damaged by a spreadsheet (issue 23, case 12) --------------------------------
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "audioset"  # never copied into the repo
+
+
+def _spreadsheet_copy(path: Path, damaged: int) -> Path:
+    """The fixture as a spreadsheet re-saves it: the first ``damaged`` IDs (which start with '-') become #NAME?."""
+    lines = segments_text().splitlines()
+    for i in range(3, 3 + damaged):
+        lines[i] = "#NAME?" + lines[i][len("--PJHxphWEs"):]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_segments_damaged_by_a_spreadsheet_are_refused_with_the_count(tmp_path):
+    # bug caught: the #NAME? rows were read as '#' comment lines and dropped without a word
+    path = _spreadsheet_copy(tmp_path / "balanced_train_segments.csv", damaged=2)
+    with pytest.raises(ManifestError) as info:
+        read_audioset_segments(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: 2 row(s) of the 4 its header declares start with a spreadsheet error "
+                              "such as #NAME? (first on line 4)"), message
+    assert "YouTube IDs that begin with '-'" in message and "download the csv again" in message
+
+
+def test_segments_fewer_than_the_header_declares_are_counted_in_a_warning(tmp_path):
+    path = tmp_path / "eval_segments.csv"
+    path.write_text(segments_text(SEGMENT_ROWS[:3], declared=5))
+    with pytest.warns(UserWarning, match=r"holds 3 segment rows, but its header declares num_segs=5 \(a download "):
+        assert len(read_audioset_segments(path)) == 3
+
+
+def test_segments_column_line_without_its_hash_is_skipped(tmp_path):
+    path = tmp_path / "eval_segments.csv"
+    path.write_text(segments_text().replace("# YTID,", "YTID,"))
+    assert read_audioset_segments(path) == [SegmentRow(*row) for row in SEGMENT_ROWS]
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="needs ../shared/realdata (real AudioSet csvs)")
+def test_real_segment_csvs_read_in_full_or_are_refused_naming_the_damage(recwarn):
+    assert len(read_audioset_segments(REALDATA / "balanced_train_segments.csv")) == 22160
+    assert len(read_audioset_segments(REALDATA / "eval_segments.csv")) == 20371
+    assert len(read_audioset_segments(REALDATA / "variants" / "bci4cpl_eval_segments.csv")) == 20371  # no '# '
+    assert not [w for w in recwarn if "segment rows" in str(w.message)]  # counts as declared: no warning
+    damaged = REALDATA / "variants" / "swagshaw_balanced_train_segments.csv"
+    with pytest.raises(ManifestError, match=r"371 row\(s\) of the 22160 its header declares start with a "
+                                            r"spreadsheet error such as #NAME\? \(first on line 3\)"):
+        read_audioset_segments(damaged)
+
+
 # ---- class_labels_indices.csv ---------------------------------------------------------------------
 def test_class_labels_parse_always_quoted_names(tmp_path):
     path = write_class_labels(tmp_path / "class_labels_indices.csv")

@@ -155,3 +155,34 @@ def test_report_csv_with_bootstrap_keeps_stdout_a_csv(runs):
     table = pd.read_csv(io.StringIO(result.stdout))
     assert {"boot_low", "boot_high"} <= set(table.columns) and "percentile bootstrap" in result.stderr
     json.dumps(table.to_dict())  # plain values
+
+
+def test_two_configs_of_one_method_are_refused_and_names_tell_them_apart(tmp_path):
+    # bug caught (issue 23, case 10): report merged two runs of different learning rates into one row of n = 2
+    bundle = write_bundle(tmp_path / "b.npz", SPLIT)
+    short = ["--seeds", "0,", "--epochs", "1", "--methods", "teacher", "--device", "cpu"]
+    _run("arrays", "--data", bundle, "--out", tmp_path / "runs", *short)
+    _run("arrays", "--data", bundle, "--out", tmp_path / "runs", *short, "--set", "train.lr=0.01")
+    report = CliRunner().invoke(cli, ["report", str(tmp_path / "runs")])
+    assert report.exit_code == 1 and "Traceback" not in report.output, report.output
+    assert "hold 2 configs of arrays/teacher" in report.output and "train.lr: " in report.output
+    _run("arrays", "--data", bundle, "--out", tmp_path / "named", *short, "--name", "lr-default")
+    _run("arrays", "--data", bundle, "--out", tmp_path / "named", *short, "--name", "lr-high", "--set", "train.lr=0.01")
+    report = CliRunner().invoke(cli, ["report", str(tmp_path / "named")])
+    assert report.exit_code == 0, report.output
+    assert "| lr-default | teacher |" in report.output and "| lr-high | teacher |" in report.output
+
+
+def test_records_without_a_config_hash_are_still_read(tmp_path):
+    # the hash is checked where a record holds one; records of earlier versions without it stay readable
+    bundle = write_bundle(tmp_path / "b.npz", SPLIT)
+    _run("arrays", "--data", bundle, "--out", tmp_path / "runs", "--seeds", "0,", "--epochs", "1", "--methods",
+         "teacher", "--device", "cpu")
+    (path,) = (tmp_path / "runs").glob("*.json")
+    record = json.loads(path.read_text())
+    del record["config_hash"]
+    path.write_text(json.dumps(record))
+    assert CliRunner().invoke(cli, ["report", str(tmp_path / "runs")]).exit_code == 0
+    path.write_text(json.dumps(dict(record, config_hash="0123456789")))  # a hash its config does not have: named
+    report = CliRunner().invoke(cli, ["report", str(tmp_path / "runs")])
+    assert report.exit_code == 1 and f"{path}: config_hash '0123456789' does not match" in report.output

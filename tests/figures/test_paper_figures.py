@@ -147,3 +147,50 @@ def test_make_figures_reuses_the_demos_twomoon_records(tmp_path, present, runs, 
     assert all("--force" not in line for line in commands)  # what is there is kept
     if says:
         assert says in done.stdout, done.stdout
+
+
+# ---- issue 23: partial and mixed records, and tables whose records are gone ------------------------------------
+def _copy_records(source, folder, keep=lambda name: True):
+    folder.mkdir(parents=True)
+    for path in source.glob("*.json"):
+        if keep(path.name):
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_a_table_of_partial_records_says_what_is_missing(twomoon_runs, tmp_path):
+    # bug caught: without the baseline's records the table script ended in a traceback (compare_methods), and a
+    # method missing a seed was averaged over fewer runs without a word
+    seeds = sorted({int(p.name.split("__seed")[1].split("__")[0]) for p in twomoon_runs.glob("twomoon__mm_student*")})
+    runs = _copy_records(twomoon_runs, tmp_path / "runs", keep=lambda name: not name.startswith(
+        ("twomoon__um_student__", f"twomoon__mm_student__seed{seeds[0]}__")))
+    done = _script("twomoon_table", "--runs", runs, "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "twomoon_table.md").read_text()
+    assert "INCOMPLETE: no records of um_student" in text
+    assert f"mm_student lacks seed(s) {seeds[0]}" in text and "the baseline um_student has no records" in text
+    assert "Traceback" not in done.stderr
+
+
+def test_a_table_of_two_configs_of_one_method_is_one_sentence(twomoon_runs, tmp_path):
+    # bug caught: two TwoMoon runs of different γ in one folder were merged into rows of n = 6
+    from mke_theory.cli import cli
+
+    runs = _copy_records(twomoon_runs, tmp_path / "runs")
+    result = CliRunner().invoke(cli, ["twomoon", "--n-seeds", "1", "--loss-form", "consistency", "--gamma", "0.5",
+                                      "--no-figure", "--out", str(runs)])
+    assert result.exit_code == 0, result.output
+    done = _script("twomoon_table", "--runs", runs, "--out", tmp_path)
+    assert done.returncode == 1 and not list(tmp_path.glob("*.md"))
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line, no traceback
+    assert "2 configs of twomoon/mm_student" in done.stderr and "gamma: " in done.stderr
+
+
+def test_a_table_whose_records_are_gone_is_removed(twomoon_runs, tmp_path):
+    # bug caught: the table of an earlier make figures stayed in place after its records were deleted
+    out = tmp_path / "out"
+    assert _script("twomoon_table", "--runs", twomoon_runs, "--out", out).returncode == 0
+    assert (out / "twomoon_table.md").exists() and (out / "twomoon_table.tex").exists()
+    done = _script("twomoon_table", "--runs", tmp_path / "deleted", "--out", out)
+    assert done.returncode == 0 and "made from records that are gone" in done.stdout
+    assert not (out / "twomoon_table.md").exists() and not (out / "twomoon_table.tex").exists()
