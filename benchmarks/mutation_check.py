@@ -129,9 +129,9 @@ MUTANTS: tuple[Mutant, ...] = (
            "make_record no longer writes git_revision",
            ("tests/theory/test_records.py",)),
     Mutant("check-reads-du-labels", "mke_theory/diagnose.py",
-           '    pseudo = _teacher_classes(arrays, "pseudo_labels", "teacher_probs", m, "unlabeled_alpha", source)',
-           '    pseudo = arrays.get("unlabeled_labels", _teacher_classes(arrays, "pseudo_labels", "teacher_probs", m, '
-           '"unlabeled_alpha", source))',
+           'return check(arrays["unlabeled_alpha"], arrays["unlabeled_beta"], encoded["pseudo_labels"],',
+           'return check(arrays["unlabeled_alpha"], arrays["unlabeled_beta"], '
+           'arrays.get("unlabeled_labels", encoded["pseudo_labels"]),',
            "the check takes D_u's true labels for the pseudo labels when a bundle holds them",
            ("tests/theory/test_diagnose.py",), k="true_labels_of_d_u"),
     Mutant("verdict-without-beta-control", "mke_theory/diagnose.py",
