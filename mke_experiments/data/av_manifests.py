@@ -259,6 +259,10 @@ def read_audioset_segments(path: str | os.PathLike) -> list[SegmentRow]:
             if row[:1] == ["YTID"] and not out:  # the column line, its "# " lost (a real copy has it so)
                 continue
             if len(row) != 4:
+                if not text.endswith("\n") and declared is not None and len(out) < declared:  # the last line, cut
+                    raise ManifestError(f"{path}:{number}: the file ends in the middle of a row, after {len(out)} of "
+                                        f"the {declared} segments its header declares: an interrupted download; "
+                                        "download the csv again.")
                 raise ManifestError(f"{path}:{number}: expected 4 fields (YTID, start_seconds, end_seconds, "
                                     f"positive_labels), found {len(row)}; {_SEGMENTS_FIX}.")
             ytid, start, end, labels = row
