@@ -7,6 +7,12 @@ fresh interpreter (as ``mke-exp prepare`` runs) into a fresh folder. The target 
 with 2 workers on 2 free cores; the arrays of all runs must be equal.
 
     python benchmarks/bench_prepare.py [--clips 192] [--repeats 2] [--json OUT.json]
+    python benchmarks/bench_prepare.py --digests [--clips 192] [--repeats 3] [--workers 1]
+
+``--digests`` times what the content digests cost instead (``measure_digests``): the same prepare with and without
+them (``MKE_PREPARE_DIGESTS=0``, a switch only this benchmark uses), runs taking turns, each timed inside its
+interpreter (imports excluded), and the rerun's up-to-date check (every file re-hashed, nothing decoded) against
+the prepare it spares. The target is a digest cost under 5 % of prepare time.
 
 ``measure(clips, workers=(1, 2))`` is the importable entry (benchmarks/bench_scale.py uses it).
 """
@@ -47,6 +53,51 @@ def _cpu_seconds() -> float:
     """CPU time of the finished child processes (each prepare and its pool's workers), user + system."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return children.ru_utime + children.ru_stime
+
+
+# One prepare timed inside its interpreter (the imports excluded, as they are the same with and without digests).
+TIMED = ("import time; from mke_experiments.data import ravdess; t = time.perf_counter(); "
+         "m = ravdess.prepare({raw!r}, {out!r}, workers={workers}, shard_size={shard_size}); "
+         "print(time.perf_counter() - t, m['reused'])")
+
+
+def _timed(raw: Path, out: Path, workers: int, digests: bool, shard_size: int = cache.SHARD_SIZE) -> tuple:
+    """(seconds, CPU seconds, reused) of one prepare in a fresh interpreter, with or without the content digests;
+    the CPU seconds count the whole child (its imports too, the same in both)."""
+    code = TIMED.format(raw=str(raw), out=str(out), workers=workers, shard_size=shard_size)
+    env = dict(os.environ, MKE_PREPARE_DIGESTS="1" if digests else "0")
+    cpu = _cpu_seconds()
+    line = subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True,
+                          text=True).stdout.split()
+    return float(line[-2]), _cpu_seconds() - cpu, line[-1] == "True"
+
+
+def measure_digests(clips: int = MAX_CLIPS, repeats: int = 3, workers: int = 1) -> dict:
+    """Seconds of ``ravdess.prepare`` with and without the content digests (item digests and shard checksums), the
+    fastest of ``repeats`` runs each (taking turns, each into a fresh folder), and of the rerun that finds the
+    cache up to date (every source file re-hashed). Raises AssertionError when the arrays differ."""
+    result = {"clips": None, "workers": workers, "repeats": repeats}
+    with tempfile.TemporaryDirectory(prefix="bench_digests_") as folder:
+        raw = _tree(Path(folder) / "raw", clips)
+        result["source_bytes"] = sum(p.stat().st_size for p in raw.rglob("*") if p.is_file())
+        for run in range(repeats):
+            for mode in ("with", "without"):
+                out = Path(folder) / f"out_{mode}_{run}"
+                seconds, cpu, _ = _timed(raw, out, workers, mode == "with")
+                result[f"seconds_{mode}"] = round(min(seconds, result.get(f"seconds_{mode}", float("inf"))), 3)
+                result[f"cpu_seconds_{mode}"] = round(min(cpu, result.get(f"cpu_seconds_{mode}", float("inf"))), 3)
+                result["clips"] = json.loads((out / "manifest.json").read_text())["rows"]
+            check, _, reused = _timed(raw, Path(folder) / "out_with_0", workers, True)
+            assert reused, "the rerun did not find the cache up to date"
+            result["seconds_check"] = round(min(check, result.get("seconds_check", float("inf"))), 3)
+        first, second = Path(folder) / "out_with_0", Path(folder) / "out_without_0"
+        for path in sorted((first / cache.ARRAYS).iterdir()):
+            if path.stem != cache.DIGEST:
+                assert np.array_equal(np.load(path), np.load(second / cache.ARRAYS / path.name)), path.name
+    result["digest_cost"] = round(result["seconds_with"] / result["seconds_without"] - 1, 4)
+    result["digest_cost_cpu"] = round(result["cpu_seconds_with"] / result["cpu_seconds_without"] - 1, 4)
+    result["check_over_prepare"] = round(result["seconds_check"] / result["seconds_with"], 4)
+    return result
 
 
 ONE_THREAD = {variable: "1" for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -103,8 +154,22 @@ def main() -> None:
                                                                     "counts.")
     parser.add_argument("--json", type=Path, default=None, help="Write the numbers here.")
     parser.add_argument("--one-thread", action="store_true", help="Also time one worker on one thread per library.")
+    parser.add_argument("--digests", action="store_true", help="Time the content digests' cost instead.")
+    parser.add_argument("--workers", type=int, default=1, help="With --digests: the prepare's workers.")
     args = parser.parse_args()
     load = os.getloadavg()[0]  # other work on the machine: it shares the cores the workers count on
+    if args.digests:
+        r = measure_digests(args.clips, max(1, args.repeats), args.workers)
+        print(f"prepare of {r['clips']} RAVDESS-format clips, {r['workers']} worker(s) (1-minute load average "
+              f"{load:.2f} before), fastest of {r['repeats']}: with content digests {r['seconds_with']:.2f} s, "
+              f"without {r['seconds_without']:.2f} s: the digests cost {100 * r['digest_cost']:+.1f} % (target < 5 %), "
+              f"{100 * r['digest_cost_cpu']:+.1f} % in CPU time ({r['cpu_seconds_with']:.2f} against "
+              f"{r['cpu_seconds_without']:.2f} CPU-s); the rerun's up-to-date check (every one of the "
+              f"{r['source_bytes'] / 1e6:.0f} MB of source files re-hashed) {r['seconds_check']:.2f} s, "
+              f"{100 * r['check_over_prepare']:.1f} % of the prepare")
+        if args.json is not None:
+            args.json.write_text(json.dumps(r, indent=1) + "\n")
+        return
     result = measure(args.clips, repeats=args.repeats, one_thread=args.one_thread)
     print(f"prepare of {result['clips']} RAVDESS-format clips on {result['cores']} cores (1-minute load average "
           f"{load:.2f} before): 1 worker {result['seconds_1']:.1f} s ({result['cpu_seconds_1']:.1f} CPU-s), "

@@ -12,13 +12,15 @@ The teacher hears the audio (modality α); the student sees and hears (α + β).
 
 Clips found in neither are *missing* (10–20 % of YouTube ids are gone): they are counted and listed,
 never fatal. ``prepare`` stores every wanted clip as one row of a cache of memory-mappable arrays (``cache``,
-format version 2)::
+format version 3)::
 
     OUT/arrays/frames.npy   uint8   (n_wanted, frames, 3, size, size)   RGB, centre square
     OUT/arrays/logmel.npy   float16 (n_wanted, 1, n_mels, n_times)      dB, librosa.power_to_db
     OUT/arrays/names.npy    str     (n_wanted,)                         "{ytid}_{start:06d}"
     OUT/arrays/labels.npy   str     (n_wanted,)                         labels joined with "|"
     OUT/arrays/valid.npy    bool    (n_wanted,)                         False: missing or unreadable
+    OUT/arrays/digest.npy   |S32    (n_wanted,)                         sha256 of the clip's files' bytes
+    OUT/checksums.json      the checksum of every shard of rows of every array (``mke-exp verify``)
     OUT/manifest.json       parameters, counts, missing clips, skipped files and why, versions
 
 ``load_cache`` returns the valid rows only: names and labels in memory, frames and logmel as ``LazyRows``.
@@ -55,7 +57,7 @@ from mke_theory.core.errors import MKEError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: content digests (digest.npy, checksums.json, content_digest)
 CACHE_ARRAYS = ("frames", "logmel", "names", "labels")
 SMALL_ARRAYS = frozenset({"names", "labels"})  # read into memory by load_cache; frames, logmel lazy
 LABEL_SEPARATOR = "|"
@@ -459,11 +461,19 @@ def _main_file(source: ClipSource) -> Path:
     return source.video if source.layout == "mp4" else (source.audio or source.frames[0])
 
 
-def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params: dict) -> tuple[dict | None, dict]:
-    """One wanted clip's rows for ``cache.build``; None for a missing clip, or with the unreadable file."""
+def _hash_clip(item: tuple[str, str, ClipSource | None]) -> str:
+    """The clip's content digest: the bytes of its files (mp4, or wav and jpgs; none for a missing clip)."""
+    return cache_store.hash_files(item[2].files if item[2] is not None else [])
+
+
+def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path,
+                 params: dict) -> tuple[dict | None, dict, str]:
+    """One wanted clip's rows for ``cache.build``; None for a missing clip, or with the unreadable file; and its
+    content digest, hashed right before decoding (the decoders then read the files from the page cache)."""
     name, encoded, source = item
+    digest = _hash_clip(item)
     if source is None:
-        return None, {}
+        return None, {}, digest
     try:
         images, audio = read_clip(source, params["frames"], params["size"], params["sample_rate"], params["seconds"])
         spectrogram = logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
@@ -471,8 +481,8 @@ def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path, params
         file = _main_file(source)
         reason = str(e)
         reason = reason.split(": ", 1)[1] if reason.startswith(f"{file}: ") else reason
-        return None, {"skipped": reason, "file": _relative(raw_dir, file)}
-    return {"frames": images, "logmel": spectrogram, "names": name, "labels": encoded}, {}
+        return None, {"skipped": reason, "file": _relative(raw_dir, file)}, digest
+    return {"frames": images, "logmel": spectrogram, "names": name, "labels": encoded}, {}, digest
 
 
 def _own_out_dir(spec: cache_store.CacheSpec, out_dir) -> Path:
@@ -541,10 +551,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
     ``manifest["missing"]``; a clip that cannot be read (corrupt, no audio stream) is listed in
     ``manifest["skipped"]`` with the reason. Neither is fatal: their rows have ``valid`` False.
 
-    A cache built from the same clip list (names and labels) and the same files (relative paths and
-    sizes) with the same parameters is reused, not rebuilt; the returned manifest then has
-    ``reused=True``. ``cache.build`` decodes the clips with ``workers`` processes (default: the usable
-    cores), resumes a killed run and keeps the previous cache readable until the new one is done.
+    A cache built from the same clip list (names and labels) and the same files (relative paths, sizes and
+    bytes: every file is re-hashed, not decoded) with the same parameters is reused, not rebuilt; the returned
+    manifest then has ``reused=True``. ``cache.build`` decodes the clips with ``workers`` processes (default: the
+    usable cores), resumes a killed run and keeps the previous cache readable until the new one is done.
 
     Parameters
     ----------
@@ -580,18 +590,20 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         raise AvClipError(f"none of the {len(wanted)} wanted {spec.dataset} clips (e.g. {wanted[0][0]}) is in "
                           f"{raw_dir}; {EXPECTED_LAYOUT}.")
     fingerprint = _fingerprint(raw_dir, wanted, found)
-    reused = cache_store.reuse(spec, out_dir, params, fingerprint, progress, len(wanted))
+    items = [(clip, encoded, found.get(clip)) for clip, encoded in wanted]
+    reused = cache_store.reuse(spec, out_dir, params, fingerprint, items, _hash_clip, progress, workers=workers,
+                               describe=lambda item: item[0])
     if reused is not None:
         return reused
 
     for module in ("av", "cv2", "librosa", "soundfile"):
         _import(module)
-    items = [(clip, encoded, found.get(clip)) for clip, encoded in wanted]
     summarize = functools.partial(_summarize, items=items, spec=spec, raw_dir=raw_dir, out_dir=out_dir,
                                   n_wanted=len(wanted), n_found=len(found), missing=missing, duplicates=duplicates)
     decode = functools.partial(_decode_clip, raw_dir=raw_dir, params=params)
     return cache_store.build(spec, out_dir, items, decode, _columns(params, wanted), params, fingerprint, summarize,
-                             workers=workers, shard_size=shard_size, progress=progress)
+                             hash_item=_hash_clip, workers=workers, shard_size=shard_size, progress=progress,
+                             describe=lambda item: item[0])
 
 
 # ---- load -----------------------------------------------------------------------------------------

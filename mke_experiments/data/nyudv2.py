@@ -11,7 +11,7 @@ This module is the data set's front: the public names of the NYU modules are imp
 * here: ``prepare`` and ``load_cache``.
 
 ``prepare`` reads the images of a split once and stores them in a cache of memory-mappable arrays
-(``cache``, format version 2), one row per image::
+(``cache``, format version 3), one row per image::
 
     OUT/arrays/rgb.npy      uint8    (n, 3, H, W)   bilinear resize
     OUT/arrays/depth.npy    float32  (n, 1, H, W)   metres, nearest resize (the loader normalises)
@@ -21,6 +21,8 @@ This module is the data set's front: the public names of the NYU modules are imp
     OUT/arrays/part.npy     str      (n,)           "labeled", "unlabeled", "val" or "test"
     OUT/arrays/index.npy    int64    (n,)           1-based image number in the .mat file
     OUT/arrays/valid.npy    bool     (n,)           every image (a damaged image stops prepare)
+    OUT/arrays/digest.npy   |S32     (n,)           sha256 of the image's raw arrays as read from the .mat
+    OUT/checksums.json      the checksum of every shard of rows of every array (``mke-exp verify``)
     OUT/manifest.json       parameters, counts per part, class pixel counts, versions, complete flag
 
 ``load_cache`` returns labels, part and index in memory, rgb, depth and hha as ``LazyRows``.
@@ -84,7 +86,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = "mke-nyudv2-cache"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: content digests (digest.npy, checksums.json, content_digest)
 CACHE_ARRAYS = ("rgb", "depth", "labels", "part", "index")
 SMALL_ARRAYS = frozenset({"labels", "part", "index"})  # read into memory by load_cache; rgb, depth, hha lazy
 PARTS = ("labeled", "unlabeled", "val", "test")
@@ -125,8 +127,16 @@ def _resolve_raw(raw: str | os.PathLike) -> Path:
 
 
 def _fingerprint(path: Path) -> dict:
+    """The quick key of the source: the file's name and size (no time stamp: the images' content digests,
+    ``_hash_image``, see a file rewritten with other bytes)."""
+    return {"name": path.name, "bytes": path.stat().st_size}
+
+
+def _file_version(path: Path) -> str:
+    """Which version of the file a process has open (``_opened``'s key): a file replaced or rewritten since is
+    opened again, never read through a stale handle."""
     stat = path.stat()
-    return {"name": path.name, "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return json.dumps([str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino])
 
 
 def _versions() -> dict:
@@ -136,20 +146,42 @@ def _versions() -> dict:
 
 
 def _cache_arrays(manifest: dict) -> tuple[str, ...]:
-    return CACHE_ARRAYS + (("hha",) if manifest.get("params", {}).get("hha") else ())
+    params = manifest.get("params")
+    return CACHE_ARRAYS + (("hha",) if isinstance(params, dict) and params.get("hha") else ())
 
 
-@functools.lru_cache(maxsize=1)
-def _opened(path: Path, fingerprint: str):
-    """The checked, open .mat file, once per process and file version (each prepare worker opens its own)."""
-    return _open_labeled(path)[0]
+_OPEN: dict = {}  # version -> the open .mat file of this process (one at a time)
 
 
-def _decode_image(item: tuple[int, str], raw_path: Path, fingerprint: str, params: dict) -> tuple[dict, dict]:
-    """One image's rows for ``cache.build``, and its 40-class pixel counts as the note."""
+def _opened(path: Path, version: str):
+    """The checked, open .mat file, once per process and file version (each prepare worker opens its own). The
+    file of another version is closed first: HDF5 shares one open file per inode, so a file rewritten in place
+    and opened while the old handle lives would be read with the old file's metadata."""
+    if version not in _OPEN:
+        for old in _OPEN.values():
+            old.close()
+        _OPEN.clear()
+        _OPEN[version] = _open_labeled(path)[0]
+    return _OPEN[version]
+
+
+def _raw_digest(image: dict) -> str:
+    """An image's content digest: its raw arrays as read from the .mat (``cache.hash_arrays``)."""
+    return cache_store.hash_arrays(*(image[key] for key in ("image", "depth", "label", "raw_depth") if key in image))
+
+
+def _hash_image(item: tuple[int, str], raw_path: Path, version: str, params: dict) -> str:
+    """Image ``item``'s content digest without decoding it: read, hashed, not resized or encoded."""
+    return _raw_digest(_read_image(_opened(raw_path, version), raw_path, item[0], raw_depths=params["hha"]))
+
+
+def _decode_image(item: tuple[int, str], raw_path: Path, version: str, params: dict) -> tuple[dict, dict, str]:
+    """One image's rows for ``cache.build``, its 40-class pixel counts as the note, and its content digest (of
+    the raw arrays read for the decoding)."""
     number, part = item
     height, width = params["size"]
-    image = _read_image(_opened(raw_path, fingerprint), raw_path, number, raw_depths=params["hha"])
+    image = _read_image(_opened(raw_path, version), raw_path, number, raw_depths=params["hha"])
+    digest = _raw_digest(image)
     label = image["label"]
     top = int(label.max(initial=0))
     if top > N_RAW_CLASSES:
@@ -162,7 +194,7 @@ def _decode_image(item: tuple[int, str], raw_path: Path, fingerprint: str, param
     if params["hha"]:
         missing = resize(image["raw_depth"], (height, width), linear=False) == 0
         rows["hha"] = encode_hha(depth, scaled_intrinsics((height, width)), missing)
-    return rows, {"class_pixels": np.bincount(labels.ravel(), minlength=N_CLASSES + 1).tolist()}
+    return rows, {"class_pixels": np.bincount(labels.ravel(), minlength=N_CLASSES + 1).tolist()}, digest
 
 
 def _split_name(train: np.ndarray, test: np.ndarray, is_standard: bool) -> str:
@@ -236,7 +268,8 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
     ``hha=True`` the HHA encoding of the resized depth (``encode_hha``; pixels with ``rawDepths == 0`` count as
     missing). A damaged image stops prepare with the error naming it.
 
-    A cache built from the same file with the same parameters is reused, not rebuilt; the returned
+    A cache built from the same file (same name and size, and every image's raw arrays hashing to the digest
+    stored: the file is read, not decoded) with the same parameters is reused, not rebuilt; the returned
     manifest then has ``reused=True``. ``cache.build`` decodes the images with ``workers`` processes (default:
     the usable cores; each opens the .mat file once), resumes a killed run and keeps the previous cache
     readable until the new one is done.
@@ -269,16 +302,20 @@ def prepare(raw: str | os.PathLike, out_dir: str | os.PathLike, size: tuple[int,
     info = labeled_mat_info(raw_path)  # checks the file before anything else
     fingerprint = _fingerprint(raw_path)
     items = _items(parts, raw_path, info["n"], is_standard)
-    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, progress, len(items))
+    version = _file_version(raw_path)
+    hash_item = functools.partial(_hash_image, raw_path=raw_path, version=version, params=params)
+    describe = lambda item: f"image {item[0]}"  # noqa: E731
+    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, items, hash_item, progress,
+                               workers=1, describe=describe)  # one open .mat file: h5py reads in one thread
     if reused is not None:
         return reused
 
     summarize = functools.partial(_summarize, items=items, raw_path=raw_path, info=info, n_train=int(len(train)),
                                   n_test=int(len(test)), out_dir=out_dir)
-    decode = functools.partial(_decode_image, raw_path=raw_path, fingerprint=json.dumps(fingerprint),
-                               params=params)
+    decode = functools.partial(_decode_image, raw_path=raw_path, version=version, params=params)
     return cache_store.build(CACHE_SPEC, out_dir, items, decode, _columns(params), params, fingerprint, summarize,
-                             workers=workers, shard_size=shard_size, progress=progress)
+                             hash_item=hash_item, workers=workers, shard_size=shard_size, progress=progress,
+                             describe=describe)
 
 
 # ---- load -----------------------------------------------------------------------------------------

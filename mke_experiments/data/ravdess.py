@@ -6,7 +6,7 @@ speech), ``02-01-*.mp4`` (video only) and ``03-01-*.wav`` (audio only). An audio
 ``01-<key>.mp4`` with ``03-<key>.wav``; the class label is ``emotion - 1`` (8 classes).
 
 ``prepare`` turns every pair into ``frames`` face crops (modality α, the teacher's) and a log-mel
-spectrogram (modality β) and stores them in a cache of memory-mappable arrays (``cache``, format version 2),
+spectrogram (modality β) and stores them in a cache of memory-mappable arrays (``cache``, format version 3),
 one row per pair::
 
     OUT/arrays/frames.npy   uint8   (n_pairs, frames, 3, size, size)   RGB face crops
@@ -15,6 +15,8 @@ one row per pair::
     OUT/arrays/actors.npy   int64   (n_pairs,)                         1..24, from the names
     OUT/arrays/keys.npy     str     (n_pairs,)                         "VV-EE-II-SS-RR-AA"
     OUT/arrays/valid.npy    bool    (n_pairs,)                         False: a file could not be read
+    OUT/arrays/digest.npy   |S32    (n_pairs,)                         sha256 of the mp4's and the wav's bytes
+    OUT/checksums.json      the checksum of every shard of rows of every array (``mke-exp verify``)
     OUT/manifest.json       parameters, counts, skipped files and why, faces not found, versions
 
 ``load_cache`` returns the valid rows only: labels, actors and keys in memory, frames and logmel as
@@ -53,7 +55,7 @@ N_ACTORS = 24
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = "mke-ravdess-cache"
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: content digests (digest.npy, checksums.json, content_digest)
 CACHE_ARRAYS = ("frames", "logmel", "labels", "actors", "keys")
 SMALL_ARRAYS = frozenset({"labels", "actors", "keys"})  # read into memory by load_cache; frames, logmel lazy
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
@@ -259,7 +261,8 @@ def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: floa
 
 
 def _fingerprint(found: Scan) -> str:
-    """Hash of the relative paths and sizes of every file the scan looked at: new or changed files rebuild."""
+    """Hash of the relative paths and sizes of every file the scan looked at: the quick key (new, removed or
+    resized files rebuild without reading a byte); the content digests (``_hash_pair``) see the rest."""
     paths = [p for pair in found.pairs for p in (pair.video, pair.audio)]
     paths += found.unpaired + [p for p, _ in found.invalid]
     digest = hashlib.sha256()
@@ -357,23 +360,32 @@ def _crop_face(cv2, detector, image: np.ndarray, size: int) -> tuple[np.ndarray,
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)), found  # (3, size, size)
 
 
-def _decode_pair(pair: Pair, raw_dir: Path, params: dict) -> tuple[dict | None, dict]:
-    """One pair's rows for ``cache.build``: face crops and log-mel, or None and the unreadable file."""
+def _hash_pair(pair: Pair) -> str:
+    """The pair's content digest: the bytes of its mp4, then of its wav (``cache.hash_files``)."""
+    return cache_store.hash_files([pair.video, pair.audio])
+
+
+def _decode_pair(pair: Pair, raw_dir: Path, params: dict) -> tuple[dict | None, dict, str]:
+    """One pair's rows for ``cache.build``: face crops and log-mel, or None and the unreadable file; and its
+    content digest, hashed right before decoding (OpenCV's VideoCapture reads a path only, so the files are
+    read twice: the decoders' read comes from the page cache)."""
     cv2, detector = _face_detector()
     relative = Scan(raw_dir).relative
+    digest = _hash_pair(pair)
     try:
         audio = media.read_wav(pair.audio, params["sample_rate"], params["n_samples"], "centre", _ClipError)
         logmel = media.logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
         crops, faces = zip(*(_crop_face(cv2, detector, image, params["size"])
                              for image in _read_frames(cv2, pair.video, params["frames"])))
     except _ClipError as e:
-        return None, {"skipped": e.reason, "file": relative(e.path)}
+        return None, {"skipped": e.reason, "file": relative(e.path)}, digest
     except cv2.error as e:  # a frame OpenCV decodes but cannot convert
-        return None, {"skipped": f"OpenCV error: {str(e).strip().splitlines()[-1]}", "file": relative(pair.video)}
+        return None, {"skipped": f"OpenCV error: {str(e).strip().splitlines()[-1]}",
+                      "file": relative(pair.video)}, digest
     rows = {"frames": np.stack(crops), "logmel": logmel, "labels": pair.name.label, "actors": pair.name.actor,
             "keys": pair.name.key}
     missed = len(faces) - sum(faces)
-    return rows, ({"frames_without_face": int(missed)} if missed else {})
+    return rows, ({"frames_without_face": int(missed)} if missed else {}), digest
 
 
 def _columns(params: dict) -> dict[str, Column]:
@@ -434,9 +446,10 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     then a log-mel spectrogram (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB.
     A file that cannot be read skips its pair (``valid`` False) and is listed in ``manifest["skipped"]``.
 
-    A cache built from the same files with the same parameters is reused, not rebuilt; the returned
-    manifest then has ``reused=True``. ``cache.build`` decodes the pairs with ``workers`` processes (default:
-    the usable cores), resumes a killed run and keeps the previous cache readable until the new one is done.
+    A cache built from the same files (same names, sizes and bytes: every file is re-hashed, not decoded) with the
+    same parameters is reused, not rebuilt; the returned manifest then has ``reused=True``. ``cache.build``
+    decodes the pairs with ``workers`` processes (default: the usable cores), resumes a killed run and keeps the
+    previous cache readable until the new one is done.
 
     Parameters
     ----------
@@ -459,7 +472,9 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
                            f"{EXPECTED_TREE}.")
     out_dir = cache_store.check_out_dir(CACHE_SPEC, out_dir)
     fingerprint = _fingerprint(found)
-    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, progress, len(found.pairs))
+    describe = lambda pair: f"{found.relative(pair.video)} + {pair.audio.name}"  # noqa: E731  in log lines
+    reused = cache_store.reuse(CACHE_SPEC, out_dir, params, fingerprint, found.pairs, _hash_pair, progress,
+                               workers=workers, describe=describe)
     if reused is not None:
         return reused
 
@@ -467,7 +482,8 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, frames: int 
     summarize = functools.partial(_summarize, found=found, raw_dir=raw_dir, out_dir=out_dir, frames=params["frames"])
     decode = functools.partial(_decode_pair, raw_dir=raw_dir, params=params)
     return cache_store.build(CACHE_SPEC, out_dir, found.pairs, decode, _columns(params), params, fingerprint,
-                             summarize, workers=workers, shard_size=shard_size, progress=progress)
+                             summarize, hash_item=_hash_pair, workers=workers, shard_size=shard_size,
+                             progress=progress, describe=describe)
 
 
 # ---- load -----------------------------------------------------------------------------------------

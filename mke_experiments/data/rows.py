@@ -25,8 +25,8 @@ class LazyRows:
     base : (N, ...) stored array, or a tuple of them with one trailing shape and dtype.
     index : (n,) row numbers into ``base`` (into the arrays of a tuple one after the other); None: every row.
     shift, scale : the conversion to float32, (x − shift) / scale.
-    key : what identifies ``base``'s content (e.g. the cache's fingerprint, parameters and array name);
-        ``content_id`` hashes it with the rows and the conversion instead of the bytes.
+    key : what identifies ``base``'s content (a cache array's ``cache.content_key``: its content digest and
+        checksum); ``content_id`` hashes it with the rows and the conversion instead of the bytes.
     """
 
     lazy_rows = True  # how ``mke_theory.core.checks`` recognises one without importing this module
@@ -145,6 +145,14 @@ class LazyRows:
         if count == 0:
             return 0.0, 1.0
         mean = total / count
+        if not np.isfinite([mean, total_sq]).all():  # a stored NaN or ±inf: prepare never writes one
+            from mke_theory.core.errors import MKEError
+
+            files = sorted({str(getattr(b, "path", "an array in memory")) for b in self.bases})
+            folder = os.path.dirname(os.path.dirname(files[0])) or "CACHE"  # OUT/arrays/<name>.npy
+            raise MKEError(f"{', '.join(files)} holds NaN or ±inf values among the rows read (prepare never stores "
+                           f"one: the file was damaged or edited after prepare); check it with mke-exp verify "
+                           f"{folder} and rebuild the cache with mke-exp prepare.")
         return mean, float(np.sqrt(max(total_sq / count - mean * mean, 0.0)))
 
     def all_finite(self, chunk_bytes: int = 1 << 26) -> bool:
@@ -158,7 +166,8 @@ class LazyRows:
     @property
     def content_id(self) -> str:
         """A hash of ``key``, the stored shape and dtype, the rows and the conversion: equal ids, equal numbers
-        (as long as the cache behind ``key`` is not rewritten in place with other content under the same key)."""
+        (a cache array's key is made of its content digests, which ``cache.load`` checks against the file when it
+        was replaced or touched since prepare, and ``mke-exp verify`` against every byte)."""
         if self.key is None:
             raise ValueError("LazyRows without a key has no content id")
         shapes = [b.shape for b in self.bases]
@@ -201,6 +210,20 @@ class NpyFile:
         if self._fd is None or self._pid != os.getpid():  # one descriptor per process
             self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
         return self._fd
+
+    def span(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo`` to ``hi`` (exclusive) as a new array, in one read (no index array: a verify of a 200k-row
+        array of one byte per row costs what it reads)."""
+        if self._map is not None:
+            return np.array(self._map[lo:hi])
+        out = np.empty((max(0, hi - lo), *self.shape[1:]), self.dtype)
+        want = len(out) * self.row_bytes
+        if want:
+            got = os.preadv(self._file(), [out.reshape(-1).view(np.uint8)], self.offset + lo * self.row_bytes)
+            if got != want:
+                raise OSError(f"{self.path}: {got} of {want} bytes read at row {lo}: the file is shorter than its "
+                              "header says (truncated or being rewritten)")
+        return out
 
     def __getitem__(self, rows) -> np.ndarray:
         """The rows ``rows`` (an integer array; ascending reads are the fastest) as a new array."""

@@ -19,7 +19,7 @@ import pytest
 
 from mke_experiments.data import cache
 from mke_experiments.data.rows import LazyRows, NpyFile
-from mke_experiments.testing.cache import COLUMNS, SPEC, ToyError, build_toy, decode, summarize
+from mke_experiments.testing.cache import COLUMNS, SPEC, ToyError, build_toy, decode, hash_item, reuse_toy, summarize
 
 REBUILD = "run mke-exp prepare toy --raw DIR --out"
 TOY_VALID = [i for i in range(40) if i % 7 != 3 and i % 11 != 5]
@@ -27,6 +27,11 @@ TOY_VALID = [i for i in range(40) if i % 7 != 3 and i % 11 != 5]
 
 def arrays_of(out) -> dict:
     return {path.stem: np.load(path) for path in sorted((out / cache.ARRAYS).glob("*.npy"))}
+
+
+def _files(manifest) -> dict:
+    """The manifest's array entries without the file records (inode and time differ between caches)."""
+    return {name: {k: v for k, v in entry.items() if k != "file"} for name, entry in manifest["arrays"].items()}
 
 
 def assert_same_arrays(a, b) -> None:
@@ -45,10 +50,16 @@ def toy(tmp_path_factory):
 # ---- build and load -------------------------------------------------------------------------------
 def test_build_writes_one_npy_per_array_and_load_returns_the_valid_rows(toy):
     out, manifest = toy
-    assert sorted(p.name for p in out.iterdir()) == ["arrays", "manifest.json"]  # .partial is gone
+    assert sorted(p.name for p in out.iterdir()) == ["arrays", "checksums.json", "manifest.json"]  # .partial is gone
     assert list(manifest)[:len(cache.SHARED_KEYS)] == list(cache.SHARED_KEYS) and manifest["complete"] is True
-    assert manifest["arrays"] == {"x": {"shape": [40, 3], "dtype": "<f2"}, "names": {"shape": [40], "dtype": "<U12"},
-                                  "valid": {"shape": [40], "dtype": "|b1"}}
+    assert {name: (e["shape"], e["dtype"]) for name, e in manifest["arrays"].items()} == {
+        "x": ([40, 3], "<f2"), "names": ([40], "<U12"), "valid": ([40], "|b1"), "digest": ([40], "|S32")}
+    for name, entry in manifest["arrays"].items():  # what load compares: the file as published
+        stat = (out / cache.ARRAYS / f"{name}.npy").stat()
+        assert entry["file"] == {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+                                 "inode": stat.st_ino}
+    checksums = json.loads((out / cache.CHECKSUMS).read_text())
+    assert checksums["shard_size"] == 8 and len(checksums["arrays"]["x"]) == 5
     assert manifest["build"] == {"workers": 1, "shard_size": 8, "shards": 5, "resumed_shards": 0, "restarted": None}
     assert json.loads((out / "manifest.json").read_text()) == {k: v for k, v in manifest.items() if k != "reused"}
     stored = arrays_of(out)
@@ -62,7 +73,9 @@ def test_build_writes_one_npy_per_array_and_load_returns_the_valid_rows(toy):
     assert isinstance(x, LazyRows) and isinstance(x.base, NpyFile) and x.stored_dtype == np.float16
     assert x.index.tolist() == TOY_VALID
     np.testing.assert_array_equal(np.asarray(x), [[i, i + 0.5, -i] for i in TOY_VALID])
-    assert x.key == cache.content_key(manifest, "x") and x.key.startswith("mke-toy-cache/v2/toy-1/")
+    assert x.key == cache.content_key(manifest, "x") and x.key.startswith("mke-toy-cache/v3/")
+    assert "toy-1" not in x.key and manifest["arrays"]["x"]["sha256"] in x.key  # content, not the fingerprint
+    assert stored["digest"].tolist() == [hash_item(i).encode() for i in range(40)]  # unreadable items too
     # every unreadable item is listed with its reason, the NaN ones by build's finite check
     reasons = {s["item"]: s["reason"] for s in manifest["skipped"]}
     assert sorted(reasons) == sorted(set(range(40)) - set(TOY_VALID))
@@ -74,9 +87,9 @@ def test_build_writes_one_npy_per_array_and_load_returns_the_valid_rows(toy):
 def test_a_current_cache_is_reused(toy):
     out, manifest = toy
     calls = []
-    assert cache.reuse(SPEC, out, {"scale": 1}, "toy-1", calls.append, 40) == {**manifest, "reused": True}
+    assert reuse_toy(out, progress=calls.append) == {**manifest, "reused": True}
     assert calls == [40]
-    assert cache.reuse(SPEC, out, {"scale": 2}, "toy-1") is None and cache.reuse(SPEC, out, {"scale": 1}, "x") is None
+    assert reuse_toy(out, params={"scale": 2}) is None and reuse_toy(out, fingerprint="x") is None
 
 
 def test_progress_is_told_the_total_first_and_counts_every_item(tmp_path):
@@ -102,7 +115,7 @@ def test_an_interrupted_build_continues_and_ends_byte_identical(toy, tmp_path):
     state = json.loads((out / cache.PARTIAL / cache.PROGRESS).read_text())
     assert cache.committed_shards(out) == [0, 1]
     assert state["header"]["items"] == 40 and state["header"]["shard_size"] == 8
-    notes = json.loads((out / cache.PARTIAL / cache.SHARDS / "0.json").read_text())  # shard 0: items 0-7
+    notes = json.loads((out / cache.PARTIAL / cache.SHARDS / "0.json").read_text())["notes"]  # shard 0: items 0-7
     assert notes["3"] == {"skipped": "item 3 is unreadable"} and "19" not in notes
     assert not (out / cache.ARRAYS).exists() and not (out / "manifest.json").exists()  # nothing published
     calls = []
@@ -152,7 +165,8 @@ def test_a_failed_build_keeps_the_previous_cache_and_its_finished_shards(toy, tm
     assert_same_arrays(out, reference)
     assert cache.load(SPEC, out)["manifest"]["params"] == {"scale": 1}  # still the previous, complete cache
     with pytest.raises(ToyError, match="none of the toy items"):  # summarize refuses: nothing is published
-        cache.build(SPEC, out, [3, 10], decode, COLUMNS, {"scale": 3}, "toy-3", summarize, workers=1)
+        cache.build(SPEC, out, [3, 10], decode, COLUMNS, {"scale": 3}, "toy-3", summarize, hash_item=hash_item,
+                    workers=1)
     assert cache.load(SPEC, out)["manifest"]["params"] == {"scale": 1}
 
 
@@ -204,7 +218,8 @@ def _edit_manifest(out, **changes):
 
 
 def _set_x(shape, dtype):
-    return lambda out: _edit_manifest(out, arrays=lambda m: {**m["arrays"], "x": {"shape": shape, "dtype": dtype}})
+    return lambda out: _edit_manifest(out, arrays=lambda m: {**m["arrays"], "x": {**m["arrays"]["x"], "shape": shape,
+                                                                                  "dtype": dtype}})
 
 
 def _old_format(out):
@@ -225,9 +240,10 @@ BROKEN = {
     "dtype": (_set_x([40, 3], "<f4"),
               r"Toy cache array {out}/arrays/x\.npy holds <f2 \[40, 3\] but the manifest says <f4 \[40, 3\]"),
     "arrays listed": (lambda out: _edit_manifest(out, arrays=lambda m: {"x": m["arrays"]["x"]}),
-                      r"Toy manifest {out}/manifest\.json does not list the arrays \['names', 'valid', 'x'\]"),
+                      r"Toy manifest {out}/manifest\.json does not list the arrays \['digest', 'names', 'valid', "
+                      r"'x'\]"),
     "old format": (_old_format, r"Toy cache {out}/toy_cache\.npz is in the old single-file format \(version 1\); "
-                                r"this library reads version 2: rebuild it: "),
+                                r"this library reads version 3: rebuild it: "),
     "old format, no manifest": (lambda out: (_old_format(out), (out / "manifest.json").unlink()),
                                 r"Toy cache {out}/toy_cache\.npz is in the old single-file format \(version 1\)"),
     "manifest missing": (lambda out: (out / "manifest.json").unlink(), r"Toy cache manifest {out}/manifest\.json "
@@ -236,8 +252,11 @@ BROKEN = {
                          r"Toy manifest {out}/manifest\.json is corrupt or not a Toy cache manifest"),
     "incomplete": (lambda out: _edit_manifest(out, complete=False),
                    r"Toy manifest {out}/manifest\.json says the cache is incomplete \(an interrupted prepare\)"),
-    "version 3": (lambda out: _edit_manifest(out, version=3),
-                  r"Toy cache {out}/manifest\.json has format version 3, this library reads 2"),
+    "version 4": (lambda out: _edit_manifest(out, version=4),
+                  r"Toy cache {out}/manifest\.json has format version 4, this library reads 3;"),
+    "version 2": (lambda out: _edit_manifest(out, version=2),
+                  r"Toy cache {out}/manifest\.json has format version 2, this library reads 3 \(it has no content "
+                  r"digests\);"),
 }
 
 
@@ -252,7 +271,7 @@ def test_each_broken_cache_is_one_sentence_with_the_rebuild_command(toy, tmp_pat
     text = str(info.value)
     assert re.match(message.format(out=re.escape(str(out))), text), text
     assert text.endswith(f"{REBUILD} {out}.") and text.count(". ") == 0  # one sentence, the command last
-    assert cache.current(SPEC, out, {"scale": 1}, "toy-1") is None  # and prepare rebuilds it
+    assert reuse_toy(out) is None  # and prepare rebuilds it
 
 
 def test_a_missing_folder_is_one_sentence(tmp_path):
@@ -266,16 +285,18 @@ def test_a_new_build_removes_the_version_1_file(toy, tmp_path):
     shutil.copytree(toy[0], out)
     _old_format(out)
     build_toy(out, shard_size=8, workers=1)
-    assert sorted(p.name for p in out.iterdir()) == ["arrays", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["arrays", "checksums.json", "manifest.json"]
 
 
 # ---- memory ---------------------------------------------------------------------------------------
-def test_load_reads_no_large_bytes(tmp_path):
+def test_load_reads_no_large_bytes(tmp_path, monkeypatch):
     """A 1 GB cache (sparse on disk: all but 3 of 50,000 rows invalid) loads in well under a megabyte."""
+    monkeypatch.setattr(cache.disk, "reserve", lambda *args: False)  # the test needs no 1 GB of disk: left sparse
+    monkeypatch.setattr(cache.disk, "require_space", lambda *args: None)
     columns = {"x": cache.Column((128, 160), "|u1"), "names": COLUMNS["names"]}  # 20 kB per row
     items = 50_000
     manifest = cache.build(SPEC, tmp_path / "big", list(range(items)), _sparse_decode, columns, {}, "big",
-                           lambda valid, notes: {}, workers=1, shard_size=25_000)
+                           lambda valid, notes: {}, hash_item=str, workers=1, shard_size=25_000)
     assert manifest["arrays"]["x"]["shape"] == [items, 128, 160]
     x_file = tmp_path / "big" / cache.ARRAYS / "x.npy"
     assert x_file.stat().st_size > 10 ** 9 and os.stat(x_file).st_blocks * 512 < 10 ** 8  # sparse
@@ -290,8 +311,8 @@ def test_load_reads_no_large_bytes(tmp_path):
 
 def _sparse_decode(item):
     if item not in (0, 7, 49_999):
-        return None, {}
-    return {"x": np.full((128, 160), item % 256, np.uint8), "names": str(item)}, {}
+        return None, {}, str(item)
+    return {"x": np.full((128, 160), item % 256, np.uint8), "names": str(item)}, {}, str(item)
 
 
 # ---- a real prepare, killed -----------------------------------------------------------------------
@@ -334,8 +355,9 @@ def test_a_killed_ravdess_prepare_continues_to_the_same_cache(ravdess_raw, tmp_p
     manifest = ravdess.prepare(ravdess_raw, tmp_path / "out", workers=1, shard_size=1, **RV)
     assert manifest["build"]["resumed_shards"] == len(at_kill) and manifest["build"]["restarted"] is None
     assert_same_arrays(tmp_path / "out", tmp_path / "reference")
-    for key in ("counts", "skipped", "faces", "report", "params", "source_fingerprint", "arrays"):
+    for key in ("counts", "skipped", "faces", "report", "params", "source_fingerprint", "content_digest"):
         assert manifest[key] == reference[key], key
+    assert _files(manifest) == _files(reference)
 
 
 def test_ravdess_with_two_workers_equals_one(ravdess_raw, tmp_path):
@@ -345,8 +367,9 @@ def test_ravdess_with_two_workers_equals_one(ravdess_raw, tmp_path):
     two = ravdess.prepare(ravdess_raw, tmp_path / "two", workers=2, shard_size=5, **RV)
     assert two["build"]["workers"] == 2
     assert_same_arrays(tmp_path / "one", tmp_path / "two")
-    assert {k: v for k, v in one.items() if k not in ("created", "seconds_taken", "build")} == \
-        {k: v for k, v in two.items() if k not in ("created", "seconds_taken", "build")}
+    assert {k: v for k, v in one.items() if k not in ("created", "seconds_taken", "build", "arrays")} == \
+        {k: v for k, v in two.items() if k not in ("created", "seconds_taken", "build", "arrays")}
+    assert _files(one) == _files(two)
 
 
 def test_mke_exp_prepare_passes_workers_and_shows_the_total(ravdess_raw, tmp_path):
@@ -361,8 +384,9 @@ def test_mke_exp_prepare_passes_workers_and_shows_the_total(ravdess_raw, tmp_pat
     assert "preparing ravdess: 24/24 clips done in" in result.output and "clips=23" in result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["build"]["workers"] == 1
-    again = CliRunner().invoke(cli, args)  # reused: the bar still gets the total
-    assert again.exit_code == 0 and "preparing ravdess: 24/24 clips done in" in again.output
+    again = CliRunner().invoke(cli, args)  # reused after checking every pair's files: the bar gets the total
+    assert again.exit_code == 0 and "preparing ravdess (checking the source files): 24/24 clips done in" in \
+        again.output and "preparing ravdess: " not in again.output, again.output
     refused = CliRunner().invoke(cli, [*args[:-5], "0"])
     assert refused.exit_code == 2 and "--workers" in refused.output
 
@@ -378,4 +402,5 @@ def test_committing_a_shard_rewrites_nothing_that_grows_with_the_clips(tmp_path,
     progress = [value for path, value in written if path.name == cache.PROGRESS]
     shards = [value for path, value in written if path.parent.name == cache.SHARDS]
     assert len(progress) == 1 and len(shards) == 10
-    assert all(set(notes) <= {str(i) for i in range(k * 4, k * 4 + 4)} for k, notes in enumerate(shards))
+    assert all(set(shard["notes"]) <= {str(i) for i in range(k * 4, k * 4 + 4)} for k, shard in enumerate(shards))
+    assert all(set(shard["checksums"]) == {"x", "names", "valid", "digest"} for shard in shards)

@@ -202,9 +202,9 @@ def prepared(tmp_path_factory):
 def test_prepare_writes_the_cache_with_documented_shapes(prepared):
     root, out, manifest, calls = prepared
     assert manifest["reused"] is False
-    assert sorted(p.name for p in out.iterdir()) == ["arrays", MANIFEST_NAME]  # no temporary file left
+    assert sorted(p.name for p in out.iterdir()) == ["arrays", "checksums.json", MANIFEST_NAME]  # no temporary file
     assert sorted(p.name for p in (out / "arrays").iterdir()) == [
-        "actors.npy", "frames.npy", "keys.npy", "labels.npy", "logmel.npy", "valid.npy"]
+        "actors.npy", "digest.npy", "frames.npy", "keys.npy", "labels.npy", "logmel.npy", "valid.npy"]
     assert calls == [16, 16, 6]  # per shard of pairs, readable or not
     cache = load_cache(out)
     n = 40 - 2 - 2  # 40 keys, 2 without partner, 2 corrupt
@@ -217,7 +217,8 @@ def test_prepare_writes_the_cache_with_documented_shapes(prepared):
     assert cache["logmel"].all_finite()
     assert cache["labels"].dtype == np.int64 and cache["actors"].dtype == np.int64
     assert manifest["counts"]["clips"] == n and manifest["rows"] == 38  # one row per pair, valid or not
-    assert manifest["arrays"]["frames"] == {"shape": [38, 4, 3, 48, 48], "dtype": "|u1"}
+    assert (manifest["arrays"]["frames"]["shape"], manifest["arrays"]["frames"]["dtype"]) == ([38, 4, 3, 48, 48],
+                                                                                            "|u1")
     assert cache["manifest"]["source_fingerprint"] == manifest["source_fingerprint"]
     assert set(manifest["versions"]) >= {"opencv", "librosa", "soundfile", "numpy"}
     on_disk = json.loads((out / MANIFEST_NAME).read_text())
@@ -326,7 +327,7 @@ def test_a_version_1_cache_is_named_and_rebuilt(prepared, tmp_path):
     with pytest.raises(RavdessError) as info:
         load_cache(old)
     assert str(info.value) == (f"RAVDESS cache {old / 'ravdess_cache.npz'} is in the old single-file format (version "
-                               "1); this library reads version 2: rebuild it: run mke-exp prepare ravdess --raw DIR "
+                               "1); this library reads version 3: rebuild it: run mke-exp prepare ravdess --raw DIR "
                                f"--out {old}.")
     assert prepare(root, old, frames=1, size=16, workers=1)["reused"] is False
     assert not (old / "ravdess_cache.npz").exists() and len(load_cache(old)["keys"]) == 36
