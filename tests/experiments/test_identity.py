@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from mke_experiments.cli import cli
-from mke_experiments.data import cache
+from mke_experiments.data import cache, specs
 from mke_experiments.testing.cache import SPEC, ToyError, build_toy, reuse_toy
 
 RUN = ["--epochs", "1", "--seeds", "0", "--methods", "teacher", "--device", "cpu"]
@@ -144,7 +144,7 @@ def test_mke_exp_verify_prints_ok_or_names_the_damage(tmp_path):
     result = CliRunner().invoke(cli, ["verify", str(out)])
     assert result.exit_code == 1 and "labels.npy: rows 16–31 differ from the checksums" in result.output
     with pytest.raises(Exception, match="labels.npy: rows 16–31"):  # load reads the small arrays whole: it sees it
-        cache.load(cache.find_spec(out), out)
+        cache.load(specs.find_spec(out), out)
 
 
 def test_nan_in_a_cache_array_read_through_lazy_rows_is_one_sentence_naming_the_file(tmp_path):
