@@ -792,19 +792,25 @@ def _file_record(path: Path) -> dict:
 
 
 def _publish(spec: CacheSpec, out_dir: Path, manifest: dict, checksums: dict) -> dict:
-    """Move ``.partial/arrays`` to ``arrays``, write ``checksums.json`` and the manifest (with each array file's
-    record), remove ``.partial`` (and a version-1 file); the manifest written."""
+    """Move ``.partial/arrays`` to ``arrays``, with ``checksums.json`` and the manifest (with each array file's
+    record), remove ``.partial`` (and a version-1 file); the manifest written.
+
+    Both files are written inside ``.partial`` first and then renamed: what can fail for want of space happens
+    before anything is moved, so a full disk leaves the interrupted build whole (the same command resumes it and
+    publishes) and the previous cache readable. A directory's rename keeps its files' inodes and times."""
     old = read_manifest(spec, out_dir)
-    (out_dir / spec.manifest_name).unlink(missing_ok=True)  # the old manifest must not describe the new arrays
     partial, arrays = out_dir / PARTIAL, out_dir / ARRAYS
+    manifest = {**manifest, "arrays": {name: {**entry, "file": _file_record(partial / ARRAYS / f"{name}.npy")}
+                                       for name, entry in manifest["arrays"].items()}}
+    _write_json(partial / CHECKSUMS, checksums, indent=None)
+    _write_json(partial / spec.manifest_name, manifest)
+    (out_dir / spec.manifest_name).unlink(missing_ok=True)  # the old manifest must not describe the new arrays
     if arrays.exists():
         shutil.rmtree(partial / "replaced", ignore_errors=True)
         arrays.rename(partial / "replaced")
     (partial / ARRAYS).rename(arrays)
-    _write_json(out_dir / CHECKSUMS, checksums, indent=None)
-    manifest = {**manifest, "arrays": {name: {**entry, "file": _file_record(arrays / f"{name}.npy")}
-                                       for name, entry in manifest["arrays"].items()}}
-    _write_json(out_dir / spec.manifest_name, manifest)
+    (partial / CHECKSUMS).replace(out_dir / CHECKSUMS)
+    (partial / spec.manifest_name).replace(out_dir / spec.manifest_name)
     shutil.rmtree(partial, ignore_errors=True)
     legacy = old.get("cache") if old is not None and old.get("version") == 1 else None
     if isinstance(legacy, str) and legacy.endswith(".npz") and "/" not in legacy:

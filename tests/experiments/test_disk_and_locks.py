@@ -182,6 +182,30 @@ def test_a_shard_that_cannot_be_recorded_on_a_full_disk_is_the_sentence_and_the_
     assert_same_arrays(out, toy_reference)
 
 
+def test_a_manifest_that_cannot_be_written_on_a_full_disk_moves_nothing_and_the_build_resumes(toy_reference,
+                                                                                               tmp_path, monkeypatch):
+    """Publishing writes checksums.json and the manifest before it moves any array: a full disk there keeps the
+    previous cache readable and the finished build whole, and the same command then publishes without decoding."""
+    out = tmp_path / "out"
+    build_toy(out, n=16, shard_size=8, workers=1)  # a previous cache, other items
+    real_write = cache._write_json
+
+    def full(path, value, indent=1):
+        if path.name == SPEC.manifest_name:
+            raise DiskFullError(f"{path.parent}: no space left on its disk while writing {path.name}")
+        return real_write(path, value, indent)
+
+    monkeypatch.setattr(cache, "_write_json", full)
+    with pytest.raises(DiskFullError, match="manifest.json"):
+        build_toy(out, shard_size=8, workers=1)
+    assert len(cache.load(SPEC, out)["names"]) == len(cache.load(SPEC, tmp_path / "out")["names"])  # readable
+    assert cache.read_manifest(SPEC, out)["rows"] == 16  # still the previous cache, untouched
+    monkeypatch.undo()
+    manifest = build_toy(out, shard_size=8, workers=1)
+    assert manifest["build"]["resumed_shards"] == manifest["build"]["shards"]  # nothing decoded again
+    assert_same_arrays(out, toy_reference)
+
+
 # ---- run: every file under --out ends on a full disk in one sentence --------------------------------------------
 def bundle(tmp_path) -> Path:
     return write_bundle(tmp_path / "a.npz")
