@@ -348,6 +348,10 @@ def reuse(spec: CacheSpec, out_dir: Path, params: dict, fingerprint, items: Sequ
     manifest = current(spec, out_dir, params, fingerprint)
     if manifest is None:
         return None
+    try:  # a cache without checksums (broken, or built with MKE_PREPARE_DIGESTS=0) is built again
+        _require_digests(spec, Path(out_dir), _checksums(spec, Path(out_dir), manifest))
+    except spec.error:
+        return None
     stored = np.load(Path(out_dir) / ARRAYS / f"{DIGEST}.npy", allow_pickle=False)
     if len(stored) != len(items):
         return None
@@ -995,6 +999,7 @@ def verify(spec: CacheSpec, out_dir) -> dict:
     out_dir = Path(out_dir)
     manifest = _checked_manifest(spec, out_dir)
     sums = _checksums(spec, out_dir, manifest)
+    _require_digests(spec, out_dir, sums)
     size, rows = sums["shard_size"], manifest["rows"]
     total = 0
     for key in manifest["arrays"]:
@@ -1020,6 +1025,16 @@ def _check_content(spec: CacheSpec, out_dir: Path, manifest: dict, digests: np.n
         raise spec.error(f"{spec.dataset} manifest {out_dir / spec.manifest_name}: its params (or content_digest) "
                          "were changed after prepare, they no longer describe the arrays; rebuild it: "
                          f"{_rebuild(spec, out_dir)}.")
+
+
+def _require_digests(spec: CacheSpec, out_dir: Path, sums: dict) -> None:
+    """``spec.error`` for a cache built without digests and checksums (``MKE_PREPARE_DIGESTS=0``, the prepare
+    benchmark's setting): it has no content identity, so no run may read it (its split id could not tell its rows
+    from other data), and its empty checksums must not read as bit rot."""
+    if any(not value for shards in sums["arrays"].values() for value in shards):
+        raise spec.error(f"{spec.dataset} cache {out_dir} was prepared without content digests "
+                         "(MKE_PREPARE_DIGESTS=0, a benchmark setting), so runs could not tell its rows from other "
+                         f"data; rebuild it without that variable: {_rebuild(spec, out_dir)}.")
 
 
 def _no_valid_row(spec: CacheSpec, out_dir: Path, manifest: dict) -> str:
@@ -1052,6 +1067,7 @@ def load(spec: CacheSpec, out_dir) -> dict:
     out_dir = Path(out_dir)
     manifest = _checked_manifest(spec, out_dir)
     sums = _checksums(spec, out_dir, manifest)
+    _require_digests(spec, out_dir, sums)
     size, n = sums["shard_size"], manifest["rows"]
     paths = {key: out_dir / ARRAYS / f"{key}.npy" for key in manifest["arrays"]}
     rows = np.flatnonzero(np.load(paths[VALID], allow_pickle=False))

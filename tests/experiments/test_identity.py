@@ -274,3 +274,19 @@ def test_a_run_on_a_cache_of_swapped_files_trains_instead_of_resuming_the_first_
     assert second.exit_code == 0, second.output
     split_ids = {json.loads(p.read_text())["split_id"] for p in (tmp_path / "runs").rglob("ravdess__teacher__*.json")}
     assert len(split_ids) == 2  # trained on the second cache: a record of its own split
+
+
+def test_a_cache_prepared_without_digests_is_refused_by_load_and_rebuilt_by_prepare(tmp_path, monkeypatch):
+    """MKE_PREPARE_DIGESTS=0 exists for benchmarks/bench_prepare.py alone: such a cache has no content identity,
+    so a run must never read it (its split id could not tell its rows from other data)."""
+    from mke_experiments.testing.cache import SPEC, build_toy, reuse_toy
+
+    out = tmp_path / "out"
+    monkeypatch.setenv("MKE_PREPARE_DIGESTS", "0")
+    build_toy(out, shard_size=8, workers=1)
+    monkeypatch.delenv("MKE_PREPARE_DIGESTS")
+    with pytest.raises(Exception, match="prepared without content digests"):
+        cache.load(SPEC, out)
+    assert reuse_toy(out) is None  # the next prepare rebuilds it
+    build_toy(out, shard_size=8, workers=1)
+    assert len(cache.load(SPEC, out)["names"]) > 0
