@@ -1,4 +1,4 @@
-"""``mke-exp``: real-data experiments (list, prepare, run, check, bench) and reports over run records."""
+"""``mke-exp``: real-data experiments (list, config, prepare, run, check, bench) and reports over run records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from mke_experiments.config import TrainConfig, click_type
-from mke_theory.console import parse_seeds, progress_bar, resolve_seeds, threads_option
+from mke_theory.console import SEED_LIMIT, parse_seeds, progress_bar, resolve_seeds, threads_option
 from mke_theory.core.errors import MKEError, user_errors
 from mke_theory.core.methods import methods_of
 
@@ -36,6 +36,22 @@ def _methods(ctx, param, value):
     return methods
 
 
+def _with_config(task: str, config_file, overrides: tuple) -> tuple:
+    """``overrides`` after the settings of ``--config`` (a file or a preset), checked now, before any data are
+    read; a setting the file asks the user to fill in that is still unset is a warning on stderr."""
+    if config_file is None:
+        return overrides
+    from mke_experiments.config import resolve_config, unfilled
+    from mke_experiments.config_files import config_settings
+    from mke_experiments.tasks import get_task
+
+    spec = get_task(task)
+    overrides = config_settings(config_file, spec.name) + tuple(overrides)
+    for line in unfilled(spec, resolve_config(spec, overrides), overrides):
+        click.echo(f"WARNING: {line}", err=True)
+    return overrides
+
+
 @click.group(context_settings=dict(help_option_names=["-h", "--help"], show_default=True))
 @click.version_option(package_name="mke")
 def cli():
@@ -56,6 +72,48 @@ def list_tasks():
         click.echo(f"{'':<10} train: epochs={cfg.train.epochs} batch_size={cfg.train.batch_size} lr={cfg.train.lr} "
                    f"selection={cfg.train.selection}; mke: {cfg.mke.loss_form} γ={cfg.mke.gamma} "
                    f"input_noise={cfg.mke.input_noise}; needs --data: {'yes' if task.needs_data else 'no'}")
+    _list_presets()
+
+
+def _list_presets() -> None:
+    """The presets (``mke-exp run TASK --config NAME``): name, task, whether published numbers are expected,
+    and the description's first sentence."""
+    import textwrap
+
+    from mke_experiments.config_files import describe, has_numbers, presets
+
+    click.echo("\npresets (mke-exp run TASK --config NAME; mke-exp config TASK --config NAME shows one whole):")
+    for name in presets():
+        about = describe(name)
+        numbers = "expected numbers: published" if has_numbers(about["expected"]) else "no published numbers"
+        click.echo(f"{name:<14} task {about['task']}; {numbers}")
+        click.echo(textwrap.fill(str(about["description"]), 118, initial_indent=" " * 15, subsequent_indent=" " * 15))
+
+
+@cli.command(name="config")
+@click.argument("task")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@user_errors
+def show_config(task, config_file, overrides):
+    """Print TASK's fully resolved configuration as YAML (every field), with --config and --set applied: what
+    mke-exp run would train; saved to a file, it runs the same with --config FILE."""
+    from mke_experiments.config import resolve_config
+    from mke_experiments.config_files import describe, format_config, format_expected
+    from mke_experiments.tasks import get_task
+
+    spec = get_task(task)
+    overrides = _with_config(task, config_file, overrides)
+    cfg = resolve_config(spec, overrides)
+    lines = [f"mke-exp config {task}" + (f" --config {config_file}" if config_file else "")
+             + "".join(f" --set {item}" for item in overrides if not hasattr(item, "source"))]
+    if config_file is not None:
+        about = describe(config_file)
+        lines += [f"{about['path'].stem}: {about['description']}" if about["description"] else ""]
+        lines += [f"expected: {format_expected(about['expected'])}" if about["expected"] is not None else ""]
+    lines += [f"every field resolved; mke-exp run {task} --config THIS_FILE trains exactly this configuration"]
+    click.echo(format_config(cfg, spec.ignores, "\n".join(line for line in lines if line)), nl=False)
 
 
 class _PrepareProgress:
@@ -64,10 +122,18 @@ class _PrepareProgress:
 
     def __init__(self, label: str, stack: contextlib.ExitStack):
         self.label, self.stack, self.update = label, stack, None
+        self.base, self.bar = label, contextlib.ExitStack()
 
     def start(self, total: int) -> None:
         if self.update is None:
-            self.update = self.stack.enter_context(progress_bar(total, self.label, unit="clips"))
+            self.bar = self.stack.enter_context(contextlib.ExitStack())
+            self.update = self.bar.enter_context(progress_bar(total, self.label, unit="clips"))
+
+    def phase(self, name: str | None) -> None:
+        """``cache.phase``: the bar so far ends; the next ``start`` opens one for ``name`` (e.g. checking the source
+        files before reusing a cache; None: the preparing itself)."""
+        self.bar.close()
+        self.update, self.label = None, f"{self.base} ({name})" if name else self.base
 
     def __call__(self, n: int) -> None:
         self.start(0)
@@ -79,11 +145,13 @@ class _PrepareProgress:
 @click.option("--raw", type=click.Path(path_type=Path), required=True, help="The downloaded data set as it unpacks.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache folder to write.")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, e.g. prepare.frames=8.")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="Processes decoding clips in parallel  [default: the usable cores]")
 @user_errors
 @threads_option(small=_small_task)
-def prepare(task, raw, out, overrides, workers):
+def prepare(task, raw, out, overrides, config_file, workers):
     """Turn a real download into a compact cache (re-running skips finished work, a killed run continues)."""
     from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_preparer
@@ -91,6 +159,7 @@ def prepare(task, raw, out, overrides, workers):
     spec, prepare_data = get_preparer(task)
     if prepare_data is None:
         raise MKEError(f"task {task} needs no preparation; run it directly: mke-exp run {task}")
+    overrides = _with_config(task, config_file, overrides)
     if not raw.exists():
         raise MKEError(f"{raw}: no such folder; point --raw at the unpacked download")
     cfg = resolve_config(spec, overrides)
@@ -98,6 +167,19 @@ def prepare(task, raw, out, overrides, workers):
         manifest = prepare_data(raw, out, cfg.prepare, progress=_PrepareProgress(f"preparing {task}", stack),
                                 workers=workers)
     click.echo(f"cache written to {out}: " + ", ".join(f"{k}={v}" for k, v in manifest.get("counts", {}).items()))
+
+
+@cli.command()
+@click.argument("cache_dir", metavar="CACHE", type=click.Path(path_type=Path))
+@user_errors
+def verify(cache_dir):
+    """Re-read every array of a prepared cache (its --out folder; the data set is read from its manifest) and
+    compare it with the checksums recorded at prepare: bit rot, or files replaced or edited since."""
+    from mke_experiments.data import cache, specs
+
+    result = cache.verify(specs.find_spec(cache_dir), cache_dir)
+    click.echo(f"ok: {result['arrays']} arrays, {result['rows']} rows, {result['bytes'] / 1e9:.3g} GB checked in "
+               f"{result['seconds']:.1f} s ({cache_dir})")
 
 
 @cli.command()
@@ -117,6 +199,8 @@ def prepare(task, raw, out, overrides, workers):
 @click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
 @click.option("--force", is_flag=True, help="Retrain and overwrite finished records.")
 @click.option("--tensorboard", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also log per-epoch loss, selection score and learning rate for TensorBoard here.")
@@ -124,9 +208,11 @@ def prepare(task, raw, out, overrides, workers):
               help="A line per member on stderr every N epochs: loss, selection score, lr, s/epoch (train.log_every).")
 @user_errors
 @threads_option(small=_small_task)
-def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, force, tensorboard, log_every, name):
+def run(task, data, out, seeds, n_seeds, methods, epochs, device, overrides, config_file, force, tensorboard,
+        log_every, name):
     """Train every method × seed of TASK and print the table (records with --out)."""
     overrides = overrides + (f"train.log_every={log_every}",) if log_every is not None else overrides
+    overrides = _with_config(task, config_file, overrides)
     from mke_experiments.config import resolve_config
     from mke_experiments.protocol import FallbackWarning, Plan, distributed_init, run_split, run_table
     from mke_experiments.train import distributed
@@ -184,10 +270,12 @@ def _task_with_data(task: str, data):
 @cli.command()
 @click.argument("task")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
-@click.option("--seed", type=click.IntRange(0), default=0, help="Initialisation seed of the teacher.")
+@click.option("--seed", type=click.IntRange(0, SEED_LIMIT - 1), default=0, help="Initialisation seed of the teacher.")
 @click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
 @click.option("--max-samples", type=click.IntRange(10), default=2000,
               help="Check at most this many samples of D_u, drawn at random (seeded by --seed).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -195,7 +283,7 @@ def _task_with_data(task: str, data):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @user_errors
 @threads_option(small=_small_task)
-def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json):
+def check(task, data, seed, epochs, device, overrides, config_file, max_samples, out, as_json):
     """Train only TASK's teacher for one seed and check whether MKE should help (mke_theory.diagnose).
 
     The check reads D_u as the students see it with the teacher's pseudo labels (the run's check bundle);
@@ -209,6 +297,7 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
     from mke_theory.results.tables import format_check, json_safe
 
     spec = _task_with_data(task, data)
+    overrides = _with_config(task, config_file, overrides)
     cfg, split = spec.load_split(resolve_config(spec, overrides, epochs), data, overrides)
     if not vector_inputs(split):
         kind = "images" if split.unlabeled_alpha.ndim == 4 else f"arrays of shape {split.unlabeled_alpha.shape[1:]}"
@@ -238,17 +327,20 @@ def check(task, data, seed, epochs, device, overrides, max_samples, out, as_json
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--compile", "use_compile", is_flag=True, help="Also time torch.compile (slow to start).")
 @click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the rows as JSON here.")
 @user_errors
 @threads_option(small=_small_task)
-def bench(task, data, batch_size, steps, device, use_compile, overrides, json_out):
+def bench(task, data, batch_size, steps, device, use_compile, overrides, config_file, json_out):
     """Training throughput of TASK's MM student: fp32 vs mixed precision (and more), side by side."""
     from mke_experiments.bench import bench as measure
     from mke_experiments.config import resolve_config
     from mke_experiments.tasks import get_task
 
     spec = get_task(task)
+    overrides = _with_config(task, config_file, overrides)
     cfg = resolve_config(spec, overrides)
     load = (lambda: spec.load(cfg.data, data)) if data is not None or not spec.needs_data else None  # timed
     rows = measure(task, cfg, batch_size=batch_size, steps=steps, device=device, compile=use_compile, load=load)
@@ -320,7 +412,7 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
     teacher is one fixed value (n = 1, a Wilson interval over its test samples), tested against by a
     one-sample test of each method's seeds. --format csv writes the same numbers machine-readable."""
     from mke_theory.core.records import read_records
-    from mke_theory.results.stats import compare_methods, records_frame, summarize
+    from mke_theory.results.stats import check_one_config, compare_methods, records_frame, summarize
     from mke_theory.results.tables import format_bootstrap, format_table, table_frame
 
     records = read_records(runs)
@@ -331,6 +423,7 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
         if task not in set(frame["task"]):
             raise MKEError(f"no records of task {task!r} in {runs}; tasks: {', '.join(sorted(set(frame.task)))}")
         frame = frame[frame["task"] == task]
+    check_one_config([r for r in records if task is None or r["task"] == task], where=f"the records in {runs}")
     metric = metric or _default_metric(frame, runs, {r["task"]: r["config"].get("task", r["task"]) for r in records})
     if metric not in set(frame["metric"]):
         raise MKEError(f"no records in {runs} hold metric {metric!r}; metrics: "
@@ -353,31 +446,27 @@ def report(runs, metric, task, baseline, test, alpha, fmt, bootstrap):
 
 
 @cli.command()
-@click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", metavar="RUN", type=click.Path(exists=True, path_type=Path))
 @click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="npz with alpha (n, d_α) and, for multimodal methods, beta (n, d_β): raw, as in the bundle.")
 @click.option("--method", default="mm_student", show_default=True, help="Whose predictions (a method of the run).")
 @click.option("--seed", type=click.IntRange(0), default=None, help="Which seed's model (default: the only or lowest).")
+@click.option("--config-hash", default=None,
+              help="Which run's models, where RUN holds several (its config hash, or the start of it).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=Path("predictions.npz"),
               help="Where to write pred (n,) in the bundle's label values and probs (n, K).")
 @user_errors
-def predict(run_dir, data, method, seed, out_file):
-    """Predict with a model of a finished run (RUN: its --out folder), on raw arrays."""
+def predict(run_dir, data, method, seed, config_hash, out_file):
+    """Predict with a model of a finished run (RUN: its --out folder, or one model file of it), on raw arrays."""
     import numpy as np
 
-    from mke_experiments.protocol.predictor import Predictor
+    from mke_experiments.protocol.predictor import Predictor, choose_model
     from mke_theory.core.bundle import load_npz
     from mke_theory.core.records import atomic_write
 
-    files = sorted((run_dir / "models").glob(f"*__{method}__seed*.pt"))
-    if not files:
-        raise MKEError(f"{run_dir}/models holds no model of {method}; models are saved by `mke-exp run ... --out` "
-                       "for tasks with vector inputs (arrays, mfeat)")
-    by_seed = {int(f.name.split("__seed")[1].split("__")[0]): f for f in files}
-    if seed is not None and seed not in by_seed:
-        raise MKEError(f"{run_dir} holds {method} for seed(s) {', '.join(map(str, sorted(by_seed)))}, not {seed}")
-    chosen = by_seed[min(by_seed) if seed is None else seed]
+    chosen = choose_model(run_dir, method, seed, config_hash)
     model = Predictor.load(chosen)
+    method = model.info.get("method", method)
     arrays = load_npz(data, what=".npz file for --data")
     if "alpha" not in arrays or (model.modalities == 2 and "beta" not in arrays):
         raise MKEError(f"{data} needs the key(s) alpha{' and beta' if model.modalities == 2 else ''} "
@@ -385,7 +474,7 @@ def predict(run_dir, data, method, seed, out_file):
     probs = model.predict_proba(arrays["alpha"], arrays.get("beta"))
     pred = model.labels(probs)
     atomic_write(out_file, lambda f: np.savez(f, pred=pred, probs=probs))
-    click.echo(f"{len(pred)} predictions of {method} (seed {chosen.name.split('__seed')[1].split('__')[0]}) "
+    click.echo(f"{len(pred)} predictions of {method} (seed {model.info.get('seed', '?')}, {chosen.name}) "
                f"written to {out_file}", err=True)
 
 

@@ -113,7 +113,11 @@ class ModelConfig:
     modality_dropout: float = limit(0.0, 0, 1, high_open=True)  # per sample, drop α or β features (regularised only)
     pretrained: bool = False  # ImageNet weights for torchvision backbones (downloads them: needs a network)
     weights: str = ""  # or a local file of backbone weights (a torchvision ResNet state dict)
-    backbone: str = limit("resnet18", choices=("resnet18", "resnet34", "resnet50"))  # torchvision ResNet
+    backbone: str = limit("resnet18", choices=("resnet18", "resnet34", "resnet50", "resnet101"))  # torchvision ResNet
+    # (resnet50/101: dilated to output stride 8, as DeepLab does)
+    seg_head: str = limit("deeplabv3", choices=("deeplabv3", "deeplabv3plus"), record="if_set")  # segmentation
+    # head (nyudv2): ASPP alone, or DeepLabV3+ (ASPP + a decoder on the stride-4 features); added later, so the
+    # records of the default keep their config hash
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,14 @@ class TrainConfig:
     batch_size: int = limit(128, 2)  # batch norm cannot train on one sample
     lr: float = limit(1e-3, 0, low_open=True)
     weight_decay: float = limit(1e-4, 0)
-    optimizer: str = limit("adam", choices=("adam", "sgd"))  # sgd: momentum 0.9
+    optimizer: str = limit("adam", choices=("adam", "sgd", "adamw"))  # adamw: Adam with decoupled weight decay
+    momentum: float = limit(0.9, 0, 1, high_open=True, record="if_set")  # of sgd (added later: 0.9 was fixed)
+    schedule: str = limit("none", choices=("none", "step", "cosine", "poly"), record="if_set")  # the learning
+    # rate of each epoch, a function of the epoch alone (optim.learning_rate): step: lr·step_gamma^⌊epoch/step_size⌋
+    # (torch's StepLR); cosine: lr·(1 + cos(π·epoch/epochs))/2; poly: lr·(1 − epoch/epochs)^poly_power
+    step_size: int = limit(30, 1, record="if_set")  # schedule=step: epochs between two decays
+    step_gamma: float = limit(0.1, 0, 1, low_open=True, record="if_set")  # schedule=step: factor of each decay
+    poly_power: float = limit(0.9, 0, low_open=True, record="if_set")  # schedule=poly (DeepLab's 0.9)
     selection: str = limit("val", choices=("val", "agreement", "last"))  # val: best validation score; agreement:
     # label-free, agreement with the teacher on a held-out tenth of D_u; last: the last epoch
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
@@ -171,7 +182,50 @@ class ExperimentConfig:
         return json.dumps(self.as_dict(), sort_keys=True, default=str)
 
 
+class FileSetting(str):
+    """One setting of a config file (``config_files``) as a ``--set`` item (``"train.lr=0.01"``) that also
+    carries its ``key``, the value YAML gave (``raw``: a number, a bool, a list...), the file (``source``,
+    named in every error about it) and the file's ``fill_in`` (key -> why the user must set it). Code that
+    reads ``--set`` items as text reads it as one; ``apply_overrides`` applies ``raw``."""
+
+    def __new__(cls, key: str, raw, source: str, fill_in=None):
+        self = super().__new__(cls, f"{key}={_text(raw)}")
+        self.key, self.raw, self.source, self.fill_in = key, raw, source, dict(fill_in or {})
+        return self
+
+    def __getnewargs__(self):
+        return self.key, self.raw, self.source, self.fill_in
+
+
+def _text(value) -> str:
+    """A YAML value as ``--set`` would spell it (``True`` -> ``true``, ``[1, 2]`` -> ``1,2``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_text, value))
+    return "" if value is None else str(value)
+
+
+def _kind(current) -> str:
+    return ("true or false" if isinstance(current, bool) else "an integer" if isinstance(current, int) else
+            "a number" if isinstance(current, float) else "a comma-separated list" if isinstance(current, tuple)
+            else "a string")
+
+
+def _from_file(value, current, key: str):
+    """A value of a config file (YAML typed: bool, int, float, str, list, None) converted as ``--set`` converts
+    its text, so a file's values get the same checks and sentences; a list or nothing where one value belongs
+    is named as such."""
+    if isinstance(value, (list, tuple)) and not isinstance(current, tuple):
+        raise MKEError(f"{key} takes {_kind(current)}, got a list {value!r}")
+    if value is None and not isinstance(current, str):
+        raise MKEError(f"{key} takes {_kind(current)}, got no value")
+    return _convert(_text(value), current, key)
+
+
 def _convert(value: str, current, key: str):
+    if not isinstance(value, str):  # from a config file
+        return _from_file(value, current, key)
     if isinstance(current, bool):
         lowered = value.lower()
         if lowered in ("true", "1", "yes", "on"):
@@ -205,6 +259,13 @@ def apply_overrides(config, overrides) -> Any:
     ``MKEError`` naming the key.
     """
     for item in overrides:
+        if isinstance(item, FileSetting):  # the file's typed value; an error names the file
+            try:
+                config = _set(config, item.key.split("."), item.raw, item.key)
+                _check_set(config, item.key)  # its limits now, while the error can name the file
+            except MKEError as e:
+                raise MKEError(f"{item.source}: {e}") from None
+            continue
         key, sep, value = item.partition("=")
         if not sep:
             raise MKEError(f"--set takes KEY=VALUE (e.g. train.epochs=5), got {item!r}")
@@ -214,6 +275,13 @@ def apply_overrides(config, overrides) -> Any:
         config = _set(config, key.strip().split("."), value.strip(), key.strip())
     check(config)
     return config
+
+
+def _check_set(config, key: str) -> None:
+    """The declared limits of the one field ``key`` names (``_set`` put it there)."""
+    *groups, name = key.split(".")
+    node = _get(config, groups)
+    check_field(key, getattr(node, name), {f.name: f for f in dataclasses.fields(node)}[name])
 
 
 def _set(node, path, value, key):
@@ -247,28 +315,62 @@ def check(config: ExperimentConfig) -> None:
     if config.train.early_stopping and config.train.selection == "last":
         raise MKEError("train.early_stopping stops on the model-selection score, which train.selection=last does "
                        "not compute: use train.selection=val or agreement, or leave train.early_stopping at 0")
+    check_train(config.train)
     for group in (config.data, config.prepare):
         validate = getattr(group, "validate", None)
         if validate is not None:
             validate()
 
 
+SETTING_USED_BY = dict(momentum=("optimizer", "sgd"), step_size=("schedule", "step"),
+                       step_gamma=("schedule", "step"), poly_power=("schedule", "poly"))  # field -> what reads it
+
+
+def check_train(train: TrainConfig) -> None:
+    """A setting that only one optimiser or schedule reads, set away from its default while another is chosen,
+    is an ``MKEError``: it would change the record's config hash and nothing else."""
+    for name, (chooser, choice) in SETTING_USED_BY.items():
+        default = TrainConfig.__dataclass_fields__[name].default
+        if getattr(train, name) != default and getattr(train, chooser) != choice:
+            raise MKEError(f"train.{name} is read only with train.{chooser}={choice}, not "
+                           f"train.{chooser}={getattr(train, chooser)}: set train.{chooser}={choice} or leave "
+                           f"train.{name} at {default}")
+
+
 def resolve_config(task, overrides=(), epochs: int | None = None) -> ExperimentConfig:
     """A task's preset with ``--set`` overrides (and ``--epochs``) applied and checked.
 
-    A key the task declares it ignores (``task.ignores``, e.g. ``model.backbone`` for a task of small
-    networks) is an error: it would change the record's config hash and nothing else.
+    ``overrides`` may start with a config file's settings (``FileSetting``, from
+    ``config_files.config_settings``), which later ``--set`` items override. A key the task declares it
+    ignores (``task.ignores``, e.g. ``model.backbone`` for a task of small networks) is an error: it would
+    change the record's config hash and nothing else.
     """
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key in task.ignores:
-            raise MKEError(f"task {task.name} does not use {key}; leave it out (it would change the record, "
+            where = f"{item.source}: " if isinstance(item, FileSetting) else ""
+            raise MKEError(f"{where}task {task.name} does not use {key}; leave it out (it would change the record, "
                            f"not the run)")
     cfg = apply_overrides(task.default_config, overrides)
     check_clip_size(task, cfg, overrides)
     if epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
     return cfg
+
+
+def unfilled(task, cfg: ExperimentConfig, overrides) -> list[str]:
+    """One sentence per setting a config file asks the user to fill in (its ``fill_in``: key -> why) that
+    ``cfg`` still holds at the task's default: the run goes on, not as the file intends (the CLI warns)."""
+    files = {item.source: item.fill_in for item in overrides if isinstance(item, FileSetting)}
+    return [f"{source} asks for {key}, which is not set: {why}; add --set {key}=..."
+            for source, fill_in in files.items() for key, why in fill_in.items()
+            if _get(cfg, str(key).split(".")) == _get(task.default_config, str(key).split("."))]
+
+
+def _get(node, path):
+    for name in path:
+        node = getattr(node, name, None)
+    return node
 
 
 MAX_CLIP_VALUES = 2**26  # values of α and β together in one prepared clip: 64 MiB at one byte a value, ~600 times
@@ -312,11 +414,14 @@ def from_manifest(cfg: ExperimentConfig, prepared, overrides=(), source: str = "
     """
     if prepared is None or cfg.prepare is None:
         return cfg
-    given = {item.partition("=")[0].strip()[len("prepare."):] for item in overrides
-             if item.strip().startswith("prepare.")}
+    given = {item.partition("=")[0].strip()[len("prepare."):]: item for item in overrides
+             if item.strip().startswith("prepare.")}  # the last item of a key: the one that won
     for name in sorted(given):
         want, have = getattr(cfg.prepare, name), getattr(prepared, name)
         if want != have:
-            raise MKEError(f"{source} was prepared with prepare.{name}={have}, not {want}: leave out "
-                           f"--set prepare.{name}, or prepare the cache again with --set prepare.{name}={want}")
+            item = given[name]
+            leave = (f"leave prepare.{name} out of {item.source}" if isinstance(item, FileSetting) else
+                     f"leave out --set prepare.{name}")
+            raise MKEError(f"{source} was prepared with prepare.{name}={have}, not {want}: {leave}, or prepare "
+                           f"the cache again with --set prepare.{name}={want}")
     return dataclasses.replace(cfg, prepare=prepared)

@@ -28,6 +28,7 @@ LAYERS = {
     "mke_theory.cli": ("mke_theory",),
     "mke_theory": ("mke_theory.core",),  # the package's own __init__
     "mke_experiments.config": ("mke_theory.core",),
+    "mke_experiments.config_files": ("mke_theory.core", "mke_experiments.config"),  # --config FILE.yaml, presets
     "mke_experiments.metrics": ("mke_theory.core",),
     "mke_experiments.data": ("mke_theory.core", "mke_theory.console", "mke_experiments.data"),
     "mke_experiments.perturbations": ("mke_theory.core", "mke_theory.objective"),
@@ -57,7 +58,8 @@ LAYERS = {
 LIGHT = {
     "torch": ("mke_theory.core", "mke_theory.console", "mke_theory.generators", "mke_theory.noise",
               "mke_theory.expansion", "mke_theory.bounds", "mke_theory.diagnose", "mke_theory.results",
-              "mke_theory.cli", "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.tasks",
+              "mke_theory.cli", "mke_experiments.config", "mke_experiments.config_files", "mke_experiments.metrics",
+              "mke_experiments.tasks",
               "mke_experiments.cli", "mke_experiments.data.cache", "mke_experiments.data.rows"),
     "sklearn": ("mke_theory.core", "mke_theory.generators", "mke_theory.noise", "mke_experiments.metrics",
                 "mke_experiments.tasks"),

@@ -1,11 +1,11 @@
 """The training loop every method uses: S ≥ 1 members (networks, each with its own seed, targets
 and files) on shared inputs, and whether the perturbations T of the MKE objective are on.
 
-Mini-batch training with Adam/SGD; bfloat16 autocast on CUDA; DistributedDataParallel when a
-process group is up (``torchrun``); checkpoints with every random state, so that an interrupted
-run continues exactly where it stopped (written every ``train.checkpoint_every_s`` seconds and
-after the last epoch); model selection per member on validation data, on the label-free agreement
-with its teacher on held-out unlabeled data, or the last epoch.
+Mini-batch training with Adam/AdamW/SGD at a learning rate set per epoch (``train.schedule``); bfloat16
+autocast on CUDA; DistributedDataParallel when a process group is up (``torchrun``); checkpoints with every
+random state, so that an interrupted run continues exactly where it stopped (written every
+``train.checkpoint_every_s`` seconds and after the last epoch); model selection per member on validation
+data, on the label-free agreement with its teacher on held-out unlabeled data, or the last epoch.
 
 Small vector networks (``models.stackable``) train stacked, S members in one loop: their parameters
 are stacked, one forward, backward and optimiser step serves them all, and every random draw of
@@ -48,7 +48,7 @@ from mke_experiments.config import MKEConfig, TrainConfig
 from mke_experiments.models import drawing, each_member
 from mke_experiments.train.checkpoints import Track, checkpoint_identity, load_checkpoint, restore, write_checkpoint
 from mke_experiments.train.loader import Batches, shard
-from mke_experiments.train.optim import Optimizer
+from mke_experiments.train.optim import Optimizer, learning_rate
 from mke_experiments.train.runtime import distributed
 from mke_experiments.train.stacking import Generators, Stack, stacks
 from mke_theory.core.errors import MKEError
@@ -188,6 +188,7 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
         if not active:
             break
         t_epoch = time.perf_counter()
+        opt.lr = learning_rate(cfg, epoch)  # of the epoch alone: a resumed run trains at the rate of an unbroken one
         entries = train_one_epoch(stack, opt, loss, read, targets, generators, epoch, cfg.batch_size, augment,
                                   progress, rank, world)
         if selection is not None:
@@ -196,10 +197,10 @@ def _fit(members, states, inputs, cfg, mke, regularised, device, selection, prog
         for s in stopping:
             _stop(stack, tracks[s], entries[s], epoch, s)
             stopped[s] = True
-        _log(tracks, entries, writers, epoch, active, cfg.lr, score_name)
+        _log(tracks, entries, writers, epoch, active, opt.lr, score_name)
         if rank == 0 and cfg.log_every and ((epoch + 1) % cfg.log_every == 0 or stopping):
             _log_lines(members, tracks, entries, active, epoch, cfg, time.perf_counter() - t_epoch, stopping,
-                       score_name)
+                       score_name, lr=opt.lr)
         due = time.perf_counter() - last_write >= cfg.checkpoint_every_s or epoch == end - 1 or all(stopped)
         if rank == 0 and (due or stopping):
             for s in active if due else stopping:  # a member that stops is written then, and never again
@@ -351,11 +352,13 @@ def _log(tracks: list[Track], entries: list[dict], writers: list, epoch: int, ac
 
 
 def _log_lines(members: list[Member], tracks: list[Track], entries: list[dict], active: list[int], epoch: int,
-               cfg: TrainConfig, seconds: float, stopping: list[int], score_name: str | None, stream=None) -> None:
+               cfg: TrainConfig, seconds: float, stopping: list[int], score_name: str | None, stream=None,
+               lr: float | None = None) -> None:
     """One line per member of ``active`` on ``stream`` (default stderr): who (method and seed), the epoch (counted
     from 1) of ``cfg.epochs``, the training loss, the selection score with the best so far, the learning rate
-    and the seconds of this epoch (of the whole loop, for stacked members), and whether it stopped early. On a
-    terminal the line first clears the one a progress bar is drawing, which draws itself again below."""
+    (``lr``, this epoch's; default ``cfg.lr``) and the seconds of this epoch (of the whole loop, for stacked
+    members), and whether it stopped early. On a terminal the line first clears the one a progress bar is
+    drawing, which draws itself again below."""
     stream = sys.stderr if stream is None else stream
     try:
         clear = "\r\x1b[K" if stream.isatty() else ""
@@ -368,7 +371,7 @@ def _log_lines(members: list[Member], tracks: list[Track], entries: list[dict], 
         if "selection_score" in entry:
             line += (f"  {score_name} {entry['selection_score']:.4f} (best {track.best_score:.4f} at epoch "
                      f"{track.best_epoch + 1})")
-        line += f"  lr {cfg.lr:g}  {seconds:.2f} s/epoch"
+        line += f"  lr {cfg.lr if lr is None else lr:g}  {seconds:.2f} s/epoch"
         if s in stopping:
             line += f"  stopped early: no improvement for {cfg.early_stopping} epochs"
         stream.write(clear + line + "\n")

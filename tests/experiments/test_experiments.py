@@ -305,7 +305,7 @@ def test_click_reuses_the_declared_limits():
 
     assert CliRunner().invoke(cli, ["run", "mfeat", "--epochs", "0"]).exit_code == 2
     assert click_type(TrainConfig, "batch_size").min == 2
-    assert list(click_type(TrainConfig, "optimizer").choices) == ["adam", "sgd"]
+    assert list(click_type(TrainConfig, "optimizer").choices) == ["adam", "sgd", "adamw"]
 
 
 def test_noisy_student_learns_from_d_l_with_labels_and_d_u_with_pseudo_labels():
