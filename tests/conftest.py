@@ -49,6 +49,7 @@ INTEGRATION = frozenset({
     "tests/experiments/test_nyudv2_task.py::test_soft_per_pixel_pseudo_labels",
     "tests/experiments/test_cache.py::test_a_killed_ravdess_prepare_continues_to_the_same_cache",
     "tests/experiments/test_cache.py::test_ravdess_with_two_workers_equals_one",
+    "tests/experiments/test_identity.py::test_a_run_on_a_cache_of_swapped_files_trains_instead_of_resuming_the_first_caches_records",
     "tests/experiments/test_streaming.py::test_a_lazy_split_trains_the_records_of_the_same_split_in_memory",
     "tests/experiments/test_ravdess_data.py::test_rerun_reuses_the_cache_and_other_parameters_rebuild",
     "tests/experiments/test_ravdess_data.py::test_a_version_1_cache_is_named_and_rebuilt",
