@@ -12,7 +12,8 @@ split id) and drops what the machine decides (wall time, hardware, git revision)
 ``--work`` folder: the smoke data's paths enter the audioset-vggsound config and the nyudv2 split id.
 ``--compare`` matches records by (task, method, variant, seed) and prints each field that differs; it exits 1
 when a number differs or a run is missing. Differences in config hash or split id alone are listed apart: the
-nyudv2 smoke data's split id holds its files' mtimes, the audioset-vggsound smoke config a cache path.
+audioset-vggsound smoke config holds a cache path (since cache format 3, split ids of cache-backed data come from
+content digests, not from paths or mtimes).
 ``--quick`` leaves out the mfeat and notebook runs (about a minute).
 """
 
@@ -94,7 +95,7 @@ def _by_run(records: dict) -> dict:
 
 
 NUMBERS = ("metrics", "history", "best_epoch", "ensemble_size")  # what the code computes
-IDS = ("config_hash", "split_id")  # also what it computes, but the smoke data's paths and mtimes enter some
+IDS = ("config_hash", "split_id")  # also what it computes, but the smoke data's paths enter some
 
 
 def compare(before: dict, after: dict) -> tuple[list[str], list[str]]:

@@ -186,8 +186,9 @@ class MultimodalSplit:
         labels the supervised bound trains on and diagnostics score), the validation set (model
         selection), the test set and K. Each part enters with its name, shape and dtype, an absent
         part as such: two splits with the same id hold the same numbers. A part held as rows of a prepared
-        cache (``LazyRows``) enters by its ``content_id`` (the cache's manifest identity, the rows and the
-        conversion) instead of its bytes, so the id of a split of 200k clips costs no pass over them."""
+        cache (``LazyRows``) enters by its ``content_id`` (the cache's content digests and array checksums, the
+        rows and the conversion) instead of its bytes, so the id of a split of 200k clips costs no pass over
+        them."""
         h = hashlib.sha256(f"n_classes={self.n_classes};".encode())
         for name in SPLIT_PARTS:
             a = getattr(self, name)
