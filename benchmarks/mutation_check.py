@@ -399,6 +399,27 @@ MUTANTS: tuple[Mutant, ...] = (
            "reuse=finished is not None))  # a finished", "reuse=False))  # a finished",
            "a rerun recomputes the teacher's output over all of D_u instead of reading the seed's artifact",
            (T_STREAM,), k="teacher_output"),
+    # ---- issue 23: identity by content, files that cannot run code, labels ----
+    Mutant("content-key-from-fingerprint", "mke_experiments/data/cache.py",
+           "return f\"{manifest['format']}/v{manifest['version']}/{manifest['content_digest'][:32]}/{name}/{entry['sha256']}\"",
+           "return f\"{manifest['format']}/v{manifest['version']}/{manifest['source_fingerprint']}/{name}\"",
+           "a run's split id sees a cache by its source fingerprint (names and sizes), not its content: a cache of "
+           "swapped files resumes the other's records",
+           ("tests/experiments/test_identity.py",), k="content_key_follows"),
+    Mutant("rerun-skips-the-rehash", "mke_experiments/data/cache.py",
+           "    if _changed_items(spec, stored, now, items, describe):",
+           "    if False and _changed_items(spec, stored, now, items, describe):",
+           "a prepare rerun trusts names and sizes: a file overwritten keeping its size is 'up to date'",
+           ("tests/experiments/test_identity.py",), k="rerun_rebuilds"),
+    Mutant("checkpoint-unpickles", "mke_experiments/train/checkpoints.py",
+           'return torch.load(path, map_location="cpu", weights_only=True)',
+           'return torch.load(path, map_location="cpu", weights_only=False)',
+           "model files and checkpoints are unpickled: a crafted file runs its code when opened",
+           ("tests/experiments/test_safe_files.py",), k="crafted"),
+    Mutant("labels-not-nfc", "mke_theory/core/bundle.py",
+           'return unicodedata.normalize("NFC", value).strip()', "return value",
+           "string labels are compared as typed: NFD 'café' and 'dog ' become classes of their own",
+           ("tests/experiments/test_arrays_labels.py",), k="nfd"),
 )
 
 
