@@ -399,9 +399,16 @@ def split_labels(labels: Iterable[str]) -> list[tuple[str, ...]]:
 
 
 # ---- prepare --------------------------------------------------------------------------------------
-def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float) -> dict:
+SPECTROGRAMS = ("logmel", "stft")  # what the spectrogram array ("logmel", whatever it holds) is computed as
+
+
+def _params(frames: int, size: int, sample_rate: int, n_mels: int, seconds: float, spectrogram: str = "logmel") -> dict:
+    if spectrogram not in SPECTROGRAMS:
+        raise AvClipError(f"prepare: spectrogram={spectrogram!r} is not one of {', '.join(SPECTROGRAMS)}.")
+    clip = media.clip_params(AvClipError, frames, size, sample_rate, n_mels, seconds)
+    stft = {} if spectrogram == "logmel" else {"spectrogram": spectrogram, "n_bins": 1 + clip["n_fft"] // 2}
     return {
-        **media.clip_params(AvClipError, frames, size, sample_rate, n_mels, seconds),
+        **clip, **stft,  # a log-mel cache's params stay as they were: no key, n_mels rows
         "frame_sampling": "mp4: frames nearest the centres of `frames` equal segments of the first `seconds`; "
                           "cavmae: jpgs at the centres of equal segments of frame_0..frame_9",
         "crop": "centre square, cv2.INTER_AREA", "colour": "RGB",
@@ -476,7 +483,8 @@ def _decode_clip(item: tuple[str, str, ClipSource | None], raw_dir: Path,
         return None, {}, digest
     try:
         images, audio = read_clip(source, params["frames"], params["size"], params["sample_rate"], params["seconds"])
-        spectrogram = logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"])
+        spectrogram = (media.stft_db(audio, params["hop_length"], params["n_fft"]) if "n_bins" in params else
+                       logmel(audio, params["sample_rate"], params["n_mels"], params["hop_length"], params["n_fft"]))
     except AvClipError as e:
         file = _main_file(source)
         reason = str(e)
@@ -499,7 +507,7 @@ def _columns(params: dict, wanted: list[tuple[str, str]]) -> dict[str, Column]:
     """The cache's arrays: row shape and stored dtype of each; names and labels as wide as the longest wanted."""
     longest = {"names": max(len(clip) for clip, _ in wanted), "labels": max(len(encoded) for _, encoded in wanted)}
     return {"frames": Column((params["frames"], 3, params["size"], params["size"]), "|u1"),
-            "logmel": Column((1, params["n_mels"], params["n_times"]), "<f2"),
+            "logmel": Column((1, params.get("n_bins", params["n_mels"]), params["n_times"]), "<f2"),
             "names": Column((), f"<U{max(1, longest['names'])}"),
             "labels": Column((), f"<U{max(1, longest['labels'])}")}
 
@@ -542,12 +550,14 @@ def _summarize(valid: np.ndarray, notes: list[dict], *, items: list[tuple[str, s
 def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Sequence[tuple[str, object]],
             frames: int = 4, size: int = 64, n_mels: int = 64, seconds: float = 10.0, name: str = "vggsound",
             progress: Callable[[int], object] | None = None, sample_rate: int = 16000, workers: int | None = None,
-            shard_size: int = cache_store.SHARD_SIZE) -> dict:
+            shard_size: int = cache_store.SHARD_SIZE, spectrogram: str = "logmel") -> dict:
     """Build the cache (see the module docstring) in ``out_dir`` from the wanted clips found under ``raw_dir``.
 
     Per clip (``decode_mp4`` or ``read_wav_frames``): ``frames`` RGB frames, centre square,
     ``size``×``size``; mono audio at ``sample_rate``, ``seconds`` long, as a log-mel spectrogram
-    (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB. Missing clips are listed in
+    (32 ms window, 10 ms hop: n_fft 512 and hop 160 at 16 kHz) in dB, or with ``spectrogram="stft"`` the STFT
+    magnitude in dB (``media.stft_db``: 1 + n_fft // 2 = 257 bins, stored in the same ``logmel`` array and
+    recorded as ``params["spectrogram"]``). Missing clips are listed in
     ``manifest["missing"]``; a clip that cannot be read (corrupt, no audio stream) is listed in
     ``manifest["skipped"]`` with the reason. Neither is fatal: their rows have ``valid`` False.
 
@@ -578,7 +588,7 @@ def prepare(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, clips: Seque
         for a bad folder, clip list or parameter, and when no wanted clip could be read.
     """
     spec = cache_spec(name)
-    params = _params(frames, size, sample_rate, n_mels, seconds)
+    params = _params(frames, size, sample_rate, n_mels, seconds, spectrogram)
     raw_dir = Path(raw_dir)
     wanted, duplicates = _unique_clips(clips)
     if not wanted:

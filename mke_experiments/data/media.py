@@ -124,6 +124,21 @@ def logmel(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, n_mels: int = 64, 
     return db.astype(np.float32)[None]  # (1, M, T)
 
 
+def stft_db(audio: np.ndarray, hop: int = 160, n_fft: int = 512) -> np.ndarray:
+    """STFT magnitude spectrogram in dB: ``|librosa.stft|`` then ``amplitude_to_db`` (the reference and floor of
+    ``POWER_TO_DB``, as amplitudes), for networks trained on STFT magnitudes rather than mel bands.
+
+    Returns
+    -------
+    float32 (1, 1 + n_fft // 2, 1 + n_samples // hop)
+    """
+    librosa = require("librosa")
+    magnitude = np.abs(librosa.stft(np.asarray(audio, dtype=np.float32), n_fft=n_fft, hop_length=hop))  # (F, T)
+    db = librosa.amplitude_to_db(magnitude, ref=POWER_TO_DB["ref"], amin=np.sqrt(POWER_TO_DB["amin"]),
+                                 top_db=POWER_TO_DB["top_db"])
+    return db.astype(np.float32)[None]  # (1, F, T)
+
+
 def library_versions(**libraries) -> dict:
     """``cache.library_versions`` with ``libraries`` first, then OpenCV, librosa, soundfile and libsndfile."""
     import cv2

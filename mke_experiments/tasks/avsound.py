@@ -52,10 +52,18 @@ class SoundPrepare:
     size: int = limit(64, 8)  # frame side in pixels
     n_mels: int = limit(64, 1)  # mel bands
     seconds: float = limit(10.0, 0, low_open=True)  # clip length
+    spectrogram: str = limit("logmel", choices=("logmel", "stft"), record="if_set")  # logmel: n_mels mel bands;
+    # stft: STFT magnitudes in dB, 257 bins (n_fft 512), as the MFH protocol's audio network reads (n_mels unused)
 
     @classmethod
     def from_manifest(cls, params: dict) -> SoundPrepare:
-        return cls(frames=params["frames"], size=params["size"], n_mels=params["n_mels"], seconds=params["seconds"])
+        return cls(frames=params["frames"], size=params["size"], n_mels=params["n_mels"], seconds=params["seconds"],
+                   spectrogram=params.get("spectrogram", "logmel"))
+
+    @property
+    def bins(self) -> int:
+        """Rows of the spectrogram: mel bands, or the STFT's 1 + n_fft // 2 (n_fft 512 at any rate: 32 ms)."""
+        return self.n_mels if self.spectrogram == "logmel" else 257
 
 
 def class_list(classes: str) -> list[str]:
@@ -167,7 +175,7 @@ def prepare_vggsound(raw_dir, out_dir, settings: SoundPrepare, progress=None, wo
     clips = [(av_manifests.clip_name(r.ytid, r.start), r.label) for r in rows]
     manifest = avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
                                seconds=settings.seconds, name="vggsound", progress=progress,
-                               workers=workers)
+                               workers=workers, spectrogram=settings.spectrogram)
     splits = {av_manifests.clip_name(r.ytid, r.start): r.split for r in rows}
     from mke_theory.core.records import atomic_write
 
@@ -186,7 +194,7 @@ def prepare_audioset(raw_dir, out_dir, settings: SoundPrepare, progress=None, wo
              for path in csvs for r in av_manifests.read_audioset_segments(path)]
     return avclips.prepare(raw, out_dir, clips, frames=settings.frames, size=settings.size, n_mels=settings.n_mels,
                            seconds=settings.seconds, name="audioset", progress=progress,
-                           workers=workers)
+                           workers=workers, spectrogram=settings.spectrogram)
 
 
 def av_perturbation(cfg: ExperimentConfig):
@@ -248,7 +256,7 @@ COMMON = dict(evaluate=scores_metrics, primary="top1", scores=True, build_teache
 def _shapes(classes: str):
     """(audio, frames, classes, ()) of a config: log-mels of 100 frames per second plus one, RGB frames; the
     class list is read when asked for, not at registration."""
-    return lambda c: ((1, c.prepare.n_mels, int(c.prepare.seconds * 100) + 1),
+    return lambda c: ((1, c.prepare.bins, int(c.prepare.seconds * 100) + 1),
                       (c.prepare.frames, 3, c.prepare.size, c.prepare.size), len(class_list(classes)), ())
 
 

@@ -100,3 +100,36 @@ def test_a_splits_file_that_is_not_an_object_is_named(monkeypatch, tmp_path):
     _fake_cache(monkeypatch, tmp_path, [LABELS[0]] * 4, "[\"train\", \"test\"]")
     with pytest.raises(MKEError, match="splits.json must be a JSON object"):
         get_task("vggsound").load(SoundData(), tmp_path)
+
+
+def test_prepare_stft_stores_stft_magnitudes_that_a_run_reads(tmp_path):
+    """prepare.spectrogram=stft (the MFH protocol's audio input): the cache holds the STFT magnitude in dB of each
+    clip (257 bins, n_fft 512), not mel bands; it is recorded in the manifest and a run reads it at that shape."""
+    import librosa
+
+    from mke_experiments.data import avclips, media
+
+    runner = CliRunner()
+    vgg = vggsound_download(tmp_path / "vgg", missing=0)
+    stft = [*SMALL, "--set", "prepare.spectrogram=stft"]
+    done = runner.invoke(cli, ["prepare", "vggsound", "--raw", str(vgg), "--out", str(tmp_path / "vc"), *stft])
+    assert done.exit_code == 0, done.output
+    cache = avclips.load_cache(tmp_path / "vc", "vggsound")
+    params = cache["manifest"]["params"]
+    assert params["spectrogram"] == "stft" and params["n_bins"] == 257
+    spectra = cache["logmel"].read(np.arange(len(cache["logmel"])))
+    assert spectra.shape[1:] == (1, 257, 101)  # 1 s at a 10 ms hop
+    name = str(cache["names"][0])
+    clip = avclips.find_clips(vgg, [name])[name]
+    _, audio = avclips.read_clip(clip, 2, 32, 16000, 1.0)
+    expected = media.stft_db(audio, 160, 512)
+    np.testing.assert_allclose(spectra[0].astype(np.float32), expected, atol=0.05)  # float16 in the cache
+    mel = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=512, hop_length=160, n_mels=16)
+    assert expected.shape != (1, *mel.shape)  # not the mel bands
+    result = runner.invoke(cli, ["run", "vggsound", "--data", str(tmp_path / "vc"), "--epochs", "1", "--seeds", "0",
+                                 "--device", "cpu", "--methods", "teacher", "--set", "train.batch_size=4", *stft])
+    assert result.exit_code == 0, result.output
+    mismatch = runner.invoke(cli, ["run", "vggsound", "--data", str(tmp_path / "vc"), "--epochs", "1", "--seeds", "0",
+                                   "--device", "cpu", "--methods", "teacher", *SMALL,
+                                   "--set", "prepare.spectrogram=logmel"])
+    assert mismatch.exit_code == 1 and "spectrogram" in mismatch.output  # the cache contradicts the setting
