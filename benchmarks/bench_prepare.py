@@ -14,6 +14,19 @@ them (``MKE_PREPARE_DIGESTS=0``, a switch only this benchmark uses), runs taking
 interpreter (imports excluded), and the rerun's up-to-date check (every file re-hashed, nothing decoded) against
 the prepare it spares. The target is a digest cost under 5 % of prepare time.
 
+``--real DIR`` times ``prepare ravdess`` per clip of a real RAVDESS tree (``measure_real``; issue 25 point 6) against
+decoding the same clip alone with PyAV, side by side in one run at one worker: per pair, prepare's own work on it
+(``ravdess._decode_pair``: the content digest, the video frames, the faces, the wav and its log-mel) against (a) the
+decode a sequential reader needs (PyAV, every frame up to the last of the ``frames`` wanted, plus the wav's samples)
+and (a2) the same with FFmpeg's frame threads (faster when cores are free): the target is at most 1.5× the faster of
+the two; (b) the decode the reader does (from the keyframe before each wanted frame, plus the wav); and (c) what the
+reader before issue 25 decoded (OpenCV, every frame up to the last wanted one; no wav). The modes take
+turns per clip and each keeps its fastest of ``--repeats``; a whole ``prepare`` of the tree (one worker, a fresh
+folder, the cache written) is timed once per repeat as well. ``--profile`` adds cProfile's top entries of prepare's
+per-clip work.
+
+    python benchmarks/bench_prepare.py --real ../shared/realdata/ravdess [--repeats 5] [--profile] [--json OUT.json]
+
 ``measure(clips, workers=(1, 2))`` is the importable entry (benchmarks/bench_scale.py uses it).
 """
 
@@ -147,6 +160,149 @@ def measure(clips: int = MAX_CLIPS, workers=(1, 2), shard_size: int = cache.SHAR
     return result
 
 
+def _decode_sequential(video: Path, audio: Path, k: int, threads: str | None = None) -> int:
+    """Decode-only reference (a): PyAV decodes every frame up to the last of the ``k`` wanted ones (converting those
+    ``k`` to BGR, as the reader does), then the wav's samples; ``threads="AUTO"`` lets FFmpeg decode frames in
+    parallel too (the reader keeps PyAV's default, slice threads). Returns the frames decoded."""
+    import av
+
+    from mke_experiments.data import media
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = threads
+        wanted = set(media.frame_indices(stream.frames, k).tolist())
+        index = -1
+        for index, frame in enumerate(container.decode(stream)):
+            if index in wanted:
+                frame.to_ndarray(format="bgr24")
+            if index >= max(wanted):
+                break
+    _decode_wav(audio)
+    return index + 1
+
+
+def _decode_wav(audio: Path) -> None:
+    import av
+
+    with av.open(str(audio)) as container:
+        for frame in container.decode(audio=0):
+            frame.to_ndarray()
+
+
+def _decode_seeking(video: Path, audio: Path, k: int) -> None:
+    """Decode-only reference (b): the frames exactly as the reader decodes them (``ravdess._read_frames``: from the
+    keyframe before each wanted frame), then the wav's samples."""
+    from mke_experiments.data import ravdess
+
+    ravdess._read_frames(video, k)
+    _decode_wav(audio)
+
+
+def _decode_opencv(video: Path, k: int) -> int:
+    """Reference (c): the decode of the reader before issue 25: OpenCV grabs every frame up to the last wanted one and
+    retrieves the ``k`` wanted (BGR); the wav is not read here. Returns the frames decoded."""
+    import cv2
+
+    from mke_experiments.data import media
+
+    capture = cv2.VideoCapture(str(video))
+    try:
+        wanted = set(media.frame_indices(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), k).tolist())
+        index = 0
+        while index <= max(wanted) and capture.grab():
+            if index in wanted:
+                capture.retrieve()
+            index += 1
+    finally:
+        capture.release()
+    return index
+
+
+def measure_real(raw: Path, repeats: int = 5, profile: bool = False) -> dict:
+    """Per real clip, the fastest of ``repeats`` (modes taking turns) of prepare's per-clip work and of the decode-only
+    references (module docstring), in seconds; plus whole ``prepare`` runs of the tree at one worker."""
+    import cProfile
+    import io
+    import pstats
+
+    from mke_experiments.data import ravdess
+    from mke_experiments.tasks.ravdess import RavdessPrepare
+
+    settings = RavdessPrepare()
+    params = ravdess._params(settings.frames, settings.size, 16000, settings.n_mels, settings.seconds)
+    found = ravdess.scan(raw)
+    if not found.pairs:
+        raise SystemExit(f"{raw} holds no audio-visual RAVDESS pair (01-01-*.mp4 with 03-01-*.wav)")
+    ravdess._face_detector()
+    modes = {
+        "prepare": lambda pair: ravdess._decode_pair(pair, found.raw_dir, params),
+        "decode_sequential": lambda pair: _decode_sequential(pair.video, pair.audio, params["frames"]),
+        "decode_sequential_frame_threads": lambda pair: _decode_sequential(pair.video, pair.audio, params["frames"],
+                                                                           "AUTO"),
+        "decode_seeking": lambda pair: _decode_seeking(pair.video, pair.audio, params["frames"]),
+        "decode_opencv_before": lambda pair: _decode_opencv(pair.video, params["frames"]),
+    }
+    for pair in found.pairs:  # warm up: the libraries' first calls, the page cache
+        for run in modes.values():
+            run(pair)
+    best = {found.relative(pair.video): {} for pair in found.pairs}
+    whole = float("inf")
+    with tempfile.TemporaryDirectory(prefix="bench_prepare_real_") as folder:
+        for repeat in range(repeats):
+            for pair in found.pairs:
+                clip = best[found.relative(pair.video)]
+                for mode, run in modes.items():
+                    started = time.perf_counter()
+                    run(pair)
+                    clip[mode] = min(time.perf_counter() - started, clip.get(mode, float("inf")))
+            started = time.perf_counter()
+            manifest = ravdess.prepare(raw, Path(folder) / f"out_{repeat}", workers=1)
+            whole = min(whole, time.perf_counter() - started)
+    result = {"raw": str(raw), "clips": len(found.pairs), "repeats": repeats, "frames": params["frames"],
+              "seconds": params["seconds"], "faces_found": manifest["faces"]["found"],
+              "faces_frames": manifest["faces"]["frames"], "prepare_whole_s": round(whole, 4), "per_clip": {}}
+    for name, clip in best.items():
+        result["per_clip"][name] = {mode: round(value, 4) for mode, value in clip.items()}
+    totals = {mode: sum(clip[mode] for clip in best.values()) for mode in modes}
+    result["totals_s"] = {mode: round(value, 4) for mode, value in totals.items()}
+    fastest = min(totals["decode_sequential"], totals["decode_sequential_frame_threads"])  # the fairer reference
+    result["ratio_to_sequential"] = round(totals["prepare"] / fastest, 3)
+    result["ratio_to_seeking"] = round(totals["prepare"] / totals["decode_seeking"], 3)
+    result["ratio_whole_to_sequential"] = round(whole / fastest, 3)
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for pair in found.pairs:
+            modes["prepare"](pair)
+        profiler.disable()
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+        result["profile"] = text.getvalue()
+    return result
+
+
+def _print_real(r: dict, load: float) -> None:
+    print(f"prepare ravdess per real clip against decode-only, one worker, {r['frames']} frames and {r['seconds']} s "
+          f"of audio per clip, fastest of {r['repeats']} (1-minute load average {load:.2f} before), milliseconds:")
+    print("(seq: sequential PyAV decode with slice / frame threads; seek: as the reader decodes; cv2 old: the reader "
+          "before issue 25, video only; /seq: prepare over the faster seq)")
+    print(f"{'clip':34} {'prepare':>8} {'seq':>8} {'seq.fr':>8} {'seek':>8} {'cv2 old':>8} {'/seq':>6} {'/seek':>6}")
+    rows = [*r["per_clip"].items(), (f"all {r['clips']} clips", r["totals_s"])]
+    for name, clip in rows:
+        fastest = min(clip["decode_sequential"], clip["decode_sequential_frame_threads"])
+        modes = ("prepare", "decode_sequential", "decode_sequential_frame_threads", "decode_seeking",
+                 "decode_opencv_before")
+        times = " ".join(f"{1e3 * clip[mode]:8.1f}" for mode in modes)
+        print(f"{name:34} {times} {clip['prepare'] / fastest:6.2f} {clip['prepare'] / clip['decode_seeking']:6.2f}")
+    print(f"prepare / sequential decode-only: {r['ratio_to_sequential']:.2f}x (target <= 1.5x); whole prepare of the "
+          f"tree (cache written) {r['prepare_whole_s']:.2f} s = {r['ratio_whole_to_sequential']:.2f}x; faces found in "
+          f"{r['faces_found']} of {r['faces_frames']} frames")
+    if "profile" in r:
+        print(r["profile"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=MAX_CLIPS)
@@ -156,8 +312,17 @@ def main() -> None:
     parser.add_argument("--one-thread", action="store_true", help="Also time one worker on one thread per library.")
     parser.add_argument("--digests", action="store_true", help="Time the content digests' cost instead.")
     parser.add_argument("--workers", type=int, default=1, help="With --digests: the prepare's workers.")
+    parser.add_argument("--real", type=Path, default=None, metavar="DIR",
+                        help="Time prepare per clip of a real RAVDESS tree against decode-only instead.")
+    parser.add_argument("--profile", action="store_true", help="With --real: cProfile prepare's per-clip work.")
     args = parser.parse_args()
     load = os.getloadavg()[0]  # other work on the machine: it shares the cores the workers count on
+    if args.real is not None:
+        r = measure_real(args.real, max(1, args.repeats), args.profile)
+        _print_real(r, load)
+        if args.json is not None:
+            args.json.write_text(json.dumps({k: v for k, v in r.items() if k != "profile"}, indent=1) + "\n")
+        return
     if args.digests:
         r = measure_digests(args.clips, max(1, args.repeats), args.workers)
         print(f"prepare of {r['clips']} RAVDESS-format clips, {r['workers']} worker(s) (1-minute load average "

@@ -276,7 +276,7 @@ def test_prepare_settings_come_from_the_cache_and_a_contradiction_is_an_error(tm
     one = ("train.epochs=1",)  # the assertions are about the config, not what training learns
     records = run("ravdess", data_dir=data, seeds=(0,), methods=("teacher",), device="cpu",
                   overrides=one + small)
-    assert records[0]["config"]["prepare"] == {"frames": 2, "size": 24, "n_mels": 16}
+    assert records[0]["config"]["prepare"] == {"frames": 2, "size": 24, "n_mels": 16, "seconds": 3.7}
     assert get_task("ravdess").default_config.prepare.frames == 4
     run("ravdess", data_dir=data, seeds=(0,), methods=("teacher",), device="cpu",
         overrides=one + small + ("prepare.frames=2",))  # agreeing with the cache is fine

@@ -138,50 +138,54 @@ def test_scan_of_a_raw_folder_without_actor_folders_says_what_is_expected(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-class _FakeCapture:
-    """A video of ``n_real`` decodable frames whose container claims ``n_reported``; frame i is filled with i."""
+@pytest.mark.parametrize("reported, used", [(10, 10), (7, 7), (0, 10), (25, 10)])
+def test_a_missing_or_too_long_frame_count_falls_back_to_the_frames_there_are(reported, used):
+    from mke_experiments.data.ravdess import _frame_count
 
-    def __init__(self, n_real: int, n_reported: int):
-        self.n_real, self.n_reported, self.index = n_real, n_reported, -1
-
-    def isOpened(self):  # OpenCV's name
-        return True
-
-    def get(self, prop):
-        return float(self.n_reported)
-
-    def grab(self):
-        self.index += 1
-        return self.index < self.n_real
-
-    def retrieve(self):
-        return True, np.full((4, 4, 3), self.index, np.uint8)
-
-    def release(self):
-        pass
+    # A short count (7) is trusted: frames 0..6 exist; a missing or too long count uses the 10 video packets.
+    assert _frame_count(reported, 10) == used
 
 
-@pytest.mark.parametrize("n_reported", [10, 0, 25, 7])
-def test_frames_are_evenly_spaced_even_when_the_container_miscounts(n_reported):
-    from types import SimpleNamespace
+def _sequential_frames(path, k: int) -> list:
+    """The frames the reader must return: those OpenCV decodes from the start (the reader before issue 25), so the
+    cache's bytes stay those of caches made before (frame i: the i-th decoded)."""
+    import cv2
 
+    from mke_experiments.data.media import frame_indices
+
+    capture, every = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        every.append(image)
+    capture.release()
+    return [every[i] for i in frame_indices(len(every), k)]
+
+
+@pytest.mark.parametrize("k", [1, 4, 7, 13, 90, 120])
+def test_the_seeking_reader_returns_the_frames_a_full_opencv_decode_gives(tmp_path, k):
+    """The reader seeks to the keyframe before each wanted frame (the fixture's mp4v has one every 12 frames) and goes
+    on from the last decoded frame when that is nearer: a wrong keyframe, an off-by-one timestamp or a frame taken
+    from before the seek would return other pixels. k=120 > 90 frames repeats frames."""
     from mke_experiments.data.ravdess import _read_frames
 
-    fake_cv2 = SimpleNamespace(VideoCapture=lambda path: _FakeCapture(10, n_reported), CAP_PROP_FRAME_COUNT=7)
-    frames = _read_frames(fake_cv2, "clip.mp4", 4)
-    picked = [int(f[0, 0, 0]) for f in frames]
-    # A short count (7) is trusted: frames 0..6 exist; a missing or too long count falls back to the 10 decoded.
-    assert picked == ([0, 2, 4, 6] if n_reported == 7 else [1, 3, 6, 8])
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(90)]  # every frame different
+    path = tmp_path / "clip.mp4"
+    write_mp4(path, images)
+    frames = _read_frames(path, k)
+    expected = _sequential_frames(path, k)
+    assert len(frames) == k and all(np.array_equal(a, b) for a, b in zip(frames, expected))
 
 
-def test_a_video_without_frames_is_an_unreadable_clip():
-    from types import SimpleNamespace
-
+def test_a_video_file_without_a_video_stream_is_an_unreadable_clip(tmp_path):
     from mke_experiments.data.ravdess import _ClipError, _read_frames
 
-    fake_cv2 = SimpleNamespace(VideoCapture=lambda path: _FakeCapture(0, 30), CAP_PROP_FRAME_COUNT=7)
-    with pytest.raises(_ClipError, match="no decodable frame"):
-        _read_frames(fake_cv2, "clip.mp4", 4)
+    root = make_ravdess_tree(tmp_path / "raw", actors=(3,), emotions=(2,), seconds=0.1)
+    audio_only = root / "Actor_03" / f"03-{key_of(3, 2)}.wav"  # opens fine, holds only audio
+    with pytest.raises(_ClipError, match="no video stream"):
+        _read_frames(audio_only, 4)
 
 
 # ---- prepare and load_cache -----------------------------------------------------------------------
@@ -213,7 +217,7 @@ def test_prepare_writes_the_cache_with_documented_shapes(prepared):
         4, 48, 40, 512, 160)
     assert isinstance(cache["frames"], LazyRows) and isinstance(cache["logmel"], LazyRows)
     assert cache["frames"].shape == (n, 4, 3, 48, 48) and cache["frames"].stored_dtype == np.uint8
-    assert cache["logmel"].shape == (n, 1, 40, 301) and cache["logmel"].stored_dtype == np.float16  # 3 s at 100 /s
+    assert cache["logmel"].shape == (n, 1, 40, 371) and cache["logmel"].stored_dtype == np.float16  # 3.7 s at 100 /s
     assert cache["logmel"].all_finite()
     assert cache["labels"].dtype == np.int64 and cache["actors"].dtype == np.int64
     assert manifest["counts"]["clips"] == n and manifest["rows"] == 38  # one row per pair, valid or not
@@ -253,7 +257,7 @@ def test_corrupt_and_unpaired_files_are_skipped_and_listed(prepared):
     _, out, manifest, _ = prepared
     skipped = {s["file"]: s for s in manifest["skipped"]}
     assert set(skipped) == {f"Actor_01/01-{CORRUPT_MP4}.mp4", f"Actor_02/03-{CORRUPT_WAV}.wav"}
-    assert "OpenCV cannot open" in skipped[f"Actor_01/01-{CORRUPT_MP4}.mp4"]["reason"]
+    assert "PyAV cannot open the video" in skipped[f"Actor_01/01-{CORRUPT_MP4}.mp4"]["reason"]
     assert "soundfile cannot read" in skipped[f"Actor_02/03-{CORRUPT_WAV}.wav"]["reason"]
     assert sorted(manifest["report"]["unpaired"]) == [f"Actor_05/01-{NO_WAV}.mp4", f"Actor_09/03-{NO_MP4}.wav"]
     counts = manifest["counts"]
@@ -389,7 +393,7 @@ def _synthetic_cache(rng, actors, logmel=None):
     return dict(frames=LazyRows(frames, key="synthetic/frames"),
                 logmel=LazyRows(logmel, key=f"synthetic/logmel/{hash(logmel.tobytes())}"),
                 labels=np.arange(n) % 8, actors=np.asarray(actors),
-                manifest=dict(params=dict(frames=1, size=8, n_mels=4)))
+                manifest=dict(params=dict(frames=1, size=8, n_mels=4, seconds=3.0)))
 
 
 def test_logmel_statistics_come_from_the_training_clips_only(monkeypatch):
@@ -413,3 +417,56 @@ def test_logmel_statistics_come_from_the_training_clips_only(monkeypatch):
     train = canary[~held_out].astype(np.float64)
     z = (train - train.mean()) / (train.std() + 1e-6)
     assert abs(z.mean()) < 1e-6 and np.isclose(np.asarray(after.unlabeled_beta).std(), 1, atol=0.2)
+
+
+# ---- the actor split as configuration ------------------------------------------------------------------------------
+def _split(tmp_path, actors, *sets):
+    from mke_experiments.config import resolve_config
+    from mke_experiments.tasks import get_task
+    from mke_experiments.testing.ravdess import write_synthetic_cache
+
+    cache = tmp_path / "cache"
+    if not cache.exists():
+        write_synthetic_cache(cache, actors=actors)
+    task = get_task("ravdess")
+    return task.load(resolve_config(task, sets).data, cache)
+
+
+def test_the_default_actor_split_is_the_one_fixed_in_code_before(tmp_path):
+    """test 1–4, validation 5–8, D_l the lowest data.labeled_actors train actors, D_u the other train actors."""
+    split = _split(tmp_path, range(1, 25))
+    assert split.meta["actors"] == {"labeled": [9, 10, 11, 12], "unlabeled": list(range(13, 25)),
+                                    "val": [5, 6, 7, 8], "test": [1, 2, 3, 4]}
+    assert _split(tmp_path, None, "data.labeled_actors=2").meta["actors"]["labeled"] == [9, 10]
+
+
+def test_the_actor_lists_choose_test_validation_and_d_l(tmp_path):
+    split = _split(tmp_path, (3, 5, 9, 12, 19, 20), "data.test_actors=5,19", "data.val_actors=20",
+                   "data.dl_actors=9,12")
+    assert split.meta["actors"] == {"labeled": [9, 12], "unlabeled": [3], "val": [20], "test": [5, 19]}
+    assert len(split.test_labels) == 16 and len(split.labels) == 16 and len(split.unlabeled_labels) == 8
+    no_val = _split(tmp_path, None, "data.test_actors=5,19", "data.val_actors=", "data.dl_actors=3")  # "": none
+    assert no_val.val_labels is None and no_val.meta["actors"]["unlabeled"] == [9, 12, 20]
+
+
+def test_labeled_split_clip_cuts_the_train_actors_clips_and_keeps_test_actor_disjoint(tmp_path):
+    """With one train actor, D_l and D_u share it (by clip, seeded); the test actor's clips never enter either."""
+    sets = ("data.test_actors=19", "data.val_actors=", "data.labeled_split=clip")
+    split = _split(tmp_path, (5, 19), *sets)
+    assert split.meta["actors"] == {"labeled": [5], "unlabeled": [5], "val": [], "test": [19]}
+    assert (len(split.labels), len(split.unlabeled_labels), len(split.test_labels)) == (2, 6, 8)  # 25 % of 8
+    again = _split(tmp_path, None, *sets)
+    other = _split(tmp_path, None, *sets, "data.split_seed=1")
+    assert np.array_equal(split.labels, again.labels) and not np.array_equal(split.labels, other.labels)
+    half = _split(tmp_path, None, *sets, "data.labeled_fraction=0.5")
+    assert len(half.labels) == 4
+
+
+def test_the_actor_fields_enter_the_record_only_when_set():
+    from mke_experiments.config import record_dict, resolve_config
+    from mke_experiments.tasks import get_task
+
+    task = get_task("ravdess")
+    assert set(record_dict(task.default_config)["data"]) == {"split", "labeled_actors", "split_seed"}
+    chosen = record_dict(resolve_config(task, ("data.test_actors=19,20",)))["data"]
+    assert chosen["test_actors"] == "19,20" and "val_actors" not in chosen
