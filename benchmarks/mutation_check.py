@@ -401,8 +401,8 @@ MUTANTS: tuple[Mutant, ...] = (
            (T_STREAM,), k="teacher_output"),
     # ---- issue 23: identity by content, files that cannot run code, labels ----
     Mutant("content-key-from-fingerprint", "mke_experiments/data/cache.py",
-           "return f\"{manifest['format']}/v{manifest['version']}/{manifest['content_digest'][:32]}/{name}/{entry['sha256']}\"",
-           "return f\"{manifest['format']}/v{manifest['version']}/{manifest['source_fingerprint']}/{name}\"",
+           "{manifest['content_digest'][:32]}/{name}/{entry['sha256']}\"",
+           "{manifest['source_fingerprint']}/{name}\"",
            "a run's split id sees a cache by its source fingerprint (names and sizes), not its content: a cache of "
            "swapped files resumes the other's records",
            ("tests/experiments/test_identity.py",), k="content_key_follows"),

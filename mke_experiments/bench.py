@@ -2,14 +2,17 @@
 
 Variants measured side by side in one process (the machines are noisy, so only ratios taken in
 one run mean anything): fp32 eager, bfloat16 autocast, channels_last (image inputs), and
-torch.compile (``compile=True``; its compile time is excluded and reported), each with its peak GPU
-memory. With the task's data (a prepared cache, or the data a task ships), the data loader the training
+torch.compile (``compile=True``; its compile time is excluded and reported), each with its seconds per step,
+its peak GPU memory (``torch.cuda.max_memory_allocated``) and the process's peak resident memory (Linux: reset per
+variant through ``/proc/self/clear_refs``; the loader's worker processes are not counted), and the student's
+parameter count. With the task's data (a prepared cache, or the data a task ships), the data loader the training
 loop uses (``loader.Batches``: worker processes, pinned memory) is measured alone and feeding the
 training step, with the fraction of the step time spent waiting for data.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -21,6 +24,9 @@ from mke_experiments.train.loader import Batches, as_inputs
 from mke_experiments.train.loop import Loss, train_step
 from mke_experiments.train.optim import Optimizer
 from mke_theory.core.errors import MKEError
+
+COMPILE_BACKEND = os.environ.get("MKE_COMPILE_BACKEND", "inductor")  # torch.compile's backend; the dry run of
+# benchmarks/gpu_check.sh sets "eager" (dynamo traces the step, no code is generated: seconds, not minutes, on a CPU)
 
 
 def _train_step(model, cfg, perturb, amp: bool, device):
@@ -49,13 +55,54 @@ def _peak(device):
 
 
 def _reset_peak(device) -> None:
+    """Start the peak GPU memory (CUDA) and the peak resident memory of this process (Linux) afresh."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    try:  # "5" resets VmHWM, the peak resident set size (Linux ≥ 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _status_bytes(field: str) -> int | None:
+    """A memory figure of this process from ``/proc/self/status`` (Linux), in bytes; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss() -> int | None:
+    """The peak resident memory of this process in bytes since the last ``_reset_peak`` (Linux), else since it
+    started (``getrusage``), else None. The reset cannot go below the memory held then (the allocator keeps what
+    earlier variants freed): ``rss_start_bytes`` of a row says how much that was."""
+    peak = _status_bytes("VmHWM")
+    if peak is not None:
+        return peak
+    try:
+        import resource
+        import sys
+
+        scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    except (ImportError, OSError):
+        return None
+
+
+def _out_of_memory(error: Exception) -> str:
+    """The row's note for a variant that ran out of memory."""
+    return f"out of memory ({str(error).splitlines()[0][:200]})"
 
 
 def _timed(step, batch, steps: int, device) -> float:
-    """Seconds per step on one fixed batch, after 3 warm-up steps (and compilation)."""
-    for _ in range(3):
+    """Seconds per step on one fixed batch, after up to 3 warm-up steps, never more than ``steps`` (and
+    compilation, in the first)."""
+    for _ in range(min(3, steps)):
         step(*batch)
     _sync(device)
     t0 = time.perf_counter()
@@ -91,8 +138,10 @@ def _fed(read: Batches, split, batch_size: int, steps: int, device, step=None, y
 
 def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "auto", compile: bool = False,
           load=None) -> list[dict]:
-    """Rows of ``variant``, ``samples_per_s``, ``ratio`` (to fp32 eager), ``peak_gpu_bytes`` (None on the CPU),
-    ``setup_s``; with ``load()`` (→ the task's split) also the data loader alone and the loader feeding the
+    """Rows of ``variant``, ``samples_per_s``, ``step_s`` (seconds per training step of ``batch_size``), ``ratio``
+    (to fp32 eager), ``peak_gpu_bytes`` (None on the CPU), ``peak_rss_bytes``, ``parameters`` (the student's) and
+    ``setup_s``, and ``error`` for a variant that ran out of memory (its figures NaN; the others still run); with
+    ``load()`` (→ the task's split) also the data loader alone and the loader feeding the
     bf16 training step, with ``waiting_fraction``."""
     dev = resolve_device(device)
     split = None
@@ -126,17 +175,30 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         model = build(shapes, cfg.model, True).to(dev).train()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return torch.compile(model) if compiled else model
+        return torch.compile(model, backend=COMPILE_BACKEND) if compiled else model
 
+    parameters = sum(p.numel() for p in build(shapes, cfg.model, True).parameters())
     rows = []
     for name, amp, channels_last, compiled in variants:
         _reset_peak(dev)
+        rss_start = _status_bytes("VmRSS")
         t0 = time.perf_counter()
-        step = _train_step(student(channels_last, compiled), cfg, perturb, amp, dev)
-        seconds = _timed(step, (alpha, beta, y), steps, dev)
-        rows.append(dict(variant=name, samples_per_s=batch_size / seconds, setup_s=time.perf_counter() - t0,
-                         peak_gpu_bytes=_peak(dev)))
-    base = rows[0]["samples_per_s"]
+        try:
+            step = _train_step(student(channels_last, compiled), cfg, perturb, amp, dev)
+            seconds = _timed(step, (alpha, beta, y), steps, dev)
+        except torch.OutOfMemoryError as e:  # e.g. fp32 where only bf16 fits: the other variants still run
+            seconds, error = float("nan"), _out_of_memory(e)
+        else:
+            error = None
+        step = None
+        if error and dev.type == "cuda":  # out of the except block: its traceback no longer holds the tensors
+            torch.cuda.empty_cache()
+        rows.append(dict(variant=name, samples_per_s=batch_size / seconds, step_s=seconds,
+                         setup_s=time.perf_counter() - t0, peak_gpu_bytes=_peak(dev), peak_rss_bytes=_peak_rss(),
+                         rss_start_bytes=rss_start, parameters=parameters,
+                         **(dict(compile_backend=COMPILE_BACKEND) if compiled else {}),
+                         **(dict(error=error) if error else {})))
+    base = rows[0]["samples_per_s"]  # NaN (and so every ratio) when fp32 did not fit
     for r in rows:
         r["ratio"] = r["samples_per_s"] / base
     if split is not None:
@@ -145,11 +207,13 @@ def bench(task: str, cfg, batch_size: int = 32, steps: int = 10, device: str = "
         _reset_peak(dev)
         alone = _fed(read, split, batch_size, steps, dev)["samples_per_s"]
         how = f"{read.loader.num_workers} workers" if read.loader is not None else "in memory, sliced"
-        rows.append(dict(variant=f"data loader alone ({how})", samples_per_s=alone, setup_s=load_s,
-                         ratio=float("nan"), peak_gpu_bytes=_peak(dev)))
+        rows.append(dict(variant=f"data loader alone ({how})", samples_per_s=alone, step_s=batch_size / alone,
+                         setup_s=load_s, ratio=float("nan"), peak_gpu_bytes=_peak(dev), peak_rss_bytes=_peak_rss()))
         _reset_peak(dev)
         step = _train_step(student(False, False), cfg, perturb, dev.type == "cuda", dev)
         together = _fed(read, split, batch_size, steps, dev, step, y)
         rows.append(dict(variant="loader + bf16 step" if dev.type == "cuda" else "loader + fp32 step (CPU)",
-                         setup_s=0.0, ratio=together["samples_per_s"] / base, peak_gpu_bytes=_peak(dev), **together))
+                         step_s=batch_size / together["samples_per_s"], setup_s=0.0,
+                         ratio=together["samples_per_s"] / base, peak_gpu_bytes=_peak(dev), peak_rss_bytes=_peak_rss(),
+                         parameters=parameters, **together))
     return rows

@@ -54,6 +54,7 @@ INTEGRATION = frozenset({
     "tests/experiments/test_ravdess_data.py::test_rerun_reuses_the_cache_and_other_parameters_rebuild",
     "tests/experiments/test_ravdess_data.py::test_a_version_1_cache_is_named_and_rebuilt",
     "tests/experiments/test_ravdess_data.py::test_a_corrupt_cache_is_rebuilt_not_reused",
+    "tests/experiments/test_realdata_ravdess.py::test_the_seeking_reader_gives_the_frames_opencv_decodes_sequentially",
     "tests/experiments/test_train.py::test_training_imports_neither_scikit_learn_nor_torch_dynamo",
     "tests/theory/test_cli.py::test_simulate_reports_the_theory_per_eta_and_plots_it",
     "tests/theory/test_diagnose.py::test_cli_bad_npz_ends_in_one_sentence",
@@ -62,6 +63,7 @@ INTEGRATION = frozenset({
     "tests/test_threads.py::test_the_clis_compute_small_models_on_one_thread_unless_told",
     "tests/test_threads.py::test_the_environment_variable_reaches_the_cli",
     "tests/figures/test_figures_summary.py::test_make_figures_without_real_data_names_the_commands_and_exits_0",
+    "tests/test_gpu_check.py::test_the_dry_run_exercises_every_stage_and_writes_one_json",  # 11 subprocesses, ~60 s
 })
 
 

@@ -199,7 +199,7 @@ register_task(Task(
     description="your own data: an npz bundle with labeled α, unlabeled α+β and a test set",
     default_config=ExperimentConfig(task="arrays", data=ArraysData(), train=TrainConfig(epochs=50)),
     load=load,
-    ignores=("model.backbone", "model.pretrained", "model.weights"),  # no torchvision ResNet for bundles
+    ignores=("model.backbone", "model.pretrained", "model.weights", "model.seg_head"),  # no torchvision ResNet
     smoke=smoke,
     small=True,
 ))

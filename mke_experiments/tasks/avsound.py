@@ -251,7 +251,7 @@ def _config(name: str) -> ExperimentConfig:
 
 COMMON = dict(evaluate=scores_metrics, primary="top1", scores=True, build_teacher=build_teacher,
               build_student=build_student, perturb=av_perturbation,
-              ignores=("model.hidden", "model.width",  # ResNet-18 encoders of 512 features
+              ignores=("model.hidden", "model.width", "model.seg_head",  # ResNet-18 encoders of 512 features
                        "mke.input_noise"))  # T is SpecAugment + frame jitter (data.freq_mask, data.time_mask)
 def _shapes(classes: str):
     """(audio, frames, classes, ()) of a config: log-mels of 100 frames per second plus one, RGB frames; the

@@ -239,7 +239,7 @@ register_task(Task(
         mke=MKEConfig(loss_form="consistency", gamma=1.0, input_noise=0.1)),
     load=load,
     prepare=prepare,
-    ignores=("model.backbone", "model.pretrained", "model.weights"),  # small CNN encoders, no torchvision ResNet
+    ignores=("model.backbone", "model.pretrained", "model.weights", "model.seg_head"),  # small CNNs, no ResNet
     smoke=smoke,
     shapes=lambda c: ((c.prepare.frames, 3, c.prepare.size, c.prepare.size), (1, c.prepare.n_mels, c.prepare.n_times()),
                       8, ()),
