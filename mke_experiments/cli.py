@@ -88,6 +88,9 @@ def _list_presets() -> None:
         numbers = "expected numbers: published" if has_numbers(about["expected"]) else "no published numbers"
         click.echo(f"{name:<14} task {about['task']}; {numbers}")
         click.echo(textwrap.fill(str(about["description"]), 118, initial_indent=" " * 15, subsequent_indent=" " * 15))
+        if about["cost"]:
+            click.echo(textwrap.fill(f"cost: {about['cost']}", 118, initial_indent=" " * 15,
+                                     subsequent_indent=" " * 15))
 
 
 @cli.command(name="config")
@@ -112,6 +115,7 @@ def show_config(task, config_file, overrides):
         about = describe(config_file)
         lines += [f"{about['path'].stem}: {about['description']}" if about["description"] else ""]
         lines += [f"expected: {format_expected(about['expected'])}" if about["expected"] is not None else ""]
+        lines += [f"cost: {about['cost']}" if about["cost"] else ""]
     lines += [f"every field resolved; mke-exp run {task} --config THIS_FILE trains exactly this configuration"]
     click.echo(format_config(cfg, spec.ignores, "\n".join(line for line in lines if line)), nl=False)
 

@@ -315,3 +315,14 @@ def test_a_file_setting_keeps_its_file_through_pickling():
     assert (back, back.key, back.raw, back.source, back.fill_in) == ("train.lr=0.5", "train.lr", 0.5, "mine.yaml",
                                                                       {"model.weights": "why"})
     assert math.isclose(resolve_config(get_task("arrays"), (back,)).train.lr, 0.5)
+
+
+def test_every_preset_states_its_cost_and_whether_it_was_measured_and_list_shows_it():
+    """Issue 25: a preset says what it costs (step time, memory, disk, GPU-hours) and says which figures are
+    estimates: no GPU has run them, so a cost without the word "estimated" would claim a measurement."""
+    listed = CliRunner().invoke(cli, ["list"]).output
+    for name in presets():
+        cost = describe(name)["cost"]
+        assert cost and "not measured yet" not in cost, name
+        assert "estimated" in cost and "GPU-hours" in cost and "cache" in cost, name
+        assert cost.split(":")[0][:30] in " ".join(listed.split()), name
