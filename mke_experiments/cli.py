@@ -1,4 +1,4 @@
-"""``mke-exp``: real-data experiments (list, config, prepare, run, check, bench) and reports over run records."""
+"""``mke-exp``: real-data experiments (list, config, prepare, run, check, sweep, bench) and reports over run records."""
 
 from __future__ import annotations
 
@@ -321,6 +321,72 @@ def check(task, data, seed, epochs, device, overrides, config_file, max_samples,
     click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))
     if out is not None:
         click.echo(f"the teacher's record in {out}/, the check bundle in {out / 'check'}/", err=True)
+
+
+def _sizes(ctx, param, value):
+    """``--labeled``: distinct whole numbers >= 1, comma-separated, returned ascending."""
+    parts = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not parts or not all(v.isascii() and v.isdigit() and int(v) >= 1 for v in parts) or len(set(parts)) < len(parts):
+        raise click.BadParameter(f"distinct whole numbers of labeled samples, comma-separated, e.g. 20,60,200,600; "
+                                 f"got {value!r}")
+    return tuple(sorted(int(v) for v in parts))
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--labeled", "sizes", required=True, callback=_sizes, metavar="N,N,...",
+              help="Sizes of D_l to train at, e.g. 20,60,200,600 (data.n_labeled of each run).")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Prepared cache or data file of the task.")
+@click.option("--seeds", default="0,1,2", callback=parse_seeds,
+              help="Initialisation seeds, comma-separated; the paired intervals need at least 2.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for run records and check bundles (re-running resumes: finished runs train nothing).")
+@click.option("--figure", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the figure (.png or .pdf)  [default: OUT/sweep.png, else ./sweep.png]")
+@click.option("--epochs", type=click_type(TrainConfig, "epochs"), default=None, help="Override train.epochs.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--set", "overrides", multiple=True, help="Config override KEY=VALUE, repeatable.")
+@click.option("--config", "config_file", default=None, metavar="FILE|PRESET",
+              help="A YAML config file, or a preset's name (mke-exp list); --set wins over it.")
+@user_errors
+@threads_option(small=_small_task)
+def sweep(task, sizes, data, seeds, out, figure, epochs, device, overrides, config_file):
+    """MKE's gain against teacher strength: at each size of D_l (--labeled), train the teacher and the MM
+    student over the seeds as mke-exp run does and run the check (mke-exp check) on each seed's teacher; print
+    teacher, MM student, the gain with its paired 95 % interval and the check's predicted gain with its
+    interval and verdict, and draw them against the number of labels.
+
+    Tasks whose D_l can be subsampled (a data.n_labeled field): mfeat (its own stratified split) and arrays
+    (a stratified subsample of the bundle's D_l, fixed seed; at least one sample per class, at most all of
+    D_l)."""
+    from mke_experiments.protocol import FallbackWarning
+    from mke_experiments.protocol.sweep import SWEEP_METHODS, format_sweep, plan_sweep, run_sweep, sweep_task
+    from mke_theory.results.sweep_plot import plot_sweep
+
+    sweep_task(task)  # a task whose D_l cannot be subsampled: said before --data is asked for
+    spec = _task_with_data(task, data)
+    overrides = _with_config(task, config_file, overrides)
+    seeds = resolve_seeds(seeds, None, bare="note", default_n=3)
+    points = plan_sweep(spec.name, sizes, seeds, data=data, overrides=overrides, epochs=epochs)
+    if points[0].plan.val_missing:
+        click.echo("WARNING: train.selection=val but the data have no validation set (val_alpha, val_beta, "
+                   "val_labels): every model keeps its last epoch, and the check has nothing to predict from.",
+                   err=True)
+    label = f"{task}: {len(sizes)} sizes × {len(seeds)} seed{'s' * (len(seeds) > 1)} × {', '.join(SWEEP_METHODS)}"
+    with warnings.catch_warnings(), progress_bar(sum(p.plan.total_steps for p in points), label,
+                                                 file=sys.stderr) as update:
+        warnings.simplefilter("ignore", FallbackWarning)  # said above, in one line
+        rows = run_sweep(points, out=out, device=device, progress=update)
+    primary = spec.primary
+    click.echo(format_sweep(rows, f"{task}: test {primary} (%) against the labeled samples of D_l, mean over "
+                            f"seeds {','.join(map(str, seeds))}; gain = MM student − teacher, paired over seeds; "
+                            f"the check: mke-exp check's prediction, averaged over the seeds' teachers"))
+    figure = figure or (out if out is not None else Path(".")) / "sweep.png"
+    plot_sweep(rows, figure, title=f"{task}: MKE against teacher strength")
+    click.echo(f"figure written to {figure}", err=True)
+    if out is not None:
+        click.echo(f"records in {out}/, check bundles in {out / 'check'}/ (finished runs are skipped when the command "
+                   "is run again)", err=True)
 
 
 @cli.command()

@@ -45,6 +45,9 @@ LAYERS = {
                                  "mke_experiments.config", "mke_experiments.metrics", "mke_experiments.models",
                                  "mke_experiments.data.rows", "mke_experiments.train", "mke_experiments.tasks",
                                  "mke_experiments.protocol"),
+    "mke_experiments.protocol.sweep": ("mke_theory.core", "mke_theory.results", "mke_theory.diagnose",  # the check
+                                       "mke_experiments.config", "mke_experiments.train", "mke_experiments.tasks",
+                                       "mke_experiments.protocol"),
     "mke_experiments.testing": ("mke_theory", "mke_experiments.config", "mke_experiments.data",
                                 "mke_experiments.tasks", "mke_experiments.testing"),
     "mke_experiments.bench": ("mke_theory.core", "mke_theory.objective", "mke_experiments"),

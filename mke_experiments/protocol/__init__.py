@@ -10,6 +10,8 @@ stacked seeds or seed by seed, the selection in words, the progress bar's length
 ``run_config``). ``files``: the run folder and resume (``RunFiles``). ``check``: the check bundle
 (``check_arrays``). ``api``: ``fit_mke`` (its ``MKEResult``), ``run_split``, ``run``, ``run_table`` (the
 table ``mke-exp run`` prints). ``predictor``: a trained network with its preprocessing (``Predictor``).
+``sweep``: ``mke-exp sweep``, teacher and MM student at several sizes of D_l with the check at each (imported
+from there, not here: it reads ``mke_theory.diagnose``).
 """
 
 from mke_experiments.protocol.api import MKEResult, fit_mke, run, run_split, run_table

@@ -27,12 +27,13 @@ warning. Features are standardised with statistics of the training data only
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mke_experiments.config import ExperimentConfig, TrainConfig
+from mke_experiments.config import ExperimentConfig, TrainConfig, limit
 from mke_experiments.tasks.registry import Task, data_dir_or_error, register_task
 from mke_theory.core.bundle import (
     KEYS,
@@ -57,6 +58,9 @@ __all__ = ["KEYS", "OPTIONAL", "REQUIRED", "TEACHER", "ArraysData", "split_from_
 class ArraysData:
     standardize: bool = True  # z-score every feature with training statistics
     allow_missing_classes: bool = False  # integer labels that skip a value: keep it as a class without samples
+    # a stratified subsample of D_l of this many samples (fixed seed; 0: all of D_l), e.g. for ``mke-exp sweep``;
+    # recorded only when set, so the records of whole bundles keep their hash
+    n_labeled: int = limit(0, 0, record="if_set")
 
 
 def _scaler(train: np.ndarray, modality: str, source: str):
@@ -177,6 +181,36 @@ def split_from_arrays(arrays: dict, name: str = "arrays", source: str = "the bun
         raise MKEError(f"{source}: {e}") from None
 
 
+def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``n`` of ``labels`` (1-d classes), stratified: every class present keeps at least one
+    sample, the rest is shared in proportion to the class sizes (largest remainders). Each class is drawn in
+    the order of one permutation of ``seed``, so a smaller subsample lies inside a larger one where the class
+    shares allow it (teacher strength grows by adding labels, not by drawing new ones)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    share = n * counts / counts.sum()
+    quota = np.minimum(np.maximum(np.floor(share).astype(int), 1), counts)
+    while quota.sum() < n:  # the rounding: one more where the share was cut most and samples are left
+        quota[np.argmax(np.where(quota < counts, share - quota, -np.inf))] += 1
+    while quota.sum() > n:  # the one-per-class floor overshot: one less where it exceeds its share most
+        quota[np.argmax(np.where(quota > 1, quota - share, -np.inf))] -= 1
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]))
+
+
+def _fewer_labels(split: MultimodalSplit, n: int, source: str) -> MultimodalSplit:
+    """``split`` with D_l cut to a stratified subsample of ``n`` (``data.n_labeled``); D_u and the rest stay."""
+    if "teacher_output" in split.meta:
+        raise MKEError(f"{source} carries its own teacher output, so no teacher is trained on D_l and "
+                       f"data.n_labeled={n} would change nothing; drop data.n_labeled")
+    present = len(np.unique(split.labels))
+    if n > split.n_labeled or n < present:
+        raise MKEError(f"data.n_labeled={n} must lie between the {present} classes and the {split.n_labeled} samples "
+                       f"of D_l in {source} (a stratified subsample keeps one sample per class); choose a size in "
+                       f"{present} … {split.n_labeled}")
+    keep = stratified_subset(split.labels, n)
+    return dataclasses.replace(split, labeled_alpha=split.labeled_alpha[keep], labels=split.labels[keep])
+
+
 def load(data: ArraysData, data_dir) -> MultimodalSplit:
     path = data_dir_or_error(data_dir, "arrays")
     if path.is_dir():
@@ -184,6 +218,8 @@ def load(data: ArraysData, data_dir) -> MultimodalSplit:
     arrays = load_npz(path, what=".npz bundle")
     split = split_from_arrays(arrays, name=Path(path).stem, source=str(path),
                               allow_missing_classes=data.allow_missing_classes)
+    if data.n_labeled:  # before standardising: the statistics are those of the D_l the teacher trains on
+        split = _fewer_labels(split, data.n_labeled, str(path))
     return standardize(split, source=str(path)) if data.standardize else split
 
 
