@@ -227,7 +227,15 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
     options = dict(max_samples=max_samples)
     if input_noise is not None:
         options["input_noise"] = input_noise
-    report = check_bundle(arrays, source=source, **options)
+    import scipy.linalg  # noqa: F401 (loaded first: threadpool_limits reaches only the thread pools already loaded)
+    import sklearn.neighbors  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS / OpenMP thread: the check's matrices are small (kNN distances, eigh of class graphs of a few hundred
+    # samples), and pools of threads spinning against each other took 3 to 5 times the CPU of one thread on two
+    # cores (benchmarks/bench_check_speed.py); the printed numbers are the same
+    with threadpool_limits(limits=1):
+        report = check_bundle(arrays, source=source, **options)
     if report["n_used"] < report["n_samples"]:
         click.echo(f"note: {sample_note(report, 0)} (--max-samples)", err=True)
     click.echo(json.dumps(json_safe(report), indent=1, allow_nan=False) if as_json else format_check(report))

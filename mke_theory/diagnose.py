@@ -13,8 +13,10 @@ Two parts, kept apart because they answer different questions:
 2. **The theory** of Wei et al. (2021, Thm 4.3) in both spaces, estimated on the labeled
    validation data: the (ā, c)-expansion over every set of class mass ≤ ā (ā: the teacher's largest
    per-class error), bracketed by a certified lower bound and a search's upper bound; the
-   separation μ; the teacher's error; the bound. "Guaranteed" only when the certified c clears the
-   condition. The ball B(x) is the student's perturbation T (``t_radius``), the same rule in both
+   separation μ (over pairs within 2r: two balls of radius r overlap up to 2r apart); the teacher's error; the
+   bound. "Guaranteed" only when the certified c clears the condition, and then only for the theorem's
+   minimiser on the validation sample, conditional on the estimated μ, not for the student to be trained.
+   The ball B(x) is the student's perturbation T (``t_radius``), the same rule in both
    spaces, and its sensitivity to the radius is reported.
 
 D_u's true labels, when a bundle has them, are never used for either part. numpy, scipy and
@@ -160,7 +162,9 @@ def _theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius:
     graph = ex.neighbourhood_graph(points, radius)
     upper = ex.worst_case_expansion(graph, labels, a=a_bar, method=search, random_state=random_state)
     lower = ex.certified_expansion(graph, labels, a=a_bar)
-    mu = ex.separation(labels, points, radius)
+    # μ over pairs within 2r, not r: two balls of radius r overlap up to 2r apart, so a ground truth agreeing with
+    # every label may switch class inside both balls; at r a gap between r and 2r read μ = 0 ("guaranteed")
+    mu = ex.overlap_separation(labels, points, radius)
     err = float(np.mean(teacher != labels))
     certified = label_correction(err, mu, lower)
     optimistic = label_correction(err, mu, upper.c)
@@ -168,10 +172,13 @@ def _theory(points: np.ndarray, labels: np.ndarray, teacher: np.ndarray, radius:
         status = (f"does not apply: a set of mass ≤ ā = {a_bar:.2f} of class {upper.cls} expands by only "
                   f"{upper.c:.2f} (Thm 4.3 needs c > 3)")
     elif bool(certified.holds):
-        status = (f"label correction guaranteed on the sample graph: c ≥ {lower:.2f} certified, "
-                  f"bound {float(certified.bound.value):.3f} < Err(G_pl) = {err:.3f}")
+        status = (f"label correction guaranteed for Thm 4.3's minimiser on the validation sample, conditional on "
+                  f"the estimated μ = {mu:.3f} (pairs within 2r): c ≥ {lower:.2f} certified, bound "
+                  f"{float(certified.bound.value):.3f} < Err(G_pl) = {err:.3f}; not a statement about the student "
+                  "that will be trained")
     elif lower > 3 and not bool(certified.holds):
-        status = f"applies (c ≥ {lower:.2f} certified) but μ = {mu:.3f} is too large for label correction"
+        status = (f"applies (c ≥ {lower:.2f} certified) but μ = {mu:.3f} (pairs within 2r) is too large for label "
+                  "correction")
     else:
         status = (f"undetermined: c lies between {lower:.2f} (certified) and {upper.c:.2f} (search); "
                   "no guarantee")

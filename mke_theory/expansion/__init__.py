@@ -26,9 +26,12 @@ ex; ex.worst_case_expansion`` and ``from mke_theory.expansion import ...`` work 
 - ``sets``: ``expansion_ratio``, ``mistake_set_expansion`` (the expansion of given sets);
 - ``search``: ``worst_case_expansion`` and ``ExpansionEstimate`` (an upper bound);
 - ``certificate``: ``brute_force_expansion``, ``certified_expansion`` (exact, and a lower bound);
-- ``robust``: ``robustness``, ``robustness_mc``, ``separation`` (named so that the module does not
+- ``robust``: ``robustness``, ``robustness_mc``, ``separation``, ``overlap_separation`` (μ over pairs
+  within 2r, the one a guarantee uses) (named so that the module does not
   shadow the function ``robustness``);
-- ``known``: ``cycle_graph``, ``expander_graph`` (graphs of known expansion, for tests).
+- ``profile``: ``radius_profile`` (c bracketed and μ against the ball's radius, for the expansion figure);
+- ``known``: ``cycle_graph``, ``circulant_graph``, ``bipartite_graph``, ``clique_with_pendants``,
+  ``cocktail_party_graph``, ``expander_graph`` (graphs of known expansion, for tests).
 
 Everything here needs numpy and scipy only.
 """
@@ -40,23 +43,37 @@ from mke_theory.expansion.certificate import _spectral_certified as _spectral_ce
 from mke_theory.expansion.graph import _class_graph as _class_graph  # used by tests
 from mke_theory.expansion.graph import _size_limits as _size_limits  # used by tests
 from mke_theory.expansion.graph import choose_radius, embed, neighbourhood_graph
-from mke_theory.expansion.known import cycle_graph, expander_graph
-from mke_theory.expansion.robust import robustness, robustness_mc, separation
+from mke_theory.expansion.known import (
+    bipartite_graph,
+    circulant_graph,
+    clique_with_pendants,
+    cocktail_party_graph,
+    cycle_graph,
+    expander_graph,
+)
+from mke_theory.expansion.profile import radius_profile
+from mke_theory.expansion.robust import overlap_separation, robustness, robustness_mc, separation
 from mke_theory.expansion.search import ExpansionEstimate, worst_case_expansion
 from mke_theory.expansion.sets import expansion_ratio, mistake_set_expansion
 
 __all__ = [
     "BRUTE_FORCE_MAX_VERTICES",
     "ExpansionEstimate",
+    "bipartite_graph",
     "brute_force_expansion",
     "certified_expansion",
     "choose_radius",
+    "circulant_graph",
+    "clique_with_pendants",
+    "cocktail_party_graph",
     "cycle_graph",
     "embed",
     "expander_graph",
     "expansion_ratio",
     "mistake_set_expansion",
     "neighbourhood_graph",
+    "overlap_separation",
+    "radius_profile",
     "robustness",
     "robustness_mc",
     "separation",

@@ -1,5 +1,5 @@
-"""Graphs of known expansion, for tests: the n-cycle (exact) and random regular expanders (w.h.p.).
-numpy and scipy only."""
+"""Graphs of known expansion, for tests: the n-cycle, circulant graphs, complete bipartite graphs, cliques with
+pendants and cocktail-party graphs (exact), and random regular expanders (w.h.p.). numpy and scipy only."""
 
 from __future__ import annotations
 
@@ -33,6 +33,76 @@ def cycle_graph(n: int) -> sp.csr_matrix:
     graph = sp.csr_matrix((np.ones(rows.size, dtype=bool), (rows, cols)), shape=(n, n))
     graph.sort_indices()
     return graph
+
+
+def _symmetric(n: int, rows, cols) -> sp.csr_matrix:
+    """The (n, n) boolean CSR with edges ``rows[j] – cols[j]`` both ways and the diagonal set."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    j = np.arange(n)
+    graph = sp.csr_matrix((np.ones(2 * rows.size + n, dtype=bool), (np.concatenate([rows, cols, j]),
+                                                                     np.concatenate([cols, rows, j]))), shape=(n, n))
+    graph.sum_duplicates()
+    graph.sort_indices()
+    return graph
+
+
+def circulant_graph(n: int, k: int) -> sp.csr_matrix:
+    """The circulant graph C_n(1, …, k) with self-loops: vertex j is adjacent to ``j ± 1, …, j ± k`` (mod n).
+
+    Known exactly for ``1 <= m* = floor(a n)`` and ``m* + 2k < n``: among sets of m ≤ m* vertices an arc of m*
+    consecutive vertices reaches the fewest per vertex, ``|N(V)| = m* + 2k``, so the minimum certified ratio is
+    ``(m* + 2k) / m*`` (every set of m vertices reaches at least ``m + 2k`` while it misses one: the k vertices
+    beyond each end of its widest gap's complement; k = 1 is ``cycle_graph``).
+    """
+    check_range("k", k, 1, None, integer=True)
+    check_range("n", n, 2 * k + 2, None, integer=True)
+    j = np.arange(n)
+    return _symmetric(n, np.concatenate([j] * k), np.concatenate([(j + d) % n for d in range(1, k + 1)]))
+
+
+def bipartite_graph(m: int) -> sp.csr_matrix:
+    """The complete bipartite graph K_{m,m} with self-loops: vertices ``0 … m−1`` on one side, ``m … 2m−1``.
+
+    Known exactly: a set with vertices on both sides reaches everything; s ≤ m vertices of one side reach themselves
+    and the other side, ``|N(V)| = s + m``. For ``1 <= m* = floor(a · 2m) < m`` the minimum certified ratio is
+    ``(m* + m) / m*``. Its adjacency has the eigenvalues 1 + m, 1 − m and 1: the second largest in absolute value
+    is negative, which a bound reading the signed second eigenvalue gets wrong.
+    """
+    check_range("m", m, 2, None, integer=True)
+    left, right = np.repeat(np.arange(m), m), np.tile(np.arange(m, 2 * m), m)
+    return _symmetric(2 * m, left, right)
+
+
+def clique_with_pendants(q: int, pendants: int) -> sp.csr_matrix:
+    """A clique of ``q`` vertices (``0 … q−1``) with ``pendants <= q`` pendant vertices (``q …``), pendant j
+    attached to clique vertex j only, self-loops set.
+
+    Known exactly for ``1 <= m* = floor(a n) <= pendants`` (n = q + pendants, ``m* <= n − 3`` so that no set
+    reaches all): the pendants' sets are the worst, ``|N(V)| = 2|V|``, so the minimum certified ratio is 2; any set
+    with a clique vertex reaches the whole clique. A bound that treats every vertex like the clique's is too high.
+    """
+    check_range("q", q, 2, None, integer=True)
+    check_range("pendants", pendants, 1, q, integer=True)
+    clique = np.array([(u, v) for u in range(q) for v in range(u + 1, q)], dtype=np.int64).reshape(-1, 2)
+    rows = np.concatenate([clique[:, 0], np.arange(q, q + pendants)])
+    cols = np.concatenate([clique[:, 1], np.arange(pendants)])
+    return _symmetric(q + pendants, rows, cols)
+
+
+def cocktail_party_graph(n: int) -> sp.csr_matrix:
+    """The cocktail-party graph with self-loops: n (even) vertices in pairs ``2j, 2j + 1``, each adjacent to every
+    vertex but its partner.
+
+    Known exactly: one vertex reaches all but its partner, ``|N(V)| = n − 1``; two or more reach everything. For
+    ``floor(a n) >= 1`` the minimum certified ratio is ``n − 1``, reached by single vertices: a dense graph whose
+    worst sets reach all of their class but one vertex, which a bound that rounds "almost all" up to "all" misses.
+    """
+    check_range("n", n, 4, None, integer=True)
+    if n % 2:
+        raise MKEError(f"n must be even (vertices in partner pairs), got {n}")
+    u, v = np.triu_indices(n, 1)
+    keep = (u // 2) != (v // 2)
+    return _symmetric(n, u[keep], v[keep])
 
 
 def expander_graph(n: int, degree: int, random_state: RandomState = None) -> sp.csr_matrix:

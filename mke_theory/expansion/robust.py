@@ -63,6 +63,26 @@ def separation(labels, points, radius: float) -> float:
     return _robustness(labels, points, radius, "labels")
 
 
+def overlap_separation(labels, points, radius: float) -> float:
+    """The separation μ that a guarantee may use: ``separation`` over pairs of samples within **2r**.
+
+    Two balls of radius r overlap when their centres lie up to 2r apart, so a ground truth ``G*`` that agrees
+    with every sample label may switch class anywhere between two samples of different classes 2r apart, at a
+    point inside both balls: both samples are then non-robust. ``separation`` at r counts only a sample of the
+    other class inside the ball itself and reads 0 when every such pair lies between r and 2r apart, however
+    many samples a threshold between them makes non-robust. Counting pairs within 2r charges every sample a
+    consistent ``G*`` could make non-robust through the gap between two samples; Thm 4.3's bound is stated with
+    this μ wherever the check calls label correction guaranteed (``mke_theory.diagnose``).
+
+    Parameters
+    ----------
+    labels : (n_samples,) int true class indices.
+    points : (n_samples, d) finite features.
+    radius : the ball's radius r > 0 (pairs within 2r count).
+    """
+    return _robustness(labels, points, 2.0 * _check_radius(radius), "labels")
+
+
 def robustness_mc(
     predict: Callable[[np.ndarray], np.ndarray],
     points,
