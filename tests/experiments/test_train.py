@@ -61,6 +61,7 @@ def test_the_checkpoint_cadence_is_not_part_of_the_record(tmp_path):
         # (early_stopping: recorded only when set, test_logs.py; momentum and the schedule: test_config_files.py)
         del old["train"][key]
     old["model"].pop("seg_head", None)  # recorded only when set (issue 25)
+    old["data"].pop("n_labeled", None)  # arrays' D_l subsample (mke-exp sweep): recorded only when set (issue 24)
     del old["name"]  # --name: what records and tables call the run, a label outside the hashed config
     assert record_dict(default) == record_dict(often) == old
     cfg = dataclasses.replace(often, train=dataclasses.replace(often.train, epochs=2))
