@@ -111,14 +111,17 @@ def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels
     the teacher's output on the validation data is missing: the α probe then stands in for the teacher)."""
     rng = np.random.default_rng(random_state)
     folds = rng.permutation(np.arange(len(val_labels)) % 2)
-
-    def weighted(beta) -> np.ndarray:
-        return _crossfit({w: _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
-                                    np.hstack([val_alpha, w * val_beta])) == val_labels for w in BETA_WEIGHTS}, folds)
-
     if alpha_probe is None:  # the α probe's classes on the validation data, when the caller has not made them
         alpha_probe = _probe(u_alpha, pseudo_labels, val_alpha)
     um = alpha_probe == val_labels
+
+    def weighted(beta) -> np.ndarray:
+        # w = 0 is the α probe itself (zero columns add exactly 0 to every distance), for real and shuffled β alike:
+        # computed once, not once per call (a quarter of the probes)
+        return _crossfit({w: um if w == 0 else _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
+                                                       np.hstack([val_alpha, w * val_beta])) == val_labels
+                          for w in BETA_WEIGHTS}, folds)
+
     mm = weighted(u_beta)
     draws = np.array([weighted(u_beta[rng.permutation(len(u_beta))]) for _ in range(N_PERMUTATIONS)])
     shuffled = draws.mean(axis=0)
