@@ -211,6 +211,7 @@ def test_guaranteed_needs_the_certified_c_not_the_searched_one(monkeypatch):
     from mke_theory import diagnose
 
     monkeypatch.setattr(diagnose.ex, "certified_expansion", lambda graph, labels, a: 2.0)
+    monkeypatch.setattr(diagnose.ex, "overlap_separation", lambda *a, **k: 0.0)  # μ = 0: only c can refuse
     monkeypatch.setattr(diagnose.ex, "worst_case_expansion", lambda *a, **k: ex.ExpansionEstimate(
         c=10.0, witness=np.zeros(len(a[1]), bool), cls=0, method="spectral", per_class={}, exact=False))
     split, pseudo, _ = _mixture()
