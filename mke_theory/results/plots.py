@@ -85,7 +85,7 @@ def plot_twomoon(result, path=None, member_seed=None, n_runs=None):
     fig.suptitle(f"TwoMoon: students of seed {seed} ({'first' if seed == seeds[0] else 'one'} "
                  f"of {n} run{'s' * (n > 1)}); points in (b), (d)–(f) are the test set", fontsize=15)
     fig.tight_layout(rect=(0, 0.045, 1, 0.97))
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -247,7 +247,8 @@ def _cells(frame, metric: str, method: str, finite_only: bool = False):
     return summary.sort_values("eta", kind="mergesort").reset_index(drop=True).pipe(pd.DataFrame)
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
+    """Write ``fig`` to ``path`` (PDF when it ends in .pdf, else PNG at 150 dpi), its folder made; None: nothing."""
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -325,7 +326,7 @@ def plot_noise_sweep(records, path=None):
         what += f" (students regularised with {REG_LABELS.get(config['regularizer'], config['regularizer'])})"
     top = _suptitle(fig, _title(config, what) + f"; bands and whiskers: 95 % CI over {n_seeds} seeds", 13.5)
     fig.tight_layout(rect=(0, 0.045 * n_rows + 0.01, 1, top))
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -548,5 +549,5 @@ def plot_expansion(records, path=None):
     n_rows = (len(handles) + 2) // 3
     top = _suptitle(fig, _title(config, "Expansion and separation") + " (estimated on $D_u$)", 13.5)
     fig.tight_layout(rect=(0, 0.05 * n_rows + 0.01, 1, top))
-    _save(fig, path)
+    save_figure(fig, path)
     return fig

@@ -26,11 +26,10 @@ MultiBench then max-min normalises both numbers over the methods of its leaderbo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from mke_theory.core.errors import MKEError
+from mke_theory.results.plots import save_figure
 
 CONDITIONS = ("noise", "removed", "zeroed")  # σ·(feature std) noise; the training mean in; features set to 0
 NAMES = {"alpha": "α", "beta": "β"}
@@ -232,8 +231,5 @@ def plot_robustness(frame, path=None, title: str = ""):
     fig.suptitle((title + "; " if title else "") + f"mean over seeds, bands and whiskers: 95 % CI ({n_seeds} seeds)",
                  fontsize=11.5)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, format="pdf" if path.suffix.lower() == ".pdf" else "png")
+    save_figure(fig, path)
     return fig

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from mke_theory.core.errors import MKEError
 from mke_theory.results.palette import GREY, MODALITY_COLOURS, OKABE_ITO
+from mke_theory.results.plots import save_figure
 
 
 def _band(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,10 +63,7 @@ def plot_sweep(rows: list[dict], path=None, title: str = ""):
     n = max(r["n"] for r in rows)
     fig.suptitle((title + "; " if title else "") + f"{n} seeds, bands and whiskers: 95 % CI", fontsize=11.5)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, format="pdf" if path.suffix.lower() == ".pdf" else "png")
+    save_figure(fig, path)
     return fig
 
 
