@@ -52,7 +52,8 @@ def test_split_is_deterministic_disjoint_and_stratified(cases_module):
     halves = cases_module.assign_halves(cases)
     assert halves == cases_module.assign_halves(list(reversed(cases)))  # not a function of the list's order
     assert set(halves.values()) == {"tuning", "heldout"} and set(halves) == set(names)  # every case in one half
-    assert not set(names) & {c.name for c in cases_module.all_cases(fresh=True)}  # the fresh set is new cases
+    fresh = [c.name for w in ("fresh", "fresh2") for c in cases_module.all_cases(w)]
+    assert not set(names) & set(fresh) and len(set(fresh)) == len(fresh)  # the fresh sets are new cases
     for source in cases_module.SOURCES:
         got = [halves[c.name] for c in cases if c.source == source]
         assert abs(got.count("tuning") - got.count("heldout")) <= 1, source  # half of every source, ±1
