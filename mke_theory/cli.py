@@ -204,7 +204,7 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
     import numpy as np
 
     from mke_theory.diagnose import check_bundle, sample_note
-    from mke_theory.results.tables import format_check, json_safe
+    from mke_theory.results.check_report import format_check, json_safe
 
     if (data is None) == (generator is None):
         raise MKEError("give exactly one of --data FILE.npz or --generator NAME")

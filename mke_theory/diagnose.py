@@ -2,14 +2,15 @@
 
 Two parts, kept apart because they answer different questions:
 
-1. **The prediction** (the verdict). Probes fitted to the teacher's pseudo labels on D_u — one in
-   the teacher's space α, one in the student's space (α, β) — are scored on labeled validation
-   data. The (α, β) probe's accuracy minus the teacher's estimates the MM student's gain over its
-   teacher; minus the α probe's, what β adds beyond self-training on α alone. Each difference has
-   a paired 95 % interval over the validation samples. The verdict is ``helps`` when both
-   intervals lie above 0, ``hurts`` when the gain over the teacher lies below 0, ``unclear``
-   otherwise. Validated on the benchmark that ships (``benchmarks/bench_check.py``,
-   docs/check_benchmark.md), not proved.
+1. **The prediction** (the verdict). kNN probes are fitted to the teacher's pseudo labels on D_u and
+   scored on labeled validation data: one in the teacher's space α, one in the student's space (α, β) with
+   β as the student sees it, one with β's weight cross-fitted. The student-like probe's gain over the α
+   probe (what β adds, like for like) plus λ times the cross-fitted probe's gain over the teacher,
+   calibrated into points of the MM student's gain over its teacher, with a 95 % interval that adds the
+   spread the validation data cannot see. ``helps`` / ``hurts`` / ``unclear`` (= keep the teacher) by a
+   threshold. Every constant (``CALIBRATION``) was chosen on the tuning half of the benchmark that ships
+   (``benchmarks/bench_check.py``, docs/check_benchmark.md) and is reported on cases never tuned on;
+   validated, not proved.
 2. **The theory** of Wei et al. (2021, Thm 4.3) in both spaces, estimated on the labeled
    validation data: the (ā, c)-expansion over every set of class mass ≤ ā (ā: the teacher's largest
    per-class error), bracketed by a certified lower bound and a search's upper bound; the
@@ -43,6 +44,12 @@ PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on bench
 MIN_UNLABELED = 2 * PROBE_K  # rows of D_u the check needs: the probe's neighbours at most half of them
 N_PERMUTATIONS = 10  # shuffles of β for the probe that says what β itself adds
 BETA_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # β's weight in the (α, β) probe, chosen by cross-fitting
+STUDENT_WEIGHT = 1.0  # β's weight in the student-like probe: as the student sees it, z-scored like α
+# The constants of ``calibrated``, chosen on the tuning half of benchmarks/bench_check.py (``tune``; the test
+# tests/test_bench_check.py rederives them from benchmarks/check_results.json): λ, the least-squares slope and
+# offset of the measured gain on the score, the gap that brings the tuning coverage to 0.95, the threshold tau,
+# kappa (unclear within kappa standard errors of tau) and the β guard.
+CALIBRATION = dict(lam=0.5, slope=0.2195, offset=0.0075, gap=0.034, tau=0.0, kappa=1.0, beta_guard="off")
 THEORY_MAX_SAMPLES = 2000  # validation samples the theory's graphs are built on (a seeded subsample beyond)
 Z95 = 1.959963984540054
 
@@ -99,61 +106,104 @@ def _crossfit(correct: dict, folds: np.ndarray) -> np.ndarray:
 
 
 def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels, teacher_val,
-                 random_state=0, alpha_probe=None) -> dict:
+                 random_state=0, alpha_probe=None, calibration=None) -> dict:
     """The label-free prediction: probes fitted to D_u's pseudo labels, scored on the labeled validation data.
 
-    The (α, β) probe weighs β by w ∈ ``BETA_WEIGHTS`` (w = 0: α alone), as a student can learn to lean on β or
-    ignore it; w is chosen by 2-fold cross-fitting on the validation data. Returns ``predicted_gain`` (the
-    (α, β) probe − the teacher), ``predicted_gain_over_um`` (− the α probe), ``beta_contribution`` (− the
-    same cross-fitted probe with D_u's β rows shuffled, ``N_PERMUTATIONS`` times: β's marginal kept, its
-    link to the sample cut — a built-in negative control, since merely adding dimensions changes what a
-    probe smooths over), the accuracies behind them and ``teacher_on_val`` ("given", or "α probe" when
-    the teacher's output on the validation data is missing: the α probe then stands in for the teacher)."""
+    Four probes, all kNN (``_probe``) on z-scored features: the α probe; the student-like (α, β) probe, β at the
+    weight 1 a student sees it with (it cannot leave β out: noise in β costs it); the cross-fitted (α, β) probe,
+    β weighted by w ∈ ``BETA_WEIGHTS`` chosen by 2-fold cross-fitting on the validation data (the best a probe can
+    make of β); and the same cross-fitted probe with D_u's β rows shuffled, ``N_PERMUTATIONS`` times (β's marginal
+    kept, its link to the sample cut: a built-in negative control, since merely adding dimensions changes what a
+    probe smooths over).
+
+    Returns ``predicted_gain`` with the verdict (``calibrated``: the student-like probe's gain over the α probe
+    plus λ times the cross-fitted probe's gain over the teacher, calibrated on docs/check_benchmark.md), and the
+    raw parts: ``probe_vs_teacher`` (the cross-fitted probe − the teacher: the estimate of earlier versions),
+    ``predicted_gain_over_um`` (the cross-fitted probe − the α probe), ``student_like_over_um`` (the student-like
+    probe − the α probe), ``beta_contribution`` (the cross-fitted probe − its β-shuffled twin), the accuracies
+    and ``teacher_on_val`` ("given", or "α probe" when the teacher's output on the validation data is missing:
+    the α probe then stands in for the teacher). ``outcomes`` (per validation sample, 1 = correct) is what the
+    benchmark calibrates on."""
     rng = np.random.default_rng(random_state)
     folds = rng.permutation(np.arange(len(val_labels)) % 2)
     if alpha_probe is None:  # the α probe's classes on the validation data, when the caller has not made them
         alpha_probe = _probe(u_alpha, pseudo_labels, val_alpha)
     um = alpha_probe == val_labels
 
-    def weighted(beta) -> np.ndarray:
+    def per_weight(beta) -> dict:
         # w = 0 is the α probe itself (zero columns add exactly 0 to every distance), for real and shuffled β alike:
         # computed once, not once per call (a quarter of the probes)
-        return _crossfit({w: um if w == 0 else _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
-                                                       np.hstack([val_alpha, w * val_beta])) == val_labels
-                          for w in BETA_WEIGHTS}, folds)
+        return {w: um if w == 0 else _probe(np.hstack([u_alpha, w * beta]), pseudo_labels,
+                                            np.hstack([val_alpha, w * val_beta])) == val_labels for w in BETA_WEIGHTS}
 
-    mm = weighted(u_beta)
-    draws = np.array([weighted(u_beta[rng.permutation(len(u_beta))]) for _ in range(N_PERMUTATIONS)])
+    real = per_weight(u_beta)
+    mm, student_like = _crossfit(real, folds), real[STUDENT_WEIGHT]
+    draws = np.array([_crossfit(per_weight(u_beta[rng.permutation(len(u_beta))]), folds)
+                      for _ in range(N_PERMUTATIONS)])
     shuffled = draws.mean(axis=0)
     teacher = um if teacher_val is None else (teacher_val == val_labels)
     # under "β carries nothing" the real probe is one more shuffle: its accuracy varies like theirs, on top of
     # the validation sampling the paired interval covers
     spread = draws.mean(axis=1).var(ddof=1) * (1 + 1 / N_PERMUTATIONS)
-    return dict(predicted_gain=_paired(mm, teacher), predicted_gain_over_um=_paired(mm, um),
-                beta_contribution=_paired(mm, shuffled, extra_variance=spread),
-                accuracy=dict(teacher=float(teacher.mean()), um_probe=float(um.mean()), mm_probe=float(mm.mean()),
-                              shuffled_beta_probe=float(shuffled.mean())),
-                teacher_on_val="given" if teacher_val is not None else "α probe", probe=f"kNN, k = {PROBE_K}")
+    outcomes = dict(teacher=teacher, um=um, mm=mm, student_like=student_like)
+    out = dict(probe_vs_teacher=_paired(mm, teacher), predicted_gain_over_um=_paired(mm, um),
+               student_like_over_um=_paired(student_like, um),
+               beta_contribution=_paired(mm, shuffled, extra_variance=spread),
+               accuracy=dict(teacher=float(teacher.mean()), um_probe=float(um.mean()), mm_probe=float(mm.mean()),
+                             student_like_probe=float(student_like.mean()),
+                             shuffled_beta_probe=float(shuffled.mean())),
+               teacher_on_val="given" if teacher_val is not None else "α probe", probe=f"kNN, k = {PROBE_K}",
+               outcomes={k: v.astype(np.int8) for k, v in outcomes.items()})
+    out.update(calibrated(outcomes, out["beta_contribution"], calibration))
+    return out
 
 
-def verdict(prediction: dict) -> tuple[str, str]:
-    """(``helps`` | ``unclear`` | ``hurts``, one sentence) from ``predict_gain``'s intervals: ``hurts`` when the
-    gain over the teacher lies below 0, ``helps`` when it and β's contribution lie above 0."""
-    g, b = prediction["predicted_gain"], prediction["beta_contribution"]
-    span = lambda x: f"{100 * x['estimate']:+.1f} points [{100 * x['low']:+.1f}, {100 * x['high']:+.1f}]"  # noqa: E731
-    against = "the teacher" if prediction["teacher_on_val"] == "given" else "an α probe standing in for the teacher"
-    if g["high"] < 0:
-        return "hurts", (f"β hurts (self-training loses to the teacher here): the (α, β) probe on the pseudo labels "
-                         f"scores {span(g)} against {against} on the labeled validation data.")
-    if g["low"] > 0 and b["low"] > 0:
-        return "helps", (f"β helps: the (α, β) probe on the pseudo labels scores {span(g)} against {against} and "
-                         f"{span(b)} against the same probe with β shuffled, on the labeled validation data (a "
-                         "prediction validated on docs/check_benchmark.md, not a guarantee).")
-    if g["low"] > 0:
-        return "unclear", (f"No evidence that β helps: self-training gains {span(g)} against {against}, but β itself "
-                           f"adds {span(b)} (against the probe with β shuffled).")
-    return "unclear", (f"No evidence either way: the (α, β) probe scores {span(g)} against {against}; the interval "
-                       "includes 0.")
+def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None = None) -> dict:
+    """The prediction and its verdict from the probes' per-sample ``outcomes`` (``teacher``, ``um``, ``mm``,
+    ``student_like``: 1 = correct on a validation sample) under the constants ``calibration`` (default
+    ``CALIBRATION``).
+
+    Per validation sample s = (student_like − um) + λ·(mm − teacher): what β adds to a probe that cannot ignore
+    it, plus λ times how the pseudo labels, smoothed, fare against the teacher. ``predicted_gain`` = slope·mean(s)
+    + offset, its 95 % interval ± 1.96·sqrt((slope·se)² + gap²): se the paired standard error over the validation
+    samples, gap the spread the validation data cannot see (the student's seed-to-seed spread, the gap between
+    probe and student, the teacher's selection on the validation data). ``helps`` (run MKE) when the estimate is
+    above tau and, with ``beta_guard`` "estimate", β adds something against β shuffled; ``unclear`` (keep the
+    teacher) when it is at or below tau by at most kappa·slope·se, too close for this validation set to rule a gain
+    out; ``hurts`` (keep the teacher) below that. Returns ``predicted_gain``, ``verdict``, ``verdict_text``,
+    ``resolution`` (kappa·slope·se)."""
+    c = CALIBRATION if calibration is None else calibration
+    s = (np.asarray(outcomes["student_like"], np.float64) - outcomes["um"]) + c["lam"] * (
+        np.asarray(outcomes["mm"], np.float64) - outcomes["teacher"])
+    n = len(s)
+    se = float(s.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
+    est = c["slope"] * float(s.mean()) + c["offset"]
+    half = Z95 * float(np.sqrt((c["slope"] * se) ** 2 + c["gap"] ** 2))
+    margin = c["kappa"] * c["slope"] * se
+    gain = dict(estimate=est, low=est - half, high=est + half)
+    span = f"{100 * est:+.1f} points [{100 * (est - half):+.1f}, {100 * (est + half):+.1f}]"
+    b = beta_contribution
+    b_span = f"{100 * b['estimate']:+.1f} points [{100 * b['low']:+.1f}, {100 * b['high']:+.1f}]"
+    guarded = c["beta_guard"] == "estimate" and b["estimate"] <= 0
+    out = dict(predicted_gain=gain, resolution=float(margin))
+    if est > c["tau"] and not guarded:
+        share = ("" if b["low"] > 0 else f" β itself adds {b_span} against β shuffled: part of the gain may be "
+                 "self-training's, which a student on α alone could also reach.")
+        return dict(out, verdict="helps", verdict_text=(
+            f"Run MKE: predicted gain of the MM student over its teacher {span} (calibrated on the tuning half of "
+            f"docs/check_benchmark.md; a prediction, not a guarantee).{share}"))
+    if guarded:
+        return dict(out, verdict="hurts", verdict_text=(
+            f"Keep the teacher: β adds nothing against β shuffled ({b_span}), although the predicted gain is {span}."))
+    if est + margin > c["tau"]:
+        return dict(out, verdict="unclear", verdict_text=(
+            f"Unclear, keep the teacher: the predicted gain {span} lies {100 * (c['tau'] - est):.1f} points below the "
+            f"threshold {100 * c['tau']:+.1f}, within its validation standard error of {100 * margin / c['kappa']:.1f}"
+            f" points; with {n} validation samples this check cannot resolve a gap that small; about {4 * n} would "
+            "halve it."))
+    return dict(out, verdict="hurts", verdict_text=(
+        f"Keep the teacher: predicted gain of the MM student over its teacher {span}; on the benchmark, running MKE "
+        "in such cases lost on average."))
 
 
 # ---- the theory, on the labeled validation data -----------------------------------------------------
@@ -205,7 +255,7 @@ def _a_bar(labels: np.ndarray, teacher: np.ndarray) -> float:
 
 
 def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=None, teacher_val=None, *,
-          input_noise: float = 0.5, max_samples: int | None = None, random_state=0) -> dict:
+          input_noise: float = 0.5, max_samples: int | None = None, random_state=0, keep_outcomes: bool = False) -> dict:
     """Will β help? The prediction and the theory, from D_u and labeled validation data.
 
     Parameters
@@ -219,11 +269,15 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     input_noise : the scale a of the student's perturbation T(x) = x + a·mean|x|·ε (``t_radius``).
     max_samples : use at most this many rows of D_u, drawn at random (``n_used`` says how many).
     random_state : the subsample's and the expansion search's seed.
+    keep_outcomes : also return ``outcomes``, the probes' per-sample results on the validation data (what
+        ``calibrated`` and benchmarks/bench_check.py compute from).
 
     Returns
     -------
-    dict: ``verdict`` (one of ``VERDICTS``), ``verdict_text``, ``predicted_gain`` and
-    ``predicted_gain_over_um`` (``estimate``, ``low``, ``high``: accuracy differences as fractions),
+    dict: ``verdict`` (one of ``VERDICTS``), ``verdict_text``, ``predicted_gain`` (the calibrated prediction of
+    the MM student's gain over its teacher), ``resolution``, and the raw probe differences ``probe_vs_teacher``,
+    ``student_like_over_um``, ``predicted_gain_over_um``, ``beta_contribution`` (each ``estimate``, ``low``,
+    ``high``: accuracy differences as fractions),
     ``accuracy``, ``um`` and ``mm`` (the theory per space: ``c`` = certified lower bound, ``c_upper``, ``mu``,
     ``bound``, ``condition_holds``, ``status``, ``sensitivity`` over ``RADIUS_SCALES``), sizes and ``seconds``.
     """
@@ -249,7 +303,8 @@ def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=
     zb, vb = _zscore(beta, val_beta)
     alpha_probe = _probe(za, pseudo_labels, va)  # also the teacher's stand-in below when teacher_val is None
     prediction = predict_gain(za, zb, pseudo_labels, va, vb, val_labels, teacher_val, random_state, alpha_probe)
-    report["verdict"], report["verdict_text"] = verdict(prediction)
+    if not keep_outcomes:
+        prediction.pop("outcomes")
     report.update(prediction, n_val=len(val_labels), n_classes=n_classes)
 
     teacher = teacher_val if teacher_val is not None else alpha_probe
@@ -285,10 +340,10 @@ def _check_enough(used: int, n: int) -> None:
 
 def _without_validation() -> dict:
     """The report's verdict and prediction when there is no labeled validation data: unclear, nothing scored."""
-    return dict(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None,
-                predicted_gain=dict(estimate=None, low=None, high=None),
-                predicted_gain_over_um=dict(estimate=None, low=None, high=None),
-                beta_contribution=dict(estimate=None, low=None, high=None),
+    none = dict(estimate=None, low=None, high=None)
+    return dict(n_val=0, verdict="unclear", um=None, mm=None, accuracy=None, resolution=None,
+                **{k: dict(none) for k in ("predicted_gain", "probe_vs_teacher", "predicted_gain_over_um",
+                                           "student_like_over_um", "beta_contribution")},
                 verdict_text="No labeled validation data (val_alpha, val_beta, val_labels): nothing to score "
                              "the pseudo labels against, so no prediction and no estimate of μ.")
 

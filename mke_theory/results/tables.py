@@ -4,8 +4,9 @@
 ``stats.compare_methods``) as a GitHub pipe table, a booktabs LaTeX table or the aligned plain-text
 table ``mke-theory twomoon`` prints; ``table_frame`` gives the same rows as numbers, one per (task,
 method, variant), for CSV (``mke-exp report --format csv``); ``format_bootstrap`` lists the percentile
-bootstrap intervals of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` and
-``format_check`` write the tables of ``mke-theory simulate`` and ``mke-theory check``.  The numbers
+bootstrap intervals of ``summarize(..., bootstrap=True)`` with the coverage warning; ``format_sweep`` writes
+the tables of ``mke-theory simulate``; ``format_check`` (``check_report``, which loads neither pandas nor scipy,
+so that ``mke-theory check`` starts fast) those of ``mke-theory check``.  The numbers
 all come from ``mke_theory.results.stats``, ``mke_theory.toy.simulate`` and ``mke_theory.diagnose``; this module
 only lays them out.
 """
@@ -22,6 +23,7 @@ import pandas as pd
 from mke_theory.core.checks import check_choice, check_range
 from mke_theory.core.errors import MKEError
 from mke_theory.core.methods import REGULARIZERS, table_order
+from mke_theory.results.check_report import _cell, format_check, json_safe  # noqa: F401 (re-exported)
 from mke_theory.results.stats import BOOTSTRAP_FEW_RUNS, KEYS, ONE_SAMPLE_TESTS, SUMMARY_COLUMNS, TESTS
 
 FORMATS = ("markdown", "latex", "plain")
@@ -536,15 +538,6 @@ def format_runs(runs: list[dict], task: str, metric: str, caption: str, scale: f
 # ---- mke-theory simulate and check ------------------------------------------------------------
 
 
-def _cell(value, digits: int) -> str:
-    """A number with ``digits`` decimals; "–" for a missing value (None), yes / no for a flag."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return f"{value:.{digits}f}"
-
-
 def format_sweep(rows: list[dict], caption: str) -> str:
     """The tables of a noise sweep (``mke_theory.toy.simulate.simulate`` records), below a caption line.
 
@@ -581,67 +574,4 @@ def format_sweep(rows: list[dict], caption: str) -> str:
         lines.append(f"{r['config']['eta']:>5.2f}  {cell(m.get('um_c'), 2):>6} {cell(m.get('um_mu'), 3):>6} "
                      f"{cell(m.get('um_bound'), 3):>9}  {cell(m.get('mm_c'), 2):>6} {cell(m.get('mm_mu'), 3):>6} "
                      f"{cell(m.get('mm_bound'), 3):>9}  {'+'.join(holds).upper() or 'none'}")
-    return "\n".join(lines)
-
-
-CHECK_ROWS = (("radius r of the ball of T", "radius", 3), ("neighbours per N(x), mean", "mean_neighbours", 1),
-              ("c, certified lower bound", "c_lower", 2), ("c, search upper bound", "c_upper", 2),
-              ("separation μ", "mu", 3), ("teacher error Err(G_pl)", "pseudo_label_error", 3),
-              ("bound (certified c)", "bound", 3),
-              ("label correction guaranteed", "condition_holds", 0))  # label, key, decimals
-
-
-def json_safe(value):
-    """``value`` with every non-finite float as None (JSON null) and numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _points(x: dict) -> str:
-    return f"{100 * x['estimate']:+.1f} points [{100 * x['low']:+.1f}, {100 * x['high']:+.1f}]"
-
-
-def format_check(report: dict) -> str:
-    """The report of ``mke_theory.diagnose.check``: the prediction and its verdict, then the theory of both spaces."""
-    used = "all used" if report["n_used"] == report["n_samples"] else f"{report['n_used']} used, drawn at random"
-    lines = [f"MKE check: D_u {report['n_samples']} samples ({used}), labeled validation data {report['n_val']}"]
-    if report["um"] is None:
-        return "\n".join(lines + ["", f"verdict: {report['verdict']}", report["verdict_text"]])
-    acc = report["accuracy"]
-    teacher = "teacher" if report["teacher_on_val"] == "given" else "teacher (α probe standing in)"
-    lines += [f"{report['n_classes']} classes; probes ({report['probe']}) fitted to the pseudo labels of D_u, scored "
-              "on the validation labels; D_u's own labels are not used", "",
-              "accuracy on the validation data:",
-              *(f"  {name:<46}{100 * acc[key]:>6.1f} %" for name, key in (
-                  (teacher, "teacher"), ("α probe", "um_probe"), ("(α, β) probe", "mm_probe"),
-                  ("(α, β) probe, β shuffled across D_u", "shuffled_beta_probe"))),
-              f"{'predicted gain of the MM student over the teacher':<52}{_points(report['predicted_gain'])}",
-              f"{'what β itself adds (against β shuffled)':<52}{_points(report['beta_contribution'])}",
-              f"{'the MM over the α probe':<52}{_points(report['predicted_gain_over_um'])}",
-              "", f"verdict: {report['verdict']}", report["verdict_text"], "",
-              "Theory (Wei et al. 2021, Thm 4.3) on the validation data; sets of class mass ≤ "
-              f"ā = {report['a_bar']:.2f}",
-              "(the teacher's largest per-class error); ball B(x) of T(x) = x + a·mean|x|·ε with "
-              f"a = {report['input_noise']:g}: r = a·sqrt(Σ_m d_m·mean|x_m|²) in each space",
-              f"{'':<34}{'UM space (α)':>16}{'MM space (α, β)':>18}"]
-    um, mm = report["um"], report["mm"]
-    for label, key, digits in CHECK_ROWS:
-        lines.append(f"{label:<34}{_cell(um.get(key), digits):>16}{_cell(mm.get(key), digits):>18}")
-    for s in range(len(um.get("sensitivity", []))):
-        a, b = um["sensitivity"][s], mm["sensitivity"][s]
-        if a["scale"] == 1.0:
-            continue
-        lines.append(f"{'at r × ' + format(a['scale'], 'g') + ': c upper / μ':<34}"
-                     f"{_cell(a['c_upper'], 2) + ' / ' + _cell(a['mu'], 3):>16}"
-                     f"{_cell(b['c_upper'], 2) + ' / ' + _cell(b['mu'], 3):>18}")
-    lines += [f"UM: {um['status']}", f"MM: {mm['status']}",
-              "Bound: Err(G) ≤ 2/(c−1)·Err(G_pl) + 2c/(c−1)·μ for c > 3; 'guaranteed' only with the certified c "
-              "(docs/theory.md)."]
     return "\n".join(lines)
