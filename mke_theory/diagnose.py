@@ -44,6 +44,9 @@ PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on bench
 MIN_UNLABELED = 2 * PROBE_K  # rows of D_u the check needs: the probe's neighbours at most half of them
 N_PERMUTATIONS = 10  # shuffles of β for the probe that says what β itself adds
 BETA_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # β's weight in the (α, β) probe, chosen by cross-fitting
+BROKEN_DEFICIT = 0.25  # the α probe this far below the teacher (whole interval): the pseudo labels do not match
+# the teacher's validation score. A sanity alarm, not tuned for regret: on docs/check_benchmark.md the closest case
+# reaches −20 (wine, 6 labels, 50 rows of D_u, where the probe votes over 40 % of D_u), every other stays above −4
 STUDENT_WEIGHT = 1.0  # β's weight in the student-like probe: as the student sees it, z-scored like α
 # The constants of ``calibrated``, chosen on the tuning half of benchmarks/bench_check.py (``tune``; the test
 # tests/test_bench_check.py rederives them from benchmarks/check_results.json): λ, the least-squares slope and
@@ -155,6 +158,9 @@ def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels
                teacher_on_val="given" if teacher_val is not None else "α probe", probe=f"kNN, k = {PROBE_K}",
                outcomes={k: v.astype(np.int8) for k, v in outcomes.items()})
     out.update(calibrated(outcomes, out["beta_contribution"], calibration))
+    if teacher_val is None:
+        out["verdict_text"] += (" Without the teacher's output on the validation data (teacher_val_pred), an α probe "
+                                "stands in for the teacher: the prediction is about a weaker teacher than yours.")
     return out
 
 
@@ -170,7 +176,9 @@ def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None
     probe and student, the teacher's selection on the validation data). ``helps`` (run MKE) when the estimate is
     above tau and, with ``beta_guard`` "estimate", β adds something against β shuffled; ``unclear`` (keep the
     teacher) when it is at or below tau by at most kappa·slope·se, too close for this validation set to rule a gain
-    out; ``hurts`` (keep the teacher) below that. Returns ``predicted_gain``, ``verdict``, ``verdict_text``,
+    out; ``hurts`` (keep the teacher) below that, and whenever the α probe loses to the teacher by more than
+    ``BROKEN_DEFICIT`` with its whole interval (pseudo labels that do not match the teacher's validation score: a
+    shift or misaligned rows, which the calibration cannot see). Returns ``predicted_gain``, ``verdict``, ``verdict_text``,
     ``resolution`` (kappa·slope·se)."""
     c = CALIBRATION if calibration is None else calibration
     s = (np.asarray(outcomes["student_like"], np.float64) - outcomes["um"]) + c["lam"] * (
@@ -186,6 +194,15 @@ def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None
     b_span = f"{100 * b['estimate']:+.1f} points [{100 * b['low']:+.1f}, {100 * b['high']:+.1f}]"
     guarded = c["beta_guard"] == "estimate" and b["estimate"] <= 0
     out = dict(predicted_gain=gain, resolution=float(margin))
+    deficit = _paired(np.asarray(outcomes["um"]), np.asarray(outcomes["teacher"]))
+    if deficit["high"] < -BROKEN_DEFICIT:
+        return dict(out, verdict="hurts", verdict_text=(
+            f"Keep the teacher, and look at the data: the α probe fitted to the pseudo labels of D_u scores "
+            f"{100 * deficit['estimate']:+.1f} points [{100 * deficit['low']:+.1f}, {100 * deficit['high']:+.1f}] "
+            f"against the teacher on the validation data, more than {100 * BROKEN_DEFICIT:.0f} points worse: the "
+            "pseudo labels are far worse than the teacher's validation score says (rows of D_u and pseudo labels "
+            "out of line, or D_u drawn from another population than the validation data), and a student trained "
+            "on them loses."))
     if est > c["tau"] and not guarded:
         share = ("" if b["low"] > 0 else f" β itself adds {b_span} against β shuffled: part of the gain may be "
                  "self-training's, which a student on α alone could also reach.")
