@@ -195,6 +195,18 @@ def score(rows: list, predictor: str) -> dict:
     return out
 
 
+def paired_regret(rows: list, a: str, b: str, n_boot: int = 10000, seed: int = 0) -> dict:
+    """Regret of predictor ``a`` − that of ``b`` over the same cases (points as fractions), with a 95 % percentile
+    bootstrap interval over cases: is the difference more than which cases happened to be drawn?"""
+    t = np.array([np.mean(r["teacher"]) for r in rows])
+    m = np.array([np.mean(r["mm_student"]) for r in rows])
+    best = np.maximum(t, m)
+    per = [best - np.where([r[p]["verdict"] == "helps" for r in rows], m, t) for p in (a, b)]
+    d = per[0] - per[1]
+    boot = np.random.default_rng(seed).choice(d, size=(n_boot, len(d))).mean(axis=1)
+    return dict(mean=float(d.mean()), low=float(np.quantile(boot, 0.025)), high=float(np.quantile(boot, 0.975)))
+
+
 def fixed(verdict: str) -> dict:
     return dict(verdict=verdict)
 
@@ -255,7 +267,8 @@ def teacher_threshold(rows: list) -> float:
     return float(min(grid, key=lambda th: (regret(v < th, t, m), th)))
 
 
-HALVES = ("tuning", "heldout", "fresh", "fresh2")
+FRESH_SETS = ("fresh", "fresh2", "fresh3")  # check_cases' later case sets, each scored with the tuning half's constants
+HALVES = ("tuning", "heldout") + FRESH_SETS
 
 
 def evaluate(results: dict, halves: dict) -> dict:
@@ -271,8 +284,13 @@ def evaluate(results: dict, halves: dict) -> dict:
         r["teacher_strength"] = fixed("helps" if np.mean(r["teacher_val"]) < th else "hurts")
     names = ("today", "new", "always", "never", "sign_today", "teacher_strength")
     scores = {h: {p: score(rows[h], p) for p in names} for h in rows}
+    unseen = [r for h in HALVES[1:] for r in rows.get(h, [])]
+    if len(unseen) > len(rows.get("heldout", [])):  # every case never tuned on, pooled
+        scores["never tuned on"] = {p: score(unseen, p) for p in names}
+        scores["never tuned on"]["new"]["paired"] = {b: paired_regret(unseen, "new", b) for b in ("always",
+                                                                                                   "sign_today")}
     targets = {}
-    for h in [h for h in HALVES[1:] if h in scores]:
+    for h in [h for h in HALVES[1:] + ("never tuned on",) if h in scores]:
         s = scores[h]
         targets.update({
             f"{h}: regret of the check < always run MKE": s["new"]["regret"] < s["always"]["regret"],
@@ -463,8 +481,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)  # tiny networks: on a shared 2-core machine more threads oversubscribe (15x slower)
-    cases = check_cases.all_cases() + (check_cases.all_cases("fresh") + check_cases.all_cases("fresh2")
-                                       if args.fresh else [])
+    cases = check_cases.all_cases() + ([c for w in FRESH_SETS for c in check_cases.all_cases(w)] if args.fresh
+                                       else [])
     if args.cases != "all":
         wanted = set(args.cases.split(","))
         cases = [c for c in cases if c.name in wanted]
@@ -478,7 +496,7 @@ def main(argv=None) -> int:
     if args.only_train:
         return 0
     halves = dict(check_cases.assign_halves(check_cases.all_cases()),
-                  **{c.name: w for w in ("fresh", "fresh2") for c in check_cases.all_cases(w)})
+                  **{c.name: w for w in FRESH_SETS for c in check_cases.all_cases(w)})
     for name, r in results.items():
         r["half"] = halves[name]
         cache = args.runs / "records" / f"{name}.checks.json"

@@ -123,10 +123,24 @@ FRESH2_GRID = (
 )
 
 
+# A fifth set, fresh3, added after fresh2 was scored because the cases so far held 18 % measurable losses (the
+# issue asks for ≥ 20 %): more pure-noise β with strong teachers and small D_u, where MKE tends to lose, with
+# their real-β twins; scored once with the constants fixed before fresh2
+FRESH3_GRID = (
+    ("digits", "odd", "even", (100, 300), ("real", "noise"), (250,)),
+    ("wine", "even", "odd", (6, 38), ("real", "noise"), (50,)),
+    ("mfeat", "fou", "fac", (300,), ("real", "noise"), (300,)),
+    ("mfeat", "kar", "pix", (100, 300), ("real", "noise"), (300,)),
+    ("mfeat", "fac", "mor", (300,), ("noise",), (1000,)),
+    ("mfeat", "mor", "zer", (300,), ("noise",), (1000,)),
+    ("cancer", "error", "worst", (100,), ("real", "noise"), (80,)),
+)
+
+
 def all_cases(which: str = "main") -> list[Case]:
     """The benchmark's cases of one set: ``GRID`` ("main", split into tuning and held-out), ``FRESH_GRID`` ("fresh")
-    or ``FRESH2_GRID`` ("fresh2"), expanded (source × views × labeled size × β kind × D_u size)."""
-    grid = dict(main=GRID, fresh=FRESH_GRID, fresh2=FRESH2_GRID)[which]
+    ``FRESH2_GRID`` ("fresh2") or ``FRESH3_GRID`` ("fresh3"), expanded (source × views × labeled size × β kind × D_u size)."""
+    grid = dict(main=GRID, fresh=FRESH_GRID, fresh2=FRESH2_GRID, fresh3=FRESH3_GRID)[which]
     return [Case(src, a, b, n_l, kind, n_u) for src, a, b, labeled, kinds, sizes in grid
             for n_l in labeled for kind in kinds for n_u in sizes]
 
