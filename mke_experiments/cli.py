@@ -298,7 +298,7 @@ def check(task, data, seed, epochs, device, overrides, config_file, max_samples,
     from mke_experiments.protocol import FallbackWarning, Plan, run_seeds, vector_inputs
     from mke_experiments.train import resolve_device
     from mke_theory.diagnose import check_bundle, sample_note
-    from mke_theory.results.tables import format_check, json_safe
+    from mke_theory.results.check_report import format_check, json_safe
 
     spec = _task_with_data(task, data)
     overrides = _with_config(task, config_file, overrides)
@@ -428,7 +428,7 @@ def bench(task, data, batch_size, steps, device, use_compile, overrides, config_
     if json_out is not None:
         import json
 
-        from mke_theory.results.tables import json_safe
+        from mke_theory.results.check_report import json_safe
 
         meta = dict(task=task, device=where, batch_size=batch_size, steps=steps, workers=cfg.train.workers,
                     loss_form=cfg.mke.loss_form, gamma=cfg.mke.gamma)

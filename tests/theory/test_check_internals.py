@@ -121,19 +121,25 @@ def test_each_interval_of_the_prediction_has_its_terms(monkeypatch):
     za, va = diagnose._zscore(a_u, a_v)
     zb, vb = diagnose._zscore(b_u, b_v)
     r = diagnose.predict_gain(za, zb, y_u, va, vb, y_v, teacher)
-    assert len(calls) == 3 and len(crossfits) == 1 + diagnose.N_PERMUTATIONS
+    # the four raw differences, then the α probe against the teacher (the alarm of ``calibrated``)
+    assert len(calls) == 5 and len(crossfits) == 1 + diagnose.N_PERMUTATIONS
     draws = np.array([c.mean() for c in crossfits[1:]])
     spread = draws.var(ddof=1) * (1 + 1 / diagnose.N_PERMUTATIONS)
     assert spread > 0
-    for key, (a, b, extra) in zip(("predicted_gain", "predicted_gain_over_um", "beta_contribution"), calls):
+    keys = ("probe_vs_teacher", "predicted_gain_over_um", "student_like_over_um", "beta_contribution")
+    for key, (a, b, extra) in zip(keys, calls):
         d = a - b
         assert extra == pytest.approx(spread if key == "beta_contribution" else 0.0), key
         half = 1.959964 * np.sqrt(d.var(ddof=1) / len(d) + (spread if key == "beta_contribution" else 0.0))
         assert r[key]["estimate"] == pytest.approx(d.mean())
         assert r[key]["high"] - r[key]["low"] == pytest.approx(2 * half, rel=1e-5), key
     assert np.array_equal(calls[0][1], teacher == y_v)  # the probe against the teacher …
-    assert np.array_equal(calls[2][0], crossfits[0])  # β's contribution: the real probe …
-    assert calls[2][1] == pytest.approx(np.mean(crossfits[1:], axis=0))  # … against the shuffles' mean
+    assert np.array_equal(calls[2][1], calls[1][1])  # the student-like probe against the α probe …
+    w1 = diagnose._probe(np.hstack([za, zb]), y_u, np.hstack([va, vb])) == y_v  # … is β at weight 1, uncross-fitted
+    assert np.array_equal(calls[2][0], w1)
+    assert np.array_equal(calls[3][0], crossfits[0])  # β's contribution: the real probe …
+    assert calls[3][1] == pytest.approx(np.mean(crossfits[1:], axis=0))  # … against the shuffles' mean
+    assert np.array_equal(calls[4][0], calls[1][1]) and np.array_equal(calls[4][1], teacher == y_v)
 
 
 # ---- the cross-fitting of β's weight --------------------------------------------------------------------------

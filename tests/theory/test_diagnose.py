@@ -123,14 +123,15 @@ def test_lambda_lets_pseudo_labels_better_than_the_teacher_decide():
 
 @pytest.mark.parametrize("extra_right, expected, opening", [
     (10, "helps", "Run MKE"),  # student-like probe right on 10 more of 400: +2.5 points
-    (-2, "unclear", "Unclear, keep the teacher"),  # −0.5 points: within one standard error (~0.8) of tau
+    (2, "helps", "Run MKE"),  # +0.5 points: above tau, however close (unclear is only below it)
+    (-2, "unclear", "Unclear, keep the teacher"),  # −0.5 points: within one standard error (~3.5) below tau
     (-40, "hurts", "Keep the teacher"),  # −10 points
 ])
 def test_verdict_rule(extra_right, expected, opening):
     n, base = 400, 200
     student = np.zeros(n)
     student[: base + extra_right] = 1
-    # half the samples flip between the two probes, so the standard error is about 0.8 points
+    # half the samples flip between the two probes, so the standard error is about 3.5 points
     um = np.r_[np.zeros(100), np.ones(base), np.zeros(n - base - 100)]
     o = _outcomes(student, um, um, um)
     out = calibrated(o, BETA_ADDS, dict(PLAIN, lam=0.0))

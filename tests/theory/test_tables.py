@@ -264,8 +264,10 @@ def test_check_report_text():
                  sensitivity=[dict(scale=s, radius=0.5 * s, c=1.0, c_upper=1.5, mu=0.1 * s, condition_holds=False)
                               for s in (0.5, 1.0, 2.0)])
     report = dict(n_samples=10, n_used=8, n_val=6, n_classes=2, probe="kNN, k = 20", teacher_on_val="given",
-                  accuracy=dict(teacher=0.5, um_probe=0.6, mm_probe=0.75, shuffled_beta_probe=0.55),
+                  accuracy=dict(teacher=0.5, um_probe=0.6, mm_probe=0.75, student_like_probe=0.7,
+                                shuffled_beta_probe=0.55),
                   predicted_gain=interval(0.25), beta_contribution=interval(0.2), predicted_gain_over_um=interval(0.15),
+                  student_like_over_um=interval(0.1), probe_vs_teacher=interval(0.3),
                   verdict="helps", verdict_text="β helps: because.", a_bar=0.3, input_noise=0.5, um=space,
                   mm=dict(space, c_lower=1.2, c=1.2, c_upper=4.0, bound=None, condition_holds=False,
                           status="undetermined"))
@@ -274,6 +276,9 @@ def test_check_report_text():
     assert lines[0] == "MKE check: D_u 10 samples (8 used, drawn at random), labeled validation data 6"
     assert "predicted gain of the MM student over the teacher   +25.0 points [+23.0, +27.0]" in lines
     assert "verdict: helps" in lines and "β helps: because." in lines
+    assert "  student-like probe − α probe (what β adds)        +10.0 points [+8.0, +12.0]" in lines
+    assert "  cross-fitted probe − teacher                      +30.0 points [+28.0, +32.0]" in lines
+    assert "  (α, β) probe, β as the student sees it          70.0 %" in lines
     rows = {line[:34].strip(): line[34:].split() for line in lines if line[:34].strip()}
     assert rows["c, certified lower bound"] == ["inf", "1.20"]
     assert rows["bound (certified c)"] == ["0.000", "–"]
