@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import itertools
 import json
 import os
 import platform
@@ -51,7 +50,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import check_cases  # noqa: E402
 
-from mke_theory.diagnose import Z95  # noqa: E402
 from mke_theory.results.stats import t_interval  # noqa: E402
 
 METHODS = ("teacher", "mm_student")

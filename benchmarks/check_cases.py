@@ -142,8 +142,9 @@ FRESH3_GRID = (
 
 
 def all_cases(which: str = "main") -> list[Case]:
-    """The benchmark's cases of one set: ``GRID`` ("main", split into tuning and held-out), ``FRESH_GRID`` ("fresh")
-    ``FRESH2_GRID`` ("fresh2") or ``FRESH3_GRID`` ("fresh3"), expanded (source × views × labeled size × β kind × D_u size)."""
+    """The benchmark's cases of one set: ``GRID`` ("main", split into tuning and held-out), ``FRESH_GRID``
+    ("fresh"), ``FRESH2_GRID`` ("fresh2") or ``FRESH3_GRID`` ("fresh3"), expanded (source × views × labeled size ×
+    β kind × D_u size)."""
     grid = dict(main=GRID, fresh=FRESH_GRID, fresh2=FRESH2_GRID, fresh3=FRESH3_GRID)[which]
     return [Case(src, a, b, n_l, kind, n_u) for src, a, b, labeled, kinds, sizes in grid
             for n_l in labeled for kind in kinds for n_u in sizes]

@@ -228,7 +228,6 @@ def check(data, generator, noise, noise_model, data_seed, input_noise, max_sampl
     if input_noise is not None:
         options["input_noise"] = input_noise
     import scipy.linalg  # noqa: F401 (loaded first: threadpool_limits reaches only the thread pools already loaded)
-    import sklearn.neighbors  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     # one BLAS / OpenMP thread: the check's matrices are small (kNN distances, eigh of class graphs of a few hundred

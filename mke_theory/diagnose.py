@@ -20,8 +20,8 @@ Two parts, kept apart because they answer different questions:
    The ball B(x) is the student's perturbation T (``t_radius``), the same rule in both
    spaces, and its sensitivity to the radius is reported.
 
-D_u's true labels, when a bundle has them, are never used for either part. numpy, scipy and
-scikit-learn only.
+D_u's true labels, when a bundle has them, are never used for either part. numpy and scipy only (the
+kNN probe is scikit-learn's, computed in numpy: ``_probe``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from mke_theory.core.split import zscore, zscore_stats
 SPACES = {"um": "UM space (α)", "mm": "MM space (α, β)"}
 VERDICTS = ("helps", "unclear", "hurts")
 RADIUS_SCALES = (0.5, 1.0, 2.0)  # the radius's sensitivity: r × these
+PROBE_BLOCK = 2**22  # distances per block of the probe (32 MiB of float64)
 PROBE_K = 20  # neighbours of the kNN probe (picked among 5, 10, 20, 40 on benchmarks/bench_check.py)
 MIN_UNLABELED = 2 * PROBE_K  # rows of D_u the check needs: the probe's neighbours at most half of them
 N_PERMUTATIONS = 10  # shuffles of β for the probe that says what β itself adds
@@ -79,14 +80,34 @@ def t_radius(modalities, input_noise: float) -> float:
 
 def _probe(train: np.ndarray, targets: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Class predictions on ``test`` of the kNN probe fitted to (``train``, ``targets``): the ``PROBE_K``
-    nearest neighbours, votes weighted by 1 / distance (no ties that would depend on class names)."""
-    from sklearn.neighbors import KNeighborsClassifier
+    nearest neighbours (Euclidean), votes weighted by 1 / distance; neighbours at distance 0, when there are any,
+    vote alone; a tie of votes goes to the smallest class (no ties that would depend on class names).
 
-    present = np.unique(targets)
-    if present.size == 1:
-        return np.full(len(test), present[0])
-    model = KNeighborsClassifier(n_neighbors=min(PROBE_K, len(train)), weights="distance", algorithm="brute")
-    return model.fit(train, targets).predict(test)
+    scikit-learn's ``KNeighborsClassifier(weights="distance", algorithm="brute")``, computed the way it computes it
+    (squared distances by one matrix product, the k nearest by partial sort), in numpy: importing sklearn.neighbors
+    costs about 0.6 s, a third of a ``mke-theory check`` call (benchmarks/bench_check_speed.py). The two agree
+    wherever no two neighbours tie at the k-th distance (tests/theory/test_check_internals.py). The test rows go in
+    blocks of at most ``PROBE_BLOCK`` distances, so a large D_u is never held as one matrix of distances."""
+    classes, codes = np.unique(targets, return_inverse=True)
+    if classes.size == 1:
+        return np.full(len(test), classes[0])
+    train, test = np.asarray(train, np.float64), np.asarray(test, np.float64)
+    k = min(PROBE_K, len(train))
+    train_sq = np.einsum("ij,ij->i", train, train)
+    out = np.empty(len(test), dtype=np.int64)
+    step = max(1, PROBE_BLOCK // len(train))
+    for start in range(0, len(test), step):
+        block = test[start:start + step]
+        d2 = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * (block @ train.T) + train_sq[None, :]
+        near = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        dist = np.sqrt(np.maximum(np.take_along_axis(d2, near, axis=1), 0.0))
+        exact = dist == 0
+        with np.errstate(divide="ignore"):
+            weight = np.where(exact.any(axis=1, keepdims=True), exact, 1.0 / dist)
+        votes = np.zeros((len(block), classes.size))
+        np.add.at(votes, (np.arange(len(block))[:, None], codes[near]), weight)
+        out[start:start + step] = votes.argmax(axis=1)
+    return classes[out]
 
 
 def _paired(correct_a: np.ndarray, correct_b: np.ndarray, extra_variance: float = 0.0) -> dict:
@@ -178,8 +199,8 @@ def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None
     teacher) when it is at or below tau by at most kappa·slope·se, too close for this validation set to rule a gain
     out; ``hurts`` (keep the teacher) below that, and whenever the α probe loses to the teacher by more than
     ``BROKEN_DEFICIT`` with its whole interval (pseudo labels that do not match the teacher's validation score: a
-    shift or misaligned rows, which the calibration cannot see). Returns ``predicted_gain``, ``verdict``, ``verdict_text``,
-    ``resolution`` (kappa·slope·se)."""
+    shift or misaligned rows, which the calibration cannot see). Returns ``predicted_gain``, ``verdict``,
+    ``verdict_text``, ``resolution`` (kappa·slope·se)."""
     c = CALIBRATION if calibration is None else calibration
     s = (np.asarray(outcomes["student_like"], np.float64) - outcomes["um"]) + c["lam"] * (
         np.asarray(outcomes["mm"], np.float64) - outcomes["teacher"])
@@ -272,7 +293,8 @@ def _a_bar(labels: np.ndarray, teacher: np.ndarray) -> float:
 
 
 def check(alpha, beta, pseudo_labels, val_alpha=None, val_beta=None, val_labels=None, teacher_val=None, *,
-          input_noise: float = 0.5, max_samples: int | None = None, random_state=0, keep_outcomes: bool = False) -> dict:
+          input_noise: float = 0.5, max_samples: int | None = None, random_state=0,
+          keep_outcomes: bool = False) -> dict:
     """Will β help? The prediction and the theory, from D_u and labeled validation data.
 
     Parameters

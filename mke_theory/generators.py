@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from mke_theory.core.checks import RandomState, check_choice, check_random_state, check_range
 from mke_theory.core.errors import MKEError
@@ -266,6 +265,8 @@ def shared_specific(
                                 n_beta_specific, alpha_noise_dim, beta_noise_dim)
     rng = check_random_state(random_state)
     weights = np.concatenate([_random_unit_vector(d, rng) for d in (n_shared, n_alpha_specific, n_beta_specific)])
+    from scipy.special import ndtri  # not at the top: mke-theory check loads this module, and not scipy.special
+
     thresholds = np.linalg.norm(weights) * ndtri(np.arange(1, n_classes) / n_classes)  # (K-1,) quantiles of s
     alpha_rotation = _random_orthogonal(n_shared + n_alpha_specific + alpha_noise_dim, rng)
     beta_rotation = _random_orthogonal(n_shared + n_beta_specific + beta_noise_dim, rng)

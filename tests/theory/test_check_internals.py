@@ -65,6 +65,37 @@ def _two_classes(n, rng, shift=0.0, beta_informative=False, alpha_informative=Tr
     return alpha, beta, y
 
 
+# ---- the kNN probe: scikit-learn's classifier, computed in numpy ---------------------------------------------
+
+
+@pytest.mark.parametrize("m, n, d, k", [(40, 7, 1, 2), (300, 120, 12, 3), (1000, 333, 50, 10), (25, 10, 3, 4)])
+def test_the_probe_predicts_what_sklearns_distance_weighted_knn_predicts(m, n, d, k):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(m + n)
+    train, test = rng.standard_normal((m, d)), rng.standard_normal((n, d))
+    targets = rng.integers(0, k, m) * 3 + 5  # class values that are not 0 … k−1
+    ref = KNeighborsClassifier(n_neighbors=min(diagnose.PROBE_K, m), weights="distance", algorithm="brute")
+    assert np.array_equal(diagnose._probe(train, targets, test), ref.fit(train, targets).predict(test))
+
+
+def test_the_probe_in_blocks_is_the_probe_in_one_piece(monkeypatch):
+    rng = np.random.default_rng(0)
+    train, test, targets = rng.standard_normal((500, 6)), rng.standard_normal((90, 6)), rng.integers(0, 4, 500)
+    whole = diagnose._probe(train, targets, test)
+    monkeypatch.setattr(diagnose, "PROBE_BLOCK", 1000)  # two test rows per block
+    assert np.array_equal(diagnose._probe(train, targets, test), whole)
+
+
+def test_a_neighbour_at_distance_zero_votes_alone_and_vote_ties_go_to_the_smallest_class():
+    train = np.array([[0.0], [1.0], [1.1], [1.2], [0.0]])
+    targets = np.array([7, 2, 2, 2, 7])
+    # at 0 exactly: the two copies of the point (class 7) outvote three closer-than-average neighbours of class 2
+    assert diagnose._probe(train, targets, np.array([[0.0]]))[0] == 7
+    # equidistant from one neighbour of class 4 and one of class 1: the tie goes to class 1
+    assert diagnose._probe(np.array([[-1.0], [1.0]]), np.array([4, 1]), np.array([[0.0]]))[0] == 1
+
+
 def test_the_validation_data_is_standardised_with_d_us_statistics():
     # validation α shifted by +6 along the class axis: with D_u's statistics every validation sample lies on class
     # 1's side (the α probe scores about 1/2); standardised with its own statistics the shift would vanish (about 1)
