@@ -40,10 +40,10 @@ bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by si
 	$(BIN)/python benchmarks/bench_twomoon.py
 	$(BIN)/python benchmarks/bench_mfeat.py
 
-bench-check: $(VENV)/.installed  ## validation of mke-theory check: 106 cases from 4 real sources, tuning/held-out/fresh (~5 min first time; cached)
+bench-check: $(VENV)/.installed  ## validation of mke-theory check: 170 cases from 4 real sources, tuning/held-out/fresh sets (~10 min first time; cached)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --only-train --shard 0/2 & \
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --only-train --shard 1/2; wait
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --score-only --resplits 200 --json runs/bench_check24/bench_check.json
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --score-only --resplits 200 --json runs/bench_check24/bench_check.json --export benchmarks/check_results.json
 
 # ---- paper figures and tables -------------------------------------------------------------
 # `make figures` (make -j safe) runs the CPU experiments whose records are missing, then draws
