@@ -267,7 +267,7 @@ def teacher_threshold(rows: list) -> float:
     return float(min(grid, key=lambda th: (regret(v < th, t, m), th)))
 
 
-FRESH_SETS = ("fresh", "fresh2", "fresh3")  # check_cases' later case sets, each scored with the tuning half's constants
+FRESH_SETS = ("fresh", "fresh2", "fresh3", "fresh4")  # later case sets, scored with the tuning half's constants
 HALVES = ("tuning", "heldout") + FRESH_SETS
 
 

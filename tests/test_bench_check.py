@@ -52,7 +52,7 @@ def test_split_is_deterministic_disjoint_and_stratified(cases_module):
     halves = cases_module.assign_halves(cases)
     assert halves == cases_module.assign_halves(list(reversed(cases)))  # not a function of the list's order
     assert set(halves.values()) == {"tuning", "heldout"} and set(halves) == set(names)  # every case in one half
-    fresh = [c.name for w in ("fresh", "fresh2", "fresh3") for c in cases_module.all_cases(w)]
+    fresh = [c.name for w in ("fresh", "fresh2", "fresh3", "fresh4") for c in cases_module.all_cases(w)]
     assert not set(names) & set(fresh) and len(set(fresh)) == len(fresh)  # the fresh sets are new cases
     for source in cases_module.SOURCES:
         got = [halves[c.name] for c in cases if c.source == source]
