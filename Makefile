@@ -40,7 +40,7 @@ bench: $(VENV)/.installed  ## speed benchmarks (print ratios measured side by si
 	$(BIN)/python benchmarks/bench_twomoon.py
 	$(BIN)/python benchmarks/bench_mfeat.py
 
-bench-check: $(VENV)/.installed  ## validation of mke-theory check: 170 cases from 4 real sources, tuning/held-out/fresh sets (~10 min first time; cached)
+bench-check: $(VENV)/.installed  ## validation of mke-theory check: 180 cases from 4 real sources, tuning/held-out/fresh sets (~10 min first time; cached)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --only-train --shard 0/2 & \
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --only-train --shard 1/2; wait
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_check.py --fresh --score-only --resplits 200 --json runs/bench_check24/bench_check.json --export benchmarks/check_results.json
