@@ -1,6 +1,40 @@
 """Fixtures shared by every test module."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+_HOLD_LOCK = """
+import sys
+from mke_theory.core.disk import FolderLock
+with FolderLock(sys.argv[1], "test holder"):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def holder():
+    """``holder(lock_file, *args)``: another process (its command line ends in ``args``) holding
+    ``FolderLock(lock_file)`` until a line arrives on its stdin; killed at the end of the test if it still runs."""
+    procs = []
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+    def start(path, *args):
+        p = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(path), *args], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env=env)
+        procs.append(p)
+        assert p.stdout.readline() == "held\n"
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -256,33 +256,6 @@ def test_a_run_that_fills_the_disk_keeps_what_it_finished_and_resumes_to_the_uni
 
 
 # ---- locks ------------------------------------------------------------------------------------------------------
-HOLD = """
-import sys
-from mke_theory.core.disk import FolderLock
-with FolderLock(sys.argv[1], "test holder"):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
-
-
-@pytest.fixture
-def holder():
-    """``holder(lock_file)``: a process holding that lock until a line arrives on its stdin."""
-    procs = []
-
-    def start(path):
-        p = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, env=ENV)
-        procs.append(p)
-        assert p.stdout.readline() == "held\n"
-        return p
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-
 
 @needs_fcntl
 def test_a_second_prepare_into_the_same_folder_stops_naming_the_first_and_touches_nothing(toy_reference, tmp_path,

@@ -203,33 +203,6 @@ def test_a_numpy_short_write_on_a_full_disk_is_the_sentence(tmp_path, monkeypatc
 
 
 # ---- folder locks -----------------------------------------------------------------------------------------
-HOLD = """
-import sys
-from mke_theory.core.disk import FolderLock
-with FolderLock(sys.argv[1], "test command"):
-    print("held", flush=True)
-    sys.stdin.readline()
-"""
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """Start a process holding the lock ``tmp_path/.x.lock`` until a line arrives on its stdin."""
-    procs = []
-
-    def start(path):
-        p = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "--flag"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
-        procs.append(p)
-        assert p.stdout.readline() == "held\n"
-        return p
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-
 
 needs_fcntl = pytest.mark.skipif(disk.fcntl is None, reason="no fcntl: no locks on this platform")
 
@@ -237,7 +210,7 @@ needs_fcntl = pytest.mark.skipif(disk.fcntl is None, reason="no fcntl: no locks 
 @needs_fcntl
 def test_a_held_lock_stops_a_second_process_naming_the_first(tmp_path, holder):
     lock = tmp_path / ".x.lock"
-    first = holder(lock)
+    first = holder(lock, "--flag")
     with pytest.raises(FolderBusyError) as e:
         with FolderLock(lock, "prepare of the toy cache"):
             pytest.fail("taken twice")  # pragma: no cover
