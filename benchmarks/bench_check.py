@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import check_cases  # noqa: E402
 
+from mke_theory.diagnose import calibrated, sample_scores  # noqa: E402
 from mke_theory.results.stats import t_interval  # noqa: E402
 
 METHODS = ("teacher", "mm_student")
@@ -152,8 +153,6 @@ def today(bundle_path: str) -> dict:
 def estimate(r: dict, c: dict) -> dict:
     """The library's calibrated prediction and verdict (``mke_theory.diagnose.calibrated``) of one case under the
     constants ``c``."""
-    from mke_theory.diagnose import calibrated
-
     out = calibrated({k: np.asarray(v) for k, v in r["today"]["outcomes"].items()}, r["today"]["parts"][
         "beta_contribution"], c)
     return dict(out["predicted_gain"], verdict=out["verdict"])
@@ -161,8 +160,7 @@ def estimate(r: dict, c: dict) -> dict:
 
 def raw_score(r: dict, lam: float) -> float:
     """mean over the validation samples of (student-like − α probe) + λ·(cross-fitted probe − teacher)."""
-    o = {k: np.asarray(v, float) for k, v in r["today"]["outcomes"].items()}
-    return float(np.mean(o["student_like"] - o["um"] + lam * (o["mm"] - o["teacher"])))
+    return float(np.mean(sample_scores(r["today"]["outcomes"], lam)))
 
 
 # ---- scores -------------------------------------------------------------------------------------------------

@@ -185,6 +185,13 @@ def predict_gain(u_alpha, u_beta, pseudo_labels, val_alpha, val_beta, val_labels
     return out
 
 
+def sample_scores(outcomes: dict, lam: float) -> np.ndarray:
+    """Per validation sample, s = (student_like − um) + λ·(mm − teacher), from the probes' ``outcomes`` (1 = right):
+    the score ``calibrated`` turns into the predicted gain."""
+    o = {k: np.asarray(outcomes[k], np.float64) for k in ("student_like", "um", "mm", "teacher")}
+    return (o["student_like"] - o["um"]) + lam * (o["mm"] - o["teacher"])
+
+
 def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None = None) -> dict:
     """The prediction and its verdict from the probes' per-sample ``outcomes`` (``teacher``, ``um``, ``mm``,
     ``student_like``: 1 = correct on a validation sample) under the constants ``calibration`` (default
@@ -202,8 +209,7 @@ def calibrated(outcomes: dict, beta_contribution: dict, calibration: dict | None
     shift or misaligned rows, which the calibration cannot see). Returns ``predicted_gain``, ``verdict``,
     ``verdict_text``, ``resolution`` (kappa·slope·se)."""
     c = CALIBRATION if calibration is None else calibration
-    s = (np.asarray(outcomes["student_like"], np.float64) - outcomes["um"]) + c["lam"] * (
-        np.asarray(outcomes["mm"], np.float64) - outcomes["teacher"])
+    s = sample_scores(outcomes, c["lam"])
     n = len(s)
     se = float(s.std(ddof=1) / np.sqrt(n)) if n > 1 else float("inf")
     est = c["slope"] * float(s.mean()) + c["offset"]
